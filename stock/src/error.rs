@@ -1,0 +1,28 @@
+//! What can go wrong when talking to Redis about stock.
+
+/// A failure to reach Redis or to make sense of its answer.
+///
+/// Business outcomes (sold out, limit reached, …) are not errors: they are
+/// [`crate::ReserveOutcome`] values. An error here means the purchase did not get an answer from
+/// the commit point, so the gateway answers 503 and nothing was recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum StockError {
+    /// Redis could not be reached or refused the command.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A script answered something this version does not understand: scripts and code disagree.
+    #[error("unexpected reply from {script}: {detail}")]
+    BadReply {
+        script: &'static str,
+        detail: String,
+    },
+}
+
+impl StockError {
+    pub(crate) fn bad_reply(script: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadReply {
+            script,
+            detail: detail.into(),
+        }
+    }
+}

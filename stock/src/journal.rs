@@ -1,0 +1,91 @@
+//! The journal: orders whose latest state Redis holds but the store may not yet.
+//!
+//! The reserve script journals every order it accepts, in the same atomic call. Persistence
+//! workers ack what they wrote; the reconciler persists whatever is left (a full queue, a crashed
+//! gateway, a store outage). These calls are blocking on purpose: they run on the persistence
+//! threads, never on the request path.
+
+use redis::{Commands, ConnectionLike};
+
+use crate::StockError;
+use crate::keys::CampaignKeys;
+use crate::order::Order;
+use crate::record;
+use crate::scripts::Scripts;
+
+/// Up to `limit` journaled order ids whose latest change is at or before `until_ms`, oldest first.
+///
+/// # Errors
+/// When Redis cannot be reached or holds a non-numeric id.
+pub fn due<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &CampaignKeys,
+    until_ms: i64,
+    limit: usize,
+) -> Result<Vec<u64>, StockError> {
+    let ids: Vec<String> =
+        conn.zrangebyscore_limit(&keys.journal, "-inf", until_ms, 0, limit as isize)?;
+    ids.iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|_| StockError::bad_reply("journal", format!("order id {id:?}")))
+        })
+        .collect()
+}
+
+/// The current records of `order_ids`; ids without a record are skipped.
+///
+/// # Errors
+/// When Redis cannot be reached or a record is malformed.
+pub fn orders<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &CampaignKeys,
+    order_ids: &[u64],
+) -> Result<Vec<Order>, StockError> {
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let records: Vec<Option<String>> = redis::cmd("HMGET")
+        .arg(&keys.orders)
+        .arg(order_ids)
+        .query(conn)?;
+    order_ids
+        .iter()
+        .zip(records)
+        .filter_map(|(id, rec)| rec.map(|rec| (id, rec)))
+        .map(|(&id, rec)| {
+            record::decode(&keys.campaign_id, id, &rec)
+                .map_err(|e| StockError::bad_reply("orders", e.to_string()))
+        })
+        .collect()
+}
+
+/// Drops orders from the journal whose state in the store is now their latest
+/// (`lua/ack.lua`); returns how many were dropped.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub fn ack<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    written: &[(u64, u32)],
+) -> Result<usize, StockError> {
+    if written.is_empty() {
+        return Ok(0);
+    }
+    let mut call = scripts.ack.prepare_invoke();
+    call.key(&keys.orders).key(&keys.journal);
+    for (order_id, version) in written {
+        call.arg(order_id).arg(version);
+    }
+    Ok(call.invoke(conn)?)
+}
+
+/// How many orders wait in the journal (readiness, metrics, tests).
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub fn backlog<C: ConnectionLike>(conn: &mut C, keys: &CampaignKeys) -> Result<u64, StockError> {
+    Ok(conn.zcard(&keys.journal)?)
+}

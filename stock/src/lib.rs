@@ -1,0 +1,32 @@
+//! Stock state of flash-sale campaigns in Redis.
+//!
+//! Everything that reads or changes a campaign's stock lives here, so that the rules behind
+//! invariants 1–4 (no oversell, per-user limits, no lost order, idempotent retries) sit in one
+//! crate, beside the Lua scripts in `lua/` that enforce them atomically.
+//!
+//! # Layout
+//! - [`keys`]: the Redis key layout of a campaign (hash-tagged: one slot per campaign).
+//! - [`scripts`]: the embedded Lua scripts, hashed once, EVALSHA with NOSCRIPT fallback.
+//! - [`campaign`]: loading a campaign without ever resetting live stock; reading stock.
+//! - [`reserve`]: the commit point of a purchase, batched.
+//! - [`journal`]: orders not yet in the store; read, ack (blocking, for persistence threads).
+//! - [`record`]: the compact order record the scripts write.
+//! - [`order`]: the order shared by Redis, the store and the API.
+//! - [`error`]: failures to reach or understand Redis.
+#![forbid(unsafe_code)]
+
+pub mod campaign;
+pub mod error;
+pub mod journal;
+pub mod keys;
+pub mod order;
+pub mod record;
+pub mod reserve;
+pub mod scripts;
+
+pub use campaign::{CampaignSpec, Loaded, load_campaign, remaining_stock};
+pub use error::StockError;
+pub use keys::CampaignKeys;
+pub use order::{Order, OrderStatus};
+pub use reserve::{Reservation, ReserveOutcome, reserve_batch};
+pub use scripts::Scripts;

@@ -1,0 +1,45 @@
+//! The Lua scripts, embedded at build time and hashed once.
+//!
+//! `redis::Script` keeps the SHA1 and invokes by EVALSHA, falling back to loading the script on
+//! NOSCRIPT (a restarted or failed-over Redis). Building them once means no request ever hashes a
+//! script.
+
+use redis::Script;
+
+/// Every script the stock crate runs.
+#[derive(Debug, Clone)]
+pub struct Scripts {
+    pub(crate) reserve: Script,
+    pub(crate) load_campaign: Script,
+    pub(crate) ack: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Self {
+            reserve: Script::new(include_str!("../../lua/reserve.lua")),
+            load_campaign: Script::new(include_str!("../../lua/load_campaign.lua")),
+            ack: Script::new(include_str!("../../lua/ack.lua")),
+        }
+    }
+
+    /// Loads every script into Redis, so readiness can say the scripts are in place.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or rejects a script.
+    pub async fn load_all<C>(&self, conn: &mut C) -> Result<(), crate::StockError>
+    where
+        C: redis::aio::ConnectionLike,
+    {
+        for script in [&self.reserve, &self.load_campaign, &self.ack] {
+            script.prepare_invoke().load_async(conn).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self::new()
+    }
+}

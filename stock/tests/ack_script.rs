@@ -1,0 +1,49 @@
+//! `lua/ack.lua` and the journal reads, against a real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use flashgate_stock::{Reservation, journal, reserve_batch};
+use redis::Commands;
+
+#[tokio::test]
+async fn journal_lists_due_orders_and_ack_drops_only_current_versions() {
+    let mut conn = common::connection().await;
+    let (scripts, keys) = common::loaded_campaign(&mut conn, "ack", 10, 5).await;
+    for (order_id, now) in [(1u64, 1000i64), (2, 2000), (3, 3000)] {
+        let batch = [Reservation {
+            user_id: "u",
+            order_id,
+            quantity: 1,
+        }];
+        reserve_batch(&mut conn, &scripts, &keys, now, &batch)
+            .await
+            .unwrap();
+    }
+    let mut sync = common::sync_connection();
+
+    assert_eq!(
+        journal::due(&mut sync, &keys, 2000, 10).unwrap(),
+        vec![1, 2]
+    );
+    assert_eq!(journal::due(&mut sync, &keys, 9999, 2).unwrap(), vec![1, 2]);
+    let orders = journal::orders(&mut sync, &keys, &[1, 2, 99]).unwrap();
+    assert_eq!(orders.len(), 2);
+    assert_eq!(orders[1].created_at_ms, 2000);
+
+    // Version 1 is current for order 1; a stale version 0 for order 2 must not drop it.
+    let dropped = journal::ack(&mut sync, &scripts, &keys, &[(1, 1), (2, 0)]).unwrap();
+    assert_eq!(dropped, 1);
+    assert_eq!(
+        journal::due(&mut sync, &keys, 9999, 10).unwrap(),
+        vec![2, 3]
+    );
+    assert_eq!(journal::backlog(&mut sync, &keys).unwrap(), 2);
+
+    // An order whose record is gone cannot be persisted any more: its entry is dropped too.
+    let _: () = sync.hdel(&keys.orders, "3").unwrap();
+    assert_eq!(
+        journal::ack(&mut sync, &scripts, &keys, &[(3, 1)]).unwrap(),
+        1
+    );
+}

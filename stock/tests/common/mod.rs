@@ -1,0 +1,65 @@
+//! Shared by the script tests: a connection to the test Redis and a fresh campaign in it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use flashgate_stock::{CampaignKeys, CampaignSpec, Scripts, load_campaign};
+
+/// The shared Redis of the machine, or `FLASHGATE_TEST_REDIS`.
+pub fn redis_url() -> String {
+    std::env::var("FLASHGATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub async fn connection() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a Redis at FLASHGATE_TEST_REDIS (default 127.0.0.1:6379)")
+}
+
+pub fn sync_connection() -> redis::Connection {
+    redis::Client::open(redis_url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// A campaign id no other test (or test run) uses.
+pub fn unique_campaign(prefix: &str) -> CampaignKeys {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    CampaignKeys::new(&format!("{prefix}-{}-{nanos}-{n}", std::process::id()))
+}
+
+pub fn spec(stock: u64, per_user_limit: u32) -> CampaignSpec {
+    CampaignSpec {
+        sku: "SKU-T".into(),
+        unit_price_cents: 1999,
+        per_user_limit,
+        pay_timeout_ms: 60_000,
+        start_ms: 0,
+        end_ms: i64::MAX,
+        stock,
+    }
+}
+
+/// A loaded campaign with `stock` units and a per-user limit.
+pub async fn loaded_campaign(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    stock: u64,
+    per_user_limit: u32,
+) -> (Scripts, CampaignKeys) {
+    let scripts = Scripts::new();
+    let keys = unique_campaign(prefix);
+    load_campaign(conn, &scripts, &keys, &spec(stock, per_user_limit))
+        .await
+        .unwrap();
+    (scripts, keys)
+}
