@@ -23,6 +23,15 @@ impl Scripts {
         }
     }
 
+    /// The SHA1 of every script, for readiness checks (`SCRIPT EXISTS`).
+    pub fn hashes(&self) -> [&str; 3] {
+        [
+            self.reserve.get_hash(),
+            self.load_campaign.get_hash(),
+            self.ack.get_hash(),
+        ]
+    }
+
     /// Loads every script into Redis, so readiness can say the scripts are in place.
     ///
     /// # Errors

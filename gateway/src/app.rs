@@ -1,0 +1,90 @@
+//! The state every request shares, built once at start.
+
+use std::sync::Arc;
+
+use flashgate_stock::{CampaignKeys, CampaignSpec, Scripts, load_campaign};
+use redis::aio::ConnectionManager;
+
+use crate::auth::{JwtVerifier, OrderTokens};
+use crate::config::{CampaignConfig, Config};
+use crate::order_id::OrderIdGenerator;
+use crate::pipeline::catalog::{Campaign, Catalog};
+use crate::pipeline::handoff::Handoff;
+use crate::pipeline::limits::Limiters;
+use crate::pipeline::reserver::{BatchSettings, Reserver};
+use crate::store::OrderStore;
+
+/// Everything a handler needs; one per gateway, shared by reference.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub catalog: Catalog,
+    pub limits: Limiters,
+    pub jwt: JwtVerifier,
+    pub order_tokens: OrderTokens,
+    pub ids: OrderIdGenerator,
+    /// One multiplexed, self-reconnecting connection for every request.
+    pub redis: ConnectionManager,
+    pub scripts: Arc<Scripts>,
+    pub handoff: Handoff,
+    pub store: Arc<dyn OrderStore>,
+}
+
+impl std::fmt::Debug for dyn OrderStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OrderStore")
+    }
+}
+
+/// The campaign's settings in the form the scripts take.
+pub fn spec_of(c: &CampaignConfig) -> CampaignSpec {
+    CampaignSpec {
+        sku: c.sku.clone(),
+        unit_price_cents: c.unit_price_cents,
+        per_user_limit: c.per_user_limit,
+        pay_timeout_ms: i64::try_from(c.pay_timeout.as_millis()).unwrap_or(i64::MAX),
+        start_ms: c.start_ms,
+        end_ms: c.end_ms,
+        stock: c.stock,
+    }
+}
+
+/// Loads every configured campaign into Redis (never resetting live stock) and builds the
+/// catalog, each campaign with its batching reserver.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn load_catalog(
+    config: &Config,
+    redis: &ConnectionManager,
+    scripts: &Arc<Scripts>,
+) -> Result<Catalog, flashgate_stock::StockError> {
+    let mut conn = redis.clone();
+    scripts.load_all(&mut conn).await?;
+    let mut campaigns = Vec::with_capacity(config.campaigns.len());
+    for c in &config.campaigns {
+        let keys = Arc::new(CampaignKeys::new(&c.id));
+        let loaded = load_campaign(&mut conn, scripts, &keys, &spec_of(c)).await?;
+        if !loaded.created && loaded.stock_total != c.stock {
+            tracing::warn!(
+                campaign = %c.id,
+                configured = c.stock,
+                in_force = loaded.stock_total,
+                "campaign already live: its stock is kept; changing it is an explicit admin action"
+            );
+        }
+        tracing::info!(campaign = %c.id, remaining = loaded.remaining, created = loaded.created, "campaign loaded");
+        let reserver = Reserver::spawn(
+            redis.clone(),
+            scripts.clone(),
+            keys.clone(),
+            BatchSettings::default(),
+        );
+        let campaign = Campaign::new(c.clone(), keys, reserver);
+        if loaded.remaining <= 0 {
+            campaign.mark_sold_out();
+        }
+        campaigns.push(campaign);
+    }
+    Ok(Catalog::new(campaigns))
+}

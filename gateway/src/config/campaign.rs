@@ -1,0 +1,141 @@
+//! Validation of `[[campaigns]]` entries.
+
+use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::CampaignConfig;
+use super::raw::RawCampaign;
+use super::validate::Errors;
+
+/// Longest id or SKU: both become parts of Redis keys.
+const MAX_KEY_PART: usize = 64;
+
+pub(super) fn campaigns(e: &mut Errors, raw: Vec<RawCampaign>) -> Vec<CampaignConfig> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, c) in raw.into_iter().enumerate() {
+        let campaign = one(e, i, c);
+        if let Some(first) = seen.get(&campaign.id) {
+            e.push(
+                format!("campaigns[{i}].id"),
+                format!("duplicate of campaigns[{first}].id {:?}", campaign.id),
+            );
+        } else if !campaign.id.is_empty() {
+            seen.insert(campaign.id.clone(), i);
+        }
+        out.push(campaign);
+    }
+    out
+}
+
+fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
+    let f = |key: &str| format!("campaigns[{i}].{key}");
+
+    let id = key_part(e, &f("id"), c.id);
+    let sku = key_part(e, &f("sku"), c.sku);
+    let name = match e.required(&f("name"), c.name) {
+        Some(n) if n.trim().is_empty() => {
+            e.push(f("name"), "must not be empty");
+            n
+        }
+        n => n.unwrap_or_default(),
+    };
+    let unit_price_cents = e
+        .required(&f("unit_price_cents"), c.unit_price_cents)
+        .map_or(0, |v| {
+            e.int(&f("unit_price_cents"), Some(v), 0, 0, i64::MAX)
+        });
+    let stock = e
+        .required(&f("stock"), c.stock)
+        .map_or(0, |v| e.int(&f("stock"), Some(v), 0, 0, i64::MAX));
+    let per_user_limit: u32 = e.int(
+        &f("per_user_limit"),
+        c.per_user_limit,
+        1,
+        1,
+        i64::from(u32::MAX),
+    );
+    let max_quantity = match c.max_quantity {
+        Some(q) if q > i64::from(per_user_limit) => {
+            e.push(
+                f("max_quantity"),
+                format!("must not exceed per_user_limit ({per_user_limit}), got {q}"),
+            );
+            per_user_limit
+        }
+        q => e.int(
+            &f("max_quantity"),
+            q,
+            per_user_limit,
+            1,
+            i64::from(per_user_limit),
+        ),
+    };
+    let start_ms = time(e, &f("start"), c.start);
+    let end_ms = time(e, &f("end"), c.end);
+    if let (Some(start), Some(end)) = (start_ms, end_ms)
+        && end <= start
+    {
+        e.push(f("end"), "must be after start");
+    }
+    let pay_timeout = match e.required(&f("pay_timeout"), c.pay_timeout) {
+        Some(s) => e.duration(
+            &f("pay_timeout"),
+            Some(&s),
+            Duration::ZERO,
+            Duration::from_secs(1),
+        ),
+        None => Duration::ZERO,
+    };
+    CampaignConfig {
+        id,
+        sku,
+        name,
+        unit_price_cents,
+        stock,
+        per_user_limit,
+        max_quantity,
+        start_ms: start_ms.unwrap_or(0),
+        end_ms: end_ms.unwrap_or(0),
+        pay_timeout,
+    }
+}
+
+/// 1..=64 chars of `[A-Za-z0-9_.-]`: safe inside a Redis key and a URL path segment.
+fn key_part(e: &mut Errors, field: &str, raw: Option<String>) -> String {
+    let Some(s) = e.required(field, raw) else {
+        return String::new();
+    };
+    let ok_char = |ch: char| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-');
+    if s.is_empty() || s.len() > MAX_KEY_PART || !s.chars().all(ok_char) {
+        e.push(
+            field,
+            format!("must be 1..={MAX_KEY_PART} characters of [A-Za-z0-9_.-], got {s:?}"),
+        );
+    }
+    s
+}
+
+/// An RFC 3339 time (`2026-11-22T10:00:00Z`) as Unix milliseconds.
+fn time(e: &mut Errors, field: &str, raw: Option<String>) -> Option<i64> {
+    let s = e.required(field, raw)?;
+    let parsed = humantime::parse_rfc3339_weak(&s)
+        .map_err(|err| err.to_string())
+        .and_then(|t| {
+            let ms = t
+                .duration_since(UNIX_EPOCH)
+                .map_err(|err| err.to_string())?
+                .as_millis();
+            i64::try_from(ms).map_err(|err| err.to_string())
+        });
+    match parsed {
+        Ok(ms) => Some(ms),
+        Err(err) => {
+            e.push(
+                field,
+                format!("not an RFC 3339 time like \"2026-11-22T10:00:00Z\": {s:?} ({err})"),
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The gateway's configuration: one TOML file (DESIGN §6), parsed into a raw serde struct
+//! that rejects unknown keys, then validated into the typed [`Config`] with *every* bad
+//! field reported at once, so `--check-config` can show an operator the whole list.
+//!
+//! Secrets may come from the environment (`FLASHGATE_JWT_SECRET`,
+//! `FLASHGATE_ORDER_TOKEN_SECRET`, which win over the file) or from `*_secret_file` keys.
+
+mod campaign;
+mod raw;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Environment variable that overrides `auth.jwt_secret`, so deployments keep it out of files.
+pub const ENV_JWT_SECRET: &str = "FLASHGATE_JWT_SECRET";
+/// Environment variable that overrides `auth.order_token_secret`.
+pub const ENV_ORDER_TOKEN_SECRET: &str = "FLASHGATE_ORDER_TOKEN_SECRET";
+
+/// Everything the gateway needs to start, already validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// How the HTTP listener behaves.
+    pub server: ServerConfig,
+    /// Keys for verifying callers and signing order tokens.
+    pub auth: AuthConfig,
+    /// Where the authoritative stock counters live.
+    pub redis: RedisConfig,
+    /// Where orders are durably stored.
+    pub store: StoreConfig,
+    /// How accepted orders travel from the hot path to the store.
+    pub persistence: PersistenceConfig,
+    /// Admission control in front of Redis.
+    pub limits: LimitsConfig,
+    /// The sales this gateway serves.
+    pub campaigns: Vec<CampaignConfig>,
+}
+
+/// `[server]`: the HTTP front door.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Address to bind (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// This node's id (0..=255), embedded in order ids so nodes never mint the same id.
+    pub node_id: u16,
+    /// Largest request body accepted (default 4096): purchase bodies are tiny, and a cap keeps
+    /// a flood of big bodies from eating memory.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests get to finish after SIGTERM (default 10s).
+    pub shutdown_grace: Duration,
+    /// Drop connections that do not send their headers in time (default 5s): slowloris guard.
+    pub header_read_timeout: Duration,
+}
+
+/// `[auth]`: secrets and token lifetimes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthConfig {
+    /// HMAC key for verifying user JWTs.
+    pub jwt_secret: Secret,
+    /// HMAC key for signing the order tokens handed to the payment step.
+    pub order_token_secret: Secret,
+    /// How long an order token stays valid (default 10m).
+    pub order_token_ttl: Duration,
+}
+
+/// A key that must never reach a log line: `Debug` prints `Secret(***)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Shortest accepted secret: shorter HMAC keys are guessable.
+    pub const MIN_LEN: usize = 16;
+
+    /// Wraps `value`, or `None` if it is shorter than [`Secret::MIN_LEN`] bytes.
+    pub fn new(value: impl Into<String>) -> Option<Secret> {
+        let value = value.into();
+        (value.len() >= Self::MIN_LEN).then_some(Secret(value))
+    }
+
+    /// The secret itself, for the one place that needs the bytes (a MAC key).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `[redis]`: either an external server or a private one the gateway supervises (DESIGN §9).
+/// Never a fallback from one to the other: a second Redis would sell the same stock twice.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RedisConfig {
+    /// An existing Redis; unreachable at start-up is an error.
+    Url {
+        /// `redis://`, `rediss://` or `unix://` URL.
+        url: String,
+        /// Per-command timeout (default 500ms), so a stalled Redis fails requests fast.
+        response_timeout: Duration,
+        /// Connect timeout (default 500ms).
+        connection_timeout: Duration,
+    },
+    /// A `redis-server` the gateway starts, supervises and stops (AOF on).
+    Embedded {
+        /// Port it listens on, on 127.0.0.1 (default 6380, to stay clear of a system Redis).
+        port: u16,
+        /// Its data directory (default `data/redis`).
+        dir: PathBuf,
+        /// The executable to run (default `redis-server`, looked up on PATH).
+        binary: PathBuf,
+        /// Per-command timeout (default 500ms).
+        response_timeout: Duration,
+        /// Connect timeout (default 500ms).
+        connection_timeout: Duration,
+    },
+}
+
+/// `[store]`: the SQLite order store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// SQLite database file (default `data/orders.db`).
+    pub path: PathBuf,
+    /// log2 of the number of shards (0..=4, default 4): more shards, more parallel writers.
+    pub shard_bits: u8,
+}
+
+/// `[persistence]`: the queue and workers between the hot path and the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistenceConfig {
+    /// Writer threads (1..=64, default 2).
+    pub workers: usize,
+    /// Orders buffered before the hot path sees back-pressure (default 65536).
+    pub queue_capacity: usize,
+    /// Most orders written per transaction (1..=10000, default 512).
+    pub batch_size: usize,
+    /// Longest a partial batch waits before it is written (default 5ms).
+    pub flush_interval: Duration,
+    /// How often the reconciler replays the Redis journal into the store (default 5s).
+    pub reconcile_interval: Duration,
+    /// Journal entries younger than this are left to the workers (default 2s).
+    pub reconcile_grace: Duration,
+}
+
+/// `[limits]`: token buckets checked before any Redis work. `None` means no limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    /// One bucket for the whole node.
+    pub global: Option<RateLimit>,
+    /// One bucket per client IP.
+    pub per_ip: Option<RateLimit>,
+    /// One bucket per authenticated user.
+    pub per_user: Option<RateLimit>,
+    /// How often idle per-key buckets are dropped (default 10s): keyed limiters grow forever
+    /// otherwise.
+    pub prune_interval: Duration,
+}
+
+/// A token bucket: sustained rate plus how many may arrive at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: NonZeroU32,
+    /// Requests allowed in one burst.
+    pub burst: NonZeroU32,
+}
+
+/// One `[[campaigns]]` entry: a product on sale for a time window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignConfig {
+    /// Stable id used in URLs and Redis keys (1..=64 of `[A-Za-z0-9_.-]`).
+    pub id: String,
+    /// The product's SKU, recorded on every order (same charset as `id`).
+    pub sku: String,
+    /// Human-readable name shown to buyers.
+    pub name: String,
+    /// Price of one unit in cents (≥ 0).
+    pub unit_price_cents: i64,
+    /// Units for sale; 0 is allowed (a sold-out campaign).
+    pub stock: u64,
+    /// Most units one user may buy over the whole campaign (default 1).
+    pub per_user_limit: u32,
+    /// Most units in one purchase (default `per_user_limit`).
+    pub max_quantity: u32,
+    /// Sale opens, Unix ms.
+    pub start_ms: i64,
+    /// Sale closes (exclusive), Unix ms; always after `start_ms`.
+    pub end_ms: i64,
+    /// Unpaid orders are released back to stock after this long.
+    pub pay_timeout: Duration,
+}
+
+/// One bad field, named by its path in the file (`campaigns[1].stock`, `limits.per_ip.burst`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the offending key.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {}: {source}", path.display())]
+    Io {
+        /// The file we tried to read.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, a wrong type, or an unknown key (the message gives line and column).
+    #[error("cannot parse config: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// Parsed, but some fields are invalid; every one of them is listed.
+    #[error("invalid config ({} errors):{}", .0.len(), list(.0))]
+    Invalid(Vec<FieldError>),
+}
+
+fn list(errors: &[FieldError]) -> String {
+    errors.iter().map(|e| format!("\n  {e}")).collect()
+}
+
+impl Config {
+    /// Reads and validates the file at `path`, taking secrets from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Parses and validates `text`, taking secrets from the process environment.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Self::from_toml_str_with_env(text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates `text`, looking environment variables up with `env` (so tests
+    /// need not touch the real environment).
+    pub fn from_toml_str_with_env(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = toml::from_str(text)?;
+        validate::validate(raw, env).map_err(ConfigError::Invalid)
+    }
+
+    /// The campaign with this id, if configured.
+    pub fn campaign(&self, id: &str) -> Option<&CampaignConfig> {
+        self.campaigns.iter().find(|c| c.id == id)
+    }
+}

@@ -1,0 +1,356 @@
+//! Raw → typed conversion. Every check records a [`FieldError`] and carries on with a
+//! placeholder value, so one pass reports every bad field; the placeholder config is
+//! discarded if anything was recorded.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::{RawAuth, RawConfig, RawLimits, RawRateLimit, RawRedis};
+use super::{
+    AuthConfig, Config, ENV_JWT_SECRET, ENV_ORDER_TOKEN_SECRET, FieldError, LimitsConfig,
+    PersistenceConfig, RateLimit, RedisConfig, Secret, ServerConfig, StoreConfig,
+};
+
+const MS: Duration = Duration::from_millis(1);
+const NO_MAX: i64 = i64::MAX;
+
+/// Collects field errors while converting values.
+#[derive(Debug, Default)]
+pub(super) struct Errors(pub Vec<FieldError>);
+
+impl Errors {
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    /// An integer in `lo..=hi`, `default` when absent.
+    pub fn int<T: TryFrom<i64>>(
+        &mut self,
+        field: &str,
+        raw: Option<i64>,
+        default: T,
+        lo: i64,
+        hi: i64,
+    ) -> T {
+        let Some(v) = raw else { return default };
+        if v < lo || v > hi {
+            let want = if hi == NO_MAX {
+                format!("must be at least {lo}")
+            } else {
+                format!("must be between {lo} and {hi}")
+            };
+            self.push(field, format!("{want}, got {v}"));
+            return default;
+        }
+        T::try_from(v).unwrap_or_else(|_| {
+            self.push(field, format!("{v} does not fit"));
+            default
+        })
+    }
+
+    /// A humantime duration of at least `min`, `default` when absent.
+    pub fn duration(
+        &mut self,
+        field: &str,
+        raw: Option<&str>,
+        default: Duration,
+        min: Duration,
+    ) -> Duration {
+        let Some(s) = raw else { return default };
+        match humantime::parse_duration(s) {
+            Ok(d) if d >= min => d,
+            Ok(_) => {
+                self.push(
+                    field,
+                    format!(
+                        "must be at least {}, got {s:?}",
+                        humantime::format_duration(min)
+                    ),
+                );
+                default
+            }
+            Err(e) => {
+                self.push(
+                    field,
+                    format!("not a duration like \"500ms\" or \"15m\": {s:?} ({e})"),
+                );
+                default
+            }
+        }
+    }
+
+    /// A required value: records "missing" when absent.
+    pub fn required<T>(&mut self, field: &str, raw: Option<T>) -> Option<T> {
+        if raw.is_none() {
+            self.push(field, "missing (required)");
+        }
+        raw
+    }
+}
+
+pub(super) fn validate(
+    raw: RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<FieldError>> {
+    let mut errs = Errors::default();
+    let e = &mut errs;
+
+    let s = raw.server;
+    let listen = match s.listen.as_deref() {
+        None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        Some(text) => text.parse().unwrap_or_else(|err| {
+            e.push(
+                "server.listen",
+                format!("not an ip:port address: {text:?} ({err})"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        }),
+    };
+    let server = ServerConfig {
+        listen,
+        node_id: e.int("server.node_id", s.node_id, 0, 0, 255),
+        max_body_bytes: e.int("server.max_body_bytes", s.max_body_bytes, 4096, 1, 1 << 20),
+        shutdown_grace: e.duration(
+            "server.shutdown_grace",
+            s.shutdown_grace.as_deref(),
+            Duration::from_secs(10),
+            Duration::ZERO,
+        ),
+        header_read_timeout: e.duration(
+            "server.header_read_timeout",
+            s.header_read_timeout.as_deref(),
+            Duration::from_secs(5),
+            MS,
+        ),
+    };
+
+    let auth = auth(e, raw.auth, env);
+    let redis = redis(e, raw.redis);
+
+    let st = raw.store;
+    let store = StoreConfig {
+        path: match st.path {
+            Some(p) if p.trim().is_empty() => {
+                e.push("store.path", "must not be empty");
+                PathBuf::new()
+            }
+            p => PathBuf::from(p.unwrap_or_else(|| "data/orders.db".into())),
+        },
+        shard_bits: e.int("store.shard_bits", st.shard_bits, 4, 0, 4),
+    };
+
+    let p = raw.persistence;
+    let persistence = PersistenceConfig {
+        workers: e.int("persistence.workers", p.workers, 2, 1, 64),
+        queue_capacity: e.int(
+            "persistence.queue_capacity",
+            p.queue_capacity,
+            65536,
+            1,
+            NO_MAX,
+        ),
+        batch_size: e.int("persistence.batch_size", p.batch_size, 512, 1, 10_000),
+        flush_interval: e.duration(
+            "persistence.flush_interval",
+            p.flush_interval.as_deref(),
+            5 * MS,
+            MS,
+        ),
+        reconcile_interval: e.duration(
+            "persistence.reconcile_interval",
+            p.reconcile_interval.as_deref(),
+            Duration::from_secs(5),
+            MS,
+        ),
+        reconcile_grace: e.duration(
+            "persistence.reconcile_grace",
+            p.reconcile_grace.as_deref(),
+            Duration::from_secs(2),
+            Duration::ZERO,
+        ),
+    };
+
+    let limits = limits(e, raw.limits);
+    let campaigns = super::campaign::campaigns(e, raw.campaigns);
+
+    if errs.0.is_empty() {
+        Ok(Config {
+            server,
+            auth,
+            redis,
+            store,
+            persistence,
+            limits,
+            campaigns,
+        })
+    } else {
+        Err(errs.0)
+    }
+}
+
+fn auth(e: &mut Errors, a: RawAuth, env: &dyn Fn(&str) -> Option<String>) -> AuthConfig {
+    AuthConfig {
+        jwt_secret: secret(
+            e,
+            "auth.jwt_secret",
+            ENV_JWT_SECRET,
+            a.jwt_secret,
+            a.jwt_secret_file,
+            env,
+        ),
+        order_token_secret: secret(
+            e,
+            "auth.order_token_secret",
+            ENV_ORDER_TOKEN_SECRET,
+            a.order_token_secret,
+            a.order_token_secret_file,
+            env,
+        ),
+        order_token_ttl: e.duration(
+            "auth.order_token_ttl",
+            a.order_token_ttl.as_deref(),
+            Duration::from_secs(600),
+            Duration::from_secs(1),
+        ),
+    }
+}
+
+/// Env var wins; otherwise exactly one of the inline value and the `_file` key.
+fn secret(
+    e: &mut Errors,
+    field: &str,
+    var: &str,
+    inline: Option<String>,
+    file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Secret {
+    let file_field = format!("{field}_file");
+    let (value, source) = match (env(var), inline, file) {
+        (Some(v), _, _) => (v, format!("{field} (from env {var})")),
+        (None, Some(_), Some(_)) => {
+            e.push(file_field, format!("conflicts with {field}: set only one"));
+            return Secret(String::new());
+        }
+        (None, Some(v), None) => (v, field.to_owned()),
+        (None, None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(text) => (text.trim().to_owned(), file_field),
+            Err(err) => {
+                e.push(file_field, format!("cannot read {path:?}: {err}"));
+                return Secret(String::new());
+            }
+        },
+        (None, None, None) => {
+            e.push(
+                field,
+                format!("missing: set {field}, {field}_file or env {var}"),
+            );
+            return Secret(String::new());
+        }
+    };
+    let len = value.len();
+    Secret::new(value).unwrap_or_else(|| {
+        e.push(
+            source,
+            format!("too short: {len} bytes, need at least {}", Secret::MIN_LEN),
+        );
+        Secret(String::new())
+    })
+}
+
+fn redis(e: &mut Errors, r: RawRedis) -> RedisConfig {
+    let half_second = Duration::from_millis(500);
+    let response_timeout = e.duration(
+        "redis.response_timeout",
+        r.response_timeout.as_deref(),
+        half_second,
+        MS,
+    );
+    let connection_timeout = e.duration(
+        "redis.connection_timeout",
+        r.connection_timeout.as_deref(),
+        half_second,
+        MS,
+    );
+    let embedded = r.embedded.unwrap_or(false);
+    match (r.url, embedded) {
+        (Some(_), true) => {
+            e.push(
+                "redis.embedded",
+                "conflicts with redis.url: set either url or embedded = true, not both",
+            );
+        }
+        (None, false) => {
+            e.push(
+                "redis.url",
+                "missing: set redis.url, or redis.embedded = true for a private redis-server",
+            );
+        }
+        (Some(url), false) => {
+            let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
+            if !schemes.iter().any(|s| url.starts_with(s)) {
+                e.push(
+                    "redis.url",
+                    format!("must start with one of {schemes:?}, got {url:?}"),
+                );
+            }
+            return RedisConfig::Url {
+                url,
+                response_timeout,
+                connection_timeout,
+            };
+        }
+        (None, true) => {}
+    }
+    let nonempty = |e: &mut Errors, field: &str, v: Option<String>, default: &str| match v {
+        Some(s) if s.trim().is_empty() => {
+            e.push(field, "must not be empty");
+            PathBuf::new()
+        }
+        v => PathBuf::from(v.unwrap_or_else(|| default.into())),
+    };
+    RedisConfig::Embedded {
+        port: e.int("redis.embedded_port", r.embedded_port, 6380, 1, 65535),
+        dir: nonempty(e, "redis.embedded_dir", r.embedded_dir, "data/redis"),
+        binary: nonempty(
+            e,
+            "redis.embedded_binary",
+            r.embedded_binary,
+            "redis-server",
+        ),
+        response_timeout,
+        connection_timeout,
+    }
+}
+
+fn limits(e: &mut Errors, l: RawLimits) -> LimitsConfig {
+    LimitsConfig {
+        global: l.global.map(|r| rate_limit(e, "limits.global", r)),
+        per_ip: l.per_ip.map(|r| rate_limit(e, "limits.per_ip", r)),
+        per_user: l.per_user.map(|r| rate_limit(e, "limits.per_user", r)),
+        prune_interval: e.duration(
+            "limits.prune_interval",
+            l.prune_interval.as_deref(),
+            Duration::from_secs(10),
+            MS,
+        ),
+    }
+}
+
+fn rate_limit(e: &mut Errors, table: &str, r: RawRateLimit) -> RateLimit {
+    let mut one = |key: &str, raw: Option<i64>| {
+        let field = format!("{table}.{key}");
+        let v = e
+            .required(&field, raw)
+            .map_or(1, |v| e.int(&field, Some(v), 1, 1, i64::from(u32::MAX)));
+        NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN)
+    };
+    RateLimit {
+        per_second: one("per_second", r.per_second),
+        burst: one("burst", r.burst),
+    }
+}

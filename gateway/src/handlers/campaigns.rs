@@ -1,0 +1,106 @@
+//! `GET /api/v1/campaigns` and `GET /api/v1/campaigns/{id}`: public campaign state.
+
+use flashgate_stock::CampaignKeys;
+use http::StatusCode;
+
+use super::views::CampaignView;
+use crate::app::App;
+use crate::clock::{now_ms, rfc3339};
+use crate::http::{Answer, ApiError, json};
+use crate::pipeline::catalog::Campaign;
+
+const UNAVAILABLE: ApiError = ApiError::Unavailable {
+    code: "redis_unavailable",
+    message: "stock service unavailable",
+};
+
+/// One campaign.
+///
+/// # Errors
+/// 404 unknown campaign, 503 when Redis cannot be read.
+pub async fn get(app: &App, campaign_id: &str) -> Result<Answer, ApiError> {
+    let campaign = app.catalog.get(campaign_id)?;
+    let live = live_state(app, [&*campaign.keys]).await?;
+    Ok(json(StatusCode::OK, &view(campaign, live[0])))
+}
+
+/// Every campaign on sale here.
+///
+/// # Errors
+/// 503 when Redis cannot be read.
+pub async fn list(app: &App) -> Result<Answer, ApiError> {
+    let mut campaigns: Vec<_> = app.catalog.campaigns().collect();
+    campaigns.sort_by(|a, b| a.config.start_ms.cmp(&b.config.start_ms));
+    let live = live_state(app, campaigns.iter().map(|c| &*c.keys)).await?;
+    let views: Vec<_> = campaigns
+        .iter()
+        .zip(live)
+        .map(|(campaign, state)| view(campaign, state))
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "campaigns": views }),
+    ))
+}
+
+/// (remaining, stock total) per campaign from Redis, in one round trip; `None` when not loaded.
+async fn live_state<'k>(
+    app: &App,
+    keys: impl IntoIterator<Item = &'k CampaignKeys>,
+) -> Result<Vec<Option<(i64, u64)>>, ApiError> {
+    let mut read = redis::pipe();
+    let mut count = 0;
+    for k in keys {
+        read.get(&k.stock).hget(&k.meta, "stock_total");
+        count += 1;
+    }
+    let mut conn = app.redis.clone();
+    let values: Vec<(Option<i64>, Option<u64>)> = if count == 0 {
+        Vec::new()
+    } else {
+        let flat: Vec<Option<String>> =
+            read.query_async(&mut conn).await.map_err(|_| UNAVAILABLE)?;
+        flat.chunks(2)
+            .map(|pair| {
+                let n = |i: usize| pair.get(i).cloned().flatten();
+                (
+                    n(0).and_then(|s| s.parse().ok()),
+                    n(1).and_then(|s| s.parse().ok()),
+                )
+            })
+            .collect()
+    };
+    Ok(values
+        .into_iter()
+        .map(|(left, total)| Some((left?, total?)))
+        .collect())
+}
+
+fn view(campaign: &Campaign, live: Option<(i64, u64)>) -> CampaignView<'_> {
+    let c = &campaign.config;
+    let (remaining, stock_total) = live.unwrap_or((0, c.stock));
+    let now = now_ms();
+    let status = if now < c.start_ms {
+        "upcoming"
+    } else if now >= c.end_ms {
+        "ended"
+    } else if remaining <= 0 {
+        "sold_out"
+    } else {
+        "active"
+    };
+    CampaignView {
+        id: &c.id,
+        sku: &c.sku,
+        name: &c.name,
+        unit_price_cents: c.unit_price_cents,
+        stock_total,
+        remaining,
+        per_user_limit: c.per_user_limit,
+        max_quantity: c.max_quantity,
+        starts_at: rfc3339(c.start_ms),
+        ends_at: rfc3339(c.end_ms),
+        pay_timeout_s: c.pay_timeout.as_secs(),
+        status,
+    }
+}

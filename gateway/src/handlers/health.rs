@@ -1,0 +1,60 @@
+//! `/healthz` (the process is alive) and `/readyz` (it can sell: Redis, scripts, store).
+
+use http::StatusCode;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::http::{Answer, json};
+
+/// Alive: the process answers. Nothing else is checked, so an orchestrator never restarts a
+/// gateway because a dependency is down.
+pub fn healthz() -> Answer {
+    json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+}
+
+#[derive(Debug, Serialize)]
+struct Readiness {
+    ready: bool,
+    redis: &'static str,
+    scripts: &'static str,
+    store: &'static str,
+}
+
+/// Ready to take purchases: Redis answers, every script is loaded in it, the store answers.
+pub async fn readyz(app: &App) -> Answer {
+    let mut conn = app.redis.clone();
+    let scripts: Result<Vec<bool>, _> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&app.scripts.hashes()[..])
+        .query_async(&mut conn)
+        .await;
+    let (redis, scripts) = match scripts {
+        Ok(loaded) if loaded.iter().all(|l| *l) => ("ok", "ok"),
+        Ok(_) => {
+            // Redis restarted without our scripts: load them now so the next check passes.
+            let reloaded = app.scripts.load_all(&mut conn).await.is_ok();
+            ("ok", if reloaded { "ok" } else { "missing" })
+        }
+        Err(_) => ("down", "unknown"),
+    };
+    let store = app.store.clone();
+    let store = match tokio::task::spawn_blocking(move || store.ping()).await {
+        Ok(Ok(())) => "ok",
+        _ => "down",
+    };
+    let ready = redis == "ok" && scripts == "ok" && store == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(
+        status,
+        &Readiness {
+            ready,
+            redis,
+            scripts,
+            store,
+        },
+    )
+}

@@ -1,0 +1,53 @@
+//! `POST /api/v1/campaigns/{id}/order-tokens`: pre-issue an order id for an idempotent submit.
+//!
+//! Stateless: nothing is written anywhere. Tokens can be fetched before the campaign starts, so
+//! clients are ready at the first second of the sale.
+
+use http::{Request, StatusCode};
+use serde::Serialize;
+
+use super::identify;
+use crate::app::App;
+use crate::clock::{now_ms, now_s, rfc3339};
+use crate::http::{Answer, ApiError, json};
+
+#[derive(Debug, Serialize)]
+struct IssuedToken<'a> {
+    order_id: String,
+    campaign_id: &'a str,
+    token: String,
+    expires_at: String,
+}
+
+/// Issues a token for the caller on `campaign_id`.
+///
+/// # Errors
+/// 401/429 from identity, 404 unknown campaign, 410 ended, 503 when no id can be minted.
+pub async fn issue<B>(app: &App, req: Request<B>, campaign_id: &str) -> Result<Answer, ApiError> {
+    let identity = identify(app, &req)?;
+    let campaign = app.catalog.get(campaign_id)?;
+    if now_ms() >= campaign.config.end_ms {
+        return Err(ApiError::Ended);
+    }
+    let order_id = app
+        .ids
+        .next(&identity.user_id)
+        .map_err(|_| ApiError::Unavailable {
+            code: "clock_unavailable",
+            message: "order ids cannot be minted: the clock moved back",
+        })?;
+    let ttl = i64::try_from(app.config.auth.order_token_ttl.as_secs()).unwrap_or(i64::MAX);
+    let expires_s = now_s().saturating_add(ttl);
+    let token = app
+        .order_tokens
+        .issue(order_id, expires_s, campaign_id, &identity.user_id);
+    Ok(json(
+        StatusCode::CREATED,
+        &IssuedToken {
+            order_id: order_id.to_string(),
+            campaign_id: &campaign.config.id,
+            token,
+            expires_at: rfc3339(expires_s.saturating_mul(1000)),
+        },
+    ))
+}

@@ -1,0 +1,120 @@
+//! `POST /api/v1/orders`: a purchase, through every stage in order, cheapest first.
+
+use std::borrow::Cow;
+
+use flashgate_stock::ReserveOutcome;
+use http::{Request, StatusCode, header};
+use hyper::body::Body;
+use serde::Deserialize;
+
+use super::identify;
+use super::views::OrderView;
+use crate::app::App;
+use crate::clock::{now_ms, now_s};
+use crate::http::body::{parse_strict, read_bounded};
+use crate::http::{Answer, ApiError, json};
+use crate::pipeline::reserver::ReserveError;
+
+/// The purchase body. Unknown fields are refused, so a client's typo is a 400, not an ignored
+/// setting.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurchaseRequest<'a> {
+    #[serde(borrow)]
+    campaign_id: Cow<'a, str>,
+    #[serde(default)]
+    quantity: Option<i64>,
+    #[serde(default, borrow)]
+    token: Option<Cow<'a, str>>,
+}
+
+/// Stages 2–10. (Stage 1, the client's buckets, ran in the router.)
+///
+/// # Errors
+/// Every refusal, as the [`ApiError`] that says why.
+pub async fn purchase<B>(app: &App, req: Request<B>) -> Result<Answer, ApiError>
+where
+    B: Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let identity = identify(app, &req)?;
+    let content_length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let body = read_bounded(
+        req.into_body(),
+        content_length,
+        app.config.server.max_body_bytes,
+    )
+    .await?;
+    let request: PurchaseRequest<'_> = parse_strict(&body)?;
+    let quantity = request.quantity.unwrap_or(1);
+
+    let campaign = app.catalog.get(&request.campaign_id)?;
+    let max = campaign.config.max_quantity;
+    let quantity = u32::try_from(quantity)
+        .ok()
+        .filter(|q| (1..=max).contains(q))
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_quantity", format!("quantity must be 1 to {max}"))
+        })?;
+    campaign.check_window(now_ms())?;
+    if campaign.is_marked_sold_out() {
+        return Err(ApiError::SoldOut);
+    }
+
+    let order_id = match &request.token {
+        Some(token) => {
+            app.order_tokens
+                .verify(token, &campaign.config.id, &identity.user_id, now_s())?
+        }
+        None => app.ids.next(&identity.user_id).map_err(|e| {
+            tracing::error!(error = %e, "cannot mint order ids");
+            ApiError::Unavailable {
+                code: "clock_unavailable",
+                message: "order ids cannot be minted: the clock moved back",
+            }
+        })?,
+    };
+
+    let outcome = campaign
+        .reserver
+        .reserve(identity.user_id, order_id, quantity)
+        .await
+        .map_err(|e| match e {
+            ReserveError::Overloaded => ApiError::Unavailable {
+                code: "overloaded",
+                message: "too many purchases in flight; retry shortly",
+            },
+            ReserveError::Unavailable => ApiError::Unavailable {
+                code: "redis_unavailable",
+                message: "stock service unavailable; nothing was recorded",
+            },
+        })?;
+    match outcome {
+        ReserveOutcome::Accepted(order) => {
+            let answer = json(StatusCode::ACCEPTED, &OrderView::from(&order));
+            app.handoff.submit(order);
+            Ok(answer)
+        }
+        ReserveOutcome::Replayed(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
+        ReserveOutcome::SoldOut => {
+            campaign.mark_sold_out();
+            Err(ApiError::SoldOut)
+        }
+        ReserveOutcome::InsufficientStock { left } => Err(ApiError::InsufficientStock { left }),
+        ReserveOutcome::LimitReached { .. } => Err(ApiError::LimitReached {
+            limit: campaign.config.per_user_limit,
+        }),
+        ReserveOutcome::Conflict => Err(ApiError::OrderConflict),
+        ReserveOutcome::BadRequest => Err(ApiError::bad_request(
+            "invalid_purchase",
+            "purchase refused by the stock service",
+        )),
+        ReserveOutcome::NotLoaded => Err(ApiError::Unavailable {
+            code: "campaign_not_loaded",
+            message: "campaign is not loaded in Redis; an operator must load it",
+        }),
+    }
+}

@@ -1,0 +1,177 @@
+//! Every failure a client can see, and the one place each becomes an HTTP answer.
+//!
+//! Codes are stable API: clients branch on `error.code`, never on the message.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+
+use super::response::{Answer, with_body};
+use crate::auth::{AuthError, OrderTokenError};
+
+/// A request that ends in an error answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed or invalid input (400); `code` names what was wrong.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Unauthorized(AuthError),
+    #[error("{0}")]
+    BadOrderToken(OrderTokenError),
+    /// Unknown campaign, order or route (404).
+    #[error("{message}")]
+    NotFound {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("campaign has not started")]
+    NotStarted,
+    #[error("campaign has ended")]
+    Ended,
+    #[error("sold out")]
+    SoldOut,
+    #[error("only {left} units left")]
+    InsufficientStock { left: u64 },
+    #[error("per-user limit of {limit} reached")]
+    LimitReached { limit: u32 },
+    #[error("order id belongs to another purchase")]
+    OrderConflict,
+    /// A token bucket is empty (429); the client may retry after `retry_after_s`.
+    #[error("rate limited ({scope})")]
+    RateLimited {
+        scope: &'static str,
+        retry_after_s: u64,
+    },
+    /// A dependency is down or the gateway is saturated (503): nothing was recorded.
+    #[error("{message}")]
+    Unavailable {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } | Self::BadOrderToken(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotStarted => StatusCode::FORBIDDEN,
+            Self::Ended => StatusCode::GONE,
+            Self::SoldOut
+            | Self::InsufficientStock { .. }
+            | Self::LimitReached { .. }
+            | Self::OrderConflict => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } | Self::NotFound { code, .. } => code,
+            Self::Unavailable { code, .. } => code,
+            Self::PayloadTooLarge { .. } => "body_too_large",
+            Self::Unauthorized(AuthError::Missing) => "missing_token",
+            Self::Unauthorized(AuthError::Expired) => "token_expired",
+            Self::Unauthorized(_) => "invalid_token",
+            Self::BadOrderToken(OrderTokenError::Expired) => "order_token_expired",
+            Self::BadOrderToken(_) => "invalid_order_token",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotStarted => "not_started",
+            Self::Ended => "ended",
+            Self::SoldOut => "sold_out",
+            Self::InsufficientStock { .. } => "insufficient_stock",
+            Self::LimitReached { .. } => "limit_reached",
+            Self::OrderConflict => "order_conflict",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Internal => "internal",
+        }
+    }
+
+    fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_s, .. } => Some(*retry_after_s),
+            Self::Unavailable { .. } => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The answer the client gets: `{"error":{"code":…,"message":…}}` plus `Retry-After` where a
+    /// retry can succeed.
+    pub fn into_answer(self) -> Answer {
+        let body = serde_json::json!({
+            "error": { "code": self.code(), "message": self.to_string() }
+        });
+        let mut answer = with_body(self.status(), Bytes::from(body.to_string()));
+        if let Some(seconds) = self.retry_after_s() {
+            answer
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self == Self::MethodNotAllowed {
+            answer
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        }
+        answer
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        Self::Unauthorized(e)
+    }
+}
+
+impl From<OrderTokenError> for ApiError {
+    fn from(e: OrderTokenError) -> Self {
+        Self::BadOrderToken(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_and_outages_tell_when_to_retry() {
+        let limited = ApiError::RateLimited {
+            scope: "ip",
+            retry_after_s: 3,
+        }
+        .into_answer();
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "3");
+        let down = ApiError::Unavailable {
+            code: "redis_unavailable",
+            message: "x",
+        }
+        .into_answer();
+        assert_eq!(down.headers()[header::RETRY_AFTER], "1");
+        assert!(
+            ApiError::SoldOut
+                .into_answer()
+                .headers()
+                .get(header::RETRY_AFTER)
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! HTTP plumbing shared by every route.
+//!
+//! # Layout
+//! - [`api_error`]: every failure a client can see, and the one place it becomes an HTTP answer.
+//! - [`response`]: JSON answers.
+//! - [`body`]: bounded body reading and strict JSON parsing.
+
+pub mod api_error;
+pub mod body;
+pub mod response;
+
+pub use api_error::ApiError;
+pub use response::{Answer, json};

@@ -1,0 +1,42 @@
+//! flashgate: a flash-sale gateway.
+//!
+//! It takes the whole burst of a flash sale, sells every unit exactly once, and hands accepted
+//! orders to durable storage without slowing the burst down. The commit point of a purchase is
+//! one atomic Redis Lua script (see the `flashgate-stock` crate); everything after it is derived
+//! from Redis state and can be redone.
+//!
+//! # Layout
+//! - [`run`]: a gateway's life — start dependencies, serve, shut down in order.
+//! - [`server`]: the accept loop and graceful connection handling.
+//! - [`router`]: which handler answers which request; stage 1 rate limits.
+//! - [`handlers`]: one module per API resource.
+//! - [`pipeline`]: the purchase stages — limits, catalog (Bloom, window, sold-out), reserver,
+//!   hand-off.
+//! - [`auth`]: bearer-token identity and order tokens.
+//! - [`http`]: errors as answers (in one place), JSON, bounded bodies.
+//! - [`persistence`]: workers, reconciler and journal acks, on std threads.
+//! - [`store`]: the order store (SQLite, sharded tables).
+//! - [`order_id`]: 64-bit ids unique across instances, with the user's shard gene.
+//! - [`config`]: the TOML config, validated field by field.
+//! - [`embedded_redis`]: a private, supervised `redis-server` when the config asks for one.
+//! - [`app`], [`clock`], [`ids`], [`signal`]: shared state, time, id checks, shutdown signal.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod embedded_redis;
+pub mod handlers;
+pub mod http;
+pub mod ids;
+pub mod order_id;
+pub mod persistence;
+pub mod pipeline;
+pub mod router;
+pub mod run;
+pub mod server;
+pub mod signal;
+pub mod store;
+
+pub use run::{RunError, run};

@@ -1,0 +1,663 @@
+//! Order ids: 64-bit, unique across gateway instances, trend-increasing, minted without locks.
+//!
+//! # Layout (most significant bit first)
+//!
+//! ```text
+//! | 0 | 41 bits: ms since 2026-01-01Z | 8 bits: node | 10 bits: sequence | 4 bits: shard gene |
+//! ```
+//!
+//! Why each part is there:
+//!
+//! - **Zero sign bit**: every id is a positive `i64`, so it fits PostgreSQL `BIGINT` and SQLite
+//!   `INTEGER` without surprises. Ids go over the wire as **decimal strings** in JSON, because
+//!   JavaScript numbers lose precision above 2^53 and these ids are far above it.
+//! - **Milliseconds first**: ids sort by creation time, so B-tree inserts append at the right edge
+//!   and "newest orders" is an index range. A custom epoch (2026-01-01) makes 41 bits last ~69
+//!   years (until ~2095).
+//! - **Node id**: two gateway instances minting in the same millisecond never collide, as long as
+//!   their node ids differ (from config, or leased from Redis — never guessed).
+//! - **Sequence**: 1024 ids per millisecond per node (~1M/s). When a millisecond is used up the
+//!   generator waits for the clock to reach the next one instead of borrowing ahead, so an id's
+//!   timestamp never runs ahead of the wall clock and a clock rollback can be told apart from
+//!   borrowed time.
+//! - **Shard gene in the lowest bits**: `user_id mod 2^GENE_BITS`, the same value the order store
+//!   shards by. Both "order by id" (gene read from the id) and "orders of a user" (gene computed
+//!   from the user id) route to the same single shard, with no lookup table.
+//!
+//! # Clock rollback
+//!
+//! A small rollback (NTP step, VM migration) of at most `max_rollback_wait` is waited out; a
+//! larger one refuses to mint ([`OrderIdError::ClockMovedBack`]) rather than risk a duplicate id.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Bits of the user's shard gene; the order store has `2^GENE_BITS` shards.
+pub const GENE_BITS: u32 = 4;
+/// Bits of the node id: up to 256 gateway instances mint ids at once.
+pub const NODE_BITS: u32 = 8;
+/// Bits of the per-millisecond sequence: 1024 ids per node per millisecond.
+pub const SEQUENCE_BITS: u32 = 10;
+/// Bits of milliseconds since [`EPOCH_UNIX_MS`]: ~69.7 years.
+pub const TIMESTAMP_BITS: u32 = 41;
+/// The custom epoch, 2026-01-01T00:00:00Z, in Unix milliseconds.
+pub const EPOCH_UNIX_MS: i64 = 1_767_225_600_000;
+/// The largest node id that fits in [`NODE_BITS`].
+pub const MAX_NODE_ID: u16 = (1 << NODE_BITS) - 1;
+/// How long a clock rollback [`OrderIdGenerator::new`] waits out before refusing to mint.
+pub const DEFAULT_MAX_ROLLBACK_WAIT: Duration = Duration::from_millis(5);
+
+const MAX_GENE: u8 = (1 << GENE_BITS) - 1;
+const MAX_SEQUENCE: u64 = (1 << SEQUENCE_BITS) - 1;
+const MAX_TIMESTAMP: u64 = (1 << TIMESTAMP_BITS) - 1;
+const SEQUENCE_SHIFT: u32 = GENE_BITS;
+const NODE_SHIFT: u32 = GENE_BITS + SEQUENCE_BITS;
+const TIMESTAMP_SHIFT: u32 = GENE_BITS + SEQUENCE_BITS + NODE_BITS;
+
+// The sign bit must stay zero so ids are positive `i64`s.
+const _: () = assert!(TIMESTAMP_SHIFT + TIMESTAMP_BITS == 63);
+
+const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// The shard gene of a user: which of the `2^GENE_BITS` order shards holds their orders.
+///
+/// A user id made only of ASCII digits that fits a `u64` uses `id mod 2^GENE_BITS` (so numeric
+/// ids spread evenly and the gene is easy to compute elsewhere, e.g. in SQL); any other id uses
+/// FNV-1a 64 of its UTF-8 bytes `mod 2^GENE_BITS`. The numeric rule is spelled out by hand rather
+/// than delegated to `str::parse`, which also accepts a leading `+`.
+///
+/// **This function must never change.** Stored orders are routed by the gene baked into their
+/// ids; a different answer for the same user sends their queries to the wrong shard. It is
+/// deliberately independent of process, platform and `std`'s (randomly seeded) hashers.
+pub fn shard_gene(user_id: &str) -> u8 {
+    let mask = u64::from(MAX_GENE);
+    let gene = match parse_decimal_u64(user_id) {
+        Some(n) => n & mask,
+        None => fnv1a64(user_id.as_bytes()) & mask,
+    };
+    // Masked to GENE_BITS (< 8) bits above, so this never truncates.
+    gene as u8
+}
+
+/// The shard gene carried in an order id.
+pub fn gene_of(order_id: u64) -> u8 {
+    (order_id & u64::from(MAX_GENE)) as u8
+}
+
+/// The node id that minted an order id.
+pub fn node_of(order_id: u64) -> u16 {
+    ((order_id >> NODE_SHIFT) & u64::from(MAX_NODE_ID)) as u16
+}
+
+/// When an order id was minted, in Unix milliseconds.
+pub fn timestamp_ms_of(order_id: u64) -> i64 {
+    // At most 2^41 - 1 after the shift (the sign bit is zero), so the cast is lossless.
+    ((order_id >> TIMESTAMP_SHIFT) & MAX_TIMESTAMP) as i64 + EPOCH_UNIX_MS
+}
+
+#[cfg(test)]
+fn sequence_of(order_id: u64) -> u64 {
+    (order_id >> SEQUENCE_SHIFT) & MAX_SEQUENCE
+}
+
+fn parse_decimal_u64(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |acc, b| {
+        let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
+        acc.checked_mul(10)?.checked_add(digit)
+    })
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(FNV_OFFSET_BASIS, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    })
+}
+
+/// A source of wall-clock time, so tests can move time by hand (including backwards).
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch; negative before 1970.
+    fn now_ms(&self) -> i64;
+
+    /// Called while the generator waits for this clock to gain `behind_ms` more milliseconds
+    /// (a used-up millisecond or a small rollback). Rare and bounded, so the default sleeps for
+    /// the bulk and yields for the last millisecond; fake clocks override it to advance time.
+    fn pause(&self, behind_ms: u64) {
+        if behind_ms >= 2 {
+            std::thread::sleep(Duration::from_millis(behind_ms - 1));
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// The operating system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+        }
+    }
+}
+
+/// Lets generators (and tests) share one clock.
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now_ms(&self) -> i64 {
+        (**self).now_ms()
+    }
+
+    fn pause(&self, behind_ms: u64) {
+        (**self).pause(behind_ms);
+    }
+}
+
+/// Why no id was minted. None of these is retried inside the generator: each means the clock or
+/// the configuration is wrong, and the caller should fail the request (and alert) instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderIdError {
+    /// Ids from two instances only stay distinct if the node id fits its 8 bits.
+    #[error("node id {node_id} is out of range: it must be at most {MAX_NODE_ID}")]
+    NodeIdOutOfRange { node_id: u16 },
+    /// A gene wider than `GENE_BITS` would spill into the sequence bits.
+    #[error("shard gene {gene} is out of range: it must be at most {MAX_GENE}")]
+    GeneOutOfRange { gene: u8 },
+    /// The clock went back further than we are willing to wait; minting now could repeat an id.
+    #[error(
+        "clock moved back by {by_ms} ms, more than the rollback we wait out; refusing to mint order ids"
+    )]
+    ClockMovedBack { by_ms: u64 },
+    /// The clock was behind by a small amount (or a millisecond was used up) but did not catch
+    /// up in the time that should have taken.
+    #[error(
+        "clock is still {behind_ms} ms behind the last order id after waiting {waited:?}; refusing to mint order ids"
+    )]
+    ClockStalled { behind_ms: u64, waited: Duration },
+    /// The 41-bit timestamp counts from 2026-01-01Z and cannot go below zero.
+    #[error("clock reads {now_ms} (Unix ms), before the order-id epoch {EPOCH_UNIX_MS}")]
+    ClockBeforeEpoch { now_ms: i64 },
+    /// The 41-bit timestamp runs out around the year 2095.
+    #[error("clock reads {now_ms} (Unix ms), beyond the 41-bit order-id timestamp range")]
+    ClockOutOfRange { now_ms: i64 },
+}
+
+/// Mints order ids for one node. Share it (e.g. in an `Arc`) across all request tasks of the
+/// process: ids are only guaranteed unique and increasing per generator, so one per node.
+pub struct OrderIdGenerator<C: Clock = SystemClock> {
+    /// Shifted into every id so instances never collide.
+    node_id: u16,
+    clock: C,
+    /// A rollback up to this long is waited out; a longer one is refused.
+    max_rollback_wait_ms: u64,
+    /// `(ms since epoch << SEQUENCE_BITS) | sequence` of the last id minted: one word, so a single
+    /// compare-exchange claims an id without a lock, and ids grow as this value grows.
+    last: AtomicU64,
+}
+
+impl<C: Clock> fmt::Debug for OrderIdGenerator<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let last = self.last.load(Ordering::Relaxed);
+        f.debug_struct("OrderIdGenerator")
+            .field("node_id", &self.node_id)
+            .field("max_rollback_wait_ms", &self.max_rollback_wait_ms)
+            .field("last_ms_since_epoch", &(last >> SEQUENCE_BITS))
+            .field("last_sequence", &(last & MAX_SEQUENCE))
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrderIdGenerator<SystemClock> {
+    /// A generator on the system clock that waits out rollbacks of up to
+    /// [`DEFAULT_MAX_ROLLBACK_WAIT`].
+    ///
+    /// # Errors
+    ///
+    /// [`OrderIdError::NodeIdOutOfRange`] if `node_id > 255`.
+    pub fn new(node_id: u16) -> Result<Self, OrderIdError> {
+        Self::with_clock(node_id, SystemClock, DEFAULT_MAX_ROLLBACK_WAIT)
+    }
+}
+
+impl<C: Clock> OrderIdGenerator<C> {
+    /// A generator on any clock. `max_rollback_wait` is counted in whole milliseconds (rounded
+    /// down): `Duration::ZERO` refuses every rollback.
+    ///
+    /// # Errors
+    ///
+    /// [`OrderIdError::NodeIdOutOfRange`] if `node_id > 255`.
+    pub fn with_clock(
+        node_id: u16,
+        clock: C,
+        max_rollback_wait: Duration,
+    ) -> Result<Self, OrderIdError> {
+        if node_id > MAX_NODE_ID {
+            return Err(OrderIdError::NodeIdOutOfRange { node_id });
+        }
+        Ok(Self {
+            node_id,
+            clock,
+            max_rollback_wait_ms: u64::try_from(max_rollback_wait.as_millis()).unwrap_or(u64::MAX),
+            last: AtomicU64::new(0),
+        })
+    }
+
+    /// The node id stamped into every id from this generator.
+    pub fn node_id(&self) -> u16 {
+        self.node_id
+    }
+
+    /// A new order id for `user_id`, carrying [`shard_gene`]`(user_id)`.
+    ///
+    /// Normally returns at once; may block the thread for up to ~1 ms when this node's 1024 ids
+    /// of the current millisecond are used up, or up to `max_rollback_wait` after a clock rollback.
+    ///
+    /// # Errors
+    ///
+    /// [`OrderIdError::ClockMovedBack`] / [`OrderIdError::ClockStalled`] when the clock is behind
+    /// the last id and did not (or would not) catch up in time; [`OrderIdError::ClockBeforeEpoch`]
+    /// / [`OrderIdError::ClockOutOfRange`] when the clock is outside the 41-bit range. Nothing is
+    /// minted on error.
+    pub fn next(&self, user_id: &str) -> Result<u64, OrderIdError> {
+        self.next_with_gene(shard_gene(user_id))
+    }
+
+    /// A new order id carrying `gene`, for callers that already know the user's shard gene.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::next`], plus [`OrderIdError::GeneOutOfRange`] if `gene >= 2^GENE_BITS`.
+    pub fn next_with_gene(&self, gene: u8) -> Result<u64, OrderIdError> {
+        if gene > MAX_GENE {
+            return Err(OrderIdError::GeneOutOfRange { gene });
+        }
+        // The state is loaded *before* the clock is read, and published with Release: if we see
+        // another thread's id at millisecond `t`, its clock read happened before ours, so our
+        // read is at least `t` too and concurrency alone never looks like a rollback.
+        let mut last = self.last.load(Ordering::Acquire);
+        loop {
+            let now = self.epoch_ms()?;
+            let last_ms = last >> SEQUENCE_BITS;
+            let last_seq = last & MAX_SEQUENCE;
+
+            let next = if now > last_ms {
+                now << SEQUENCE_BITS
+            } else if now == last_ms && last_seq < MAX_SEQUENCE {
+                last + 1
+            } else {
+                // Either the clock is behind the last id (rollback) or this millisecond's
+                // sequence is used up; both mean waiting for the clock to reach `target`.
+                if now < last_ms && last_ms - now > self.max_rollback_wait_ms {
+                    return Err(OrderIdError::ClockMovedBack {
+                        by_ms: last_ms - now,
+                    });
+                }
+                let target = if last_seq < MAX_SEQUENCE {
+                    last_ms
+                } else {
+                    last_ms + 1
+                };
+                self.wait_until(target, target - now)?;
+                last = self.last.load(Ordering::Acquire);
+                continue;
+            };
+
+            match self
+                .last
+                .compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    return Ok(((next >> SEQUENCE_BITS) << TIMESTAMP_SHIFT)
+                        | (u64::from(self.node_id) << NODE_SHIFT)
+                        | ((next & MAX_SEQUENCE) << SEQUENCE_SHIFT)
+                        | u64::from(gene));
+                }
+                Err(actual) => last = actual,
+            }
+        }
+    }
+
+    /// Milliseconds since the order-id epoch, checked against the 41-bit range.
+    fn epoch_ms(&self) -> Result<u64, OrderIdError> {
+        let now_ms = self.clock.now_ms();
+        let since = now_ms
+            .checked_sub(EPOCH_UNIX_MS)
+            .ok_or(OrderIdError::ClockBeforeEpoch { now_ms })?;
+        let since = u64::try_from(since).map_err(|_| OrderIdError::ClockBeforeEpoch { now_ms })?;
+        if since > MAX_TIMESTAMP {
+            return Err(OrderIdError::ClockOutOfRange { now_ms });
+        }
+        Ok(since)
+    }
+
+    /// Waits until the clock reaches `target` (ms since epoch). A healthy clock gains
+    /// `behind_ms` in `behind_ms` of real time, so patience is that plus a millisecond of slack.
+    /// Elapsed time is taken *before* each clock read: a thread descheduled between the two
+    /// then sees the clock caught up, so only a clock that really failed to move is refused.
+    fn wait_until(&self, target: u64, behind_ms: u64) -> Result<(), OrderIdError> {
+        let patience = Duration::from_millis(behind_ms.saturating_add(1));
+        let started = Instant::now();
+        loop {
+            let waited = started.elapsed();
+            let now = self.epoch_ms()?;
+            if now >= target {
+                return Ok(());
+            }
+            let behind_ms = target - now;
+            if waited > patience {
+                return Err(OrderIdError::ClockStalled { behind_ms, waited });
+            }
+            self.clock.pause(behind_ms);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicBool, AtomicI64};
+
+    /// A clock moved by hand. When `advance_on_pause` is set, each wait by the generator moves
+    /// it forward 1 ms (like `tokio::time::pause` auto-advance); otherwise it stays stuck.
+    #[derive(Debug)]
+    struct FakeClock {
+        now: AtomicI64,
+        advance_on_pause: AtomicBool,
+        pauses: AtomicU64,
+    }
+
+    /// 2026-03-01T00:00:00Z, an arbitrary time well inside the range.
+    const T: i64 = EPOCH_UNIX_MS + 59 * 86_400_000;
+
+    impl FakeClock {
+        fn at(ms: i64) -> Arc<Self> {
+            Arc::new(Self {
+                now: AtomicI64::new(ms),
+                advance_on_pause: AtomicBool::new(true),
+                pauses: AtomicU64::new(0),
+            })
+        }
+        fn set(&self, ms: i64) {
+            self.now.store(ms, Ordering::SeqCst);
+        }
+        fn stuck(&self) {
+            self.advance_on_pause.store(false, Ordering::SeqCst);
+        }
+        fn pauses(&self) -> u64 {
+            self.pauses.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Clock for FakeClock {
+        fn now_ms(&self) -> i64 {
+            self.now.load(Ordering::SeqCst)
+        }
+        fn pause(&self, _behind_ms: u64) {
+            self.pauses.fetch_add(1, Ordering::SeqCst);
+            if self.advance_on_pause.load(Ordering::SeqCst) {
+                self.now.fetch_add(1, Ordering::SeqCst);
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    fn fake_gen(node: u16, clock: &Arc<FakeClock>) -> OrderIdGenerator<Arc<FakeClock>> {
+        OrderIdGenerator::with_clock(node, Arc::clone(clock), DEFAULT_MAX_ROLLBACK_WAIT).unwrap()
+    }
+
+    #[test]
+    fn unique_and_increasing_across_threads() {
+        const THREADS: usize = 8;
+        const PER_THREAD: usize = 50_000;
+        let generator = Arc::new(OrderIdGenerator::new(7).unwrap());
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let generator = Arc::clone(&generator);
+                std::thread::spawn(move || {
+                    let user = format!("user-{t}");
+                    (0..PER_THREAD)
+                        .map(|_| generator.next(&user).unwrap())
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        let mut all = HashSet::with_capacity(THREADS * PER_THREAD);
+        for (t, handle) in handles.into_iter().enumerate() {
+            let ids = handle.join().unwrap();
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "thread {t}: ids not strictly increasing"
+            );
+            let gene = shard_gene(&format!("user-{t}"));
+            assert!(
+                ids.iter()
+                    .all(|&id| gene_of(id) == gene && node_of(id) == 7)
+            );
+            all.extend(ids);
+        }
+        assert_eq!(
+            all.len(),
+            THREADS * PER_THREAD,
+            "duplicate ids across threads"
+        );
+    }
+
+    #[test]
+    fn different_nodes_never_collide_at_the_same_time() {
+        let clock = FakeClock::at(T);
+        let a = fake_gen(1, &clock);
+        let b = fake_gen(2, &clock);
+        let mut seen = HashSet::new();
+        // 3000 each: more than one millisecond's sequence, so both also cross milliseconds.
+        for _ in 0..3000 {
+            let (x, y) = (a.next("42").unwrap(), b.next("42").unwrap());
+            assert_eq!((node_of(x), node_of(y)), (1, 2));
+            assert!(seen.insert(x) && seen.insert(y), "collision at {x} / {y}");
+        }
+        assert_eq!(seen.len(), 6000);
+    }
+
+    #[test]
+    fn gene_matches_user_and_fields_round_trip() {
+        let clock = FakeClock::at(T);
+        let generator = fake_gen(200, &clock);
+        for user in [
+            "0",
+            "15",
+            "16",
+            "12345",
+            "18446744073709551615",
+            "alice",
+            "",
+            "+5",
+        ] {
+            let id = generator.next(user).unwrap();
+            assert_eq!(gene_of(id), shard_gene(user), "user {user:?}");
+            assert_eq!(node_of(id), 200);
+            assert_eq!(timestamp_ms_of(id), T);
+            assert!(i64::try_from(id).is_ok(), "sign bit set");
+        }
+        // Numeric ids: plain mod 16.
+        assert_eq!(shard_gene("12345"), (12345 % 16) as u8);
+        assert_eq!(shard_gene("007"), 7);
+        assert_eq!(shard_gene("18446744073709551615"), 15);
+        // Non-numeric (and overflowing) ids: FNV-1a 64 mod 16, pinned so it can never drift.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(shard_gene("a"), 0xc);
+        assert_eq!(shard_gene("foobar"), 0x8);
+        assert_eq!(shard_gene("+5"), (fnv1a64(b"+5") & 15) as u8);
+        assert_eq!(
+            shard_gene("18446744073709551616"),
+            (fnv1a64(b"18446744073709551616") & 15) as u8
+        );
+
+        let id = generator.next_with_gene(11).unwrap();
+        assert_eq!(gene_of(id), 11);
+        // The exact bit layout, pinned: stored ids depend on it.
+        let ms = (T - EPOCH_UNIX_MS) as u64;
+        assert_eq!(id, (ms << 22) | (200 << 14) | (8 << 4) | 11);
+        assert_eq!(sequence_of(id), 8);
+        assert_eq!(
+            generator.next_with_gene(16),
+            Err(OrderIdError::GeneOutOfRange { gene: 16 })
+        );
+    }
+
+    #[test]
+    fn later_milliseconds_give_larger_ids() {
+        let clock = FakeClock::at(T);
+        let high_node = fake_gen(255, &clock);
+        let low_node = fake_gen(0, &clock);
+        let first = high_node.next_with_gene(15).unwrap();
+        clock.set(T + 1);
+        // Smaller node and gene, but a later millisecond wins.
+        let second = low_node.next_with_gene(0).unwrap();
+        clock.set(T + 60_000);
+        let third = high_node.next_with_gene(0).unwrap();
+        assert!(first < second && second < third);
+        assert_eq!(
+            [first, second, third].map(timestamp_ms_of),
+            [T, T + 1, T + 60_000]
+        );
+    }
+
+    #[test]
+    fn used_up_millisecond_moves_to_the_next() {
+        let clock = FakeClock::at(T);
+        let generator = fake_gen(3, &clock);
+        let ids: Vec<u64> = (0..3000).map(|_| generator.next("bob").unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(timestamp_ms_of(ids[0]), T);
+        assert_eq!(timestamp_ms_of(ids[1023]), T);
+        assert_eq!(sequence_of(ids[1023]), MAX_SEQUENCE);
+        assert_eq!(timestamp_ms_of(ids[1024]), T + 1);
+        assert_eq!(sequence_of(ids[1024]), 0);
+        assert_eq!(timestamp_ms_of(ids[2999]), T + 2);
+        // It waited for the clock rather than borrowing ahead of it.
+        assert_eq!(clock.pauses(), 2);
+        assert_eq!(clock.now_ms(), T + 2);
+    }
+
+    #[test]
+    fn small_rollback_is_waited_out() {
+        let clock = FakeClock::at(T);
+        let generator = fake_gen(1, &clock);
+        let before = generator.next("carol").unwrap();
+        clock.set(T - 3);
+        let after = generator.next("carol").unwrap();
+        assert!(after > before);
+        assert_eq!(timestamp_ms_of(after), T);
+        assert_eq!(clock.pauses(), 3, "should have waited for the clock");
+    }
+
+    #[test]
+    fn large_rollback_is_refused_and_mints_nothing() {
+        let clock = FakeClock::at(T);
+        let generator = fake_gen(1, &clock);
+        let before = generator.next_with_gene(4).unwrap();
+        clock.set(T - 100);
+        assert_eq!(
+            generator.next_with_gene(4),
+            Err(OrderIdError::ClockMovedBack { by_ms: 100 })
+        );
+        assert_eq!(clock.pauses(), 0, "refused without waiting");
+        clock.set(T);
+        // The very next sequence value: the refused call consumed nothing.
+        let after = generator.next_with_gene(4).unwrap();
+        assert_eq!(after, before + (1 << SEQUENCE_SHIFT));
+    }
+
+    #[test]
+    fn stuck_clock_within_the_wait_is_refused() {
+        let clock = FakeClock::at(T);
+        let generator = fake_gen(1, &clock);
+        let before = generator.next_with_gene(0).unwrap();
+        clock.stuck();
+        clock.set(T - 2);
+        let started = Instant::now();
+        let err = generator.next_with_gene(0).unwrap_err();
+        assert!(
+            matches!(err, OrderIdError::ClockStalled { behind_ms: 2, .. }),
+            "{err}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(3));
+        clock.set(T);
+        assert_eq!(
+            generator.next_with_gene(0).unwrap(),
+            before + (1 << SEQUENCE_SHIFT)
+        );
+    }
+
+    #[test]
+    fn zero_wait_refuses_any_rollback() {
+        let clock = FakeClock::at(T);
+        let generator =
+            OrderIdGenerator::with_clock(1, Arc::clone(&clock), Duration::ZERO).unwrap();
+        generator.next("x").unwrap();
+        clock.set(T - 1);
+        assert_eq!(
+            generator.next("x"),
+            Err(OrderIdError::ClockMovedBack { by_ms: 1 })
+        );
+    }
+
+    #[test]
+    fn clock_outside_the_range_is_refused() {
+        let clock = FakeClock::at(EPOCH_UNIX_MS - 1);
+        let generator = fake_gen(1, &clock);
+        assert_eq!(
+            generator.next("x"),
+            Err(OrderIdError::ClockBeforeEpoch {
+                now_ms: EPOCH_UNIX_MS - 1
+            })
+        );
+        clock.set(i64::MIN);
+        assert!(matches!(
+            generator.next("x"),
+            Err(OrderIdError::ClockBeforeEpoch { .. })
+        ));
+        let last_ms = EPOCH_UNIX_MS + MAX_TIMESTAMP as i64;
+        clock.set(last_ms);
+        let id = generator.next("x").unwrap();
+        assert_eq!(timestamp_ms_of(id), last_ms);
+        assert!(
+            i64::try_from(id).is_ok(),
+            "sign bit set at the last millisecond"
+        );
+        clock.set(last_ms + 1);
+        assert_eq!(
+            generator.next("x"),
+            Err(OrderIdError::ClockOutOfRange {
+                now_ms: last_ms + 1
+            })
+        );
+    }
+
+    #[test]
+    fn node_id_must_fit_eight_bits() {
+        assert_eq!(
+            OrderIdGenerator::new(256).unwrap_err(),
+            OrderIdError::NodeIdOutOfRange { node_id: 256 }
+        );
+        assert_eq!(OrderIdGenerator::new(255).unwrap().node_id(), 255);
+    }
+
+    #[test]
+    fn system_clock_is_after_the_epoch() {
+        let id = OrderIdGenerator::new(9).unwrap().next("dave").unwrap();
+        let now = SystemClock.now_ms();
+        assert!((now - timestamp_ms_of(id)).abs() < 10_000);
+    }
+}

@@ -1,0 +1,84 @@
+//! Dropping persisted orders from the Redis journal.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use flashgate_stock::{CampaignKeys, Order, Scripts, journal};
+
+/// A blocking Redis connection for acks, reopened after any failure.
+///
+/// A failed ack loses nothing: the order stays journaled and the reconciler writes it again,
+/// which the store's idempotent insert turns into a no-op.
+pub struct Acker {
+    client: redis::Client,
+    conn: Option<redis::Connection>,
+    keys: HashMap<String, CampaignKeys>,
+}
+
+impl std::fmt::Debug for Acker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acker")
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Acker {
+    pub fn new(client: redis::Client) -> Self {
+        Self {
+            client,
+            conn: None,
+            keys: HashMap::new(),
+        }
+    }
+
+    /// The connection, opened if needed.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub fn connection(&mut self) -> redis::RedisResult<&mut redis::Connection> {
+        if self.conn.is_none() {
+            let conn = self.client.get_connection_with_timeout(TIMEOUT)?;
+            conn.set_read_timeout(Some(TIMEOUT))?;
+            conn.set_write_timeout(Some(TIMEOUT))?;
+            self.conn = Some(conn);
+        }
+        match self.conn.as_mut() {
+            Some(conn) => Ok(conn),
+            None => unreachable!("connection set above"),
+        }
+    }
+
+    /// Forgets the connection after an error so the next call opens a fresh one.
+    pub fn reset(&mut self) {
+        self.conn = None;
+    }
+
+    /// Acks `orders` (just written to the store) campaign by campaign.
+    pub fn ack(&mut self, scripts: &Scripts, orders: &[Order]) {
+        let mut by_campaign: HashMap<&str, Vec<(u64, u32)>> = HashMap::new();
+        for order in orders {
+            by_campaign
+                .entry(order.campaign_id.as_str())
+                .or_default()
+                .push((order.order_id, order.version));
+        }
+        for (campaign_id, written) in by_campaign {
+            let keys = self
+                .keys
+                .entry(campaign_id.to_owned())
+                .or_insert_with(|| CampaignKeys::new(campaign_id))
+                .clone();
+            let result = self
+                .connection()
+                .map_err(flashgate_stock::StockError::from)
+                .and_then(|conn| journal::ack(conn, scripts, &keys, &written));
+            if let Err(e) = result {
+                tracing::warn!(campaign = campaign_id, error = %e, "journal ack failed; the reconciler will redo it");
+                self.reset();
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Getting accepted orders from Redis into the order store, off the request path.
+//!
+//! # Layout
+//! - [`workers`]: std threads that drain the hand-off queue in batches into the store.
+//! - [`reconciler`]: a std thread that persists whatever the journal holds and the queue missed
+//!   (overflow, a crash before the write, a store outage), at start and periodically.
+//! - [`acker`]: drops persisted orders from the Redis journal; shared by both.
+//!
+//! Both write with idempotent inserts, so an order persisted twice (by a worker and by the
+//! reconciler) is still one row. Shutdown order: workers drain the queue, then the reconciler
+//! makes one last pass over the journal, then everything is joined.
+
+pub mod acker;
+pub mod reconciler;
+pub mod workers;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Receiver;
+use flashgate_stock::{CampaignKeys, Order, Scripts};
+
+use crate::config::PersistenceConfig;
+use crate::store::OrderStore;
+
+/// The running persistence threads.
+#[derive(Debug)]
+pub struct Persistence {
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    reconciler: Option<(crossbeam_channel::Sender<()>, JoinHandle<()>)>,
+}
+
+/// What the persistence threads share.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Arc<dyn OrderStore>,
+    /// Blocking Redis connections are opened from it by each thread.
+    pub redis: redis::Client,
+    pub scripts: Arc<Scripts>,
+    pub campaigns: Vec<Arc<CampaignKeys>>,
+    pub config: PersistenceConfig,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("campaigns", &self.campaigns.len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Persistence {
+    /// Starts the workers on `orders` and the reconciler.
+    ///
+    /// # Errors
+    /// When a thread cannot be spawned.
+    pub fn start(orders: Receiver<Order>, context: Context) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::with_capacity(context.config.workers);
+        for n in 0..context.config.workers {
+            let (orders, context, stop) = (orders.clone(), context.clone(), stop.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("fg-persist-{n}"))
+                    .spawn(move || workers::run(&orders, &context, &stop))?,
+            );
+        }
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let reconciler = std::thread::Builder::new()
+            .name("fg-reconcile".into())
+            .spawn(move || reconciler::run(&context, &woken))?;
+        Ok(Self {
+            stop,
+            workers: threads,
+            reconciler: Some((wake, reconciler)),
+        })
+    }
+
+    /// Lets the workers drain the queue, runs a last reconciliation, and joins every thread.
+    /// Blocking: call it from a blocking context once no request can submit any more.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for worker in self.workers.drain(..) {
+            if worker.join().is_err() {
+                tracing::error!("a persistence worker panicked");
+            }
+        }
+        if let Some((wake, reconciler)) = self.reconciler.take() {
+            drop(wake);
+            if reconciler.join().is_err() {
+                tracing::error!("the reconciler panicked");
+            }
+        }
+    }
+}

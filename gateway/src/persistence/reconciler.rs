@@ -1,0 +1,88 @@
+//! The reconciler: whatever the journal holds that the store may not, it persists.
+//!
+//! It is what makes "every 2xx purchase ends up as one row" hold across a full queue, a
+//! SIGKILLed gateway or a store outage: the journal entry is written by the same script call
+//! that accepted the order, so it exists whenever a 202 was sent.
+
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use flashgate_stock::journal;
+
+use super::Context;
+use super::acker::Acker;
+use super::workers::write;
+use crate::clock::now_ms;
+
+/// Journal entries read per round trip.
+const CHUNK: usize = 512;
+
+/// Runs a full pass at start, then one every `reconcile_interval`, and a last full pass when
+/// `stop` closes.
+pub fn run(context: &Context, stop: &Receiver<()>) {
+    let mut acker = Acker::new(context.redis.clone());
+    pass(context, &mut acker, Duration::ZERO);
+    loop {
+        match stop.recv_timeout(context.config.reconcile_interval) {
+            Err(RecvTimeoutError::Timeout) => {
+                pass(context, &mut acker, context.config.reconcile_grace);
+            }
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                pass(context, &mut acker, Duration::ZERO);
+                return;
+            }
+        }
+    }
+}
+
+/// Persists every journal entry older than `grace` (younger ones are most likely still on their
+/// way through the queue); returns how many orders it wrote.
+pub fn pass(context: &Context, acker: &mut Acker, grace: Duration) -> usize {
+    let until = now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    let mut written = 0;
+    for keys in &context.campaigns {
+        loop {
+            let chunk = acker
+                .connection()
+                .map_err(flashgate_stock::StockError::from)
+                .and_then(|conn| {
+                    let ids = journal::due(conn, keys, until, CHUNK)?;
+                    let orders = journal::orders(conn, keys, &ids)?;
+                    Ok((ids, orders))
+                });
+            let (ids, orders) = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    tracing::warn!(campaign = %keys.campaign_id, error = %e, "reconciler cannot read the journal");
+                    acker.reset();
+                    break;
+                }
+            };
+            if ids.is_empty() {
+                break;
+            }
+            if orders.len() < ids.len() {
+                // Entries whose record is gone cannot be persisted; ack.lua drops them.
+                let missing: Vec<_> = ids
+                    .iter()
+                    .filter(|id| !orders.iter().any(|o| o.order_id == **id))
+                    .map(|id| (*id, 0))
+                    .collect();
+                if let Ok(conn) = acker.connection() {
+                    let _ = journal::ack(conn, &context.scripts, keys, &missing);
+                }
+            }
+            if !write(context, acker, &orders) {
+                break;
+            }
+            written += orders.len();
+            if ids.len() < CHUNK {
+                break;
+            }
+        }
+    }
+    if written > 0 {
+        tracing::info!(orders = written, "reconciler persisted journaled orders");
+    }
+    written
+}

@@ -1,0 +1,137 @@
+//! The campaigns this gateway sells, and the checks that need nothing but them: does it exist
+//! (stage 5), is it open (stage 6), is it known to be sold out (stage 7).
+//!
+//! Unknown ids are answered from a Bloom filter of campaign ids and SKUs, without touching Redis
+//! or the store: a filter may say "maybe" for an unknown id (then the map decides), never "no"
+//! for a known one. The sold-out mark is a cache of Redis' answer: it is set when the script says
+//! sold out and cleared by [`Catalog::refresh_sold_out`] within a second of stock returning.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bloomfilter::Bloom;
+use flashgate_stock::CampaignKeys;
+
+use super::reserver::Reserver;
+use crate::config::CampaignConfig;
+use crate::http::ApiError;
+
+/// One campaign on sale here.
+#[derive(Debug)]
+pub struct Campaign {
+    pub config: CampaignConfig,
+    pub keys: Arc<CampaignKeys>,
+    /// Where this campaign's reservations are batched into script calls.
+    pub reserver: Reserver,
+    sold_out: AtomicBool,
+}
+
+impl Campaign {
+    pub fn new(config: CampaignConfig, keys: Arc<CampaignKeys>, reserver: Reserver) -> Self {
+        Self {
+            config,
+            keys,
+            reserver,
+            sold_out: AtomicBool::new(false),
+        }
+    }
+
+    /// Stage 6: 403 before the start, 410 from the end on.
+    ///
+    /// # Errors
+    /// [`ApiError::NotStarted`] or [`ApiError::Ended`].
+    pub fn check_window(&self, now_ms: i64) -> Result<(), ApiError> {
+        if now_ms < self.config.start_ms {
+            Err(ApiError::NotStarted)
+        } else if now_ms >= self.config.end_ms {
+            Err(ApiError::Ended)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Stage 7: whether Redis last said there is nothing left.
+    pub fn is_marked_sold_out(&self) -> bool {
+        self.sold_out.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_sold_out(&self) {
+        self.sold_out.store(true, Ordering::Relaxed);
+    }
+
+    /// Clears the mark once Redis has stock again (a cancelled or expired order returned it).
+    pub fn clear_sold_out(&self) {
+        self.sold_out.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Every campaign on sale here, found by id.
+#[derive(Debug)]
+pub struct Catalog {
+    known: Bloom<str>,
+    by_id: HashMap<String, Arc<Campaign>>,
+}
+
+/// False positives per lookup of an unknown id; each one costs a map lookup, nothing more.
+const BLOOM_FP_RATE: f64 = 0.001;
+
+impl Catalog {
+    pub fn new(campaigns: impl IntoIterator<Item = Campaign>) -> Self {
+        let by_id: HashMap<String, Arc<Campaign>> = campaigns
+            .into_iter()
+            .map(|c| (c.config.id.clone(), Arc::new(c)))
+            .collect();
+        let items = (by_id.len() * 2).max(1);
+        let mut known = match Bloom::new_for_fp_rate(items, BLOOM_FP_RATE) {
+            Ok(bloom) => bloom,
+            Err(e) => unreachable!("bloom parameters are constants and valid: {e}"),
+        };
+        for campaign in by_id.values() {
+            known.set(campaign.config.id.as_str());
+            known.set(campaign.config.sku.as_str());
+        }
+        Self { known, by_id }
+    }
+
+    /// Stage 5: the campaign named `id`.
+    ///
+    /// # Errors
+    /// 404 `unknown_campaign`, decided without any I/O.
+    pub fn get(&self, id: &str) -> Result<&Arc<Campaign>, ApiError> {
+        const UNKNOWN: ApiError = ApiError::NotFound {
+            code: "unknown_campaign",
+            message: "no such campaign",
+        };
+        if !self.known.check(id) {
+            return Err(UNKNOWN);
+        }
+        self.by_id.get(id).ok_or(UNKNOWN)
+    }
+
+    /// Whether `sku` belongs to a campaign here (Bloom first, then the campaigns).
+    pub fn knows_sku(&self, sku: &str) -> bool {
+        self.known.check(sku) && self.by_id.values().any(|c| c.config.sku == sku)
+    }
+
+    pub fn campaigns(&self) -> impl Iterator<Item = &Arc<Campaign>> {
+        self.by_id.values()
+    }
+
+    /// Clears the sold-out mark of every campaign whose stock Redis says is back above zero.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached; marks are left as they are.
+    pub async fn refresh_sold_out(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+    ) -> Result<(), flashgate_stock::StockError> {
+        for campaign in self.campaigns().filter(|c| c.is_marked_sold_out()) {
+            let left = flashgate_stock::remaining_stock(conn, &campaign.keys).await?;
+            if left.is_some_and(|n| n > 0) {
+                campaign.clear_sold_out();
+            }
+        }
+        Ok(())
+    }
+}

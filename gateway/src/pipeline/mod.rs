@@ -1,0 +1,16 @@
+//! The purchase pipeline's stages, cheapest first (DESIGN §1).
+//!
+//! # Layout
+//! - [`limits`]: global, per-IP and per-user token buckets (stages 1 and 3).
+//! - [`catalog`]: the known campaigns behind a Bloom filter; window and sold-out mark
+//!   (stages 5–7).
+//! - [`reserver`]: batches reservations into single Redis script calls (stage 8).
+//! - [`handoff`]: the bounded queue to the persistence workers (stage 9).
+//!
+//! Identity (stage 2) is [`crate::auth`], body parsing (stage 4) [`crate::http::body`]; the
+//! stages are put in order by [`crate::handlers::purchase`].
+
+pub mod catalog;
+pub mod handoff;
+pub mod limits;
+pub mod reserver;

@@ -1,0 +1,165 @@
+//! Stage 8: reservations reach Redis in batches, one script call per batch.
+//!
+//! Each campaign has a batching task. A purchase hands it its reservation and awaits the answer.
+//! While up to `max_in_flight` script calls are out, new reservations queue; the next call
+//! carries all of them (up to `max_batch`). An idle gateway therefore sends each purchase at
+//! once, and a busy one amortises the cost of a script call over many purchases — which is what
+//! lets the gateway approach Redis' pipelined ceiling rather than its per-call one.
+
+use std::sync::Arc;
+
+use flashgate_stock::{CampaignKeys, Reservation, ReserveOutcome, Scripts, reserve_batch};
+use redis::aio::ConnectionManager;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::clock::now_ms;
+
+/// How the batching behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSettings {
+    /// Most reservations one script call carries: bounds the time Redis spends in one call.
+    pub max_batch: usize,
+    /// Script calls of one campaign out at once: keeps Redis busy while replies travel.
+    pub max_in_flight: usize,
+    /// Reservations waiting for a call; beyond it purchases are refused (503), never queued
+    /// without bound.
+    pub queue: usize,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_batch: 64,
+            max_in_flight: 4,
+            queue: 16_384,
+        }
+    }
+}
+
+/// Why a reservation got no decision. Either way the client may retry; with an order token the
+/// retry is recognised if the lost call did commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReserveError {
+    #[error("too many reservations waiting")]
+    Overloaded,
+    #[error("redis unavailable")]
+    Unavailable,
+}
+
+struct Pending {
+    user_id: String,
+    order_id: u64,
+    quantity: u32,
+    reply: oneshot::Sender<Result<ReserveOutcome, ReserveError>>,
+}
+
+/// The entrance to one campaign's batching task.
+#[derive(Debug, Clone)]
+pub struct Reserver {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("order_id", &self.order_id)
+            .finish()
+    }
+}
+
+impl Reserver {
+    /// Starts the batching task of one campaign; it ends when the last `Reserver` clone is gone.
+    pub fn spawn(
+        conn: ConnectionManager,
+        scripts: Arc<Scripts>,
+        keys: Arc<CampaignKeys>,
+        settings: BatchSettings,
+    ) -> Self {
+        let (queue, pending) = mpsc::channel(settings.queue.max(1));
+        tokio::spawn(batch_loop(pending, conn, scripts, keys, settings));
+        Self { queue }
+    }
+
+    /// Reserves `quantity` units for `user_id` under `order_id`.
+    ///
+    /// # Errors
+    /// [`ReserveError::Overloaded`] when the queue is full, [`ReserveError::Unavailable`] when
+    /// Redis did not answer.
+    pub async fn reserve(
+        &self,
+        user_id: String,
+        order_id: u64,
+        quantity: u32,
+    ) -> Result<ReserveOutcome, ReserveError> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            user_id,
+            order_id,
+            quantity,
+            reply,
+        };
+        self.queue.try_send(pending).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ReserveError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => ReserveError::Unavailable,
+        })?;
+        answer.await.unwrap_or(Err(ReserveError::Unavailable))
+    }
+}
+
+async fn batch_loop(
+    mut pending: mpsc::Receiver<Pending>,
+    conn: ConnectionManager,
+    scripts: Arc<Scripts>,
+    keys: Arc<CampaignKeys>,
+    settings: BatchSettings,
+) {
+    let in_flight = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
+    while let Some(first) = pending.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let mut batch = Vec::with_capacity(settings.max_batch.min(64));
+        batch.push(first);
+        while batch.len() < settings.max_batch {
+            match pending.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (mut conn, scripts, keys) = (conn.clone(), scripts.clone(), keys.clone());
+        tokio::spawn(async move {
+            call(&mut conn, &scripts, &keys, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn call(
+    conn: &mut ConnectionManager,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    batch: Vec<Pending>,
+) {
+    let reservations: Vec<Reservation<'_>> = batch
+        .iter()
+        .map(|p| Reservation {
+            user_id: &p.user_id,
+            order_id: p.order_id,
+            quantity: p.quantity,
+        })
+        .collect();
+    match reserve_batch(conn, scripts, keys, now_ms(), &reservations).await {
+        Ok(outcomes) => {
+            for (p, outcome) in batch.into_iter().zip(outcomes) {
+                // A client that went away still has its order: the journal carries it.
+                let _ = p.reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(campaign = %keys.campaign_id, error = %e, "reserve call failed");
+            for p in batch {
+                let _ = p.reply.send(Err(ReserveError::Unavailable));
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! A whole gateway's life: start dependencies, serve, shut down in order.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flashgate_stock::Scripts;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::net::TcpListener;
+
+use crate::app::{App, load_catalog};
+use crate::auth::{JwtVerifier, OrderTokens};
+use crate::config::{Config, RedisConfig};
+use crate::embedded_redis::{EmbeddedRedis, EmbeddedRedisError};
+use crate::order_id::{OrderIdError, OrderIdGenerator};
+use crate::persistence::{Context, Persistence};
+use crate::pipeline::handoff;
+use crate::pipeline::limits::Limiters;
+use crate::store::{OrderStore, SqliteStore, StoreError};
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("embedded redis: {0}")]
+    EmbeddedRedis(#[from] EmbeddedRedisError),
+    #[error(
+        "redis at {url} is unreachable ({source}); flashgate never falls back to another Redis"
+    )]
+    RedisUnreachable {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("loading campaigns into redis: {0}")]
+    Campaigns(#[from] flashgate_stock::StockError),
+    #[error("order store: {0}")]
+    Store(#[from] StoreError),
+    #[error("order ids: {0}")]
+    OrderIds(#[from] OrderIdError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How often sold-out marks are checked against Redis: a returned unit sells again within it.
+const SOLD_OUT_REFRESH: Duration = Duration::from_millis(500);
+
+/// Runs a gateway on `listener` until `shutdown` resolves; then stops accepting, finishes
+/// in-flight requests, drains the persistence queue into the store and stops an embedded Redis.
+///
+/// # Errors
+/// When a dependency cannot be started or reached at start.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let (embedded, redis_url, timeouts) = match &config.redis {
+        RedisConfig::Url {
+            url,
+            response_timeout,
+            connection_timeout,
+        } => (None, url.clone(), (*response_timeout, *connection_timeout)),
+        RedisConfig::Embedded {
+            port,
+            dir,
+            binary,
+            response_timeout,
+            connection_timeout,
+        } => {
+            let redis = EmbeddedRedis::start(binary, *port, dir).await?;
+            let url = redis.url();
+            (Some(redis), url, (*response_timeout, *connection_timeout))
+        }
+    };
+    let unreachable = |source| RunError::RedisUnreachable {
+        url: redis_url.clone(),
+        source,
+    };
+    let client = redis::Client::open(redis_url.as_str()).map_err(unreachable)?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(timeouts.0))
+        .set_connection_timeout(Some(timeouts.1))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    let redis = ConnectionManager::new_with_config(client.clone(), manager_config)
+        .await
+        .map_err(unreachable)?;
+
+    let scripts = Arc::new(Scripts::new());
+    let catalog = load_catalog(&config, &redis, &scripts).await?;
+    let store: Arc<dyn OrderStore> = Arc::new(SqliteStore::open(
+        &config.store.path,
+        config.store.shard_bits,
+    )?);
+    let (handoff, queued) = handoff::channel(config.persistence.queue_capacity);
+    let persistence = Persistence::start(
+        queued,
+        Context {
+            store: store.clone(),
+            redis: client,
+            scripts: scripts.clone(),
+            campaigns: catalog.campaigns().map(|c| c.keys.clone()).collect(),
+            config: config.persistence.clone(),
+        },
+    )?;
+
+    let app = Arc::new(App {
+        limits: Limiters::new(&config.limits),
+        jwt: JwtVerifier::new(config.auth.jwt_secret.expose().as_bytes()),
+        order_tokens: OrderTokens::new(config.auth.order_token_secret.expose().as_bytes()),
+        ids: OrderIdGenerator::new(config.server.node_id)?,
+        catalog,
+        redis,
+        scripts,
+        handoff,
+        store,
+        config,
+    });
+    let background = spawn_background(&app);
+    tracing::info!(addr = %listener.local_addr()?, "flashgate serving");
+
+    let server = &app.config.server;
+    crate::server::serve(
+        listener,
+        app.clone(),
+        shutdown,
+        server.header_read_timeout,
+        server.shutdown_grace,
+    )
+    .await;
+
+    for task in background {
+        task.abort();
+    }
+    // The last handle on the queue's sending side goes with the app; the workers then drain.
+    drop(app);
+    tokio::task::spawn_blocking(move || persistence.shutdown())
+        .await
+        .map_err(std::io::Error::other)?;
+    if let Some(redis) = embedded {
+        redis.stop().await?;
+    }
+    tracing::info!("flashgate stopped");
+    Ok(())
+}
+
+fn spawn_background(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
+    let prune = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.config.limits.prune_interval);
+            loop {
+                tick.tick().await;
+                app.limits.prune();
+            }
+        })
+    };
+    let sold_out = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SOLD_OUT_REFRESH);
+            let mut conn = app.redis.clone();
+            loop {
+                tick.tick().await;
+                if let Err(e) = app.catalog.refresh_sold_out(&mut conn).await {
+                    tracing::debug!(error = %e, "sold-out refresh failed");
+                }
+            }
+        })
+    };
+    vec![prune, sold_out]
+}

@@ -1,0 +1,76 @@
+//! The order store: where every committed order ends up for good (DESIGN §3).
+//!
+//! Redis holds the truth during a sale; the store is what survives it. Persistence workers
+//! (plain std threads) write orders in batches, the reconciler replays what they may have missed,
+//! and the read endpoints look orders up. All of them talk to [`OrderStore`], so PostgreSQL can
+//! replace SQLite without touching a caller: nothing in the trait or in [`StoreError`] names a
+//! SQLite type.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: the [`OrderStore`] trait every backend implements.
+//! - `error.rs`: [`StoreError`], the one error type callers match on.
+//! - `sqlite.rs`: [`SqliteStore`], the embedded default — one file, `2^n` shard tables.
+//! - `row.rs`: checked conversions between an [`Order`] and its SQLite row.
+//! - `tests.rs`: unit tests of the SQLite store against temporary files.
+
+mod error;
+mod row;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+pub use error::StoreError;
+pub use sqlite::{MAX_SHARD_BITS, SqliteStore};
+
+use flashgate_stock::Order;
+
+/// Durable storage of orders, shared by persistence workers, the reconciler and read endpoints.
+///
+/// Every method blocks: call it from a std thread or `tokio::task::spawn_blocking`, never
+/// directly on an async worker.
+pub trait OrderStore: Send + Sync + 'static {
+    /// Inserts each order unless its order_id is already stored (idempotent: replays from the
+    /// journal or the reconciler must never create a second row). Returns how many were new.
+    ///
+    /// A batch is all-or-nothing: on error no order of it is stored, so the caller can retry the
+    /// whole batch.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidOrder`] if an order cannot be represented (nothing is written);
+    /// otherwise whatever the backend reports.
+    fn insert_batch(&self, orders: &[Order]) -> Result<usize, StoreError>;
+
+    /// Compare-and-set update for later lifecycle work: writes `order` only where the stored
+    /// version is lower than `order.version`; returns whether a row changed.
+    ///
+    /// A missing order is not an error: it returns `false` like a stale version does, so insert
+    /// first if the row may not exist yet.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::insert_batch`].
+    fn update_if_newer(&self, order: &Order) -> Result<bool, StoreError>;
+
+    /// The order with this id, if stored.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] if the stored row does not decode into an [`Order`].
+    fn get(&self, order_id: u64) -> Result<Option<Order>, StoreError>;
+
+    /// All orders of one campaign (tests, bench verification); in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::get`].
+    fn orders_of_campaign(&self, campaign_id: &str) -> Result<Vec<Order>, StoreError>;
+
+    /// Cheap liveness check for health endpoints.
+    ///
+    /// # Errors
+    ///
+    /// Whatever keeps the store from answering a trivial query.
+    fn ping(&self) -> Result<(), StoreError>;
+}

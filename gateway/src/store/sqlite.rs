@@ -1,0 +1,321 @@
+//! [`SqliteStore`]: the embedded order store, one SQLite file split into `2^n` shard tables.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use flashgate_stock::Order;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use super::row::{RawOrder, Row};
+use super::{OrderStore, StoreError};
+
+/// Largest accepted `shard_bits`: the shard gene of an order id is 4 bits wide.
+pub const MAX_SHARD_BITS: u8 = 4;
+
+/// Schema version recorded in `PRAGMA user_version`; bump it with each new migration.
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long a statement waits on a lock held by another connection before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Statements cached per connection: each uses two per shard table, so this never evicts.
+const STATEMENT_CACHE: usize = 4 << MAX_SHARD_BITS;
+
+/// Table names, indexed by shard; `&'static` so routing an order allocates nothing.
+const TABLES: [&str; 1 << MAX_SHARD_BITS] = [
+    "orders_00",
+    "orders_01",
+    "orders_02",
+    "orders_03",
+    "orders_04",
+    "orders_05",
+    "orders_06",
+    "orders_07",
+    "orders_08",
+    "orders_09",
+    "orders_10",
+    "orders_11",
+    "orders_12",
+    "orders_13",
+    "orders_14",
+    "orders_15",
+];
+
+/// Every column, in the order [`RawOrder::read`] expects them.
+const COLUMNS: &str = "order_id, campaign_id, sku, user_id, quantity, unit_price_cents, \
+    amount_cents, status, version, created_at, pay_deadline, paid_at, updated_at";
+
+/// Orders in SQLite: WAL mode, one shard table per value of the order id's low `shard_bits`.
+///
+/// Two connections, each behind its own mutex. SQLite admits a single writer anyway, so one
+/// writer connection costs nothing and lets batches reuse its cached statements. Reads get their
+/// own connection because in WAL mode a reader does not wait for the writer: a `GET /orders/{id}`
+/// never queues behind a 512-order commit.
+#[derive(Debug)]
+pub struct SqliteStore {
+    /// Lookups and pings; read-only, so it can never take the write lock. Declared before the
+    /// writer so it closes first and the writer, closing last, checkpoints the WAL.
+    reader: Mutex<Connection>,
+    /// Inserts and updates; held for one whole batch transaction.
+    writer: Mutex<Connection>,
+    /// `order_id & mask` picks the table; fixed for the life of the file.
+    shard_bits: u8,
+    /// SQL text per shard table, built once so the hot path only looks statements up.
+    sql: Vec<ShardSql>,
+}
+
+/// The statements of one shard table.
+#[derive(Debug)]
+struct ShardSql {
+    insert: String,
+    update: String,
+    get: String,
+    by_campaign: String,
+}
+
+impl ShardSql {
+    fn new(table: &str) -> Self {
+        Self {
+            insert: format!(
+                "INSERT INTO {table} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+                 ?11, ?12, ?13) ON CONFLICT(order_id) DO NOTHING"
+            ),
+            update: format!(
+                "UPDATE {table} SET campaign_id = ?2, sku = ?3, user_id = ?4, quantity = ?5, \
+                 unit_price_cents = ?6, amount_cents = ?7, status = ?8, version = ?9, \
+                 created_at = ?10, pay_deadline = ?11, paid_at = ?12, updated_at = ?13 \
+                 WHERE order_id = ?1 AND version < ?9"
+            ),
+            get: format!("SELECT {COLUMNS} FROM {table} WHERE order_id = ?1"),
+            by_campaign: format!("SELECT {COLUMNS} FROM {table} WHERE campaign_id = ?1"),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and applies pending migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Misconfigured`] if `shard_bits` exceeds [`MAX_SHARD_BITS`], differs from the
+    /// value the file was created with, or the file has a newer schema; [`StoreError::Io`] if the
+    /// parent directory cannot be created; other errors if SQLite cannot open the file.
+    pub fn open(path: &Path, shard_bits: u8) -> Result<Self, StoreError> {
+        if shard_bits > MAX_SHARD_BITS {
+            return Err(StoreError::Misconfigured(format!(
+                "shard_bits {shard_bits} is above the maximum {MAX_SHARD_BITS}"
+            )));
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tables = &TABLES[..1 << shard_bits];
+
+        let mut writer = Connection::open(path)?;
+        configure(&writer)?;
+        // WAL persists in the file; NORMAL loses at most the last commits on power loss, never
+        // consistency, and the reconciler replays those from Redis.
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        migrate(&mut writer, shard_bits, tables)?;
+
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&reader)?;
+
+        tracing::info!(path = %path.display(), shard_bits, "order store open");
+        Ok(Self {
+            reader: Mutex::new(reader),
+            writer: Mutex::new(writer),
+            shard_bits,
+            sql: tables.iter().map(|t| ShardSql::new(t)).collect(),
+        })
+    }
+
+    /// How many low bits of an order id pick its table.
+    pub fn shard_bits(&self) -> u8 {
+        self.shard_bits
+    }
+
+    /// The table holding `order_id`.
+    pub fn table_of(&self, order_id: u64) -> &'static str {
+        TABLES[self.shard_of(order_id)]
+    }
+
+    fn shard_of(&self, order_id: u64) -> usize {
+        // The mask keeps the value below 16, so the cast cannot truncate.
+        (order_id & ((1u64 << self.shard_bits) - 1)) as usize
+    }
+}
+
+/// Settings every connection needs; not persisted in the file.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`] in one immediate transaction, so two processes
+/// opening the same new file cannot both create it.
+fn migrate(conn: &mut Connection, shard_bits: u8, tables: &[&str]) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Misconfigured(format!(
+            "schema version {version} is newer than this build's {SCHEMA_VERSION}"
+        )));
+    }
+    // Version 1. Every statement is idempotent, so re-running it is harmless.
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) \
+         STRICT",
+    )?;
+    // Routing depends on shard_bits: opening with another value would look in the wrong tables.
+    let stored: Option<i64> = tx
+        .query_row(
+            "SELECT value FROM store_meta WHERE key = 'shard_bits'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match stored {
+        Some(bits) if bits != i64::from(shard_bits) => {
+            return Err(StoreError::Misconfigured(format!(
+                "file was created with shard_bits {bits}, opened with {shard_bits}"
+            )));
+        }
+        Some(_) => {}
+        None => {
+            tx.execute(
+                "INSERT INTO store_meta (key, value) VALUES ('shard_bits', ?1)",
+                [i64::from(shard_bits)],
+            )?;
+        }
+    }
+    for table in tables {
+        // STRICT makes SQLite refuse a REAL in a money column instead of storing it.
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+                order_id INTEGER PRIMARY KEY,
+                campaign_id TEXT NOT NULL,
+                sku TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                quantity INTEGER NOT NULL,
+                unit_price_cents INTEGER NOT NULL,
+                amount_cents INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                pay_deadline INTEGER NOT NULL,
+                paid_at INTEGER,
+                updated_at INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_id, order_id);
+            CREATE INDEX IF NOT EXISTS {table}_campaign ON {table} (campaign_id);"
+        ))?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Locks a connection, turning a poisoned mutex into an error: the connection itself is still
+/// sound (an interrupted transaction rolls back when dropped), but the caller should know.
+fn lock<'a>(
+    conn: &'a Mutex<Connection>,
+    which: &str,
+) -> Result<MutexGuard<'a, Connection>, StoreError> {
+    conn.lock()
+        .map_err(|_| StoreError::Unavailable(format!("{which} connection lock poisoned")))
+}
+
+impl OrderStore for SqliteStore {
+    fn insert_batch(&self, orders: &[Order]) -> Result<usize, StoreError> {
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        let rows = orders.iter().map(Row::new).collect::<Result<Vec<_>, _>>()?;
+        let mut conn = lock(&self.writer, "writer")?;
+        // Immediate: take the write lock up front rather than fail to upgrade mid-batch.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut inserted = 0;
+        {
+            // One statement per shard touched, looked up once per batch rather than per row.
+            let mut stmts: Vec<Option<rusqlite::CachedStatement<'_>>> =
+                self.sql.iter().map(|_| None).collect();
+            for row in &rows {
+                let shard = self.shard_of(row.order.order_id);
+                let stmt = match &mut stmts[shard] {
+                    Some(stmt) => stmt,
+                    slot => slot.insert(tx.prepare_cached(&self.sql[shard].insert)?),
+                };
+                inserted += row.execute(stmt)?;
+            }
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    fn update_if_newer(&self, order: &Order) -> Result<bool, StoreError> {
+        let row = Row::new(order)?;
+        let conn = lock(&self.writer, "writer")?;
+        let mut stmt = conn.prepare_cached(&self.sql[self.shard_of(order.order_id)].update)?;
+        Ok(row.execute(&mut stmt)? > 0)
+    }
+
+    fn get(&self, order_id: u64) -> Result<Option<Order>, StoreError> {
+        // No stored id exceeds i64::MAX, so such an id is simply absent.
+        let Ok(id) = i64::try_from(order_id) else {
+            return Ok(None);
+        };
+        let conn = lock(&self.reader, "reader")?;
+        let mut stmt = conn.prepare_cached(&self.sql[self.shard_of(order_id)].get)?;
+        let raw = stmt.query_row([id], RawOrder::read).optional()?;
+        raw.map(RawOrder::into_order).transpose()
+    }
+
+    fn orders_of_campaign(&self, campaign_id: &str) -> Result<Vec<Order>, StoreError> {
+        let conn = lock(&self.reader, "reader")?;
+        let mut orders = Vec::new();
+        for sql in &self.sql {
+            let mut stmt = conn.prepare_cached(&sql.by_campaign)?;
+            for raw in stmt.query_map([campaign_id], RawOrder::read)? {
+                orders.push(raw?.into_order()?);
+            }
+        }
+        Ok(orders)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        if self.writer.is_poisoned() {
+            return Err(StoreError::Unavailable(
+                "writer connection lock poisoned".to_owned(),
+            ));
+        }
+        let conn = lock(&self.reader, "reader")?;
+        conn.query_row("SELECT count(*) FROM store_meta", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(())
+    }
+}
+
+/// Busy, locked, full or unopenable databases may recover; anything else is reported as is.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::OutOfMemory,
+            ) => Self::Unavailable(e.to_string()),
+            _ => Self::Database(Box::new(e)),
+        }
+    }
+}
