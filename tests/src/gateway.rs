@@ -1,0 +1,223 @@
+//! Gateways under test: in this process, or as a child process of the real binary.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use flashgate::store::{OrderStore, SqliteStore};
+use flashgate_stock::Order;
+
+use crate::client::Client;
+use crate::scenario::Scenario;
+
+/// A gateway running in this process on its own runtime; shut down gracefully on drop.
+pub struct InProcess {
+    pub addr: SocketAddr,
+    pub store_path: PathBuf,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl InProcess {
+    pub fn start(scenario: &Scenario) -> Self {
+        let config = scenario.config();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+                flashgate::run(listener, config, async {
+                    let _ = stop.await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+            })
+        });
+        let mut gateway = Self {
+            addr,
+            store_path: scenario.store_path.clone(),
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        };
+        gateway.wait_ready();
+        gateway
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(self.addr).is_err() || !healthy(self.addr) {
+            if self
+                .thread
+                .as_ref()
+                .is_some_and(std::thread::JoinHandle::is_finished)
+            {
+                let result = self.thread.take().unwrap().join().unwrap();
+                panic!("gateway exited at start: {result:?}");
+            }
+            assert!(Instant::now() < deadline, "gateway not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.addr)
+    }
+
+    /// Graceful shutdown (as SIGTERM would): in-flight requests finish, the queue drains into
+    /// the store. Returns what `run` returned.
+    pub fn stop(mut self) -> Result<(), String> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<(), String> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| "gateway thread panicked".to_string())?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
+
+/// Whether `/healthz` answers 200 (a blocking one-shot HTTP/1.1 request).
+fn healthy(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+/// The `flashgate` binary, built once per test run in the profile the tests run in.
+pub fn binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "flashgate", "--bin", "flashgate"]);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().unwrap().success(),
+            "building flashgate failed"
+        );
+        // target/<profile>/deps/<test binary> → target/<profile>/flashgate
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().join("flashgate")
+    })
+}
+
+/// The real binary as a child process, for tests that kill it.
+pub struct Process {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Process {
+    /// Starts the binary on `scenario` (its `listen` must be a fixed free port), logging into
+    /// `dir`.
+    pub fn start(scenario: &Scenario, dir: &Path) -> Self {
+        let addr: SocketAddr = scenario.listen.parse().unwrap();
+        let config = dir.join(format!("gateway-{}.toml", addr.port()));
+        std::fs::write(&config, scenario.toml()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("gateway.log"))
+            .unwrap();
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut process = Self { addr, child };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !healthy(addr) {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                panic!(
+                    "gateway exited at start with {status}; see {}",
+                    dir.display()
+                );
+            }
+            assert!(Instant::now() < deadline, "gateway process not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        process
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.addr)
+    }
+
+    /// SIGKILL: no shutdown code runs at all.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status (bounded wait).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every order of `campaign_id` in the SQLite store at `path`.
+pub fn stored_orders(path: &Path, campaign_id: &str) -> Vec<Order> {
+    let store = SqliteStore::open(path, 4).unwrap();
+    store.orders_of_campaign(campaign_id).unwrap()
+}

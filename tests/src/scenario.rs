@@ -1,0 +1,140 @@
+//! Config text for one test: its own campaign ids, store file and secrets.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const JWT_SECRET: &str = "integration-test-jwt-secret";
+pub const ORDER_TOKEN_SECRET: &str = "integration-test-order-token-secret";
+
+/// A campaign of a test.
+#[derive(Debug, Clone)]
+pub struct CampaignSpec {
+    pub id: String,
+    pub stock: u64,
+    pub per_user_limit: u32,
+    pub max_quantity: u32,
+    pub start: String,
+    pub end: String,
+    pub pay_timeout: String,
+    pub unit_price_cents: i64,
+}
+
+/// A campaign id no other test or run uses, so tests can share one Redis.
+pub fn unique_id(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl CampaignSpec {
+    /// An open campaign (started a day ago, ends in a day).
+    pub fn open(prefix: &str, stock: u64, per_user_limit: u32) -> Self {
+        Self {
+            id: unique_id(prefix),
+            stock,
+            per_user_limit,
+            max_quantity: per_user_limit,
+            start: "2020-01-01T00:00:00Z".into(),
+            end: "2099-01-01T00:00:00Z".into(),
+            pay_timeout: "15m".into(),
+            unit_price_cents: 1999,
+        }
+    }
+}
+
+/// A whole test config.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub redis_url: String,
+    pub store_path: PathBuf,
+    pub campaigns: Vec<CampaignSpec>,
+    /// Extra TOML appended as is (e.g. `[limits.per_ip]` tables).
+    pub extra: String,
+    pub node_id: u16,
+    pub listen: String,
+}
+
+impl Scenario {
+    pub fn new(redis_url: String, store_path: PathBuf, campaigns: Vec<CampaignSpec>) -> Self {
+        Self {
+            redis_url,
+            store_path,
+            campaigns,
+            extra: String::new(),
+            node_id: 1,
+            listen: "127.0.0.1:0".into(),
+        }
+    }
+
+    pub fn toml(&self) -> String {
+        let mut t = format!(
+            r#"
+[server]
+listen = "{listen}"
+node_id = {node}
+shutdown_grace = "5s"
+
+[auth]
+jwt_secret = "{JWT_SECRET}"
+order_token_secret = "{ORDER_TOKEN_SECRET}"
+
+[redis]
+url = "{redis}"
+
+[store]
+path = "{store}"
+
+[persistence]
+reconcile_interval = "500ms"
+reconcile_grace = "200ms"
+"#,
+            listen = self.listen,
+            node = self.node_id,
+            redis = self.redis_url,
+            store = self.store_path.display(),
+        );
+        for c in &self.campaigns {
+            write!(
+                t,
+                r#"
+[[campaigns]]
+id = "{id}"
+sku = "SKU-{id}"
+name = "test campaign {id}"
+unit_price_cents = {price}
+stock = {stock}
+per_user_limit = {limit}
+max_quantity = {max}
+start = "{start}"
+end = "{end}"
+pay_timeout = "{pay}"
+"#,
+                id = c.id,
+                price = c.unit_price_cents,
+                stock = c.stock,
+                limit = c.per_user_limit,
+                max = c.max_quantity,
+                start = c.start,
+                end = c.end,
+                pay = c.pay_timeout,
+            )
+            .unwrap();
+        }
+        t.push_str(&self.extra);
+        t
+    }
+
+    pub fn config(&self) -> flashgate::config::Config {
+        flashgate::config::Config::from_toml_str_with_env(&self.toml(), &|_| None)
+            .unwrap_or_else(|e| panic!("test config invalid: {e}\n{}", self.toml()))
+    }
+}

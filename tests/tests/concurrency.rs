@@ -1,0 +1,144 @@
+//! Many buyers at once: never oversold, never over a user's limit, every 202 persisted once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+
+use flashgate_tests::gateway::{InProcess, stored_orders};
+use flashgate_tests::scenario::{CampaignSpec, Scenario};
+use flashgate_tests::shared_redis_url;
+use http::StatusCode;
+use redis::AsyncCommands;
+use serde_json::json;
+
+/// Fires `attempts` purchases by `users` distinct users at once; returns (user, quantity, reply).
+async fn burst(
+    gateway: &InProcess,
+    campaign: &str,
+    users: usize,
+    attempts: usize,
+    quantity: impl Fn(usize) -> u32,
+) -> Vec<(String, u32, flashgate_tests::client::Reply)> {
+    let client = gateway.client();
+    let tasks: Vec<_> = (0..attempts)
+        .map(|i| {
+            let client = client.clone();
+            let user = format!("user-{}", i % users);
+            let q = quantity(i);
+            let body = json!({ "campaign_id": campaign, "quantity": q });
+            tokio::spawn(async move {
+                let reply = client.purchase(&user, body).await.unwrap();
+                (user, q, reply)
+            })
+        })
+        .collect();
+    let mut replies = Vec::with_capacity(attempts);
+    for t in tasks {
+        replies.push(t.await.unwrap());
+    }
+    replies
+}
+
+async fn redis_stock(campaign: &str) -> i64 {
+    let mut conn = redis::Client::open(shared_redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    conn.get(format!("fg:{{{campaign}}}:stock")).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_attempts_on_a_hundred_units_limit_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = CampaignSpec::open("conc1", 100, 1);
+    let id = campaign.id.clone();
+    let scenario = Scenario::new(
+        shared_redis_url(),
+        dir.path().join("orders.db"),
+        vec![campaign],
+    );
+    let gateway = InProcess::start(&scenario);
+
+    let replies = burst(&gateway, &id, 1000, 2000, |_| 1).await;
+
+    let accepted: Vec<_> = replies
+        .iter()
+        .filter(|(_, _, r)| r.status == StatusCode::ACCEPTED)
+        .collect();
+    assert_eq!(accepted.len(), 100, "exactly the stock is accepted");
+    for (_, _, r) in &replies {
+        assert!(
+            matches!(r.status.as_u16(), 200 | 202 | 409),
+            "unexpected answer {} {}",
+            r.status,
+            r.body
+        );
+    }
+    let accepted_ids: HashSet<&str> = accepted.iter().map(|(_, _, r)| r.order_id()).collect();
+    assert_eq!(accepted_ids.len(), 100, "order ids are unique");
+    let mut per_user: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (user, _, r) in replies.iter().filter(|(_, _, r)| r.status.is_success()) {
+        per_user.entry(user).or_default().insert(r.order_id());
+    }
+    assert!(
+        per_user.values().all(|ids| ids.len() == 1),
+        "no user holds two orders"
+    );
+    assert_eq!(redis_stock(&id).await, 0);
+
+    gateway.stop().unwrap();
+    let stored = stored_orders(&scenario.store_path, &id);
+    assert_eq!(stored.len(), 100, "every accepted order is in the store");
+    let stored_ids: HashSet<String> = stored.iter().map(|o| o.order_id.to_string()).collect();
+    let accepted_ids: HashSet<String> = accepted_ids.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(stored_ids, accepted_ids);
+    let mut users = HashSet::new();
+    assert!(
+        stored.iter().all(|o| users.insert(o.user_id.clone())),
+        "one row per user"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_three_with_mixed_quantities_sells_exactly_the_stock() {
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = CampaignSpec::open("conc3", 100, 3);
+    let id = campaign.id.clone();
+    let scenario = Scenario::new(
+        shared_redis_url(),
+        dir.path().join("orders.db"),
+        vec![campaign],
+    );
+    let gateway = InProcess::start(&scenario);
+
+    let replies = burst(&gateway, &id, 1000, 2000, |i| 1 + (i % 3) as u32).await;
+
+    let accepted_units: u32 = replies
+        .iter()
+        .filter(|(_, _, r)| r.status == StatusCode::ACCEPTED)
+        .map(|(_, q, _)| q)
+        .sum();
+    assert_eq!(accepted_units, 100, "units accepted == stock");
+    for (_, _, r) in &replies {
+        assert!(
+            r.status == StatusCode::ACCEPTED || r.status == StatusCode::CONFLICT,
+            "unexpected answer {} {}",
+            r.status,
+            r.body
+        );
+    }
+    assert_eq!(redis_stock(&id).await, 0);
+
+    gateway.stop().unwrap();
+    let stored = stored_orders(&scenario.store_path, &id);
+    let stored_units: u32 = stored.iter().map(|o| o.quantity).sum();
+    assert_eq!(stored_units, 100);
+    let mut per_user: HashMap<&str, u32> = HashMap::new();
+    for o in &stored {
+        *per_user.entry(&o.user_id).or_default() += o.quantity;
+    }
+    assert!(
+        per_user.values().all(|&units| units <= 3),
+        "no user above 3: {per_user:?}"
+    );
+}
