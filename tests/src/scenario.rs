@@ -61,6 +61,8 @@ pub struct Scenario {
     pub extra: String,
     pub node_id: u16,
     pub listen: String,
+    /// Lines of the `[persistence]` table.
+    pub persistence: String,
 }
 
 impl Scenario {
@@ -72,6 +74,7 @@ impl Scenario {
             extra: String::new(),
             node_id: 1,
             listen: "127.0.0.1:0".into(),
+            persistence: "reconcile_interval = \"500ms\"\nreconcile_grace = \"200ms\"\n".into(),
         }
     }
 
@@ -94,13 +97,13 @@ url = "{redis}"
 path = "{store}"
 
 [persistence]
-reconcile_interval = "500ms"
-reconcile_grace = "200ms"
+{persistence}
 "#,
             listen = self.listen,
             node = self.node_id,
             redis = self.redis_url,
             store = self.store_path.display(),
+            persistence = self.persistence,
         );
         for c in &self.campaigns {
             write!(

@@ -30,7 +30,7 @@ pub async fn get(app: &App, campaign_id: &str) -> Result<Answer, ApiError> {
 /// 503 when Redis cannot be read.
 pub async fn list(app: &App) -> Result<Answer, ApiError> {
     let mut campaigns: Vec<_> = app.catalog.campaigns().collect();
-    campaigns.sort_by(|a, b| a.config.start_ms.cmp(&b.config.start_ms));
+    campaigns.sort_by_key(|c| (c.config.start_ms, c.config.id.clone()));
     let live = live_state(app, campaigns.iter().map(|c| &*c.keys)).await?;
     let views: Vec<_> = campaigns
         .iter()

@@ -1,0 +1,181 @@
+//! The gateway killed or stopped under load: every order that got a 202 ends up in the store,
+//! exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use flashgate_tests::client::Client;
+use flashgate_tests::gateway::{Process, stored_orders};
+use flashgate_tests::scenario::{CampaignSpec, Scenario};
+use flashgate_tests::{eventually, free_port, shared_redis_url};
+use http::StatusCode;
+use redis::AsyncCommands;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+/// Purchases by ever new users from `workers` tasks until `stop`; returns the accepted ids.
+async fn load_until(
+    client: Client,
+    campaign: String,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+    accepted_so_far: Arc<AtomicUsize>,
+) -> HashSet<String> {
+    let accepted = Arc::new(Mutex::new(HashSet::new()));
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let (client, campaign, stop) = (client.clone(), campaign.clone(), stop.clone());
+            let (accepted, counter) = (accepted.clone(), accepted_so_far.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let user = format!("w{w}-u{n}");
+                    if let Ok(r) = client
+                        .purchase(&user, json!({ "campaign_id": campaign }))
+                        .await
+                    {
+                        if r.status == StatusCode::ACCEPTED {
+                            accepted.lock().await.insert(r.order_id().to_owned());
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    Arc::try_unwrap(accepted).unwrap().into_inner()
+}
+
+async fn redis_order_count(campaign: &str) -> usize {
+    let mut conn = redis::Client::open(shared_redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    conn.hlen(format!("fg:{{{campaign}}}:orders"))
+        .await
+        .unwrap()
+}
+
+fn scenario(dir: &std::path::Path, prefix: &str) -> (Scenario, String) {
+    let campaign = CampaignSpec::open(prefix, 1_000_000, 1);
+    let id = campaign.id.clone();
+    let mut scenario = Scenario::new(shared_redis_url(), dir.join("orders.db"), vec![campaign]);
+    scenario.listen = format!("127.0.0.1:{}", free_port());
+    (scenario, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_accepted_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut scenario, id) = scenario(dir.path(), "sigkill");
+    // A one-slot queue and a reconciler that would not run for an hour: most accepted orders
+    // are in the Redis journal only when the gateway dies.
+    scenario.persistence = "queue_capacity = 1\nreconcile_interval = \"1h\"\n".into();
+    let mut gateway = Process::start(&scenario, dir.path());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
+    let load = tokio::spawn(load_until(
+        gateway.client(),
+        id.clone(),
+        32,
+        stop.clone(),
+        count.clone(),
+    ));
+    eventually(Duration::from_secs(20), "load is under way", || {
+        let count = count.clone();
+        async move { count.load(Ordering::Relaxed) >= 500 }
+    })
+    .await;
+    gateway.kill();
+    stop.store(true, Ordering::Relaxed);
+    let accepted = load.await.unwrap();
+    assert!(accepted.len() >= 500);
+
+    let expected = redis_order_count(&id).await;
+    assert!(
+        expected >= accepted.len(),
+        "Redis holds every accepted order"
+    );
+    let stored_at_kill = stored_orders(&scenario.store_path, &id).len();
+    assert!(
+        stored_at_kill < expected,
+        "the kill left orders only in the journal"
+    );
+
+    // Restarted, the reconciler's first pass persists whatever the queue had not.
+    let restarted = Process::start(&scenario, dir.path());
+    eventually(
+        Duration::from_secs(20),
+        "store catches up with Redis",
+        || {
+            let (path, id) = (scenario.store_path.clone(), id.clone());
+            async move { stored_orders(&path, &id).len() == expected }
+        },
+    )
+    .await;
+    let stored = stored_orders(&scenario.store_path, &id);
+    let stored_ids: Vec<String> = stored.iter().map(|o| o.order_id.to_string()).collect();
+    let unique: HashSet<&String> = stored_ids.iter().collect();
+    assert_eq!(unique.len(), stored_ids.len(), "no order twice");
+    let missing: Vec<_> = accepted.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(missing.is_empty(), "accepted but not stored: {missing:?}");
+    drop(restarted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_exits_zero_with_every_order_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (scenario, id) = scenario(dir.path(), "sigterm");
+    let mut gateway = Process::start(&scenario, dir.path());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
+    let load = tokio::spawn(load_until(
+        gateway.client(),
+        id.clone(),
+        32,
+        stop.clone(),
+        count.clone(),
+    ));
+    eventually(Duration::from_secs(20), "load is under way", || {
+        let count = count.clone();
+        async move { count.load(Ordering::Relaxed) >= 500 }
+    })
+    .await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = gateway.terminate();
+        (gateway, status)
+    });
+    let (gateway, status) = status.await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let accepted = load.await.unwrap();
+    assert!(status.success(), "exit status {status}");
+    drop(gateway);
+
+    // No restart: the drain at shutdown alone put every accepted order in the store.
+    let stored = stored_orders(&scenario.store_path, &id);
+    let stored_ids: HashSet<String> = stored.iter().map(|o| o.order_id.to_string()).collect();
+    assert_eq!(stored_ids.len(), stored.len());
+    let missing: Vec<_> = accepted
+        .iter()
+        .filter(|id| !stored_ids.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "accepted but not stored: {} of {}",
+        missing.len(),
+        accepted.len()
+    );
+    assert_eq!(stored.len(), redis_order_count(&id).await, "store == Redis");
+}

@@ -1,0 +1,164 @@
+//! Retries get the original answer; orders are readable by their owner only.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use flashgate_tests::client::token_for;
+use flashgate_tests::gateway::{InProcess, stored_orders};
+use flashgate_tests::scenario::{CampaignSpec, Scenario};
+use flashgate_tests::shared_redis_url;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+fn gateway_with(campaigns: Vec<CampaignSpec>) -> (tempfile::TempDir, Scenario, InProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Scenario::new(shared_redis_url(), dir.path().join("orders.db"), campaigns);
+    let gateway = InProcess::start(&scenario);
+    (dir, scenario, gateway)
+}
+
+async fn issue_token(
+    c: &flashgate_tests::client::Client,
+    campaign: &str,
+    user: &str,
+) -> serde_json::Value {
+    let r = c
+        .send(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign}/order-tokens"),
+            Some(&token_for(user)),
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_token_twice_is_one_order() {
+    let campaign = CampaignSpec::open("token", 10, 3);
+    let id = campaign.id.clone();
+    let (_dir, scenario, gateway) = gateway_with(vec![campaign]);
+    let c = gateway.client();
+
+    let issued = issue_token(&c, &id, "tina").await;
+    let body = json!({ "campaign_id": id, "token": issued["token"] });
+    let first = c.purchase("tina", body.clone()).await.unwrap();
+    let again = c.purchase("tina", body.clone()).await.unwrap();
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(first.order_id(), issued["order_id"].as_str().unwrap());
+    assert_eq!(first.body, again.body, "a replay is the original answer");
+
+    // Someone else cannot use tina's token.
+    let stolen = c.purchase("mallory", body).await.unwrap();
+    assert_eq!(stolen.status, StatusCode::BAD_REQUEST);
+    assert_eq!(stolen.code(), "invalid_order_token");
+
+    // Many concurrent retries of one token still make one order.
+    let issued = issue_token(&c, &id, "tom").await;
+    let body = json!({ "campaign_id": id, "token": issued["token"] });
+    let retries: Vec<_> = (0..20)
+        .map(|_| {
+            let (c, body) = (c.clone(), body.clone());
+            tokio::spawn(async move { c.purchase("tom", body).await.unwrap() })
+        })
+        .collect();
+    let mut accepted = 0;
+    for r in retries {
+        let r = r.await.unwrap();
+        assert!(r.status.is_success());
+        assert_eq!(r.order_id(), issued["order_id"].as_str().unwrap());
+        accepted += usize::from(r.status == StatusCode::ACCEPTED);
+    }
+    assert_eq!(accepted, 1);
+
+    gateway.stop().unwrap();
+    let stored = stored_orders(&scenario.store_path, &id);
+    assert_eq!(stored.len(), 2, "one row per token: {stored:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_one_buyer_asking_again_gets_the_original_order() {
+    let campaign = CampaignSpec::open("again", 10, 1);
+    let id = campaign.id.clone();
+    let (_dir, _scenario, gateway) = gateway_with(vec![campaign]);
+    let c = gateway.client();
+
+    let first = c
+        .purchase("ann", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    let plain = c
+        .purchase("ann", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(plain.status, StatusCode::OK);
+    assert_eq!(plain.order_id(), first.order_id());
+    let issued = issue_token(&c, &id, "ann").await;
+    let with_token = c
+        .purchase(
+            "ann",
+            json!({ "campaign_id": id, "token": issued["token"] }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(with_token.status, StatusCode::OK);
+    assert_eq!(with_token.order_id(), first.order_id());
+
+    let state = c.get(&format!("/api/v1/campaigns/{id}"), None).await;
+    assert_eq!(state.body["remaining"], 9, "one unit taken, not three");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_readable_by_their_owner_only() {
+    let campaign = CampaignSpec::open("read", 10, 1);
+    let id = campaign.id.clone();
+    let (_dir, scenario, gateway) = gateway_with(vec![campaign]);
+    let c = gateway.client();
+
+    let bought = c
+        .purchase("owner-1", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    let path = format!("/api/v1/orders/{}", bought.order_id());
+    let mine = c.get(&path, Some("owner-1")).await;
+    assert_eq!(mine.status, StatusCode::OK);
+    assert_eq!(mine.body["order_id"], bought.body["order_id"]);
+    assert_eq!(mine.body["status"], "pending_payment");
+    assert_eq!(mine.body["amount_cents"], 1999);
+    for other in ["owner-2", "owner-17", "someone"] {
+        let theirs = c.get(&path, Some(other)).await;
+        assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{other}");
+        assert_eq!(theirs.code(), "order_not_found");
+    }
+    assert_eq!(c.get(&path, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        c.get("/api/v1/orders/12345", Some("owner-1")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.get("/api/v1/orders/not-a-number", Some("owner-1"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let campaign_state = c.get(&format!("/api/v1/campaigns/{id}"), None).await;
+    assert_eq!(campaign_state.status, StatusCode::OK);
+    assert_eq!(campaign_state.body["remaining"], 9);
+    assert_eq!(campaign_state.body["stock_total"], 10);
+    assert_eq!(campaign_state.body["status"], "active");
+    let list = c.get("/api/v1/campaigns", None).await;
+    assert_eq!(list.body["campaigns"][0]["id"], id.as_str());
+    assert_eq!(c.get("/healthz", None).await.status, StatusCode::OK);
+    let ready = c.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["scripts"], "ok");
+
+    // Once persisted, the order reads the same from the store.
+    gateway.stop().unwrap();
+    let stored = stored_orders(&scenario.store_path, &id);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].order_id.to_string(), bought.order_id());
+}
