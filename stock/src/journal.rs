@@ -13,24 +13,32 @@ use crate::order::Order;
 use crate::record;
 use crate::scripts::Scripts;
 
-/// Up to `limit` journaled order ids whose latest change is at or before `until_ms`, oldest first.
+/// One step of a scan over the journal: about `count` order ids and the cursor to continue from
+/// (0 when the scan is complete). Like every SCAN, an id may come twice; persisting is
+/// idempotent, so that costs a repeated write, never a second row.
 ///
 /// # Errors
 /// When Redis cannot be reached or holds a non-numeric id.
-pub fn due<C: ConnectionLike>(
+pub fn scan<C: ConnectionLike>(
     conn: &mut C,
     keys: &CampaignKeys,
-    until_ms: i64,
-    limit: usize,
-) -> Result<Vec<u64>, StockError> {
-    let ids: Vec<String> =
-        conn.zrangebyscore_limit(&keys.journal, "-inf", until_ms, 0, limit as isize)?;
-    ids.iter()
+    cursor: u64,
+    count: usize,
+) -> Result<(u64, Vec<u64>), StockError> {
+    let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
+        .arg(&keys.journal)
+        .arg(cursor)
+        .arg("COUNT")
+        .arg(count)
+        .query(conn)?;
+    let ids = ids
+        .iter()
         .map(|id| {
             id.parse()
                 .map_err(|_| StockError::bad_reply("journal", format!("order id {id:?}")))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((next, ids))
 }
 
 /// The current records of `order_ids`; ids without a record are skipped.
@@ -71,21 +79,25 @@ pub fn ack<C: ConnectionLike>(
     keys: &CampaignKeys,
     written: &[(u64, u32)],
 ) -> Result<usize, StockError> {
-    if written.is_empty() {
-        return Ok(0);
+    let mut dropped = 0;
+    for chunk in written.chunks(ACK_CHUNK) {
+        let mut call = scripts.ack.prepare_invoke();
+        call.key(&keys.orders).key(&keys.journal);
+        for (order_id, version) in chunk {
+            call.arg(order_id).arg(version);
+        }
+        dropped += call.invoke::<usize>(conn)?;
     }
-    let mut call = scripts.ack.prepare_invoke();
-    call.key(&keys.orders).key(&keys.journal);
-    for (order_id, version) in written {
-        call.arg(order_id).arg(version);
-    }
-    Ok(call.invoke(conn)?)
+    Ok(dropped)
 }
+
+/// Orders acked per script call: well under Lua's `unpack` stack limit (~8,000 values).
+const ACK_CHUNK: usize = 1_000;
 
 /// How many orders wait in the journal (readiness, metrics, tests).
 ///
 /// # Errors
 /// When Redis cannot be reached.
 pub fn backlog<C: ConnectionLike>(conn: &mut C, keys: &CampaignKeys) -> Result<u64, StockError> {
-    Ok(conn.zcard(&keys.journal)?)
+    Ok(conn.scard(&keys.journal)?)
 }

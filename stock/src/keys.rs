@@ -12,15 +12,16 @@ pub struct CampaignKeys {
     pub meta: String,
     /// Units still for sale (string integer).
     pub stock: String,
-    /// user id → units bought (hash): the per-user limit.
+    /// user id → `"<units bought>|<latest order id>"` (hash): the per-user limit, and the order a
+    /// limit-1 buyer asking again gets back.
     pub buyers: String,
-    /// user id → the user's latest order id (hash): a limit-1 buyer asking again gets it back.
-    pub user_orders: String,
     /// order id → compact order record (hash).
     pub orders: String,
-    /// order id scored by payment deadline in ms (zset): the expiry sweeper's work list.
+    /// Groups of order ids (`"<id>,<id>,…"`, the orders one script call accepted) scored by
+    /// their payment deadline in ms (zset): the expiry sweeper's work list. One member per call,
+    /// not per order, because zset inserts are the dearest part of a reservation.
     pub deadlines: String,
-    /// order id scored by the ms of its latest change (zset): states not yet in the store.
+    /// Ids of orders whose latest state may not be in the store yet (set).
     pub journal: String,
 }
 
@@ -33,7 +34,6 @@ impl CampaignKeys {
             meta: key("meta"),
             stock: key("stock"),
             buyers: key("buyers"),
-            user_orders: key("user_orders"),
             orders: key("orders"),
             deadlines: key("deadlines"),
             journal: key("journal"),
@@ -41,12 +41,11 @@ impl CampaignKeys {
     }
 
     /// Every key, for tests and tools that wipe a campaign.
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 6] {
         [
             &self.meta,
             &self.stock,
             &self.buyers,
-            &self.user_orders,
             &self.orders,
             &self.deadlines,
             &self.journal,

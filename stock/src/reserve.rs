@@ -60,7 +60,6 @@ pub async fn reserve_batch<C: ConnectionLike>(
     call.key(&keys.meta)
         .key(&keys.stock)
         .key(&keys.buyers)
-        .key(&keys.user_orders)
         .key(&keys.orders)
         .key(&keys.deadlines)
         .key(&keys.journal)

@@ -50,10 +50,10 @@ async fn accepts_records_journals_and_decrements() {
     assert_eq!(order.pay_deadline_ms, NOW + 60_000);
 
     assert_eq!(remaining_stock(&mut conn, &keys).await.unwrap(), Some(3));
-    let bought: u32 = conn.hget(&keys.buyers, "alice").await.unwrap();
-    assert_eq!(bought, 2);
-    let journaled: Option<i64> = conn.zscore(&keys.journal, "1001").await.unwrap();
-    assert_eq!(journaled, Some(NOW));
+    let buyer: String = conn.hget(&keys.buyers, "alice").await.unwrap();
+    assert_eq!(buyer, "2|1001", "units bought and the latest order");
+    let journaled: bool = conn.sismember(&keys.journal, "1001").await.unwrap();
+    assert!(journaled);
     let deadline: Option<i64> = conn.zscore(&keys.deadlines, "1001").await.unwrap();
     assert_eq!(deadline, Some(NOW + 60_000));
 }
@@ -151,6 +151,42 @@ async fn a_batch_is_decided_in_order() {
     assert!(matches!(&out[2], ReserveOutcome::Accepted(o) if o.order_id == 3));
     assert_eq!(out[3], ReserveOutcome::SoldOut);
     assert_eq!(out[4], ReserveOutcome::SoldOut);
+}
+
+#[tokio::test]
+async fn a_batch_writes_its_effects_once_and_groups_its_deadlines() {
+    let mut conn = common::connection().await;
+    let (scripts, keys) = common::loaded_campaign(&mut conn, "bulk", 10, 3).await;
+    let batch = [r("a", 1, 1), r("b", 2, 2), r("a", 3, 2), r("a", 4, 1), r("c", 5, 1)];
+
+    let out = reserve_batch(&mut conn, &scripts, &keys, NOW, &batch)
+        .await
+        .unwrap();
+    assert!(matches!(&out[0], ReserveOutcome::Accepted(o) if o.order_id == 1));
+    assert!(matches!(&out[1], ReserveOutcome::Accepted(o) if o.order_id == 2));
+    assert!(matches!(&out[2], ReserveOutcome::Accepted(o) if o.order_id == 3 && o.quantity == 2));
+    assert_eq!(out[3], ReserveOutcome::LimitReached { bought: 3 });
+    assert!(matches!(&out[4], ReserveOutcome::Accepted(o) if o.order_id == 5));
+
+    assert_eq!(remaining_stock(&mut conn, &keys).await.unwrap(), Some(4));
+    let a: String = conn.hget(&keys.buyers, "a").await.unwrap();
+    assert_eq!(a, "3|3");
+    let b: String = conn.hget(&keys.buyers, "b").await.unwrap();
+    assert_eq!(b, "2|2");
+    let journal: Vec<u64> = conn.smembers(&keys.journal).await.unwrap();
+    assert_eq!(journal.len(), 4);
+    let groups: Vec<(String, i64)> = conn
+        .zrange_withscores(&keys.deadlines, 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(groups, vec![("1,2,3,5".to_string(), NOW + 60_000)]);
+
+    // The next batch sees what this one wrote.
+    let next = reserve_batch(&mut conn, &scripts, &keys, NOW + 1, &[r("a", 6, 1), r("b", 2, 2)])
+        .await
+        .unwrap();
+    assert_eq!(next[0], ReserveOutcome::LimitReached { bought: 3 });
+    assert!(matches!(&next[1], ReserveOutcome::Replayed(o) if o.order_id == 2));
 }
 
 #[tokio::test]

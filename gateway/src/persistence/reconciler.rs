@@ -14,7 +14,7 @@ use super::acker::Acker;
 use super::workers::write;
 use crate::clock::now_ms;
 
-/// Journal entries read per round trip.
+/// Journal entries asked for per scan step.
 const CHUNK: usize = 512;
 
 /// Runs a full pass at start, then one every `reconcile_interval`, and a last full pass when
@@ -35,50 +35,50 @@ pub fn run(context: &Context, stop: &Receiver<()>) {
     }
 }
 
-/// Persists every journal entry older than `grace` (younger ones are most likely still on their
-/// way through the queue); returns how many orders it wrote.
+/// Persists every journaled order whose latest change is older than `grace` (younger ones are
+/// most likely still on their way through the queue); returns how many orders it wrote.
 pub fn pass(context: &Context, acker: &mut Acker, grace: Duration) -> usize {
     let until = now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
     let mut written = 0;
     for keys in &context.campaigns {
+        let mut cursor = 0;
         loop {
-            let chunk = acker
+            let step = acker
                 .connection()
                 .map_err(flashgate_stock::StockError::from)
                 .and_then(|conn| {
-                    let ids = journal::due(conn, keys, until, CHUNK)?;
+                    let (next, ids) = journal::scan(conn, keys, cursor, CHUNK)?;
                     let orders = journal::orders(conn, keys, &ids)?;
-                    Ok((ids, orders))
+                    if orders.len() < ids.len() {
+                        // Entries whose record is gone can never be persisted; ack.lua drops them.
+                        let gone: Vec<_> = ids
+                            .iter()
+                            .filter(|id| !orders.iter().any(|o| o.order_id == **id))
+                            .map(|id| (*id, 0))
+                            .collect();
+                        journal::ack(conn, &context.scripts, keys, &gone)?;
+                    }
+                    Ok((next, orders))
                 });
-            let (ids, orders) = match chunk {
-                Ok(chunk) => chunk,
+            let (next, mut orders) = match step {
+                Ok(step) => step,
                 Err(e) => {
                     tracing::warn!(campaign = %keys.campaign_id, error = %e, "reconciler cannot read the journal");
                     acker.reset();
                     break;
                 }
             };
-            if ids.is_empty() {
-                break;
-            }
-            if orders.len() < ids.len() {
-                // Entries whose record is gone cannot be persisted; ack.lua drops them.
-                let missing: Vec<_> = ids
-                    .iter()
-                    .filter(|id| !orders.iter().any(|o| o.order_id == **id))
-                    .map(|id| (*id, 0))
-                    .collect();
-                if let Ok(conn) = acker.connection() {
-                    let _ = journal::ack(conn, &context.scripts, keys, &missing);
+            orders.retain(|o| o.updated_at_ms <= until);
+            if !orders.is_empty() {
+                if !write(context, acker, &orders) {
+                    break;
                 }
+                written += orders.len();
             }
-            if !write(context, acker, &orders) {
+            if next == 0 {
                 break;
             }
-            written += orders.len();
-            if ids.len() < CHUNK {
-                break;
-            }
+            cursor = next;
         }
     }
     if written > 0 {
