@@ -26,10 +26,12 @@ pub fn serve(listen: SocketAddr) -> anyhow::Result<()> {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let service = service_fn(|_req: Request<hyper::body::Incoming>| async {
-                    let mut response = Response::new(Full::new(Bytes::from_static(b"{\"hello\":\"world\"}")));
-                    response
-                        .headers_mut()
-                        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+                    let mut response =
+                        Response::new(Full::new(Bytes::from_static(b"{\"hello\":\"world\"}")));
+                    response.headers_mut().insert(
+                        "content-type",
+                        hyper::header::HeaderValue::from_static("application/json"),
+                    );
                     Ok::<_, Infallible>(response)
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())

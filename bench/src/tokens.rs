@@ -5,7 +5,13 @@ use std::path::Path;
 
 use anyhow::Context;
 
-pub fn write(secret: &str, count: usize, prefix: &str, valid_for: i64, out: &Path) -> anyhow::Result<()> {
+pub fn write(
+    secret: &str,
+    count: usize,
+    prefix: &str,
+    valid_for: i64,
+    out: &Path,
+) -> anyhow::Result<()> {
     let exp = flashgate::clock::now_s() + valid_for;
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut file = std::io::BufWriter::new(file);

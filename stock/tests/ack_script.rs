@@ -39,7 +39,10 @@ async fn journal_lists_due_orders_and_ack_drops_only_current_versions() {
 
     // An order whose record is gone cannot be persisted any more: its entry is dropped too.
     let _: () = sync.hdel(&keys.orders, "3").unwrap();
-    assert_eq!(journal::ack(&mut sync, &scripts, &keys, &[(3, 1)]).unwrap(), 1);
+    assert_eq!(
+        journal::ack(&mut sync, &scripts, &keys, &[(3, 1)]).unwrap(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -64,6 +67,9 @@ async fn acks_larger_than_one_script_call_are_split() {
     let mut sync = common::sync_connection();
     assert_eq!(journal::backlog(&mut sync, &keys).unwrap(), 2_500);
     let written: Vec<(u64, u32)> = (1..=2_500).map(|id| (id, 1)).collect();
-    assert_eq!(journal::ack(&mut sync, &scripts, &keys, &written).unwrap(), 2_500);
+    assert_eq!(
+        journal::ack(&mut sync, &scripts, &keys, &written).unwrap(),
+        2_500
+    );
     assert_eq!(journal::backlog(&mut sync, &keys).unwrap(), 0);
 }

@@ -157,7 +157,13 @@ async fn a_batch_is_decided_in_order() {
 async fn a_batch_writes_its_effects_once_and_groups_its_deadlines() {
     let mut conn = common::connection().await;
     let (scripts, keys) = common::loaded_campaign(&mut conn, "bulk", 10, 3).await;
-    let batch = [r("a", 1, 1), r("b", 2, 2), r("a", 3, 2), r("a", 4, 1), r("c", 5, 1)];
+    let batch = [
+        r("a", 1, 1),
+        r("b", 2, 2),
+        r("a", 3, 2),
+        r("a", 4, 1),
+        r("c", 5, 1),
+    ];
 
     let out = reserve_batch(&mut conn, &scripts, &keys, NOW, &batch)
         .await
@@ -182,9 +188,15 @@ async fn a_batch_writes_its_effects_once_and_groups_its_deadlines() {
     assert_eq!(groups, vec![("1,2,3,5".to_string(), NOW + 60_000)]);
 
     // The next batch sees what this one wrote.
-    let next = reserve_batch(&mut conn, &scripts, &keys, NOW + 1, &[r("a", 6, 1), r("b", 2, 2)])
-        .await
-        .unwrap();
+    let next = reserve_batch(
+        &mut conn,
+        &scripts,
+        &keys,
+        NOW + 1,
+        &[r("a", 6, 1), r("b", 2, 2)],
+    )
+    .await
+    .unwrap();
     assert_eq!(next[0], ReserveOutcome::LimitReached { bought: 3 });
     assert!(matches!(&next[1], ReserveOutcome::Replayed(o) if o.order_id == 2));
 }

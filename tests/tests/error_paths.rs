@@ -1,7 +1,10 @@
 //! Every refusal answers its status and stable code, and the cheap ones never reach Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
 use flashgate_tests::client::{Reply, token_expiring, token_for};
+use flashgate_tests::eventually;
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::redis_server::RedisServer;
 use flashgate_tests::scenario::{CampaignSpec, Scenario};
@@ -34,11 +37,13 @@ async fn every_error_path_has_its_status_and_code() {
     ended.end = "2021-01-01T00:00:00Z".into();
     let (open_id, tiny_id) = (open.id.clone(), tiny.id.clone());
     let (upcoming_id, ended_id) = (upcoming.id.clone(), ended.id.clone());
-    let scenario = Scenario::new(
+    let mut scenario = Scenario::new(
         redis.url(),
         dir.path().join("orders.db"),
         vec![open, tiny, upcoming, ended],
     );
+    // Only requests and the workers' journal acks may call scripts while this test counts them.
+    scenario.persistence = "reconcile_interval = \"1h\"\n".into();
     let gateway = InProcess::start(&scenario);
     let c = gateway.client();
     let raw = |token: Option<String>, body: &'static str| {
@@ -164,6 +169,21 @@ async fn every_error_path_has_its_status_and_code() {
         .await
         .unwrap();
     assert_error(&r, 409, "sold_out");
+    // Let persistence finish (its journal acks are script calls too) before counting.
+    eventually(Duration::from_secs(10), "journals drained", || {
+        let (client, ids) = (redis.client(), [open_id.clone(), tiny_id.clone()]);
+        async move {
+            let mut conn = client.get_connection().unwrap();
+            ids.iter().all(|id| {
+                redis::cmd("SCARD")
+                    .arg(format!("fg:{{{id}}}:journal"))
+                    .query::<u64>(&mut conn)
+                    .unwrap()
+                    == 0
+            })
+        }
+    })
+    .await;
     let scripts_before = redis.calls("evalsha") + redis.calls("eval");
     for user in ["u5", "u6", "u7"] {
         let r = c
