@@ -82,8 +82,11 @@ pub struct Order {
 }
 
 impl Order {
-    /// What the buyer owes: derived, never stored apart from its parts in Redis.
+    /// What the buyer owes: derived, never stored apart from its parts in Redis. Config
+    /// validation keeps price × quantity inside i64; saturating keeps a corrupt record from
+    /// panicking a request.
     pub fn amount_cents(&self) -> i64 {
-        self.unit_price_cents * i64::from(self.quantity)
+        self.unit_price_cents
+            .saturating_mul(i64::from(self.quantity))
     }
 }

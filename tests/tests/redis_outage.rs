@@ -34,7 +34,13 @@ async fn purchases_fail_cleanly_while_redis_is_down_and_resume_after() {
             .await
             .unwrap();
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
-        assert_eq!(r.code(), "redis_unavailable");
+        // Either Redis was known unreachable, or the call failed in flight and the read-back
+        // could not reach Redis either; both promise nothing, and nothing must be recorded.
+        assert!(
+            matches!(r.code(), "redis_unavailable" | "outcome_unknown"),
+            "{}",
+            r.body
+        );
         assert!(r.headers.contains_key("retry-after"));
     }
     let ready = c.get("/readyz", None).await;
@@ -65,4 +71,60 @@ async fn purchases_fail_cleanly_while_redis_is_down_and_resume_after() {
         "{buyers:?}"
     );
     assert_eq!(buyers.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_times_out_but_commits_is_never_called_unrecorded() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = CampaignSpec::open("paused", 10, 1);
+    let id = campaign.id.clone();
+    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
+    let gateway = InProcess::start(&scenario);
+    let c = gateway.client();
+    let issued = c
+        .send(
+            http::Method::POST,
+            &format!("/api/v1/campaigns/{id}/order-tokens"),
+            Some(&flashgate_tests::client::token_for("pia")),
+            "",
+        )
+        .await
+        .unwrap();
+    let body = json!({ "campaign_id": id, "token": issued.body["token"] });
+    let order_id = issued.body["order_id"].as_str().unwrap().to_owned();
+
+    // Writes (scripts included) wait 1.5 s: longer than the gateway's 500 ms response timeout.
+    let mut admin = redis.client().get_connection().unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("WRITE")
+        .query(&mut admin)
+        .unwrap();
+    let first = c.purchase("pia", body.clone()).await.unwrap();
+    assert_eq!(
+        first.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        first.body
+    );
+    assert_eq!(
+        first.code(),
+        "outcome_unknown",
+        "it may have committed: {}",
+        first.body
+    );
+
+    // The paused script does run; the retry with the same token learns the outcome.
+    eventually(Duration::from_secs(10), "the retry finds the order", || {
+        let (c, body, order_id) = (c.clone(), body.clone(), order_id.clone());
+        async move {
+            let r = c.purchase("pia", body).await.unwrap();
+            r.status.is_success() && r.order_id() == order_id
+        }
+    })
+    .await;
+    let stock: i64 = admin.get(format!("fg:{{{id}}}:stock")).unwrap();
+    assert_eq!(stock, 9, "one unit, once");
 }

@@ -162,3 +162,38 @@ async fn orders_are_readable_by_their_owner_only() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].order_id.to_string(), bought.order_id());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_retry_gets_its_order_after_sell_out_and_after_the_end() {
+    let mut campaign = CampaignSpec::open("retry", 1, 1);
+    let ends_at = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
+    campaign.end = humantime::format_rfc3339_seconds(ends_at).to_string();
+    let id = campaign.id.clone();
+    let (_dir, _scenario, gateway) = gateway_with(vec![campaign]);
+    let c = gateway.client();
+
+    let issued = issue_token(&c, &id, "rita").await;
+    let body = json!({ "campaign_id": id, "token": issued["token"] });
+    let first = c.purchase("rita", body.clone()).await.unwrap();
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    // The last unit is gone and the gateway knows it locally...
+    let late = c
+        .purchase("lars", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(late.code(), "sold_out");
+    // ...yet rita's retry (her first answer was lost, say) is her order, not "sold out".
+    let retry = c.purchase("rita", body.clone()).await.unwrap();
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.body);
+    assert_eq!(retry.order_id(), first.order_id());
+
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let after_end = c.purchase("rita", body).await.unwrap();
+    assert_eq!(after_end.status, StatusCode::OK, "{}", after_end.body);
+    assert_eq!(after_end.order_id(), first.order_id());
+    let stranger = c
+        .purchase("sam", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(stranger.status, StatusCode::GONE);
+}

@@ -3,6 +3,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
+/// Largest integer a Lua number (a double) holds exactly: 2^53 - 1.
+const MAX_EXACT_LUA_INT: i64 = (1 << 53) - 1;
+
 use super::CampaignConfig;
 use super::raw::RawCampaign;
 use super::validate::Errors;
@@ -40,14 +43,15 @@ fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
         }
         n => n.unwrap_or_default(),
     };
-    let unit_price_cents = e
+    let unit_price_cents: i64 = e
         .required(&f("unit_price_cents"), c.unit_price_cents)
         .map_or(0, |v| {
             e.int(&f("unit_price_cents"), Some(v), 0, 0, i64::MAX)
         });
+    // The scripts do stock arithmetic in Lua numbers (doubles): exact up to 2^53.
     let stock = e
         .required(&f("stock"), c.stock)
-        .map_or(0, |v| e.int(&f("stock"), Some(v), 0, 0, i64::MAX));
+        .map_or(0, |v| e.int(&f("stock"), Some(v), 0, 0, MAX_EXACT_LUA_INT));
     let per_user_limit: u32 = e.int(
         &f("per_user_limit"),
         c.per_user_limit,
@@ -71,6 +75,15 @@ fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
             i64::from(per_user_limit),
         ),
     };
+    if unit_price_cents
+        .checked_mul(i64::from(max_quantity))
+        .is_none()
+    {
+        e.push(
+            f("unit_price_cents"),
+            format!("times max_quantity ({max_quantity}) does not fit in 64-bit cents"),
+        );
+    }
     let start_ms = time(e, &f("start"), c.start);
     let end_ms = time(e, &f("end"), c.end);
     if let (Some(start), Some(end)) = (start_ms, end_ms)

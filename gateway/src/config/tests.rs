@@ -375,3 +375,37 @@ fn load_reads_file_and_reports_missing_path() {
         "{err}"
     );
 }
+
+#[test]
+fn money_and_time_that_would_overflow_downstream_are_refused() {
+    let text = r#"
+[auth]
+jwt_secret = "a-jwt-secret-long-enough"
+order_token_secret = "an-order-token-secret-long-enough"
+order_token_ttl = "400days"
+[redis]
+url = "redis://127.0.0.1:6379"
+[[campaigns]]
+id = "huge"
+sku = "S"
+name = "n"
+unit_price_cents = 9223372036854775807
+stock = 9007199254740993
+per_user_limit = 2
+start = "2026-01-01T00:00:00Z"
+end = "2027-01-01T00:00:00Z"
+pay_timeout = "1000days"
+"#;
+    let Err(ConfigError::Invalid(errors)) = Config::from_toml_str_with_env(text, &|_| None) else {
+        panic!("expected invalid");
+    };
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    for field in [
+        "auth.order_token_ttl",
+        "campaigns[0].unit_price_cents",
+        "campaigns[0].stock",
+        "campaigns[0].pay_timeout",
+    ] {
+        assert!(fields.contains(&field), "{field} missing from {fields:?}");
+    }
+}

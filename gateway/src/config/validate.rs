@@ -7,6 +7,10 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// No duration in the config is meant to exceed this; bigger ones are typos, and would
+/// overflow time arithmetic downstream (deadlines, token expiries).
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 use super::raw::{RawAuth, RawConfig, RawLimits, RawRateLimit, RawRedis};
 use super::{
     AuthConfig, Config, ENV_JWT_SECRET, ENV_ORDER_TOKEN_SECRET, FieldError, LimitsConfig,
@@ -63,6 +67,10 @@ impl Errors {
     ) -> Duration {
         let Some(s) = raw else { return default };
         match humantime::parse_duration(s) {
+            Ok(d) if d > MAX_DURATION => {
+                self.push(field, format!("must be at most a year, got {s:?}"));
+                default
+            }
             Ok(d) if d >= min => d,
             Ok(_) => {
                 self.push(

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use flashgate_stock::ReserveOutcome;
+use flashgate_stock::{Order, ReserveOutcome};
 use http::{Request, StatusCode, header};
 use hyper::body::Body;
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::clock::{now_ms, now_s};
 use crate::http::body::{parse_strict, read_bounded};
 use crate::http::{Answer, ApiError, json};
+use crate::pipeline::catalog::Campaign;
 use crate::pipeline::reserver::ReserveError;
 
 /// The purchase body. Unknown fields are refused, so a client's typo is a 400, not an ignored
@@ -59,16 +60,29 @@ where
         .ok_or_else(|| {
             ApiError::bad_request("invalid_quantity", format!("quantity must be 1 to {max}"))
         })?;
-    campaign.check_window(now_ms())?;
-    if campaign.is_marked_sold_out() {
-        return Err(ApiError::SoldOut);
+    let token_order = match &request.token {
+        Some(token) => {
+            Some(
+                app.order_tokens
+                    .verify(token, &campaign.config.id, &identity.user_id, now_s())?,
+            )
+        }
+        None => None,
+    };
+    if let Err(refusal) = open_for_sale(campaign) {
+        // A retry with an order token may be asking for an order that already exists: it gets
+        // that order, not the refusal new purchases get. (Without a token, the local answer
+        // stands: that is what keeps sold-out rejections free of Redis.)
+        if let Some(order_id) = token_order
+            && let Some(order) = existing_order(app, campaign, order_id, &identity.user_id).await
+        {
+            return Ok(json(StatusCode::OK, &OrderView::from(&order)));
+        }
+        return Err(refusal);
     }
 
-    let order_id = match &request.token {
-        Some(token) => {
-            app.order_tokens
-                .verify(token, &campaign.config.id, &identity.user_id, now_s())?
-        }
+    let order_id = match token_order {
+        Some(order_id) => order_id,
         None => app.ids.next(&identity.user_id).map_err(|e| {
             tracing::error!(error = %e, "cannot mint order ids");
             ApiError::Unavailable {
@@ -90,6 +104,10 @@ where
             ReserveError::Unavailable => ApiError::Unavailable {
                 code: "redis_unavailable",
                 message: "stock service unavailable; nothing was recorded",
+            },
+            ReserveError::OutcomeUnknown => ApiError::Unavailable {
+                code: "outcome_unknown",
+                message: "stock service did not answer; retry with the same order token to learn whether the purchase went through",
             },
         })?;
     match outcome {
@@ -117,4 +135,34 @@ where
             message: "campaign is not loaded in Redis; an operator must load it",
         }),
     }
+}
+
+/// Stages 6 and 7: the window, then the local sold-out mark.
+fn open_for_sale(campaign: &Campaign) -> Result<(), ApiError> {
+    campaign.check_window(now_ms())?;
+    if campaign.is_marked_sold_out() {
+        return Err(ApiError::SoldOut);
+    }
+    Ok(())
+}
+
+/// The caller's order `order_id` in `campaign`, if Redis holds it (one read).
+async fn existing_order(
+    app: &App,
+    campaign: &Campaign,
+    order_id: u64,
+    user_id: &str,
+) -> Option<Order> {
+    let mut conn = app.redis.clone();
+    let record: Option<String> = redis::cmd("HGET")
+        .arg(&campaign.keys.orders)
+        .arg(order_id)
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    let record = record?;
+    if flashgate_stock::record::owner(&record) != user_id {
+        return None;
+    }
+    flashgate_stock::record::decode(&campaign.config.id, order_id, &record).ok()
 }

@@ -117,10 +117,17 @@ impl ApiError {
     /// The answer the client gets: `{"error":{"code":…,"message":…}}` plus `Retry-After` where a
     /// retry can succeed.
     pub fn into_answer(self) -> Answer {
-        let body = serde_json::json!({
-            "error": { "code": self.code(), "message": self.to_string() }
-        });
-        let mut answer = with_body(self.status(), Bytes::from(body.to_string()));
+        // Written directly: error answers are the sold-out path's whole output, so they skip
+        // building a JSON value. Codes are plain identifiers; the message is escaped by serde.
+        let mut body = Vec::with_capacity(96);
+        body.extend_from_slice(br#"{"error":{"code":""#);
+        body.extend_from_slice(self.code().as_bytes());
+        body.extend_from_slice(br#"","message":"#);
+        if serde_json::to_writer(&mut body, &self.to_string()).is_err() {
+            body.extend_from_slice(br#""""#);
+        }
+        body.extend_from_slice(b"}}");
+        let mut answer = with_body(self.status(), Bytes::from(body));
         if let Some(seconds) = self.retry_after_s() {
             answer
                 .headers_mut()

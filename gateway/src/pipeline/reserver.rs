@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use flashgate_stock::{CampaignKeys, Reservation, ReserveOutcome, Scripts, reserve_batch};
+use flashgate_stock::{
+    CampaignKeys, Reservation, ReserveOutcome, Scripts, StockError, record, reserve_batch,
+};
 use redis::aio::ConnectionManager;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -36,14 +38,20 @@ impl Default for BatchSettings {
     }
 }
 
-/// Why a reservation got no decision. Either way the client may retry; with an order token the
-/// retry is recognised if the lost call did commit.
+/// Why a reservation got no decision. The client may retry; with an order token the retry is
+/// recognised if the lost call did commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ReserveError {
+    /// Refused before reaching Redis: nothing was recorded.
     #[error("too many reservations waiting")]
     Overloaded,
+    /// Redis could not be reached, and nothing was recorded for this order id.
     #[error("redis unavailable")]
     Unavailable,
+    /// The script call failed in a way that leaves open whether it committed (a timeout, a
+    /// dropped connection) and Redis could not be asked afterwards.
+    #[error("outcome unknown")]
+    OutcomeUnknown,
 }
 
 struct Pending {
@@ -148,7 +156,8 @@ async fn call(
             quantity: p.quantity,
         })
         .collect();
-    match reserve_batch(conn, scripts, keys, now_ms(), &reservations).await {
+    let now = now_ms();
+    match reserve_batch(conn, scripts, keys, now, &reservations).await {
         Ok(outcomes) => {
             for (p, outcome) in batch.into_iter().zip(outcomes) {
                 // A client that went away still has its order: the journal carries it.
@@ -157,9 +166,51 @@ async fn call(
         }
         Err(e) => {
             tracing::warn!(campaign = %keys.campaign_id, error = %e, "reserve call failed");
-            for p in batch {
-                let _ = p.reply.send(Err(ReserveError::Unavailable));
-            }
+            let unsure = !matches!(&e, StockError::Redis(r) if r.is_connection_refusal());
+            answer_after_failure(conn, keys, now, batch, unsure).await;
         }
+    }
+}
+
+/// The call failed, but it may have committed (a reply lost to a timeout or a dropped
+/// connection). Redis is asked what it holds for each order id, so a committed order is
+/// answered as such rather than as "nothing recorded".
+async fn answer_after_failure(
+    conn: &mut ConnectionManager,
+    keys: &CampaignKeys,
+    call_time: i64,
+    batch: Vec<Pending>,
+    unsure: bool,
+) {
+    let ids: Vec<u64> = batch.iter().map(|p| p.order_id).collect();
+    let records: Result<Vec<Option<String>>, _> = redis::cmd("HMGET")
+        .arg(&keys.orders)
+        .arg(&ids)
+        .query_async(conn)
+        .await;
+    let Ok(records) = records else {
+        let error = if unsure {
+            ReserveError::OutcomeUnknown
+        } else {
+            ReserveError::Unavailable
+        };
+        for p in batch {
+            let _ = p.reply.send(Err(error));
+        }
+        return;
+    };
+    for (p, record) in batch.into_iter().zip(records) {
+        let answer = match record {
+            None => Err(ReserveError::Unavailable),
+            Some(record) if record::owner(&record) != p.user_id => Ok(ReserveOutcome::Conflict),
+            Some(record) => match record::decode(&keys.campaign_id, p.order_id, &record) {
+                Ok(order) if order.created_at_ms == call_time => {
+                    Ok(ReserveOutcome::Accepted(order))
+                }
+                Ok(order) => Ok(ReserveOutcome::Replayed(order)),
+                Err(_) => Err(ReserveError::OutcomeUnknown),
+            },
+        };
+        let _ = p.reply.send(answer);
     }
 }
