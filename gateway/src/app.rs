@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use flashgate_stock::{CampaignKeys, CampaignSpec, Scripts, load_campaign};
+use flashgate_stock::{CampaignKeys, CampaignSpec, Scripts, load_campaign, remaining_stock};
 use redis::aio::ConnectionManager;
 
 use crate::auth::{JwtVerifier, OrderTokens};
@@ -49,21 +49,50 @@ pub fn spec_of(c: &CampaignConfig) -> CampaignSpec {
     }
 }
 
+/// Why the campaigns could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Redis(#[from] flashgate_stock::StockError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Redis has no state for a campaign the store has orders of: Redis lost its data.
+    /// Loading the configured stock again would sell those units a second time.
+    #[error(
+        "campaign {campaign} has {orders} orders in the store but no state in Redis: Redis lost \
+         its data. Restore Redis (AOF/replica) before starting; never reload its stock from config"
+    )]
+    RedisLostCampaign { campaign: String, orders: u64 },
+}
+
 /// Loads every configured campaign into Redis (never resetting live stock) and builds the
 /// catalog, each campaign with its batching reserver.
 ///
 /// # Errors
-/// When Redis cannot be reached.
+/// When Redis or the store cannot be reached, or Redis has lost a campaign that has orders.
 pub async fn load_catalog(
     config: &Config,
     redis: &ConnectionManager,
     scripts: &Arc<Scripts>,
-) -> Result<Catalog, flashgate_stock::StockError> {
+    store: &Arc<dyn OrderStore>,
+) -> Result<Catalog, LoadError> {
     let mut conn = redis.clone();
     scripts.load_all(&mut conn).await?;
     let mut campaigns = Vec::with_capacity(config.campaigns.len());
     for c in &config.campaigns {
         let keys = Arc::new(CampaignKeys::new(&c.id));
+        if remaining_stock(&mut conn, &keys).await?.is_none() {
+            let (store, id) = (store.clone(), c.id.clone());
+            let orders = tokio::task::spawn_blocking(move || store.count_of_campaign(&id))
+                .await
+                .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))??;
+            if orders > 0 {
+                return Err(LoadError::RedisLostCampaign {
+                    campaign: c.id.clone(),
+                    orders,
+                });
+            }
+        }
         let loaded = load_campaign(&mut conn, scripts, &keys, &spec_of(c)).await?;
         if !loaded.created && loaded.stock_total != c.stock {
             tracing::warn!(

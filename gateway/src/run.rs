@@ -31,8 +31,8 @@ pub enum RunError {
         #[source]
         source: redis::RedisError,
     },
-    #[error("loading campaigns into redis: {0}")]
-    Campaigns(#[from] flashgate_stock::StockError),
+    #[error("loading campaigns: {0}")]
+    Campaigns(#[from] crate::app::LoadError),
     #[error("order store: {0}")]
     Store(#[from] StoreError),
     #[error("order ids: {0}")]
@@ -86,12 +86,12 @@ pub async fn run(
         .await
         .map_err(unreachable)?;
 
-    let scripts = Arc::new(Scripts::new());
-    let catalog = load_catalog(&config, &redis, &scripts).await?;
     let store: Arc<dyn OrderStore> = Arc::new(SqliteStore::open(
         &config.store.path,
         config.store.shard_bits,
     )?);
+    let scripts = Arc::new(Scripts::new());
+    let catalog = load_catalog(&config, &redis, &scripts, &store).await?;
     let (handoff, queued) = handoff::channel(config.persistence.queue_capacity);
     let persistence = Persistence::start(
         queued,
@@ -129,10 +129,13 @@ pub async fn run(
     )
     .await;
 
+    // Requests still running past the grace period are refused a reservation from here on, and
+    // calls in flight finish, so the persistence drain below sees every committed order.
+    app.catalog.close(app.config.server.shutdown_grace).await;
     for task in background {
         task.abort();
     }
-    // The last handle on the queue's sending side goes with the app; the workers then drain.
+    // Workers drain the queue; the reconciler's last pass takes whatever the queue did not.
     drop(app);
     tokio::task::spawn_blocking(move || persistence.shutdown())
         .await

@@ -41,31 +41,43 @@ pub fn scan<C: ConnectionLike>(
     Ok((next, ids))
 }
 
-/// The current records of `order_ids`; ids without a record are skipped.
+/// What Redis holds for some journaled order ids.
+#[derive(Debug, Default)]
+pub struct Records {
+    /// Orders whose record was read.
+    pub orders: Vec<Order>,
+    /// Ids with no record any more (nothing left to persist).
+    pub gone: Vec<u64>,
+    /// Ids whose record cannot be read: reported and left in the journal, never allowed to
+    /// hold back the rest.
+    pub unreadable: Vec<(u64, String)>,
+}
+
+/// The current records of `order_ids`.
 ///
 /// # Errors
-/// When Redis cannot be reached or a record is malformed.
+/// When Redis cannot be reached.
 pub fn orders<C: ConnectionLike>(
     conn: &mut C,
     keys: &CampaignKeys,
     order_ids: &[u64],
-) -> Result<Vec<Order>, StockError> {
+) -> Result<Records, StockError> {
+    let mut found = Records::default();
     if order_ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(found);
     }
     let records: Vec<Option<String>> = redis::cmd("HMGET")
         .arg(&keys.orders)
         .arg(order_ids)
         .query(conn)?;
-    order_ids
-        .iter()
-        .zip(records)
-        .filter_map(|(id, rec)| rec.map(|rec| (id, rec)))
-        .map(|(&id, rec)| {
-            record::decode(&keys.campaign_id, id, &rec)
-                .map_err(|e| StockError::bad_reply("orders", e.to_string()))
-        })
-        .collect()
+    for (&id, rec) in order_ids.iter().zip(records) {
+        match rec.map(|rec| record::decode(&keys.campaign_id, id, &rec)) {
+            Some(Ok(order)) => found.orders.push(order),
+            Some(Err(e)) => found.unreadable.push((id, e.to_string())),
+            None => found.gone.push(id),
+        }
+    }
+    Ok(found)
 }
 
 /// Drops orders from the journal whose state in the store is now their latest

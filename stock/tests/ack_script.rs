@@ -25,9 +25,13 @@ async fn journal_lists_due_orders_and_ack_drops_only_current_versions() {
     let (cursor, mut ids) = journal::scan(&mut sync, &keys, 0, 100).unwrap();
     ids.sort_unstable();
     assert_eq!((cursor, ids), (0, vec![1, 2, 3]));
-    let orders = journal::orders(&mut sync, &keys, &[1, 2, 99]).unwrap();
-    assert_eq!(orders.len(), 2);
-    assert_eq!(orders[1].created_at_ms, 2000);
+    let _: () = sync.hset(&keys.orders, "77", "garbage").unwrap();
+    let read = journal::orders(&mut sync, &keys, &[1, 2, 99, 77]).unwrap();
+    assert_eq!(read.orders.len(), 2);
+    assert_eq!(read.orders[1].created_at_ms, 2000);
+    assert_eq!(read.gone, vec![99]);
+    assert_eq!(read.unreadable.len(), 1);
+    assert_eq!(read.unreadable[0].0, 77);
 
     // Version 1 is current for order 1; a stale version 0 for order 2 must not drop it.
     let dropped = journal::ack(&mut sync, &scripts, &keys, &[(1, 1), (2, 0)]).unwrap();

@@ -22,6 +22,11 @@ pub struct InProcess {
 
 impl InProcess {
     pub fn start(scenario: &Scenario) -> Self {
+        Self::try_start(scenario).unwrap_or_else(|e| panic!("gateway exited at start: {e}"))
+    }
+
+    /// Starts a gateway, or returns why it refused to start.
+    pub fn try_start(scenario: &Scenario) -> Result<Self, String> {
         let config = scenario.config();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -49,24 +54,25 @@ impl InProcess {
             shutdown: Some(shutdown),
             thread: Some(thread),
         };
-        gateway.wait_ready();
-        gateway
+        gateway.wait_ready()?;
+        Ok(gateway)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(self.addr).is_err() || !healthy(self.addr) {
+        while !healthy(self.addr) {
             if self
                 .thread
                 .as_ref()
                 .is_some_and(std::thread::JoinHandle::is_finished)
             {
                 let result = self.thread.take().unwrap().join().unwrap();
-                panic!("gateway exited at start: {result:?}");
+                return Err(format!("{result:?}"));
             }
             assert!(Instant::now() < deadline, "gateway not ready");
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
 
     pub fn client(&self) -> Client {

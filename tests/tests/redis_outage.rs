@@ -128,3 +128,32 @@ async fn a_call_that_times_out_but_commits_is_never_called_unrecorded() {
     let stock: i64 = admin.get(format!("fg:{{{id}}}:stock")).unwrap();
     assert_eq!(stock, 9, "one unit, once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_lost_its_data_is_not_refilled_from_config() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = CampaignSpec::open("lost", 5, 1);
+    let id = campaign.id.clone();
+    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
+    let gateway = InProcess::start(&scenario);
+    let sold = gateway
+        .client()
+        .purchase("first-buyer", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(sold.status, StatusCode::ACCEPTED);
+    gateway.stop().unwrap();
+
+    // Redis loses everything (a restart without persistence, a failover to an empty replica).
+    let mut conn = redis.client().get_connection().unwrap();
+    let _: () = redis::cmd("FLUSHALL").query(&mut conn).unwrap();
+
+    let refused = InProcess::try_start(&scenario)
+        .err()
+        .expect("must refuse to start");
+    assert!(refused.contains("lost its data"), "{refused}");
+    assert!(refused.contains(&id), "{refused}");
+    let stock: Option<i64> = conn.get(format!("fg:{{{id}}}:stock")).unwrap();
+    assert_eq!(stock, None, "the stock was not put back on sale");
+}

@@ -48,19 +48,13 @@ pub fn pass(context: &Context, acker: &mut Acker, grace: Duration) -> usize {
                 .map_err(flashgate_stock::StockError::from)
                 .and_then(|conn| {
                     let (next, ids) = journal::scan(conn, keys, cursor, CHUNK)?;
-                    let orders = journal::orders(conn, keys, &ids)?;
-                    if orders.len() < ids.len() {
-                        // Entries whose record is gone can never be persisted; ack.lua drops them.
-                        let gone: Vec<_> = ids
-                            .iter()
-                            .filter(|id| !orders.iter().any(|o| o.order_id == **id))
-                            .map(|id| (*id, 0))
-                            .collect();
-                        journal::ack(conn, &context.scripts, keys, &gone)?;
-                    }
-                    Ok((next, orders))
+                    let read = journal::orders(conn, keys, &ids)?;
+                    // Entries whose record is gone can never be persisted; ack.lua drops them.
+                    let gone: Vec<_> = read.gone.iter().map(|id| (*id, 0)).collect();
+                    journal::ack(conn, &context.scripts, keys, &gone)?;
+                    Ok((next, read))
                 });
-            let (next, mut orders) = match step {
+            let (next, read) = match step {
                 Ok(step) => step,
                 Err(e) => {
                     tracing::warn!(campaign = %keys.campaign_id, error = %e, "reconciler cannot read the journal");
@@ -68,12 +62,19 @@ pub fn pass(context: &Context, acker: &mut Acker, grace: Duration) -> usize {
                     break;
                 }
             };
-            orders.retain(|o| o.updated_at_ms <= until);
-            if !orders.is_empty() {
-                if !write(context, acker, &orders) {
+            for (order_id, reason) in &read.unreadable {
+                tracing::error!(campaign = %keys.campaign_id, order_id, reason, "unreadable order record left in the journal");
+            }
+            let due: Vec<_> = read
+                .orders
+                .into_iter()
+                .filter(|o| o.updated_at_ms <= until)
+                .collect();
+            if !due.is_empty() {
+                if !write(context, acker, &due) {
                     break;
                 }
-                written += orders.len();
+                written += due.len();
             }
             if next == 0 {
                 break;

@@ -40,16 +40,31 @@ pub fn run(orders: &Receiver<Order>, context: &Context, stop: &AtomicBool) {
     }
 }
 
-/// Writes `batch` and acks it; on a store error the orders stay journaled for the reconciler.
+/// Writes `batch` and acks what was written. Returns false when the store is unavailable (the
+/// orders stay journaled for the reconciler). An order the store rejects for good is reported
+/// and left in the journal, and never holds back the rest of its batch.
 pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
     match context.store.insert_batch(batch) {
         Ok(_) => {
             acker.ack(&context.scripts, batch);
             true
         }
-        Err(e) => {
-            tracing::warn!(orders = batch.len(), error = %e, "store write failed; the reconciler will retry");
+        Err(e) if e.is_transient() => {
+            tracing::warn!(orders = batch.len(), error = %e, "store unavailable; the reconciler will retry");
             false
+        }
+        Err(e) => {
+            tracing::warn!(orders = batch.len(), error = %e, "batch refused; writing its orders one by one");
+            for order in batch {
+                match context.store.insert_batch(std::slice::from_ref(order)) {
+                    Ok(_) => acker.ack(&context.scripts, std::slice::from_ref(order)),
+                    Err(e) if e.is_transient() => return false,
+                    Err(e) => {
+                        tracing::error!(order_id = order.order_id, error = %e, "order refused by the store; left in the journal")
+                    }
+                }
+            }
+            true
         }
     }
 }

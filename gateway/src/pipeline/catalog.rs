@@ -118,6 +118,13 @@ impl Catalog {
         self.by_id.values()
     }
 
+    /// Stops every campaign's reservations (shutdown): see [`super::reserver::Reserver::close`].
+    pub async fn close(&self, patience: std::time::Duration) {
+        for campaign in self.campaigns() {
+            campaign.reserver.close(patience).await;
+        }
+    }
+
     /// Clears the sold-out mark of every campaign whose stock Redis says is back above zero.
     ///
     /// # Errors

@@ -7,6 +7,7 @@
 //! lets the gateway approach Redis' pipelined ceiling rather than its per-call one.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use flashgate_stock::{
     CampaignKeys, Reservation, ReserveOutcome, Scripts, StockError, record, reserve_batch,
@@ -65,6 +66,10 @@ struct Pending {
 #[derive(Debug, Clone)]
 pub struct Reserver {
     queue: mpsc::Sender<Pending>,
+    /// Permits for script calls; [`Reserver::close`] takes them all.
+    in_flight: Arc<Semaphore>,
+    max_in_flight: u32,
+    closed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -84,8 +89,36 @@ impl Reserver {
         settings: BatchSettings,
     ) -> Self {
         let (queue, pending) = mpsc::channel(settings.queue.max(1));
-        tokio::spawn(batch_loop(pending, conn, scripts, keys, settings));
-        Self { queue }
+        let max_in_flight = u32::try_from(settings.max_in_flight.clamp(1, 1024)).unwrap_or(1);
+        let in_flight = Arc::new(Semaphore::new(max_in_flight as usize));
+        tokio::spawn(batch_loop(
+            pending,
+            conn,
+            scripts,
+            keys,
+            settings,
+            in_flight.clone(),
+        ));
+        Self {
+            queue,
+            in_flight,
+            max_in_flight,
+            closed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Stops this campaign's reservations for shutdown: new ones are refused, and once this
+    /// returns no script call is running or can start, so a final journal pass sees every
+    /// commit. Waits at most `patience` for calls in flight.
+    pub async fn close(&self, patience: std::time::Duration) {
+        self.closed.store(true, Ordering::SeqCst);
+        match tokio::time::timeout(patience, self.in_flight.acquire_many(self.max_in_flight)).await
+        {
+            // Held for good: the batching task can never start another call.
+            Ok(Ok(permits)) => permits.forget(),
+            Ok(Err(_)) => {}
+            Err(_) => tracing::warn!("reservations still in flight at shutdown"),
+        }
     }
 
     /// Reserves `quantity` units for `user_id` under `order_id`.
@@ -99,6 +132,9 @@ impl Reserver {
         order_id: u64,
         quantity: u32,
     ) -> Result<ReserveOutcome, ReserveError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(ReserveError::Unavailable);
+        }
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             user_id,
@@ -120,8 +156,8 @@ async fn batch_loop(
     scripts: Arc<Scripts>,
     keys: Arc<CampaignKeys>,
     settings: BatchSettings,
+    in_flight: Arc<Semaphore>,
 ) {
-    let in_flight = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
     while let Some(first) = pending.recv().await {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break;

@@ -67,6 +67,15 @@ pub trait OrderStore: Send + Sync + 'static {
     /// As for [`OrderStore::get`].
     fn orders_of_campaign(&self, campaign_id: &str) -> Result<Vec<Order>, StoreError>;
 
+    /// How many orders of one campaign are stored. A campaign that Redis does not know but the
+    /// store has orders for means Redis lost its data: loading it afresh would sell its stock
+    /// a second time.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::get`].
+    fn count_of_campaign(&self, campaign_id: &str) -> Result<u64, StoreError>;
+
     /// Cheap liveness check for health endpoints.
     ///
     /// # Errors

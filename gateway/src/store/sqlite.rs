@@ -72,6 +72,7 @@ struct ShardSql {
     update: String,
     get: String,
     by_campaign: String,
+    count_campaign: String,
 }
 
 impl ShardSql {
@@ -89,6 +90,7 @@ impl ShardSql {
             ),
             get: format!("SELECT {COLUMNS} FROM {table} WHERE order_id = ?1"),
             by_campaign: format!("SELECT {COLUMNS} FROM {table} WHERE campaign_id = ?1"),
+            count_campaign: format!("SELECT count(*) FROM {table} WHERE campaign_id = ?1"),
         }
     }
 }
@@ -287,6 +289,18 @@ impl OrderStore for SqliteStore {
             }
         }
         Ok(orders)
+    }
+
+    fn count_of_campaign(&self, campaign_id: &str) -> Result<u64, StoreError> {
+        let conn = lock(&self.reader, "reader")?;
+        let mut total = 0;
+        for sql in &self.sql {
+            let n: i64 = conn
+                .prepare_cached(&sql.count_campaign)?
+                .query_row([campaign_id], |r| r.get(0))?;
+            total += u64::try_from(n).unwrap_or(0);
+        }
+        Ok(total)
     }
 
     fn ping(&self) -> Result<(), StoreError> {
