@@ -134,7 +134,8 @@ pub struct StoreConfig {
 /// `[persistence]`: the queue and workers between the hot path and the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PersistenceConfig {
-    /// Writer threads (1..=64, default 2).
+    /// Writer threads (1..=64, default 1: SQLite has one writer, so a second thread would only
+    /// wait for the lock; a store with parallel writers wants more).
     pub workers: usize,
     /// Orders buffered before the hot path sees back-pressure (default 65536).
     pub queue_capacity: usize,

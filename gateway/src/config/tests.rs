@@ -75,7 +75,7 @@ fn minimal_config_gets_defaults() {
         }
     );
     let p = &c.persistence;
-    assert_eq!((p.workers, p.queue_capacity, p.batch_size), (2, 65536, 512));
+    assert_eq!((p.workers, p.queue_capacity, p.batch_size), (1, 65536, 512));
     assert_eq!(p.flush_interval, Duration::from_millis(5));
     assert_eq!(p.reconcile_interval, Duration::from_secs(5));
     assert_eq!(p.reconcile_grace, Duration::from_secs(2));

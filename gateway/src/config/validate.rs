@@ -154,7 +154,7 @@ pub(super) fn validate(
 
     let p = raw.persistence;
     let persistence = PersistenceConfig {
-        workers: e.int("persistence.workers", p.workers, 2, 1, 64),
+        workers: e.int("persistence.workers", p.workers, 1, 1, 64),
         queue_capacity: e.int(
             "persistence.queue_capacity",
             p.queue_capacity,
