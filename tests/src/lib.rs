@@ -40,6 +40,15 @@ pub fn shared_redis_url() -> String {
     std::env::var("FLASHGATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// A connection to the shared Redis.
+pub async fn shared_redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(shared_redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a Redis at FLASHGATE_TEST_REDIS (default 127.0.0.1:6379)")
+}
+
 /// A free TCP port on loopback (bound, read, released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

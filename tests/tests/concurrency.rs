@@ -39,18 +39,18 @@ async fn burst(
 }
 
 async fn redis_stock(campaign: &str) -> i64 {
-    let mut conn = redis::Client::open(shared_redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = flashgate_tests::shared_redis().await;
     conn.get(format!("fg:{{{campaign}}}:stock")).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_thousand_attempts_on_a_hundred_units_limit_one() {
+/// A gateway on the shared Redis selling one campaign of `stock` units, `limit` per user.
+fn gateway_selling(
+    prefix: &str,
+    stock: u64,
+    limit: u32,
+) -> (tempfile::TempDir, Scenario, InProcess, String) {
     let dir = tempfile::tempdir().unwrap();
-    let campaign = CampaignSpec::open("conc1", 100, 1);
+    let campaign = CampaignSpec::open(prefix, stock, limit);
     let id = campaign.id.clone();
     let scenario = Scenario::new(
         shared_redis_url(),
@@ -58,6 +58,12 @@ async fn two_thousand_attempts_on_a_hundred_units_limit_one() {
         vec![campaign],
     );
     let gateway = InProcess::start(&scenario);
+    (dir, scenario, gateway, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_attempts_on_a_hundred_units_limit_one() {
+    let (_dir, scenario, gateway, id) = gateway_selling("conc1", 100, 1);
 
     let replies = burst(&gateway, &id, 1000, 2000, |_| 1).await;
 
@@ -101,15 +107,7 @@ async fn two_thousand_attempts_on_a_hundred_units_limit_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_three_with_mixed_quantities_sells_exactly_the_stock() {
-    let dir = tempfile::tempdir().unwrap();
-    let campaign = CampaignSpec::open("conc3", 100, 3);
-    let id = campaign.id.clone();
-    let scenario = Scenario::new(
-        shared_redis_url(),
-        dir.path().join("orders.db"),
-        vec![campaign],
-    );
-    let gateway = InProcess::start(&scenario);
+    let (_dir, scenario, gateway, id) = gateway_selling("conc3", 100, 3);
 
     let replies = burst(&gateway, &id, 1000, 2000, |i| 1 + (i % 3) as u32).await;
 

@@ -55,12 +55,31 @@ async fn load_until(
     Arc::try_unwrap(accepted).unwrap().into_inner()
 }
 
+/// Starts purchases from 32 tasks and returns once 500 have been accepted: the stop flag, and
+/// the load whose result is the set of accepted order ids.
+async fn load_under_way(
+    gateway: &Process,
+    campaign: &str,
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<HashSet<String>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
+    let load = tokio::spawn(load_until(
+        gateway.client(),
+        campaign.to_owned(),
+        32,
+        stop.clone(),
+        count.clone(),
+    ));
+    eventually(Duration::from_secs(20), "load is under way", || {
+        let count = count.clone();
+        async move { count.load(Ordering::Relaxed) >= 500 }
+    })
+    .await;
+    (stop, load)
+}
+
 async fn redis_order_count(campaign: &str) -> usize {
-    let mut conn = redis::Client::open(shared_redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = flashgate_tests::shared_redis().await;
     conn.hlen(format!("fg:{{{campaign}}}:orders"))
         .await
         .unwrap()
@@ -83,20 +102,7 @@ async fn sigkill_under_load_loses_no_accepted_order() {
     scenario.persistence = "queue_capacity = 1\nreconcile_interval = \"1h\"\n".into();
     let mut gateway = Process::start(&scenario, dir.path());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicUsize::new(0));
-    let load = tokio::spawn(load_until(
-        gateway.client(),
-        id.clone(),
-        32,
-        stop.clone(),
-        count.clone(),
-    ));
-    eventually(Duration::from_secs(20), "load is under way", || {
-        let count = count.clone();
-        async move { count.load(Ordering::Relaxed) >= 500 }
-    })
-    .await;
+    let (stop, load) = load_under_way(&gateway, &id).await;
     gateway.kill();
     stop.store(true, Ordering::Relaxed);
     let accepted = load.await.unwrap();
@@ -139,20 +145,7 @@ async fn sigterm_under_load_exits_zero_with_every_order_stored() {
     let (scenario, id) = scenario(dir.path(), "sigterm");
     let mut gateway = Process::start(&scenario, dir.path());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicUsize::new(0));
-    let load = tokio::spawn(load_until(
-        gateway.client(),
-        id.clone(),
-        32,
-        stop.clone(),
-        count.clone(),
-    ));
-    eventually(Duration::from_secs(20), "load is under way", || {
-        let count = count.clone();
-        async move { count.load(Ordering::Relaxed) >= 500 }
-    })
-    .await;
+    let (stop, load) = load_under_way(&gateway, &id).await;
     let status = tokio::task::spawn_blocking(move || {
         let status = gateway.terminate();
         (gateway, status)
