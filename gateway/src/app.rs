@@ -30,12 +30,6 @@ pub struct App {
     pub store: Arc<dyn OrderStore>,
 }
 
-impl std::fmt::Debug for dyn OrderStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OrderStore")
-    }
-}
-
 /// The campaign's settings in the form the scripts take.
 pub fn spec_of(c: &CampaignConfig) -> CampaignSpec {
     CampaignSpec {

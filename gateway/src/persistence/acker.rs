@@ -39,16 +39,16 @@ impl Acker {
     /// # Errors
     /// When Redis cannot be reached.
     pub fn connection(&mut self) -> redis::RedisResult<&mut redis::Connection> {
-        if self.conn.is_none() {
-            let conn = self.client.get_connection_with_timeout(TIMEOUT)?;
-            conn.set_read_timeout(Some(TIMEOUT))?;
-            conn.set_write_timeout(Some(TIMEOUT))?;
-            self.conn = Some(conn);
-        }
-        match self.conn.as_mut() {
-            Some(conn) => Ok(conn),
-            None => unreachable!("connection set above"),
-        }
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => {
+                let conn = self.client.get_connection_with_timeout(TIMEOUT)?;
+                conn.set_read_timeout(Some(TIMEOUT))?;
+                conn.set_write_timeout(Some(TIMEOUT))?;
+                conn
+            }
+        };
+        Ok(self.conn.insert(conn))
     }
 
     /// Forgets the connection after an error so the next call opens a fresh one.

@@ -1,8 +1,8 @@
 //! The campaigns this gateway sells, and the checks that need nothing but them: does it exist
 //! (stage 5), is it open (stage 6), is it known to be sold out (stage 7).
 //!
-//! Unknown ids are answered from a Bloom filter of campaign ids and SKUs, without touching Redis
-//! or the store: a filter may say "maybe" for an unknown id (then the map decides), never "no"
+//! Unknown ids are answered from a Bloom filter of campaign ids, without touching Redis or the
+//! store: a filter may say "maybe" for an unknown id (then the map decides), never "no"
 //! for a known one. The sold-out mark is a cache of Redis' answer: it is set when the script says
 //! sold out and cleared by [`Catalog::refresh_sold_out`] within a second of stock returning.
 
@@ -82,14 +82,13 @@ impl Catalog {
             .into_iter()
             .map(|c| (c.config.id.clone(), Arc::new(c)))
             .collect();
-        let items = (by_id.len() * 2).max(1);
+        let items = by_id.len().max(1);
         let mut known = match Bloom::new_for_fp_rate(items, BLOOM_FP_RATE) {
             Ok(bloom) => bloom,
             Err(e) => unreachable!("bloom parameters are constants and valid: {e}"),
         };
-        for campaign in by_id.values() {
-            known.set(campaign.config.id.as_str());
-            known.set(campaign.config.sku.as_str());
+        for id in by_id.keys() {
+            known.set(id.as_str());
         }
         Self { known, by_id }
     }
@@ -107,11 +106,6 @@ impl Catalog {
             return Err(UNKNOWN);
         }
         self.by_id.get(id).ok_or(UNKNOWN)
-    }
-
-    /// Whether `sku` belongs to a campaign here (Bloom first, then the campaigns).
-    pub fn knows_sku(&self, sku: &str) -> bool {
-        self.known.check(sku) && self.by_id.values().any(|c| c.config.sku == sku)
     }
 
     pub fn campaigns(&self) -> impl Iterator<Item = &Arc<Campaign>> {

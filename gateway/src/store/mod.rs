@@ -83,3 +83,9 @@ pub trait OrderStore: Send + Sync + 'static {
     /// Whatever keeps the store from answering a trivial query.
     fn ping(&self) -> Result<(), StoreError>;
 }
+
+impl std::fmt::Debug for dyn OrderStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OrderStore")
+    }
+}
