@@ -33,8 +33,10 @@ where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let path = req.uri().path().to_owned();
-    match path.as_str() {
+    // The URI is shared (reference-counted), so the path can be held while the request moves on.
+    let uri = req.uri().clone();
+    let path = uri.path();
+    match path {
         "/healthz" => return only(&req, &Method::GET).map(|()| health::healthz()),
         "/readyz" => {
             only(&req, &Method::GET)?;

@@ -157,3 +157,23 @@ async fn a_redis_that_lost_its_data_is_not_refilled_from_config() {
     let stock: Option<i64> = conn.get(format!("fg:{{{id}}}:stock")).unwrap();
     assert_eq!(stock, None, "the stock was not put back on sale");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_configured_redis_stops_the_start_and_nothing_else_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed_port = flashgate_tests::free_port();
+    let scenario = Scenario::new(
+        format!("redis://127.0.0.1:{closed_port}"),
+        dir.path().join("orders.db"),
+        vec![CampaignSpec::open("nowhere", 10, 1)],
+    );
+    let refused = InProcess::try_start(&scenario)
+        .err()
+        .expect("must refuse to start");
+    assert!(refused.contains("unreachable"), "{refused}");
+    assert!(refused.contains(&closed_port.to_string()), "{refused}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", closed_port)).is_err(),
+        "no private Redis was started in its place"
+    );
+}
