@@ -9,6 +9,7 @@
 //! - [`scripts`]: the embedded Lua scripts, hashed once, EVALSHA with NOSCRIPT fallback.
 //! - [`campaign`]: loading a campaign without ever resetting live stock; reading stock.
 //! - [`reserve`]: the commit point of a purchase, batched.
+//! - [`lifecycle`]: pay, cancel, expire: every change after the reservation, atomically.
 //! - [`journal`]: orders not yet in the store; read, ack (blocking, for persistence threads).
 //! - [`record`]: the compact order record the scripts write.
 //! - [`order`]: the order shared by Redis, the store and the API.
@@ -19,6 +20,7 @@ pub mod campaign;
 pub mod error;
 pub mod journal;
 pub mod keys;
+pub mod lifecycle;
 pub mod order;
 pub mod record;
 pub mod reserve;
@@ -27,6 +29,7 @@ pub mod scripts;
 pub use campaign::{CampaignSpec, Loaded, load_campaign, remaining_stock};
 pub use error::StockError;
 pub use keys::CampaignKeys;
+pub use lifecycle::{Expired, Transition};
 pub use order::{Order, OrderStatus};
 pub use reserve::{Reservation, ReserveOutcome, reserve_batch};
 pub use scripts::Scripts;

@@ -12,6 +12,7 @@ pub struct Scripts {
     pub(crate) reserve: Script,
     pub(crate) load_campaign: Script,
     pub(crate) ack: Script,
+    pub(crate) lifecycle: Script,
 }
 
 impl Scripts {
@@ -20,15 +21,17 @@ impl Scripts {
             reserve: Script::new(include_str!("../../lua/reserve.lua")),
             load_campaign: Script::new(include_str!("../../lua/load_campaign.lua")),
             ack: Script::new(include_str!("../../lua/ack.lua")),
+            lifecycle: Script::new(include_str!("../../lua/lifecycle.lua")),
         }
     }
 
     /// The SHA1 of every script, for readiness checks (`SCRIPT EXISTS`).
-    pub fn hashes(&self) -> [&str; 3] {
+    pub fn hashes(&self) -> [&str; 4] {
         [
             self.reserve.get_hash(),
             self.load_campaign.get_hash(),
             self.ack.get_hash(),
+            self.lifecycle.get_hash(),
         ]
     }
 
@@ -40,7 +43,12 @@ impl Scripts {
     where
         C: redis::aio::ConnectionLike,
     {
-        for script in [&self.reserve, &self.load_campaign, &self.ack] {
+        for script in [
+            &self.reserve,
+            &self.load_campaign,
+            &self.ack,
+            &self.lifecycle,
+        ] {
             script.prepare_invoke().load_async(conn).await?;
         }
         Ok(())

@@ -1,0 +1,133 @@
+//! Order transitions after the reservation: pay, cancel, expire (`lua/lifecycle.lua`).
+
+use redis::Value;
+use redis::aio::ConnectionLike;
+
+use crate::StockError;
+use crate::keys::CampaignKeys;
+use crate::order::Order;
+use crate::record;
+use crate::reserve::strings;
+use crate::scripts::Scripts;
+
+const SCRIPT: &str = "lifecycle.lua";
+
+/// What a pay or cancel request did. Business outcomes, not errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// Paid in time: the unit is sold for good.
+    Paid(Order),
+    /// Cancelled by its owner: stock and quota returned.
+    Cancelled(Order),
+    /// Paid too late (after expiry or cancellation): the unit stays returned, the money must go
+    /// back.
+    RefundRequired(Order),
+    /// Already in the state asked for (a repeated callback or cancel): the same answer again.
+    Unchanged(Order),
+    /// No such order in this campaign, or (for cancel) not the caller's.
+    NotFound,
+    /// Paid, expired or past its deadline: it can no longer be cancelled.
+    NotCancellable(Order),
+    /// The payment's amount is not what the order costs: nothing changed.
+    AmountMismatch(Order),
+}
+
+/// How many orders an expiry sweep ended, and how many units it put back on sale.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub orders: u64,
+    pub units: u64,
+}
+
+fn call<'a>(scripts: &'a Scripts, keys: &CampaignKeys) -> redis::ScriptInvocation<'a> {
+    let mut call = scripts.lifecycle.prepare_invoke();
+    call.key(&keys.stock)
+        .key(&keys.buyers)
+        .key(&keys.orders)
+        .key(&keys.deadlines)
+        .key(&keys.journal);
+    call
+}
+
+/// Records a successful payment of `amount_cents` for `order_id`.
+///
+/// # Errors
+/// When Redis cannot be reached or answers in an unknown shape.
+pub async fn pay<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    now_ms: i64,
+    order_id: u64,
+    amount_cents: i64,
+) -> Result<Transition, StockError> {
+    let mut call = call(scripts, keys);
+    call.arg("pay").arg(now_ms).arg(order_id).arg(amount_cents);
+    decode(keys, order_id, call.invoke_async(conn).await?)
+}
+
+/// Cancels `order_id` on behalf of `user_id` (only its owner may).
+///
+/// # Errors
+/// When Redis cannot be reached or answers in an unknown shape.
+pub async fn cancel<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    now_ms: i64,
+    order_id: u64,
+    user_id: &str,
+) -> Result<Transition, StockError> {
+    let mut call = call(scripts, keys);
+    call.arg("cancel").arg(now_ms).arg(order_id).arg(user_id);
+    decode(keys, order_id, call.invoke_async(conn).await?)
+}
+
+/// Expires the still-unpaid orders of up to `max_groups` deadline groups due at `now_ms`.
+/// Safe to run from every gateway at once: each group is claimed by exactly one call.
+///
+/// # Errors
+/// When Redis cannot be reached or answers in an unknown shape.
+pub async fn expire_due<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    now_ms: i64,
+    max_groups: usize,
+) -> Result<Expired, StockError> {
+    let mut call = call(scripts, keys);
+    call.arg("expire").arg(now_ms).arg(max_groups);
+    let reply: Value = call.invoke_async(conn).await?;
+    let fields = strings(reply)?;
+    let number = |i: usize| -> Result<u64, StockError> {
+        fields
+            .get(i)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| StockError::bad_reply(SCRIPT, format!("{fields:?}")))
+    };
+    Ok(Expired {
+        orders: number(0)?,
+        units: number(1)?,
+    })
+}
+
+fn decode(keys: &CampaignKeys, order_id: u64, reply: Value) -> Result<Transition, StockError> {
+    let fields = strings(reply)?;
+    let order = || -> Result<Order, StockError> {
+        let rec = fields
+            .get(1)
+            .ok_or_else(|| StockError::bad_reply(SCRIPT, format!("{fields:?}")))?;
+        record::decode(&keys.campaign_id, order_id, rec)
+            .map_err(|e| StockError::bad_reply(SCRIPT, e.to_string()))
+    };
+    Ok(match fields.first().map(String::as_str) {
+        Some("paid") => Transition::Paid(order()?),
+        Some("cancelled") => Transition::Cancelled(order()?),
+        Some("refund_required") => Transition::RefundRequired(order()?),
+        Some("unchanged") => Transition::Unchanged(order()?),
+        Some("not_found") => Transition::NotFound,
+        Some("not_cancellable") => Transition::NotCancellable(order()?),
+        Some("amount_mismatch") => Transition::AmountMismatch(order()?),
+        other => return Err(StockError::bad_reply(SCRIPT, format!("outcome {other:?}"))),
+    })
+}
