@@ -14,7 +14,7 @@
 -- ARGV: 1 action, 2 now_ms, then
 --   pay:    3 order_id, 4 amount_cents   -> {outcome, record}
 --   cancel: 3 order_id, 4 user_id        -> {outcome, record}
---   expire: 3 most deadline groups       -> {orders expired, units returned}
+--   expire: 3 most deadline groups       -> {orders expired, units returned, groups claimed}
 -- outcomes: paid | cancelled | refund_required | unchanged | not_found | not_cancellable |
 --           amount_mismatch
 -- Record: user|quantity|unit_price_cents|sku|status|version|created_ms|deadline_ms|paid_ms|updated_ms
@@ -72,7 +72,7 @@ if action == 'expire' then
       end
     end
   end
-  return {expired, returned}
+  return {expired, returned, #groups}
 end
 
 local oid = ARGV[3]

@@ -1,7 +1,8 @@
 //! Which handler answers which request.
 //!
 //! Stage 1 (the global and per-IP buckets) runs here, before anything is parsed, for every API
-//! route; health probes are exempt so an orchestrator is never rate limited out of its checks.
+//! route; health probes and the (signed) payment callback are exempt, so neither an
+//! orchestrator nor the payment provider is rate limited with the buyers.
 
 use std::net::IpAddr;
 
@@ -9,7 +10,7 @@ use http::{Method, Request};
 use hyper::body::Body;
 
 use crate::app::App;
-use crate::handlers::{campaigns, health, order_tokens, orders, purchase};
+use crate::handlers::{campaigns, health, lifecycle, order_tokens, orders, purchase};
 use crate::http::{Answer, ApiError};
 
 const NO_ROUTE: ApiError = ApiError::NotFound {
@@ -47,6 +48,12 @@ where
     let Some(rest) = path.strip_prefix("/api/v1/") else {
         return Err(NO_ROUTE);
     };
+    if rest == "payments/callback" {
+        // The provider sends every callback from few addresses: it is authenticated by its
+        // HMAC signature, not throttled with the buyers' per-IP bucket.
+        only(&req, &Method::POST)?;
+        return lifecycle::payment_callback(app, req).await;
+    }
     app.limits.check_client(ip)?;
     let mut parts = rest.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -57,6 +64,10 @@ where
         (Some("orders"), Some(id), None, None) if !id.is_empty() => {
             only(&req, &Method::GET)?;
             orders::get(app, req, id).await
+        }
+        (Some("orders"), Some(id), Some("cancel"), None) if !id.is_empty() => {
+            only(&req, &Method::POST)?;
+            lifecycle::cancel(app, req, id).await
         }
         (Some("campaigns"), None, None, None) => {
             only(&req, &Method::GET)?;

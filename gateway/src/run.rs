@@ -4,16 +4,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flashgate_stock::Scripts;
+use flashgate_stock::{Scripts, lifecycle};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::net::TcpListener;
 
 use crate::app::{App, load_catalog};
 use crate::auth::{JwtVerifier, OrderTokens};
+use crate::clock::now_ms;
 use crate::config::{Config, RedisConfig};
 use crate::embedded_redis::{EmbeddedRedis, EmbeddedRedisError};
 use crate::order_id::{OrderIdError, OrderIdGenerator};
 use crate::persistence::{Context, Persistence};
+use crate::pipeline::catalog::Campaign;
 use crate::pipeline::handoff;
 use crate::pipeline::limits::Limiters;
 use crate::store::{OrderStore, SqliteStore, StoreError};
@@ -43,6 +45,10 @@ pub enum RunError {
 
 /// How often sold-out marks are checked against Redis: a returned unit sells again within it.
 const SOLD_OUT_REFRESH: Duration = Duration::from_millis(500);
+/// How often unpaid orders past their deadline are expired: well inside the promised second.
+const EXPIRY_SWEEP: Duration = Duration::from_millis(200);
+/// Deadline groups (one per reserve call) expired per script call.
+const EXPIRY_GROUPS: usize = 64;
 
 /// Runs a gateway on `listener` until `shutdown` resolves; then stops accepting, finishes
 /// in-flight requests, drains the persistence queue into the store and stops an embedded Redis.
@@ -171,5 +177,41 @@ fn spawn_background(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
             }
         })
     };
-    vec![prune, sold_out]
+    let expiry = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+            let mut conn = app.redis.clone();
+            loop {
+                tick.tick().await;
+                for campaign in app.catalog.campaigns() {
+                    sweep(&app, &mut conn, campaign).await;
+                }
+            }
+        })
+    };
+    vec![prune, sold_out, expiry]
+}
+
+/// Expires every due unpaid order of `campaign`. Every gateway sweeps; the script claims each
+/// deadline group once, so no order is expired twice and none is missed while one gateway runs.
+async fn sweep(app: &App, conn: &mut ConnectionManager, campaign: &Campaign) {
+    loop {
+        match lifecycle::expire_due(conn, &app.scripts, &campaign.keys, now_ms(), EXPIRY_GROUPS)
+            .await
+        {
+            Ok(expired) => {
+                if expired.orders > 0 {
+                    tracing::info!(campaign = %campaign.config.id, orders = expired.orders, units = expired.units, "unpaid orders expired");
+                }
+                if expired.groups < EXPIRY_GROUPS as u64 {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "expiry sweep failed");
+                return;
+            }
+        }
+    }
 }

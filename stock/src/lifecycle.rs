@@ -32,11 +32,13 @@ pub enum Transition {
     AmountMismatch(Order),
 }
 
-/// How many orders an expiry sweep ended, and how many units it put back on sale.
+/// How many orders an expiry sweep ended, how many units it put back on sale, and how many
+/// deadline groups it took (a full call means more may be due).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expired {
     pub orders: u64,
     pub units: u64,
+    pub groups: u64,
 }
 
 fn call<'a>(scripts: &'a Scripts, keys: &CampaignKeys) -> redis::ScriptInvocation<'a> {
@@ -108,6 +110,7 @@ pub async fn expire_due<C: ConnectionLike>(
     Ok(Expired {
         orders: number(0)?,
         units: number(1)?,
+        groups: number(2)?,
     })
 }
 

@@ -75,7 +75,8 @@ async fn paying_in_time_sells_the_unit_and_repeats_are_unchanged() {
         sweep,
         Expired {
             orders: 0,
-            units: 0
+            units: 0,
+            groups: 1
         },
         "a paid order never expires"
     );
@@ -136,7 +137,8 @@ async fn unpaid_orders_expire_once_and_late_payments_become_refunds() {
         sweep,
         Expired {
             orders: 1,
-            units: 1
+            units: 1,
+            groups: 1
         }
     );
     assert_eq!(remaining_stock(&mut conn, &keys).await.unwrap(), Some(10));
@@ -176,7 +178,11 @@ async fn a_payment_after_the_deadline_but_before_the_sweep_returns_the_unit_once
         .unwrap();
     assert_eq!(
         sweep,
-        Expired::default(),
+        Expired {
+            orders: 0,
+            units: 0,
+            groups: 1
+        },
         "already settled: the sweep returns nothing more"
     );
     assert_eq!(remaining_stock(&mut conn, &keys).await.unwrap(), Some(10));

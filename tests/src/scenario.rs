@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const JWT_SECRET: &str = "integration-test-jwt-secret";
 pub const ORDER_TOKEN_SECRET: &str = "integration-test-order-token-secret";
+pub const PAYMENT_SECRET: &str = "integration-test-payment-secret";
 
 /// A campaign of a test.
 #[derive(Debug, Clone)]
@@ -89,6 +90,7 @@ shutdown_grace = "5s"
 [auth]
 jwt_secret = "{JWT_SECRET}"
 order_token_secret = "{ORDER_TOKEN_SECRET}"
+payment_secret = "{PAYMENT_SECRET}"
 
 [redis]
 url = "{redis}"

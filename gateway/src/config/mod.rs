@@ -21,6 +21,8 @@ use std::time::Duration;
 pub const ENV_JWT_SECRET: &str = "FLASHGATE_JWT_SECRET";
 /// Environment variable that overrides `auth.order_token_secret`.
 pub const ENV_ORDER_TOKEN_SECRET: &str = "FLASHGATE_ORDER_TOKEN_SECRET";
+/// Environment variable that overrides `auth.payment_secret`.
+pub const ENV_PAYMENT_SECRET: &str = "FLASHGATE_PAYMENT_SECRET";
 
 /// Everything the gateway needs to start, already validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +68,9 @@ pub struct AuthConfig {
     pub order_token_secret: Secret,
     /// How long an order token stays valid (default 10m).
     pub order_token_ttl: Duration,
+    /// HMAC-SHA256 key the payment provider signs its callbacks with; without it the payment
+    /// callback endpoint is off (no unsigned callback is ever accepted).
+    pub payment_secret: Option<Secret>,
 }
 
 /// A key that must never reach a log line: `Debug` prints `Secret(***)`.

@@ -36,6 +36,8 @@ pub(super) struct RawAuth {
     pub order_token_secret: Option<String>,
     pub order_token_secret_file: Option<String>,
     pub order_token_ttl: Option<String>,
+    pub payment_secret: Option<String>,
+    pub payment_secret_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,8 +13,8 @@ const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 use super::raw::{RawAuth, RawConfig, RawLimits, RawRateLimit, RawRedis};
 use super::{
-    AuthConfig, Config, ENV_JWT_SECRET, ENV_ORDER_TOKEN_SECRET, FieldError, LimitsConfig,
-    PersistenceConfig, RateLimit, RedisConfig, Secret, ServerConfig, StoreConfig,
+    AuthConfig, Config, ENV_JWT_SECRET, ENV_ORDER_TOKEN_SECRET, ENV_PAYMENT_SECRET, FieldError,
+    LimitsConfig, PersistenceConfig, RateLimit, RedisConfig, Secret, ServerConfig, StoreConfig,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -225,6 +225,21 @@ fn auth(e: &mut Errors, a: RawAuth, env: &dyn Fn(&str) -> Option<String>) -> Aut
             Duration::from_secs(600),
             Duration::from_secs(1),
         ),
+        payment_secret: if env(ENV_PAYMENT_SECRET).is_none()
+            && a.payment_secret.is_none()
+            && a.payment_secret_file.is_none()
+        {
+            None
+        } else {
+            Some(secret(
+                e,
+                "auth.payment_secret",
+                ENV_PAYMENT_SECRET,
+                a.payment_secret,
+                a.payment_secret_file,
+                env,
+            ))
+        },
     }
 }
 

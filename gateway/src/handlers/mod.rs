@@ -5,11 +5,13 @@
 //! - [`order_tokens`]: `POST /api/v1/campaigns/{id}/order-tokens`.
 //! - [`orders`]: `GET /api/v1/orders/{id}`.
 //! - [`campaigns`]: `GET /api/v1/campaigns[/{id}]`.
+//! - [`lifecycle`]: `POST /api/v1/orders/{id}/cancel`, `POST /api/v1/payments/callback`.
 //! - [`health`]: `/healthz`, `/readyz`.
 //! - [`views`]: the JSON shapes of orders and campaigns.
 
 pub mod campaigns;
 pub mod health;
+pub mod lifecycle;
 pub mod order_tokens;
 pub mod orders;
 pub mod purchase;

@@ -40,6 +40,12 @@ pub enum ApiError {
     LimitReached { limit: u32 },
     #[error("order id belongs to another purchase")]
     OrderConflict,
+    #[error("order is paid, expired or past its payment deadline: it cannot be cancelled")]
+    NotCancellable,
+    #[error("payment amount does not match the order")]
+    AmountMismatch,
+    #[error("bad or missing callback signature")]
+    InvalidSignature,
     /// A token bucket is empty (429); the client may retry after `retry_after_s`.
     #[error("rate limited ({scope})")]
     RateLimited {
@@ -68,7 +74,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } | Self::BadOrderToken(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::InvalidSignature => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotStarted => StatusCode::FORBIDDEN,
@@ -76,7 +82,9 @@ impl ApiError {
             Self::SoldOut
             | Self::InsufficientStock { .. }
             | Self::LimitReached { .. }
-            | Self::OrderConflict => StatusCode::CONFLICT,
+            | Self::OrderConflict
+            | Self::NotCancellable
+            | Self::AmountMismatch => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -101,6 +109,9 @@ impl ApiError {
             Self::InsufficientStock { .. } => "insufficient_stock",
             Self::LimitReached { .. } => "limit_reached",
             Self::OrderConflict => "order_conflict",
+            Self::NotCancellable => "not_cancellable",
+            Self::AmountMismatch => "amount_mismatch",
+            Self::InvalidSignature => "invalid_signature",
             Self::RateLimited { .. } => "rate_limited",
             Self::Internal => "internal",
         }

@@ -44,7 +44,7 @@ pub fn run(orders: &Receiver<Order>, context: &Context, stop: &AtomicBool) {
 /// orders stay journaled for the reconciler). An order the store rejects for good is reported
 /// and left in the journal, and never holds back the rest of its batch.
 pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
-    match context.store.insert_batch(batch) {
+    match context.store.write_batch(batch) {
         Ok(_) => {
             acker.ack(&context.scripts, batch);
             true
@@ -56,7 +56,7 @@ pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
         Err(e) => {
             tracing::warn!(orders = batch.len(), error = %e, "batch refused; writing its orders one by one");
             for order in batch {
-                match context.store.insert_batch(std::slice::from_ref(order)) {
+                match context.store.write_batch(std::slice::from_ref(order)) {
                     Ok(_) => acker.ack(&context.scripts, std::slice::from_ref(order)),
                     Err(e) if e.is_transient() => return false,
                     Err(e) => {

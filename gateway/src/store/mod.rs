@@ -30,8 +30,10 @@ use flashgate_stock::Order;
 /// Every method blocks: call it from a std thread or `tokio::task::spawn_blocking`, never
 /// directly on an async worker.
 pub trait OrderStore: Send + Sync + 'static {
-    /// Inserts each order unless its order_id is already stored (idempotent: replays from the
-    /// journal or the reconciler must never create a second row). Returns how many were new.
+    /// Writes each order: a new order_id is inserted; a stored one is overwritten only by a
+    /// higher version (the optimistic lock: an older state never replaces a newer one, whatever
+    /// order the workers and the reconciler deliver them in, and replays never create a second
+    /// row). Returns how many rows were inserted or advanced.
     ///
     /// A batch is all-or-nothing: on error no order of it is stored, so the caller can retry the
     /// whole batch.
@@ -40,7 +42,7 @@ pub trait OrderStore: Send + Sync + 'static {
     ///
     /// [`StoreError::InvalidOrder`] if an order cannot be represented (nothing is written);
     /// otherwise whatever the backend reports.
-    fn insert_batch(&self, orders: &[Order]) -> Result<usize, StoreError>;
+    fn write_batch(&self, orders: &[Order]) -> Result<usize, StoreError>;
 
     /// Compare-and-set update for later lifecycle work: writes `order` only where the stored
     /// version is lower than `order.version`; returns whether a row changed.
@@ -50,7 +52,7 @@ pub trait OrderStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// As for [`OrderStore::insert_batch`].
+    /// As for [`OrderStore::write_batch`].
     fn update_if_newer(&self, order: &Order) -> Result<bool, StoreError>;
 
     /// The order with this id, if stored.

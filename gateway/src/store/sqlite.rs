@@ -80,7 +80,9 @@ impl ShardSql {
         Self {
             insert: format!(
                 "INSERT INTO {table} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-                 ?11, ?12, ?13) ON CONFLICT(order_id) DO NOTHING"
+                 ?11, ?12, ?13) ON CONFLICT(order_id) DO UPDATE SET status = excluded.status, \
+                 version = excluded.version, paid_at = excluded.paid_at, \
+                 updated_at = excluded.updated_at WHERE excluded.version > {table}.version"
             ),
             update: format!(
                 "UPDATE {table} SET campaign_id = ?2, sku = ?3, user_id = ?4, quantity = ?5, \
@@ -235,7 +237,7 @@ fn lock<'a>(
 }
 
 impl OrderStore for SqliteStore {
-    fn insert_batch(&self, orders: &[Order]) -> Result<usize, StoreError> {
+    fn write_batch(&self, orders: &[Order]) -> Result<usize, StoreError> {
         if orders.is_empty() {
             return Ok(0);
         }

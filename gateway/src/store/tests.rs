@@ -62,7 +62,7 @@ fn insert_then_get_round_trips_every_field() {
             "{status} not covered"
         );
     }
-    assert_eq!(store.insert_batch(&batch).unwrap(), batch.len());
+    assert_eq!(store.write_batch(&batch).unwrap(), batch.len());
     for o in &batch {
         assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(o));
     }
@@ -75,10 +75,10 @@ fn inserting_the_same_batch_twice_stores_each_order_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&db_path(&dir), 4).unwrap();
     let batch = orders(0, 100, "c1");
-    assert_eq!(store.insert_batch(&batch).unwrap(), 100);
-    assert_eq!(store.insert_batch(&batch).unwrap(), 0);
+    assert_eq!(store.write_batch(&batch).unwrap(), 100);
+    assert_eq!(store.write_batch(&batch).unwrap(), 0);
     // A replay that overlaps: only the new half counts.
-    assert_eq!(store.insert_batch(&orders(50, 150, "c1")).unwrap(), 50);
+    assert_eq!(store.write_batch(&orders(50, 150, "c1")).unwrap(), 50);
     assert_eq!(store.orders_of_campaign("c1").unwrap().len(), 150);
 }
 
@@ -87,10 +87,10 @@ fn replay_does_not_overwrite_a_newer_row() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&db_path(&dir), 2).unwrap();
     let original = order(3, "c1");
-    store.insert_batch(std::slice::from_ref(&original)).unwrap();
+    store.write_batch(std::slice::from_ref(&original)).unwrap();
     let mut replay = original.clone();
     replay.status = OrderStatus::Expired;
-    assert_eq!(store.insert_batch(&[replay]).unwrap(), 0);
+    assert_eq!(store.write_batch(&[replay]).unwrap(), 0);
     assert_eq!(store.get(original.order_id).unwrap(), Some(original));
 }
 
@@ -108,7 +108,7 @@ fn orders_land_in_the_table_of_their_gene() {
             })
         })
         .collect();
-    assert_eq!(store.insert_batch(&batch).unwrap(), 136);
+    assert_eq!(store.write_batch(&batch).unwrap(), 136);
     for gene in 0..16u64 {
         let table = store.table_of(gene);
         assert_eq!(table, format!("orders_{gene:02}"));
@@ -124,7 +124,7 @@ fn shard_bits_zero_uses_one_table() {
     let store = SqliteStore::open(&path, 0).unwrap();
     assert_eq!(store.shard_bits(), 0);
     let batch = orders(0, 40, "c1");
-    assert_eq!(store.insert_batch(&batch).unwrap(), 40);
+    assert_eq!(store.write_batch(&batch).unwrap(), 40);
     assert!(
         batch
             .iter()
@@ -152,7 +152,7 @@ fn update_if_newer_applies_only_higher_versions() {
     let store = SqliteStore::open(&db_path(&dir), 4).unwrap();
     let mut o = order(0, "c1");
     o.version = 3;
-    store.insert_batch(std::slice::from_ref(&o)).unwrap();
+    store.write_batch(std::slice::from_ref(&o)).unwrap();
 
     let mut paid = o.clone();
     paid.version = 4;
@@ -182,13 +182,13 @@ fn reopening_keeps_the_data_and_the_shard_layout() {
     let batch = orders(0, 30, "c1");
     {
         let store = SqliteStore::open(&path, 3).unwrap();
-        store.insert_batch(&batch).unwrap();
+        store.write_batch(&batch).unwrap();
     }
     let store = SqliteStore::open(&path, 3).unwrap();
     for o in &batch {
         assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(o));
     }
-    assert_eq!(store.insert_batch(&batch).unwrap(), 0);
+    assert_eq!(store.write_batch(&batch).unwrap(), 0);
     drop(store);
     let err = SqliteStore::open(&path, 4).unwrap_err();
     assert!(matches!(err, StoreError::Misconfigured(_)), "{err:?}");
@@ -200,8 +200,8 @@ fn orders_of_campaign_filters_by_campaign() {
     let store = SqliteStore::open(&db_path(&dir), 4).unwrap();
     let a = orders(0, 25, "spring");
     let b = orders(100, 110, "autumn");
-    store.insert_batch(&a).unwrap();
-    store.insert_batch(&b).unwrap();
+    store.write_batch(&a).unwrap();
+    store.write_batch(&b).unwrap();
     let mut got = store.orders_of_campaign("autumn").unwrap();
     got.sort_by_key(|o| o.order_id);
     let mut want = b.clone();
@@ -224,7 +224,7 @@ fn rejects_bad_settings_and_unstorable_orders() {
         order_id: 1 << 63,
         ..order(2, "c1")
     };
-    let err = store.insert_batch(&[good.clone(), bad]).unwrap_err();
+    let err = store.write_batch(&[good.clone(), bad]).unwrap_err();
     assert!(matches!(err, StoreError::InvalidOrder { order_id, .. } if order_id == 1 << 63));
     assert!(!err.is_transient());
     // All-or-nothing: the good order of the refused batch was not written either.
@@ -237,7 +237,7 @@ fn a_damaged_row_is_reported_as_corrupt() {
     let path = db_path(&dir);
     let store = SqliteStore::open(&path, 4).unwrap();
     let o = order(5, "c1");
-    store.insert_batch(std::slice::from_ref(&o)).unwrap();
+    store.write_batch(std::slice::from_ref(&o)).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
     let table = store.table_of(o.order_id);
     conn.execute(&format!("UPDATE {table} SET status = 'lost'"), [])
@@ -258,7 +258,7 @@ fn insert_rate() {
     let start = Instant::now();
     let mut new = 0;
     for batch in all.chunks(512) {
-        new += store.insert_batch(batch).unwrap();
+        new += store.write_batch(batch).unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(new, all.len());
@@ -267,4 +267,37 @@ fn insert_rate() {
         new,
         new as f64 / secs
     );
+}
+
+#[test]
+fn a_higher_version_advances_the_row_and_a_lower_one_never_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&db_path(&dir), 4).unwrap();
+    let mut v1 = order(9, "c1");
+    v1.version = 1;
+    v1.status = OrderStatus::PendingPayment;
+    v1.paid_at_ms = None;
+    let mut v2 = v1.clone();
+    v2.version = 2;
+    v2.status = OrderStatus::Paid;
+    v2.paid_at_ms = Some(v1.created_at_ms + 5);
+    v2.updated_at_ms = v1.created_at_ms + 5;
+
+    assert_eq!(
+        store.write_batch(&[v2.clone()]).unwrap(),
+        1,
+        "newer state first"
+    );
+    assert_eq!(
+        store.write_batch(&[v1.clone()]).unwrap(),
+        0,
+        "older state after it"
+    );
+    assert_eq!(store.get(v1.order_id).unwrap(), Some(v2.clone()));
+
+    let mut v3 = v2.clone();
+    v3.version = 3;
+    v3.status = OrderStatus::RefundRequired;
+    assert_eq!(store.write_batch(&[v3.clone(), v2]).unwrap(), 1);
+    assert_eq!(store.get(v1.order_id).unwrap(), Some(v3));
 }

@@ -1,0 +1,202 @@
+//! `POST /api/v1/orders/{id}/cancel` and `POST /api/v1/payments/callback`: the transitions after
+//! a reservation. Both run `lua/lifecycle.lua`, where pay, cancel and expiry racing for one
+//! order are decided atomically; the new state reaches the store through the journal.
+
+use bytes::Bytes;
+use flashgate_stock::{Order, Transition, lifecycle};
+use hmac::{Hmac, Mac};
+use http::{Request, StatusCode, header};
+use hyper::body::Body;
+use serde::Deserialize;
+use sha2::Sha256;
+
+use super::identify;
+use super::orders::{NOT_FOUND, locate};
+use super::views::OrderView;
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::http::body::{parse_strict, read_bounded};
+use crate::http::{Answer, ApiError, json};
+use crate::order_id::{gene_of, shard_gene};
+
+const REDIS_DOWN: ApiError = ApiError::Unavailable {
+    code: "redis_unavailable",
+    message: "stock service unavailable; nothing changed",
+};
+
+/// The owner cancels an unpaid order: its stock and the owner's quota return.
+///
+/// # Errors
+/// 401/429 from identity; 404 unknown or someone else's order; 409 `not_cancellable`.
+pub async fn cancel<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, ApiError> {
+    let identity = identify(app, &req)?;
+    let order_id: u64 = id.parse().map_err(|_| NOT_FOUND)?;
+    if gene_of(order_id) != shard_gene(&identity.user_id) {
+        return Err(NOT_FOUND);
+    }
+    let Some((campaign, _)) = locate(app, order_id).await? else {
+        return Err(NOT_FOUND);
+    };
+    let mut conn = app.redis.clone();
+    let transition = lifecycle::cancel(
+        &mut conn,
+        &app.scripts,
+        &campaign.keys,
+        now_ms(),
+        order_id,
+        &identity.user_id,
+    )
+    .await
+    .map_err(|_| REDIS_DOWN)?;
+    match transition {
+        Transition::Cancelled(order) => Ok(changed(app, order)),
+        Transition::Unchanged(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
+        Transition::NotCancellable(_) => Err(ApiError::NotCancellable),
+        Transition::NotFound => Err(NOT_FOUND),
+        other => unexpected(&other),
+    }
+}
+
+/// The payment provider's callback body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentCallback {
+    /// Decimal string, as the API hands order ids out.
+    order_id: String,
+    payment_id: String,
+    amount_cents: i64,
+    /// `succeeded` or `failed`; a failed payment changes nothing.
+    status: PaymentStatus,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum PaymentStatus {
+    Succeeded,
+    Failed,
+}
+
+/// A payment provider reports a payment. Authenticated by an HMAC-SHA256 of the raw body under
+/// `auth.payment_secret`, hex-encoded in `X-Signature`. Idempotent: a repeated callback answers
+/// the same and changes nothing.
+///
+/// # Errors
+/// 401 `invalid_signature` (nothing read further), 400 bad body, 404 unknown order,
+/// 409 `amount_mismatch`, 503 when payments are not configured or Redis is down.
+pub async fn payment_callback<B>(app: &App, req: Request<B>) -> Result<Answer, ApiError>
+where
+    B: Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let Some(secret) = &app.config.auth.payment_secret else {
+        return Err(ApiError::Unavailable {
+            code: "payments_not_configured",
+            message: "auth.payment_secret is not set: payment callbacks are off",
+        });
+    };
+    let signature = req
+        .headers()
+        .get("x-signature")
+        .and_then(|v| decode_hex(v.as_bytes()));
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let body: Bytes =
+        read_bounded(req.into_body(), length, app.config.server.max_body_bytes).await?;
+    verify_signature(secret.expose().as_bytes(), &body, signature.as_deref())?;
+
+    let callback: PaymentCallback = parse_strict(&body)?;
+    let order_id: u64 = callback
+        .order_id
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_field", "order_id must be a decimal string"))?;
+    let Some((campaign, order)) = locate(app, order_id).await? else {
+        return Err(NOT_FOUND);
+    };
+    if callback.status == PaymentStatus::Failed {
+        tracing::info!(order_id, payment_id = %callback.payment_id, "payment failed; order unchanged");
+        return Ok(json(StatusCode::OK, &OrderView::from(&order)));
+    }
+    let mut conn = app.redis.clone();
+    let transition = lifecycle::pay(
+        &mut conn,
+        &app.scripts,
+        &campaign.keys,
+        now_ms(),
+        order_id,
+        callback.amount_cents,
+    )
+    .await
+    .map_err(|_| REDIS_DOWN)?;
+    match transition {
+        Transition::Paid(order) | Transition::RefundRequired(order) => {
+            tracing::info!(order_id, payment_id = %callback.payment_id, status = %order.status, "payment recorded");
+            Ok(changed(app, order))
+        }
+        Transition::Unchanged(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
+        Transition::AmountMismatch(_) => Err(ApiError::AmountMismatch),
+        Transition::NotFound => Err(NOT_FOUND),
+        other => unexpected(&other),
+    }
+}
+
+/// The answer for a transition that changed the order; the new state also goes to the
+/// persistence queue (the journal already holds it, so a full queue loses nothing).
+fn changed(app: &App, order: Order) -> Answer {
+    let answer = json(StatusCode::OK, &OrderView::from(&order));
+    app.handoff.submit(order);
+    answer
+}
+
+fn unexpected(transition: &Transition) -> Result<Answer, ApiError> {
+    tracing::error!(?transition, "lifecycle script answered out of place");
+    Err(ApiError::Internal)
+}
+
+fn verify_signature(secret: &[u8], body: &[u8], signature: Option<&[u8]>) -> Result<(), ApiError> {
+    let signature = signature.ok_or(ApiError::InvalidSignature)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| ApiError::InvalidSignature)?;
+    mac.update(body);
+    mac.verify_slice(signature)
+        .map_err(|_| ApiError::InvalidSignature)
+}
+
+fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16);
+    text.chunks_exact(2)
+        .map(|pair| match pair {
+            [hi, lo] => u8::try_from(digit(*hi)? * 16 + digit(*lo)?).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_checked_over_the_raw_body() {
+        let body = br#"{"order_id":"1"}"#;
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
+        mac.update(body);
+        let good = mac.finalize().into_bytes().to_vec();
+        assert!(verify_signature(b"k", body, Some(&good)).is_ok());
+        assert_eq!(
+            verify_signature(b"k", b"{}", Some(&good)),
+            Err(ApiError::InvalidSignature)
+        );
+        assert_eq!(
+            verify_signature(b"k", body, None),
+            Err(ApiError::InvalidSignature)
+        );
+        assert_eq!(decode_hex(b"0aff"), Some(vec![10, 255]));
+        assert_eq!(decode_hex(b"0g"), None);
+        assert_eq!(decode_hex(b"abc"), None);
+    }
+}
