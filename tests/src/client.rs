@@ -8,7 +8,19 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use crate::scenario::JWT_SECRET;
+use crate::scenario::{JWT_SECRET, PAYMENT_SECRET};
+
+/// Hex HMAC-SHA256 of `body` under `secret`: the payment provider's signature.
+pub fn sign_hex(secret: &[u8], body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// A bearer token for `user_id`, valid for an hour.
 pub fn token_for(user_id: &str) -> String {
@@ -98,6 +110,53 @@ impl Client {
             body.to_string(),
         )
         .await
+    }
+
+    /// `POST /api/v1/payments/callback`, signed as the payment provider signs it.
+    pub async fn pay(&self, order_id: &str, amount_cents: i64, status: &str) -> Reply {
+        let body = serde_json::json!({
+            "order_id": order_id,
+            "payment_id": format!("pay-{order_id}"),
+            "amount_cents": amount_cents,
+            "status": status,
+        })
+        .to_string();
+        self.signed_callback(
+            body.clone(),
+            &sign_hex(PAYMENT_SECRET.as_bytes(), body.as_bytes()),
+        )
+        .await
+    }
+
+    /// A callback with the signature given (tests of bad signatures).
+    pub async fn signed_callback(&self, body: String, signature: &str) -> Reply {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}/api/v1/payments/callback", self.base))
+            .header("content-type", "application/json")
+            .header("x-signature", signature)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let res = self.inner.request(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// `POST /api/v1/orders/{id}/cancel` as `user_id`.
+    pub async fn cancel(&self, user_id: &str, order_id: &str) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            Some(&token_for(user_id)),
+            Bytes::new(),
+        )
+        .await
+        .unwrap()
     }
 
     pub async fn get(&self, path: &str, user_id: Option<&str>) -> Reply {

@@ -1,0 +1,303 @@
+//! Payment, cancellation, payment timeout and stock return, through real gateways on real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use flashgate_stock::{Order, OrderStatus};
+use flashgate_tests::client::{Client, sign_hex};
+use flashgate_tests::gateway::{InProcess, stored_orders};
+use flashgate_tests::scenario::{CampaignSpec, Scenario};
+use flashgate_tests::{eventually, shared_redis, shared_redis_url};
+use http::StatusCode;
+use redis::AsyncCommands;
+use serde_json::json;
+
+const PRICE: i64 = 1999;
+
+fn gateway_with(campaign: CampaignSpec) -> (tempfile::TempDir, Scenario, InProcess, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let id = campaign.id.clone();
+    let scenario = Scenario::new(
+        shared_redis_url(),
+        dir.path().join("orders.db"),
+        vec![campaign],
+    );
+    let gateway = InProcess::start(&scenario);
+    (dir, scenario, gateway, id)
+}
+
+async fn buy(c: &Client, user: &str, campaign: &str) -> String {
+    let r = c
+        .purchase(user, json!({ "campaign_id": campaign }))
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    r.order_id().to_owned()
+}
+
+/// Every order of `campaign` as Redis holds it.
+async fn redis_orders(campaign: &str) -> HashMap<u64, Order> {
+    let mut conn = shared_redis().await;
+    let all: HashMap<String, String> = conn
+        .hgetall(format!("fg:{{{campaign}}}:orders"))
+        .await
+        .unwrap();
+    all.into_iter()
+        .map(|(id, rec)| {
+            let id: u64 = id.parse().unwrap();
+            (
+                id,
+                flashgate_stock::record::decode(campaign, id, &rec).unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn remaining(c: &Client, campaign: &str) -> i64 {
+    c.get(&format!("/api/v1/campaigns/{campaign}"), None)
+        .await
+        .body["remaining"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paying_in_time_is_paid_in_redis_and_in_the_store() {
+    let (_dir, scenario, gateway, id) = gateway_with(CampaignSpec::open("pay", 10, 1));
+    let c = gateway.client();
+    let order_id = buy(&c, "payer", &id).await;
+
+    let paid = c.pay(&order_id, PRICE, "succeeded").await;
+    assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
+    assert_eq!(paid.body["status"], "paid");
+    assert_eq!(paid.body["version"], 2);
+    let again = c.pay(&order_id, PRICE, "succeeded").await;
+    assert_eq!(
+        again.body, paid.body,
+        "a repeated callback answers the same"
+    );
+    let seen = c
+        .get(&format!("/api/v1/orders/{order_id}"), Some("payer"))
+        .await;
+    assert_eq!(seen.body["status"], "paid");
+    assert_eq!(remaining(&c, &id).await, 9);
+
+    gateway.stop().unwrap();
+    let stored = stored_orders(&scenario.store_path, &id);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].status, OrderStatus::Paid);
+    assert_eq!(stored[0].version, 2);
+    assert!(stored[0].paid_at_ms.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaid_order_expires_within_a_second_and_its_unit_sells_again() {
+    let mut campaign = CampaignSpec::open("expire", 1, 1);
+    campaign.pay_timeout = "1s".into();
+    let (_dir, _scenario, gateway, id) = gateway_with(campaign);
+    let c = gateway.client();
+
+    let r = c
+        .purchase("slow", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    let order_id = r.order_id().to_owned();
+    let deadline: SystemTime =
+        humantime::parse_rfc3339(r.body["pay_before"].as_str().unwrap()).unwrap();
+    let late = c
+        .purchase("eager", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(late.code(), "sold_out");
+
+    let path = format!("/api/v1/orders/{order_id}");
+    eventually(Duration::from_secs(5), "the order expires", || {
+        let (c, path) = (c.clone(), path.clone());
+        async move { c.get(&path, Some("slow")).await.body["status"] == "expired" }
+    })
+    .await;
+    let overdue = SystemTime::now()
+        .duration_since(deadline)
+        .unwrap_or_default();
+    assert!(
+        overdue < Duration::from_secs(1),
+        "expired {overdue:?} after its deadline"
+    );
+    assert_eq!(remaining(&c, &id).await, 1, "the unit is back on sale");
+
+    // Every gateway's sold-out mark clears within a second; the unit sells to someone else.
+    let started = Instant::now();
+    eventually(Duration::from_secs(2), "the returned unit sells", || {
+        let c = c.clone();
+        let id = id.clone();
+        async move {
+            let r = c
+                .purchase("eager", json!({ "campaign_id": id }))
+                .await
+                .unwrap();
+            r.status == StatusCode::ACCEPTED
+        }
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_racing_deadlines_settle_every_order_exactly_once() {
+    const ORDERS: usize = 500;
+    let mut campaign = CampaignSpec::open("race", ORDERS as u64, 1);
+    campaign.pay_timeout = "2s".into();
+    let (_dir, scenario, gateway, id) = gateway_with(campaign);
+    let c = gateway.client();
+
+    let buys: Vec<_> = (0..ORDERS)
+        .map(|n| {
+            let (c, id) = (c.clone(), id.clone());
+            tokio::spawn(async move { buy(&c, &format!("racer-{n}"), &id).await })
+        })
+        .collect();
+    let mut order_ids = Vec::with_capacity(ORDERS);
+    for b in buys {
+        order_ids.push(b.await.unwrap());
+    }
+    let deadline = redis_orders(&id)
+        .await
+        .values()
+        .map(|o| o.pay_deadline_ms)
+        .min()
+        .unwrap();
+
+    // Callbacks spread from 1 s before the first deadline to 1 s after it, each sent twice
+    // (providers retry): the duplicate 300 ms later, interleaved with other orders' originals.
+    let start = deadline - 1_000;
+    let callbacks: Vec<_> = order_ids
+        .iter()
+        .enumerate()
+        .flat_map(|(n, order_id)| {
+            let first = start + (n as i64 * 2_000) / ORDERS as i64;
+            let second = first + 300;
+            [(order_id.clone(), first), (order_id.clone(), second)]
+        })
+        .map(|(order_id, at_ms)| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let wait = at_ms - flashgate::clock::now_ms();
+                tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+                let r = c.pay(&order_id, PRICE, "succeeded").await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+                (order_id, r.body["status"].as_str().unwrap().to_owned())
+            })
+        })
+        .collect();
+    let mut answers: HashMap<String, Vec<String>> = HashMap::new();
+    for cb in callbacks {
+        let (order_id, status) = cb.await.unwrap();
+        answers.entry(order_id).or_default().push(status);
+    }
+    // Past every deadline plus a sweep: nothing is pending any more.
+    let last_deadline = redis_orders(&id)
+        .await
+        .values()
+        .map(|o| o.pay_deadline_ms)
+        .max()
+        .unwrap();
+    let wait = last_deadline + 600 - flashgate::clock::now_ms();
+    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+
+    let orders = redis_orders(&id).await;
+    assert_eq!(orders.len(), ORDERS);
+    let count = |s: OrderStatus| orders.values().filter(|o| o.status == s).count();
+    let (paid, expired, refund) = (
+        count(OrderStatus::Paid),
+        count(OrderStatus::Expired),
+        count(OrderStatus::RefundRequired),
+    );
+    assert_eq!(
+        paid + expired + refund,
+        ORDERS,
+        "every order settled in one final state"
+    );
+    assert!(
+        paid > 0 && refund > 0,
+        "the race was real: {paid} paid, {refund} refunds"
+    );
+    // Paid units stay sold; every other unit is back on sale, once.
+    assert_eq!(remaining(&c, &id).await, (ORDERS - paid) as i64);
+    for (order_id, statuses) in &answers {
+        let order = &orders[&order_id.parse::<u64>().unwrap()];
+        // A callback answer never contradicts the final state (the duplicate answers the same
+        // as the original, or reports the refund a later expiry-then-payment produced).
+        assert!(
+            statuses.iter().all(|s| s == "paid") == (order.status == OrderStatus::Paid),
+            "{order_id}: answers {statuses:?}, final {:?}",
+            order.status
+        );
+    }
+
+    gateway.stop().unwrap();
+    let stored: HashMap<u64, Order> = stored_orders(&scenario.store_path, &id)
+        .into_iter()
+        .map(|o| (o.order_id, o))
+        .collect();
+    assert_eq!(stored, orders, "the store ends equal to Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_callbacks_and_foreign_cancels_change_nothing_and_cancel_returns_stock() {
+    let (_dir, _scenario, gateway, id) = gateway_with(CampaignSpec::open("cancel", 5, 1));
+    let c = gateway.client();
+    let order_id = buy(&c, "owner", &id).await;
+    let unchanged =
+        |body: &serde_json::Value| body["status"] == "pending_payment" && body["version"] == 1;
+    let path = format!("/api/v1/orders/{order_id}");
+
+    let body = json!({ "order_id": order_id, "payment_id": "p", "amount_cents": PRICE, "status": "succeeded" }).to_string();
+    let forged = c
+        .signed_callback(
+            body.clone(),
+            &sign_hex(b"not-the-provider-secret", body.as_bytes()),
+        )
+        .await;
+    assert_eq!(
+        (forged.status, forged.code()),
+        (StatusCode::UNAUTHORIZED, "invalid_signature")
+    );
+    let unsigned = c.signed_callback(body, "").await;
+    assert_eq!(unsigned.code(), "invalid_signature");
+    let wrong_amount = c.pay(&order_id, PRICE - 1, "succeeded").await;
+    assert_eq!(
+        (wrong_amount.status, wrong_amount.code()),
+        (StatusCode::CONFLICT, "amount_mismatch")
+    );
+    let unknown = c.pay("123456789", PRICE, "succeeded").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let failed = c.pay(&order_id, PRICE, "failed").await;
+    assert!(unchanged(&failed.body), "{}", failed.body);
+    let stranger = c.cancel("stranger", &order_id).await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+    assert!(unchanged(&c.get(&path, Some("owner")).await.body));
+    assert_eq!(remaining(&c, &id).await, 4);
+
+    let cancelled = c.cancel("owner", &order_id).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(remaining(&c, &id).await, 5, "stock returned");
+    let again = c.cancel("owner", &order_id).await;
+    assert_eq!(
+        again.body, cancelled.body,
+        "a repeated cancel answers the same"
+    );
+    assert_eq!(remaining(&c, &id).await, 5, "and returns nothing twice");
+    // The quota came back too: the owner (limit 1) can buy again, a new order.
+    let rebuy = buy(&c, "owner", &id).await;
+    assert_ne!(rebuy, order_id);
+
+    let paid = c.pay(&rebuy, PRICE, "succeeded").await;
+    assert_eq!(paid.body["status"], "paid");
+    let too_late = c.cancel("owner", &rebuy).await;
+    assert_eq!(
+        (too_late.status, too_late.code()),
+        (StatusCode::CONFLICT, "not_cancellable")
+    );
+}
