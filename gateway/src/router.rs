@@ -57,6 +57,9 @@ where
     app.limits.check_client(ip)?;
     let mut parts = rest.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("orders"), None, None, None) if req.method() == Method::GET => {
+            orders::list(app, req).await
+        }
         (Some("orders"), None, None, None) => {
             only(&req, &Method::POST)?;
             purchase::purchase(app, req).await

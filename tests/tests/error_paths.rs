@@ -213,7 +213,9 @@ async fn every_error_path_has_its_status_and_code() {
         "not_found",
     );
     assert_error(
-        &c.get("/api/v1/orders", Some("u1")).await,
+        &c.send(Method::DELETE, "/api/v1/orders", Some(&token_for("u1")), "")
+            .await
+            .unwrap(),
         405,
         "method_not_allowed",
     );

@@ -301,3 +301,60 @@ async fn bad_callbacks_and_foreign_cancels_change_nothing_and_cancel_returns_sto
         (StatusCode::CONFLICT, "not_cancellable")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_lists_their_own_orders_newest_first_page_by_page() {
+    let (_dir, _scenario, gateway, id) = gateway_with(CampaignSpec::open("list", 10, 3));
+    let c = gateway.client();
+    let mine = [
+        buy(&c, "lister", &id).await,
+        buy(&c, "lister", &id).await,
+        buy(&c, "lister", &id).await,
+    ];
+    buy(&c, "someone-else", &id).await;
+    let paid = c.pay(&mine[0], PRICE, "succeeded").await;
+    assert_eq!(paid.body["status"], "paid");
+
+    eventually(Duration::from_secs(10), "the orders are persisted", || {
+        let c = c.clone();
+        async move {
+            c.get("/api/v1/orders", Some("lister")).await.body["orders"]
+                .as_array()
+                .is_some_and(|o| o.len() == 3)
+        }
+    })
+    .await;
+    let first = c.get("/api/v1/orders?limit=2", Some("lister")).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let ids = |r: &flashgate_tests::client::Reply| -> Vec<String> {
+        r.body["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["order_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&first),
+        vec![mine[2].clone(), mine[1].clone()],
+        "newest first"
+    );
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second = c
+        .get(
+            &format!("/api/v1/orders?limit=2&cursor={cursor}"),
+            Some("lister"),
+        )
+        .await;
+    assert_eq!(ids(&second), vec![mine[0].clone()]);
+    assert!(second.body["next_cursor"].is_null());
+    assert_eq!(
+        second.body["orders"][0]["status"], "paid",
+        "state as Redis has it"
+    );
+    let theirs = c.get("/api/v1/orders", Some("someone-else")).await;
+    assert_eq!(ids(&theirs).len(), 1);
+    assert!(!ids(&theirs).iter().any(|o| mine.contains(o)));
+    let bad = c.get("/api/v1/orders?limit=0", Some("lister")).await;
+    assert_eq!(bad.code(), "invalid_limit");
+}

@@ -91,3 +91,125 @@ pub(crate) async fn locate(
     }
     Ok(None)
 }
+
+/// Orders per page when the caller does not say, and at most.
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+
+/// A page of the caller's orders, newest first: `?limit=1..100&cursor=<next_cursor>`.
+///
+/// Pages come from the store (the user's shard table only), so an order appears once the
+/// persistence queue has written it (milliseconds, seconds at worst); each listed order's state
+/// is then read from Redis, which leads while its campaign is hot.
+///
+/// # Errors
+/// 401/429 from identity; 400 for unknown or malformed query parameters; 503 when the store
+/// cannot be read.
+pub async fn list<B>(app: &App, req: Request<B>) -> Result<Answer, ApiError> {
+    let identity = identify(app, &req)?;
+    let (limit, cursor) = page_query(req.uri().query().unwrap_or_default())?;
+    let store = app.store.clone();
+    let (user, gene) = (identity.user_id.clone(), shard_gene(&identity.user_id));
+    let mut orders =
+        tokio::task::spawn_blocking(move || store.orders_of_user(&user, gene, cursor, limit + 1))
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(|e| {
+                tracing::warn!(error = %e, "order store unavailable for a listing");
+                ApiError::Unavailable {
+                    code: "store_unavailable",
+                    message: "the order store cannot be read",
+                }
+            })?;
+    let next_cursor = (orders.len() > limit).then(|| {
+        orders.truncate(limit);
+        orders.last().map(|o| o.order_id.to_string())
+    });
+    refresh_from_redis(app, &mut orders).await;
+    let views: Vec<OrderView<'_>> = orders.iter().map(OrderView::from).collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "orders": views, "next_cursor": next_cursor.flatten() }),
+    ))
+}
+
+fn page_query(query: &str) -> Result<(usize, Option<u64>), ApiError> {
+    let (mut limit, mut cursor) = (DEFAULT_PAGE, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_limit",
+                            format!("limit must be 1 to {MAX_PAGE}"),
+                        )
+                    })?;
+            }
+            "cursor" => {
+                cursor = Some(value.parse().map_err(|_| {
+                    ApiError::bad_request("invalid_cursor", "cursor must be a next_cursor value")
+                })?);
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    format!("unknown query parameter {other:?}; expected limit, cursor"),
+                ));
+            }
+        }
+    }
+    Ok((limit, cursor))
+}
+
+/// Replaces each order's state with Redis' where Redis still has it (one round trip).
+async fn refresh_from_redis(app: &App, orders: &mut [Order]) {
+    let mut read = redis::pipe();
+    let mut asked = Vec::new();
+    for (i, order) in orders.iter().enumerate() {
+        if let Ok(campaign) = app.catalog.get(&order.campaign_id) {
+            read.hget(&campaign.keys.orders, order.order_id);
+            asked.push(i);
+        }
+    }
+    if asked.is_empty() {
+        return;
+    }
+    let mut conn = app.redis.clone();
+    let Ok(records) = read.query_async::<Vec<Option<String>>>(&mut conn).await else {
+        return; // the store's state stands
+    };
+    for (i, record) in asked.into_iter().zip(records) {
+        let (Some(order), Some(record)) = (orders.get_mut(i), record) else {
+            continue;
+        };
+        if let Ok(current) =
+            flashgate_stock::record::decode(&order.campaign_id, order.order_id, &record)
+            && current.version >= order.version
+        {
+            *order = current;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_parameters_are_strict() {
+        assert_eq!(page_query(""), Ok((DEFAULT_PAGE, None)));
+        assert_eq!(page_query("limit=5&cursor=42"), Ok((5, Some(42))));
+        assert_eq!(page_query("limit=0").unwrap_err().code(), "invalid_limit");
+        assert_eq!(page_query("limit=101").unwrap_err().code(), "invalid_limit");
+        assert_eq!(page_query("cursor=x").unwrap_err().code(), "invalid_cursor");
+        assert_eq!(
+            page_query("sort=asc").unwrap_err().code(),
+            "unknown_parameter"
+        );
+    }
+}

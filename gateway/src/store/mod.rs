@@ -78,6 +78,20 @@ pub trait OrderStore: Send + Sync + 'static {
     /// As for [`OrderStore::get`].
     fn count_of_campaign(&self, campaign_id: &str) -> Result<u64, StoreError>;
 
+    /// Up to `limit` orders of `user_id` with ids below `before`, newest first. `gene` is the
+    /// user's shard gene: all of a user's orders are in its one table.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::get`].
+    fn orders_of_user(
+        &self,
+        user_id: &str,
+        gene: u8,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError>;
+
     /// Cheap liveness check for health endpoints.
     ///
     /// # Errors

@@ -73,6 +73,7 @@ struct ShardSql {
     get: String,
     by_campaign: String,
     count_campaign: String,
+    by_user: String,
 }
 
 impl ShardSql {
@@ -93,6 +94,10 @@ impl ShardSql {
             get: format!("SELECT {COLUMNS} FROM {table} WHERE order_id = ?1"),
             by_campaign: format!("SELECT {COLUMNS} FROM {table} WHERE campaign_id = ?1"),
             count_campaign: format!("SELECT count(*) FROM {table} WHERE campaign_id = ?1"),
+            by_user: format!(
+                "SELECT {COLUMNS} FROM {table} WHERE user_id = ?1 AND order_id < ?2 \
+                 ORDER BY order_id DESC LIMIT ?3"
+            ),
         }
     }
 }
@@ -291,6 +296,23 @@ impl OrderStore for SqliteStore {
             }
         }
         Ok(orders)
+    }
+
+    fn orders_of_user(
+        &self,
+        user_id: &str,
+        gene: u8,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError> {
+        let conn = lock(&self.reader, "reader")?;
+        // The user's gene picks the one table holding all their orders.
+        let sql = &self.sql[usize::from(gene) & (self.sql.len() - 1)];
+        let before = before.map_or(i64::MAX, |id| i64::try_from(id).unwrap_or(i64::MAX));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = conn.prepare_cached(&sql.by_user)?;
+        let rows = stmt.query_map(rusqlite::params![user_id, before, limit], RawOrder::read)?;
+        rows.map(|raw| raw?.into_order()).collect()
     }
 
     fn count_of_campaign(&self, campaign_id: &str) -> Result<u64, StoreError> {
