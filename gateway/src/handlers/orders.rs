@@ -197,6 +197,7 @@ async fn refresh_from_redis(app: &App, orders: &mut [Order]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
