@@ -15,8 +15,10 @@
 --   pay:    3 order_id, 4 amount_cents   -> {outcome, record}
 --   cancel: 3 order_id, 4 user_id        -> {outcome, record}
 --   expire: 3 most deadline groups       -> {orders expired, units returned, groups claimed}
--- outcomes: paid | cancelled | refund_required | unchanged | not_found | not_cancellable |
---           amount_mismatch
+--   expire_order: 3 order_id             -> {outcome, record}: the store-side sweep's repair for
+--                                           one overdue order the deadline sweep did not reach
+-- outcomes: paid | cancelled | expired | refund_required | unchanged | not_found |
+--           not_cancellable | amount_mismatch
 -- Record: user|quantity|unit_price_cents|sku|status|version|created_ms|deadline_ms|paid_ms|updated_ms
 
 local action, now = ARGV[1], ARGV[2]
@@ -82,6 +84,18 @@ if not record then
 end
 local f = fields(record)
 local status = f[5]
+
+if action == 'expire_order' then
+  if status ~= 'pending_payment' then
+    -- Redis moved on (paid, expired, …) and the store has not heard: journal it again.
+    redis.call('SADD', KEYS[5], oid)
+    return {'unchanged', record}
+  elseif tonumber(now) < tonumber(f[8]) then
+    return {'unchanged', record}
+  end
+  release(f)
+  return {'expired', save(oid, f, 'expired')}
+end
 
 if action == 'cancel' then
   if f[1] ~= ARGV[4] then

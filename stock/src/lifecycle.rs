@@ -19,6 +19,8 @@ pub enum Transition {
     Paid(Order),
     /// Cancelled by its owner: stock and quota returned.
     Cancelled(Order),
+    /// Expired by the store-side sweep: stock and quota returned.
+    Expired(Order),
     /// Paid too late (after expiry or cancellation): the unit stays returned, the money must go
     /// back.
     RefundRequired(Order),
@@ -85,6 +87,24 @@ pub async fn cancel<C: ConnectionLike>(
     decode(keys, order_id, call.invoke_async(conn).await?)
 }
 
+/// Expires one overdue unpaid order directly (blocking: for the store-side sweep on the
+/// persistence thread). An order Redis already settled is journaled again, so a store that
+/// missed the change catches up.
+///
+/// # Errors
+/// When Redis cannot be reached or answers in an unknown shape.
+pub fn expire_order<C: redis::ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    now_ms: i64,
+    order_id: u64,
+) -> Result<Transition, StockError> {
+    let mut call = call(scripts, keys);
+    call.arg("expire_order").arg(now_ms).arg(order_id);
+    decode(keys, order_id, call.invoke(conn)?)
+}
+
 /// Expires the still-unpaid orders of up to `max_groups` deadline groups due at `now_ms`.
 /// Safe to run from every gateway at once: each group is claimed by exactly one call.
 ///
@@ -126,6 +146,7 @@ fn decode(keys: &CampaignKeys, order_id: u64, reply: Value) -> Result<Transition
     Ok(match fields.first().map(String::as_str) {
         Some("paid") => Transition::Paid(order()?),
         Some("cancelled") => Transition::Cancelled(order()?),
+        Some("expired") => Transition::Expired(order()?),
         Some("refund_required") => Transition::RefundRequired(order()?),
         Some("unchanged") => Transition::Unchanged(order()?),
         Some("not_found") => Transition::NotFound,

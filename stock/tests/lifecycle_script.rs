@@ -187,3 +187,40 @@ async fn a_payment_after_the_deadline_but_before_the_sweep_returns_the_unit_once
     );
     assert_eq!(remaining_stock(&mut conn, &keys).await.unwrap(), Some(10));
 }
+
+#[tokio::test]
+async fn the_store_side_repair_expires_overdue_orders_and_rejournals_settled_ones() {
+    let (mut conn, scripts, keys, _) = reserved("eli", 1).await;
+    let mut sync = common::sync_connection();
+    let early =
+        flashgate_stock::lifecycle::expire_order(&mut sync, &scripts, &keys, T0 + 1, 42).unwrap();
+    assert!(
+        matches!(early, Transition::Unchanged(ref o) if o.status == OrderStatus::PendingPayment)
+    );
+
+    let late =
+        flashgate_stock::lifecycle::expire_order(&mut sync, &scripts, &keys, T0 + TIMEOUT, 42)
+            .unwrap();
+    assert!(matches!(late, Transition::Expired(ref o) if o.version == 2));
+    assert_eq!(remaining_stock(&mut conn, &keys).await.unwrap(), Some(10));
+
+    let _: () = conn.del(&keys.journal).await.unwrap();
+    let again =
+        flashgate_stock::lifecycle::expire_order(&mut sync, &scripts, &keys, T0 + TIMEOUT + 1, 42)
+            .unwrap();
+    assert!(matches!(again, Transition::Unchanged(ref o) if o.status == OrderStatus::Expired));
+    assert_eq!(
+        remaining_stock(&mut conn, &keys).await.unwrap(),
+        Some(10),
+        "returned once"
+    );
+    let rejournaled: bool = conn.sismember(&keys.journal, "42").await.unwrap();
+    assert!(
+        rejournaled,
+        "a settled order the store may have missed is journaled again"
+    );
+    assert_eq!(
+        flashgate_stock::lifecycle::expire_order(&mut sync, &scripts, &keys, T0, 7).unwrap(),
+        Transition::NotFound
+    );
+}

@@ -358,3 +358,36 @@ async fn a_user_lists_their_own_orders_newest_first_page_by_page() {
     let bad = c.get("/api/v1/orders?limit=0", Some("lister")).await;
     assert_eq!(bad.code(), "invalid_limit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_side_sweep_settles_an_order_the_deadline_sweep_missed() {
+    let mut campaign = CampaignSpec::open("missed", 1, 1);
+    campaign.pay_timeout = "1s".into();
+    let (_dir, scenario, gateway, id) = gateway_with(campaign);
+    let c = gateway.client();
+    let order_id = buy(&c, "forgotten", &id).await;
+
+    // Redis loses track of the deadline: the deadline sweep can no longer find the order.
+    let mut conn = shared_redis().await;
+    let removed: u64 = conn
+        .zrem(format!("fg:{{{id}}}:deadlines"), &order_id)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+
+    let path = format!("/api/v1/orders/{order_id}");
+    eventually(
+        Duration::from_secs(10),
+        "the store-side sweep expires it",
+        || {
+            let (c, path) = (c.clone(), path.clone());
+            async move { c.get(&path, Some("forgotten")).await.body["status"] == "expired" }
+        },
+    )
+    .await;
+    assert_eq!(remaining(&c, &id).await, 1, "its unit is back on sale");
+
+    gateway.stop().unwrap();
+    let stored = stored_orders(&scenario.store_path, &id);
+    assert_eq!(stored[0].status, OrderStatus::Expired);
+}

@@ -4,6 +4,8 @@
 //! - [`workers`]: std threads that drain the hand-off queue in batches into the store.
 //! - [`reconciler`]: a std thread that persists whatever the journal holds and the queue missed
 //!   (overflow, a crash before the write, a store outage), at start and periodically.
+//! - [`store_sweep`]: defence in depth: orders the store still shows unpaid well past their
+//!   deadline are settled against Redis (run by the reconciler thread).
 //! - [`acker`]: drops persisted orders from the Redis journal; shared by both.
 //!
 //! Both write with idempotent inserts, so an order persisted twice (by a worker and by the
@@ -12,6 +14,7 @@
 
 pub mod acker;
 pub mod reconciler;
+pub mod store_sweep;
 pub mod workers;
 
 use std::sync::Arc;

@@ -11,8 +11,14 @@ use flashgate_stock::journal;
 
 use super::Context;
 use super::acker::Acker;
+use super::store_sweep;
 use super::workers::write;
 use crate::clock::now_ms;
+
+/// How long past its deadline an order may still show unpaid in the store before the
+/// store-side sweep steps in (the Redis sweeper normally settles it within a second, and the
+/// store hears of it within the reconcile grace).
+const STORE_SWEEP_MARGIN: Duration = Duration::from_secs(1);
 
 /// Journal entries asked for per scan step.
 const CHUNK: usize = 512;
@@ -25,6 +31,11 @@ pub fn run(context: &Context, stop: &Receiver<()>) {
     loop {
         match stop.recv_timeout(context.config.reconcile_interval) {
             Err(RecvTimeoutError::Timeout) => {
+                store_sweep::run(
+                    context,
+                    &mut acker,
+                    STORE_SWEEP_MARGIN + context.config.reconcile_grace,
+                );
                 pass(context, &mut acker, context.config.reconcile_grace);
             }
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {

@@ -78,6 +78,14 @@ pub trait OrderStore: Send + Sync + 'static {
     /// As for [`OrderStore::get`].
     fn count_of_campaign(&self, campaign_id: &str) -> Result<u64, StoreError>;
 
+    /// Up to `limit` orders the store still holds as unpaid whose deadline is before
+    /// `before_ms`: what the store-side sweep double-checks against Redis.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::get`].
+    fn overdue_unpaid(&self, before_ms: i64, limit: usize) -> Result<Vec<Order>, StoreError>;
+
     /// Up to `limit` orders of `user_id` with ids below `before`, newest first. `gene` is the
     /// user's shard gene: all of a user's orders are in its one table.
     ///

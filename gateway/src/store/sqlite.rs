@@ -74,6 +74,7 @@ struct ShardSql {
     by_campaign: String,
     count_campaign: String,
     by_user: String,
+    overdue: String,
 }
 
 impl ShardSql {
@@ -94,6 +95,10 @@ impl ShardSql {
             get: format!("SELECT {COLUMNS} FROM {table} WHERE order_id = ?1"),
             by_campaign: format!("SELECT {COLUMNS} FROM {table} WHERE campaign_id = ?1"),
             count_campaign: format!("SELECT count(*) FROM {table} WHERE campaign_id = ?1"),
+            overdue: format!(
+                "SELECT {COLUMNS} FROM {table} WHERE status = 'pending_payment' \
+                 AND pay_deadline < ?1 LIMIT ?2"
+            ),
             by_user: format!(
                 "SELECT {COLUMNS} FROM {table} WHERE user_id = ?1 AND order_id < ?2 \
                  ORDER BY order_id DESC LIMIT ?3"
@@ -223,7 +228,8 @@ fn migrate(conn: &mut Connection, shard_bits: u8, tables: &[&str]) -> Result<(),
                 updated_at INTEGER NOT NULL
             ) STRICT;
             CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_id, order_id);
-            CREATE INDEX IF NOT EXISTS {table}_campaign ON {table} (campaign_id);"
+            CREATE INDEX IF NOT EXISTS {table}_campaign ON {table} (campaign_id);
+            CREATE INDEX IF NOT EXISTS {table}_unpaid ON {table} (status, pay_deadline);"
         ))?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -313,6 +319,22 @@ impl OrderStore for SqliteStore {
         let mut stmt = conn.prepare_cached(&sql.by_user)?;
         let rows = stmt.query_map(rusqlite::params![user_id, before, limit], RawOrder::read)?;
         rows.map(|raw| raw?.into_order()).collect()
+    }
+
+    fn overdue_unpaid(&self, before_ms: i64, limit: usize) -> Result<Vec<Order>, StoreError> {
+        let conn = lock(&self.reader, "reader")?;
+        let mut found = Vec::new();
+        for sql in &self.sql {
+            let left = i64::try_from(limit.saturating_sub(found.len())).unwrap_or(i64::MAX);
+            if left == 0 {
+                break;
+            }
+            let mut stmt = conn.prepare_cached(&sql.overdue)?;
+            for raw in stmt.query_map(rusqlite::params![before_ms, left], RawOrder::read)? {
+                found.push(raw?.into_order()?);
+            }
+        }
+        Ok(found)
     }
 
     fn count_of_campaign(&self, campaign_id: &str) -> Result<u64, StoreError> {
