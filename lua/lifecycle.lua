@@ -10,15 +10,20 @@
 -- order's version and re-journals it, so the store receives it through the same path as the
 -- reservation (and a newer version is never overwritten by an older one).
 --
--- KEYS: 1 stock, 2 buyers, 3 orders, 4 deadlines, 5 journal
+-- KEYS: 1 stock, 2 buyers, 3 orders, 4 deadlines, 5 journal, 6 payments
 -- ARGV: 1 action, 2 now_ms, then
---   pay:    3 order_id, 4 amount_cents   -> {outcome, record}
+--   pay:    3 order_id, 4 amount_cents, 5 payment_id -> {outcome, record[, first outcome]}
 --   cancel: 3 order_id, 4 user_id        -> {outcome, record}
 --   expire: 3 most deadline groups       -> {orders expired, units returned, groups claimed}
 --   expire_order: 3 order_id             -> {outcome, record}: the store-side sweep's repair for
 --                                           one overdue order the deadline sweep did not reach
 -- outcomes: paid | cancelled | expired | refund_required | unchanged | not_found |
---           not_cancellable | amount_mismatch
+--           not_cancellable | amount_mismatch | duplicate_payment | repeated
+--
+-- Every successful payment is remembered by its payment id in payments
+-- (payment_id -> "<order id>|<amount>|<paid | refund_required | amount_mismatch>"): the same
+-- payment reported again gets its first answer ('repeated' + that outcome), and money that did
+-- not buy the order (late, a second payment, a wrong amount) is on record for a refund.
 -- Record: user|quantity|unit_price_cents|sku|status|version|created_ms|deadline_ms|paid_ms|updated_ms
 
 local action, now = ARGV[1], ARGV[2]
@@ -42,15 +47,21 @@ local function save(oid, f, status)
   return record
 end
 
--- Gives the order's units back to the sale and to its buyer's quota.
+-- Gives the order's units back to the sale and to its buyer's quota. Everything is read and
+-- checked before the first write: a script that fails midway is not rolled back.
 local function release(f)
   local qty = tonumber(f[2])
-  redis.call('INCRBY', KEYS[1], qty)
   local row = redis.call('HGET', KEYS[2], f[1])
+  local units, latest
   if row then
-    local units, latest = string.match(row, '^(%d+)|(.*)$')
-    local left = math.max(tonumber(units) - qty, 0)
-    redis.call('HSET', KEYS[2], f[1], left .. '|' .. latest)
+    units, latest = string.match(row, '^(%d+)|(.*)$')
+    if not units then
+      return redis.error_reply('malformed buyers row for ' .. f[1])
+    end
+  end
+  redis.call('INCRBY', KEYS[1], qty)
+  if row then
+    redis.call('HSET', KEYS[2], f[1], math.max(tonumber(units) - qty, 0) .. '|' .. latest)
   end
   return qty
 end
@@ -110,21 +121,31 @@ if action == 'cancel' then
 end
 
 if action == 'pay' then
-  if tonumber(f[2]) * tonumber(f[3]) ~= tonumber(ARGV[4]) then
-    return {'amount_mismatch', record}
+  local amount, payment_id = ARGV[4], ARGV[5]
+  local seen = redis.call('HGET', KEYS[6], payment_id)
+  if seen then
+    return {'repeated', record, string.match(seen, '|([^|]*)$')}
+  end
+  local reply, outcome
+  if tonumber(f[2]) * tonumber(f[3]) ~= tonumber(amount) then
+    reply, outcome = {'amount_mismatch', record}, 'amount_mismatch'
   elseif status == 'paid' or status == 'refund_required' then
-    return {'unchanged', record}
+    -- Another payment of an order already settled: this money goes back.
+    reply, outcome = {'duplicate_payment', record}, 'refund_required'
   elseif status == 'pending_payment' and tonumber(now) < tonumber(f[8]) then
     f[9] = now
-    return {'paid', save(oid, f, 'paid')}
+    reply, outcome = {'paid', save(oid, f, 'paid')}, 'paid'
+  else
+    -- Too late: the order expired (or its deadline passed before the sweeper got to it) or was
+    -- cancelled. Its units are, or now go, back on sale; the money must go back to the buyer.
+    if status == 'pending_payment' then
+      release(f)
+    end
+    f[9] = now
+    reply, outcome = {'refund_required', save(oid, f, 'refund_required')}, 'refund_required'
   end
-  -- Too late: the order expired (or its deadline passed before the sweeper got to it) or was
-  -- cancelled. Its units are, or now go, back on sale; the money must go back to the buyer.
-  if status == 'pending_payment' then
-    release(f)
-  end
-  f[9] = now
-  return {'refund_required', save(oid, f, 'refund_required')}
+  redis.call('HSET', KEYS[6], payment_id, oid .. '|' .. amount .. '|' .. outcome)
+  return reply
 end
 
 return redis.error_reply('unknown action ' .. tostring(action))

@@ -23,6 +23,9 @@ pub struct CampaignKeys {
     pub deadlines: String,
     /// Ids of orders whose latest state may not be in the store yet (set).
     pub journal: String,
+    /// payment id → `"<order id>|<amount>|<outcome>"` (hash): every successful payment reported,
+    /// so a repeat gets its first answer and money that bought nothing is on record for refund.
+    pub payments: String,
 }
 
 impl CampaignKeys {
@@ -37,11 +40,12 @@ impl CampaignKeys {
             orders: key("orders"),
             deadlines: key("deadlines"),
             journal: key("journal"),
+            payments: key("payments"),
         }
     }
 
     /// Every key, for tests and tools that wipe a campaign.
-    pub fn all(&self) -> [&str; 6] {
+    pub fn all(&self) -> [&str; 7] {
         [
             &self.meta,
             &self.stock,
@@ -49,6 +53,7 @@ impl CampaignKeys {
             &self.orders,
             &self.deadlines,
             &self.journal,
+            &self.payments,
         ]
     }
 }

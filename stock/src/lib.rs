@@ -29,7 +29,7 @@ pub mod scripts;
 pub use campaign::{CampaignSpec, Loaded, load_campaign, remaining_stock};
 pub use error::StockError;
 pub use keys::CampaignKeys;
-pub use lifecycle::{Expired, Transition};
+pub use lifecycle::{Expired, PaymentOutcome, Transition};
 pub use order::{Order, OrderStatus};
 pub use reserve::{Reservation, ReserveOutcome, reserve_batch};
 pub use scripts::Scripts;

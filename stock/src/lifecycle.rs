@@ -30,8 +30,26 @@ pub enum Transition {
     NotFound,
     /// Paid, expired or past its deadline: it can no longer be cancelled.
     NotCancellable(Order),
-    /// The payment's amount is not what the order costs: nothing changed.
+    /// The payment's amount is not what the order costs: the order is unchanged, the payment
+    /// is on record for a refund.
     AmountMismatch(Order),
+    /// Another payment of an order already settled: the order is unchanged, this payment is on
+    /// record for a refund.
+    DuplicatePayment(Order),
+    /// This payment id was reported before: the order as it is now, and what that first report
+    /// decided.
+    Repeated(Order, PaymentOutcome),
+}
+
+/// What a successful payment did, as remembered by its payment id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    /// It paid the order.
+    Paid,
+    /// It bought nothing (late, a second payment, a cancelled order): refund it.
+    RefundRequired,
+    /// Its amount was not the order's: refund it.
+    AmountMismatch,
 }
 
 /// How many orders an expiry sweep ended, how many units it put back on sale, and how many
@@ -49,11 +67,12 @@ fn call<'a>(scripts: &'a Scripts, keys: &CampaignKeys) -> redis::ScriptInvocatio
         .key(&keys.buyers)
         .key(&keys.orders)
         .key(&keys.deadlines)
-        .key(&keys.journal);
+        .key(&keys.journal)
+        .key(&keys.payments);
     call
 }
 
-/// Records a successful payment of `amount_cents` for `order_id`.
+/// Records the successful payment `payment_id` of `amount_cents` for `order_id`.
 ///
 /// # Errors
 /// When Redis cannot be reached or answers in an unknown shape.
@@ -64,9 +83,14 @@ pub async fn pay<C: ConnectionLike>(
     now_ms: i64,
     order_id: u64,
     amount_cents: i64,
+    payment_id: &str,
 ) -> Result<Transition, StockError> {
     let mut call = call(scripts, keys);
-    call.arg("pay").arg(now_ms).arg(order_id).arg(amount_cents);
+    call.arg("pay")
+        .arg(now_ms)
+        .arg(order_id)
+        .arg(amount_cents)
+        .arg(payment_id);
     decode(keys, order_id, call.invoke_async(conn).await?)
 }
 
@@ -152,6 +176,21 @@ fn decode(keys: &CampaignKeys, order_id: u64, reply: Value) -> Result<Transition
         Some("not_found") => Transition::NotFound,
         Some("not_cancellable") => Transition::NotCancellable(order()?),
         Some("amount_mismatch") => Transition::AmountMismatch(order()?),
+        Some("duplicate_payment") => Transition::DuplicatePayment(order()?),
+        Some("repeated") => Transition::Repeated(
+            order()?,
+            match fields.get(2).map(String::as_str) {
+                Some("paid") => PaymentOutcome::Paid,
+                Some("refund_required") => PaymentOutcome::RefundRequired,
+                Some("amount_mismatch") => PaymentOutcome::AmountMismatch,
+                other => {
+                    return Err(StockError::bad_reply(
+                        SCRIPT,
+                        format!("payment outcome {other:?}"),
+                    ));
+                }
+            },
+        ),
         other => return Err(StockError::bad_reply(SCRIPT, format!("outcome {other:?}"))),
     })
 }

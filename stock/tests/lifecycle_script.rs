@@ -5,8 +5,8 @@ mod common;
 
 use flashgate_stock::lifecycle::{cancel, expire_due, pay};
 use flashgate_stock::{
-    CampaignKeys, Expired, Order, OrderStatus, Reservation, ReserveOutcome, Scripts, Transition,
-    remaining_stock, reserve_batch,
+    CampaignKeys, Expired, Order, OrderStatus, PaymentOutcome, Reservation, ReserveOutcome,
+    Scripts, Transition, remaining_stock, reserve_batch,
 };
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
@@ -39,14 +39,14 @@ async fn units_of(conn: &mut MultiplexedConnection, keys: &CampaignKeys, user: &
 }
 
 #[tokio::test]
-async fn paying_in_time_sells_the_unit_and_repeats_are_unchanged() {
+async fn paying_in_time_sells_the_unit_and_every_other_payment_is_on_record() {
     let (mut conn, scripts, keys, _) = reserved("ann", 2).await;
-    let wrong = pay(&mut conn, &scripts, &keys, T0 + 1, 42, PRICE)
+    let wrong = pay(&mut conn, &scripts, &keys, T0 + 1, 42, PRICE, "p-wrong")
         .await
         .unwrap();
     assert!(matches!(wrong, Transition::AmountMismatch(ref o) if o.version == 1));
 
-    let paid = pay(&mut conn, &scripts, &keys, T0 + 10, 42, 2 * PRICE)
+    let paid = pay(&mut conn, &scripts, &keys, T0 + 10, 42, 2 * PRICE, "p-1")
         .await
         .unwrap();
     let Transition::Paid(order) = paid else {
@@ -61,12 +61,29 @@ async fn paying_in_time_sells_the_unit_and_repeats_are_unchanged() {
         "the new state goes to the store through the journal"
     );
 
-    let again = pay(&mut conn, &scripts, &keys, T0 + 20, 42, 2 * PRICE)
+    let again = pay(&mut conn, &scripts, &keys, T0 + 20, 42, 2 * PRICE, "p-1")
         .await
         .unwrap();
     assert!(
-        matches!(again, Transition::Unchanged(ref o) if o.version == 2 && o.paid_at_ms == Some(T0 + 10))
+        matches!(again, Transition::Repeated(ref o, PaymentOutcome::Paid) if o.version == 2 && o.paid_at_ms == Some(T0 + 10)),
+        "the same payment again: its first answer"
     );
+    let second = pay(&mut conn, &scripts, &keys, T0 + 30, 42, 2 * PRICE, "p-2")
+        .await
+        .unwrap();
+    assert!(matches!(second, Transition::DuplicatePayment(ref o) if o.version == 2));
+    let wrong_again = pay(&mut conn, &scripts, &keys, T0 + 31, 42, PRICE, "p-wrong")
+        .await
+        .unwrap();
+    assert!(matches!(
+        wrong_again,
+        Transition::Repeated(_, PaymentOutcome::AmountMismatch)
+    ));
+    let recorded: std::collections::HashMap<String, String> =
+        conn.hgetall(&keys.payments).await.unwrap();
+    assert_eq!(recorded["p-1"], format!("42|{}|paid", 2 * PRICE));
+    assert_eq!(recorded["p-2"], format!("42|{}|refund_required", 2 * PRICE));
+    assert_eq!(recorded["p-wrong"], format!("42|{PRICE}|amount_mismatch"));
     assert_eq!(remaining_stock(&mut conn, &keys).await.unwrap(), Some(8));
     let sweep = expire_due(&mut conn, &scripts, &keys, T0 + TIMEOUT + 1, 100)
         .await
@@ -111,7 +128,7 @@ async fn cancelling_returns_stock_and_quota_once_and_only_for_the_owner() {
     );
 
     // Paying a cancelled order: refund, and the unit is not taken again.
-    let late = pay(&mut conn, &scripts, &keys, T0 + 4, 42, 3 * PRICE)
+    let late = pay(&mut conn, &scripts, &keys, T0 + 4, 42, 3 * PRICE, "p-late")
         .await
         .unwrap();
     assert!(matches!(late, Transition::RefundRequired(ref o) if o.version == 3));
@@ -148,9 +165,17 @@ async fn unpaid_orders_expire_once_and_late_payments_become_refunds() {
         .unwrap();
     assert_eq!(again, Expired::default(), "a group is claimed once");
 
-    let late = pay(&mut conn, &scripts, &keys, T0 + TIMEOUT + 10, 42, PRICE)
-        .await
-        .unwrap();
+    let late = pay(
+        &mut conn,
+        &scripts,
+        &keys,
+        T0 + TIMEOUT + 10,
+        42,
+        PRICE,
+        "p-late",
+    )
+    .await
+    .unwrap();
     assert!(
         matches!(late, Transition::RefundRequired(ref o) if o.paid_at_ms == Some(T0 + TIMEOUT + 10))
     );
@@ -168,9 +193,17 @@ async fn unpaid_orders_expire_once_and_late_payments_become_refunds() {
 #[tokio::test]
 async fn a_payment_after_the_deadline_but_before_the_sweep_returns_the_unit_once() {
     let (mut conn, scripts, keys, _) = reserved("dee", 2).await;
-    let late = pay(&mut conn, &scripts, &keys, T0 + TIMEOUT + 1, 42, 2 * PRICE)
-        .await
-        .unwrap();
+    let late = pay(
+        &mut conn,
+        &scripts,
+        &keys,
+        T0 + TIMEOUT + 1,
+        42,
+        2 * PRICE,
+        "p-late",
+    )
+    .await
+    .unwrap();
     assert!(matches!(late, Transition::RefundRequired(_)));
     assert_eq!(remaining_stock(&mut conn, &keys).await.unwrap(), Some(10));
     let sweep = expire_due(&mut conn, &scripts, &keys, T0 + TIMEOUT + 2, 100)

@@ -114,9 +114,21 @@ impl Client {
 
     /// `POST /api/v1/payments/callback`, signed as the payment provider signs it.
     pub async fn pay(&self, order_id: &str, amount_cents: i64, status: &str) -> Reply {
+        self.pay_with(&format!("pay-{order_id}"), order_id, amount_cents, status)
+            .await
+    }
+
+    /// A payment callback with its own payment id.
+    pub async fn pay_with(
+        &self,
+        payment_id: &str,
+        order_id: &str,
+        amount_cents: i64,
+        status: &str,
+    ) -> Reply {
         let body = serde_json::json!({
             "order_id": order_id,
-            "payment_id": format!("pay-{order_id}"),
+            "payment_id": payment_id,
             "amount_cents": amount_cents,
             "status": status,
         })

@@ -295,6 +295,20 @@ async fn bad_callbacks_and_foreign_cancels_change_nothing_and_cancel_returns_sto
 
     let paid = c.pay(&rebuy, PRICE, "succeeded").await;
     assert_eq!(paid.body["status"], "paid");
+    assert_eq!(paid.body["payment_outcome"], "applied");
+    // A second, different payment of the paid order: on record, to be refunded; order unchanged.
+    let second = c
+        .pay_with("another-payment", &rebuy, PRICE, "succeeded")
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(second.body["payment_outcome"], "refund_required");
+    assert_eq!(
+        (
+            second.body["status"].as_str(),
+            second.body["version"].as_i64()
+        ),
+        (Some("paid"), Some(2))
+    );
     let too_late = c.cancel("owner", &rebuy).await;
     assert_eq!(
         (too_late.status, too_late.code()),

@@ -75,13 +75,14 @@ fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
             i64::from(per_user_limit),
         ),
     };
+    // Payment amounts are checked in Lua numbers (doubles): exact up to 2^53.
     if unit_price_cents
         .checked_mul(i64::from(max_quantity))
-        .is_none()
+        .is_none_or(|amount| amount > MAX_EXACT_LUA_INT)
     {
         e.push(
             f("unit_price_cents"),
-            format!("times max_quantity ({max_quantity}) does not fit in 64-bit cents"),
+            format!("times max_quantity ({max_quantity}) exceeds 2^53 - 1 cents"),
         );
     }
     let start_ms = time(e, &f("start"), c.start);

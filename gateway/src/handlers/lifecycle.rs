@@ -3,7 +3,7 @@
 //! order are decided atomically; the new state reaches the store through the journal.
 
 use bytes::Bytes;
-use flashgate_stock::{Order, Transition, lifecycle};
+use flashgate_stock::{Order, PaymentOutcome, Transition, lifecycle};
 use hmac::{Hmac, Mac};
 use http::{Request, StatusCode, header};
 use hyper::body::Body;
@@ -21,8 +21,11 @@ use crate::order_id::{gene_of, shard_gene};
 
 const REDIS_DOWN: ApiError = ApiError::Unavailable {
     code: "redis_unavailable",
-    message: "stock service unavailable; nothing changed",
+    message: "stock service did not answer; the outcome is unknown, retry (retries are safe)",
 };
+
+/// Bytes in an HMAC-SHA256 signature.
+const SIGNATURE_LEN: usize = 32;
 
 /// The owner cancels an unpaid order: its stock and the owner's quota return.
 ///
@@ -77,12 +80,15 @@ enum PaymentStatus {
 }
 
 /// A payment provider reports a payment. Authenticated by an HMAC-SHA256 of the raw body under
-/// `auth.payment_secret`, hex-encoded in `X-Signature`. Idempotent: a repeated callback answers
-/// the same and changes nothing.
+/// `auth.payment_secret`, hex-encoded in `X-Signature`. Idempotent by payment id: the same
+/// payment reported again gets its first answer. Every successful payment is on record, and
+/// the answer's `payment_outcome` tells the provider whether it bought the order (`applied`) or
+/// must be refunded (`refund_required`: late, a second payment, a cancelled order).
 ///
 /// # Errors
-/// 401 `invalid_signature` (nothing read further), 400 bad body, 404 unknown order,
-/// 409 `amount_mismatch`, 503 when payments are not configured or Redis is down.
+/// 401 `invalid_signature` (a missing or malformed one before the body is read), 400 bad body,
+/// 404 unknown order, 409 `amount_mismatch` (on record for refund), 503 when payments are not
+/// configured, Redis is down, or the order belongs to a campaign this gateway does not serve.
 pub async fn payment_callback<B>(app: &App, req: Request<B>) -> Result<Answer, ApiError>
 where
     B: Body,
@@ -97,14 +103,16 @@ where
     let signature = req
         .headers()
         .get("x-signature")
-        .and_then(|v| decode_hex(v.as_bytes()));
+        .and_then(|v| decode_hex(v.as_bytes()))
+        .filter(|s| s.len() == SIGNATURE_LEN)
+        .ok_or(ApiError::InvalidSignature)?;
     let length = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
     let body: Bytes =
         read_bounded(req.into_body(), length, app.config.server.max_body_bytes).await?;
-    verify_signature(secret.expose().as_bytes(), &body, signature.as_deref())?;
+    verify_signature(secret.expose().as_bytes(), &body, Some(&signature))?;
 
     let callback: PaymentCallback = parse_strict(&body)?;
     let order_id: u64 = callback
@@ -112,11 +120,11 @@ where
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_field", "order_id must be a decimal string"))?;
     let Some((campaign, order)) = locate(app, order_id).await? else {
-        return Err(NOT_FOUND);
+        return Err(not_here(app, order_id).await);
     };
     if callback.status == PaymentStatus::Failed {
         tracing::info!(order_id, payment_id = %callback.payment_id, "payment failed; order unchanged");
-        return Ok(json(StatusCode::OK, &OrderView::from(&order)));
+        return Ok(paid_answer(&order, &callback.payment_id, "none"));
     }
     let mut conn = app.redis.clone();
     let transition = lifecycle::pay(
@@ -126,18 +134,70 @@ where
         now_ms(),
         order_id,
         callback.amount_cents,
+        &callback.payment_id,
     )
     .await
     .map_err(|_| REDIS_DOWN)?;
+    let payment_id = &callback.payment_id;
     match transition {
-        Transition::Paid(order) | Transition::RefundRequired(order) => {
-            tracing::info!(order_id, payment_id = %callback.payment_id, status = %order.status, "payment recorded");
-            Ok(changed(app, order))
+        Transition::Paid(order) => {
+            app.handoff.submit(order.clone());
+            Ok(paid_answer(&order, payment_id, "applied"))
         }
-        Transition::Unchanged(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
-        Transition::AmountMismatch(_) => Err(ApiError::AmountMismatch),
+        Transition::RefundRequired(order) => {
+            tracing::warn!(order_id, %payment_id, "late payment: refund required");
+            app.handoff.submit(order.clone());
+            Ok(paid_answer(&order, payment_id, "refund_required"))
+        }
+        Transition::DuplicatePayment(order) => {
+            tracing::warn!(order_id, %payment_id, "second payment of a settled order: refund required");
+            Ok(paid_answer(&order, payment_id, "refund_required"))
+        }
+        Transition::Repeated(_, PaymentOutcome::AmountMismatch) | Transition::AmountMismatch(_) => {
+            tracing::warn!(order_id, %payment_id, amount = callback.amount_cents, "payment amount mismatch: refund required");
+            Err(ApiError::AmountMismatch)
+        }
+        Transition::Repeated(order, PaymentOutcome::Paid) => {
+            Ok(paid_answer(&order, payment_id, "applied"))
+        }
+        Transition::Repeated(order, PaymentOutcome::RefundRequired) => {
+            Ok(paid_answer(&order, payment_id, "refund_required"))
+        }
         Transition::NotFound => Err(NOT_FOUND),
         other => unexpected(&other),
+    }
+}
+
+/// The order as it now is, and what this payment did.
+fn paid_answer(order: &Order, payment_id: &str, outcome: &'static str) -> Answer {
+    #[derive(serde::Serialize)]
+    struct PaymentAnswer<'a> {
+        #[serde(flatten)]
+        order: OrderView<'a>,
+        payment_id: &'a str,
+        payment_outcome: &'static str,
+    }
+    json(
+        StatusCode::OK,
+        &PaymentAnswer {
+            order: OrderView::from(order),
+            payment_id,
+            payment_outcome: outcome,
+        },
+    )
+}
+
+/// No campaign here has the order in Redis. If the store knows it, it belongs to a campaign
+/// this gateway does not serve (or whose Redis state is gone): the provider must retry rather
+/// than be told it does not exist.
+async fn not_here(app: &App, order_id: u64) -> ApiError {
+    let store = app.store.clone();
+    match tokio::task::spawn_blocking(move || store.get(order_id)).await {
+        Ok(Ok(None)) => NOT_FOUND,
+        _ => ApiError::Unavailable {
+            code: "order_not_served",
+            message: "this gateway cannot settle that order now; retry",
+        },
     }
 }
 
