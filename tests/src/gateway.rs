@@ -126,21 +126,26 @@ fn healthy(addr: SocketAddr) -> bool {
 /// The `flashgate` binary, built once per test run in the profile the tests run in.
 pub fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "flashgate", "--bin", "flashgate"]);
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().unwrap().success(),
-            "building flashgate failed"
-        );
-        // target/<profile>/deps/<test binary> → target/<profile>/flashgate
-        let exe = std::env::current_exe().unwrap();
-        exe.parent().unwrap().parent().unwrap().join("flashgate")
-    })
+    BINARY.get_or_init(|| build("flashgate", "flashgate"))
+}
+
+/// The `flashgate-bench` binary, likewise.
+pub fn bench_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| build("flashgate-bench", "flashgate-bench"))
+}
+
+fn build(package: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "-p", package, "--bin", bin]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "building {bin} failed");
+    // target/<profile>/deps/<test binary> → target/<profile>/<bin>
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join(bin)
 }
 
 /// The real binary as a child process, for tests that kill it.

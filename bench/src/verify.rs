@@ -1,0 +1,210 @@
+//! After a run: do Redis and the order store agree with each other and with what the client
+//! saw? Checks invariants 1–3 (no oversell, per-user limits, every accepted order stored once).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use flashgate::config::{CampaignConfig, Config, RedisConfig};
+use flashgate::store::{OrderStore, SqliteStore};
+use flashgate_stock::{CampaignKeys, Order, OrderStatus, record};
+use redis::Commands;
+use serde_json::{Value, json};
+
+use crate::engine::Outcome;
+
+/// One check and how it went.
+#[derive(Debug)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// Every check of a run.
+#[derive(Debug)]
+pub struct Verification {
+    pub checks: Vec<Check>,
+    /// Orders stored that the client never saw accepted, but that an ambiguous answer (a broken
+    /// connection, `outcome_unknown`) may have committed: reported, not failed.
+    pub committed_unseen: usize,
+}
+
+impl Verification {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    pub fn print(&self) {
+        println!(
+            "verification: {}",
+            if self.passed() { "PASSED" } else { "FAILED" }
+        );
+        for c in &self.checks {
+            println!(
+                "  [{}] {:<34} {}",
+                if c.passed { " ok " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+        if self.committed_unseen > 0 {
+            println!(
+                "  note: {} orders committed behind ambiguous answers",
+                self.committed_unseen
+            );
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "passed": self.passed(),
+            "committed_unseen": self.committed_unseen,
+            "checks": self.checks.iter().map(|c| json!({
+                "name": c.name, "passed": c.passed, "detail": c.detail
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn redis_url(config: &Config) -> String {
+    match &config.redis {
+        RedisConfig::Url { url, .. } => url.clone(),
+        RedisConfig::Embedded { port, .. } => format!("redis://127.0.0.1:{port}"),
+    }
+}
+
+/// Verifies `campaign` after a run whose outcomes are `outcomes` (quantity 1 per request).
+///
+/// # Errors
+/// When Redis or the store cannot be read at all.
+pub fn verify(
+    config: &Config,
+    campaign: &CampaignConfig,
+    outcomes: &[Outcome],
+    patience: Duration,
+) -> anyhow::Result<Verification> {
+    let keys = CampaignKeys::new(&campaign.id);
+    let mut conn = redis::Client::open(redis_url(config))?
+        .get_connection()
+        .context("connecting to Redis for verification")?;
+
+    // The store catches up through the journal: give it `patience` to drain.
+    let started = Instant::now();
+    let mut backlog: u64 = conn.scard(&keys.journal)?;
+    while backlog > 0 && started.elapsed() < patience {
+        std::thread::sleep(Duration::from_millis(100));
+        backlog = conn.scard(&keys.journal)?;
+    }
+
+    let stock_total: u64 = conn
+        .hget(&keys.meta, "stock_total")
+        .context("campaign meta")?;
+    let remaining: i64 = conn.get(&keys.stock)?;
+    let records: HashMap<String, String> = conn.hgetall(&keys.orders)?;
+    let in_redis: HashMap<u64, Order> = records
+        .iter()
+        .filter_map(|(id, rec)| {
+            let id: u64 = id.parse().ok()?;
+            record::decode(&campaign.id, id, rec).ok().map(|o| (id, o))
+        })
+        .collect();
+    let store = SqliteStore::open(&config.store.path, config.store.shard_bits)?;
+    let stored: HashMap<u64, Order> = store
+        .orders_of_campaign(&campaign.id)?
+        .into_iter()
+        .map(|o| (o.order_id, o))
+        .collect();
+
+    let seen: HashSet<u64> = outcomes
+        .iter()
+        .filter(|o| o.status == 202)
+        .filter_map(|o| o.order_id.as_deref()?.parse().ok())
+        .collect();
+    let ambiguous = outcomes
+        .iter()
+        .filter(|o| o.status == 0 || o.code.as_deref() == Some("outcome_unknown"))
+        .count();
+    let holding = |o: &&Order| matches!(o.status, OrderStatus::PendingPayment | OrderStatus::Paid);
+    let held_units: u64 = in_redis
+        .values()
+        .filter(holding)
+        .map(|o| u64::from(o.quantity))
+        .sum();
+    let mut per_user: HashMap<&str, u64> = HashMap::new();
+    for o in in_redis.values().filter(holding) {
+        *per_user.entry(&o.user_id).or_default() += u64::from(o.quantity);
+    }
+    let over_limit = per_user
+        .values()
+        .filter(|&&u| u > u64::from(campaign.per_user_limit))
+        .count();
+    let missing = seen.iter().filter(|id| !stored.contains_key(id)).count();
+    let unseen = stored.keys().filter(|id| !seen.contains(id)).count();
+    let differing = in_redis
+        .iter()
+        .filter(|(id, o)| stored.get(id) != Some(o))
+        .count()
+        + stored
+            .keys()
+            .filter(|id| !in_redis.contains_key(id))
+            .count();
+
+    let check = |name, passed, detail: String| Check {
+        name,
+        passed,
+        detail,
+    };
+    let checks = vec![
+        check(
+            "units accepted <= stock",
+            seen.len() as u64 <= stock_total && held_units <= stock_total,
+            format!(
+                "client saw {} accepted, Redis holds {held_units} units, stock {stock_total}",
+                seen.len()
+            ),
+        ),
+        check(
+            "stock conserved",
+            i64::try_from(stock_total).unwrap_or(i64::MAX) - remaining
+                == i64::try_from(held_units).unwrap_or(i64::MAX),
+            format!("{stock_total} total - {remaining} left vs {held_units} held by orders"),
+        ),
+        check(
+            "per-user limit held",
+            over_limit == 0,
+            format!("{over_limit} users above {} units", campaign.per_user_limit),
+        ),
+        check(
+            "journal drained",
+            backlog == 0,
+            format!("{backlog} orders still waiting for the store after {patience:?}"),
+        ),
+        check(
+            "store equals Redis",
+            differing == 0,
+            format!(
+                "{} in Redis, {} in the store, {differing} differ",
+                in_redis.len(),
+                stored.len()
+            ),
+        ),
+        check(
+            "accepted orders stored once",
+            missing == 0,
+            format!(
+                "{missing} of {} accepted orders missing from the store",
+                seen.len()
+            ),
+        ),
+        check(
+            "no unexplained orders",
+            unseen <= ambiguous,
+            format!("{unseen} stored orders never seen accepted; {ambiguous} ambiguous answers"),
+        ),
+    ];
+    Ok(Verification {
+        checks,
+        committed_unseen: unseen.min(ambiguous),
+    })
+}
