@@ -10,6 +10,11 @@ const PANEL: f64 = 220.0;
 const LEFT: f64 = 70.0;
 const TOP: f64 = 40.0;
 
+/// A line: its name, its colour, one value per second.
+type Series<'a> = (&'a str, &'a str, Vec<f64>);
+/// A chart panel: its label and its lines.
+type Panel<'a> = (&'a str, Vec<Series<'a>>);
+
 /// The chart of `report`, titled `title`.
 pub fn svg(report: &Report, title: &str) -> String {
     let n = report.seconds.len().max(1) as f64;
@@ -24,7 +29,7 @@ pub fn svg(report: &Report, title: &str) -> String {
 "#,
         escape(title)
     );
-    let panels: [(&str, Vec<(&str, &str, Vec<f64>)>); 2] = [
+    let panels: [Panel<'_>; 2] = [
         (
             "per second",
             vec![
