@@ -104,7 +104,13 @@ async fn connection_loop(
         let done_at = start.elapsed();
         let outcome = match answer {
             Ok((status, body)) => {
-                let parsed: Option<Answer> = serde_json::from_slice(&body).ok();
+                // A plain 200 (a replay, or the reference server) carries nothing the report
+                // needs: its body is not parsed.
+                let parsed: Option<Answer> = if status == 200 {
+                    None
+                } else {
+                    serde_json::from_slice(&body).ok()
+                };
                 Outcome {
                     status,
                     code: parsed

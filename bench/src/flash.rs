@@ -79,6 +79,9 @@ pub fn run(args: &FlashArgs) -> anyhow::Result<bool> {
 
     let progress = Arc::new(AtomicUsize::new(0));
     let ticker = progress_ticker(progress.clone(), requests.len());
+    // One worker thread, like `wrk -t1`: the generator takes one core and leaves the rest to
+    // what it measures. (A current-thread runtime measured slower: its I/O driver shares the
+    // same thread as the connection tasks.)
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
