@@ -34,12 +34,12 @@ pub fn svg(report: &Report, title: &str) -> String {
             "per second",
             vec![
                 (
-                    "requests",
+                    "requests/s",
                     "#1f77b4",
                     report.seconds.iter().map(|s| s.requests as f64).collect(),
                 ),
                 (
-                    "accepted",
+                    "accepted/s",
                     "#2ca02c",
                     report.seconds.iter().map(|s| s.accepted as f64).collect(),
                 ),
@@ -92,7 +92,7 @@ pub fn svg(report: &Report, title: &str) -> String {
             );
         }
         if let Some(at) = report.sold_out_at {
-            let sx = LEFT + (W - LEFT - 20.0) * at.as_secs_f64() / n;
+            let sx = LEFT + (W - LEFT - 20.0) * at.as_secs_f64() / report.bucket.as_secs_f64() / n;
             let _ = write!(
                 out,
                 r##"<line x1="{sx:.1}" y1="{top}" x2="{sx:.1}" y2="{bottom}" stroke="#ff7f0e" stroke-dasharray="5,4"/>
@@ -106,11 +106,18 @@ pub fn svg(report: &Report, title: &str) -> String {
     }
     let _ = write!(
         out,
-        r##"<text x="{}" y="{}" fill="#555">seconds since start</text>
+        r##"<text x="{LEFT}" y="{}" fill="#555">0 s</text>
+<text x="{}" y="{}" fill="#555">{:.1} s</text>
+<text x="{}" y="{}" fill="#555">time since start ({:.1} s per point)</text>
 </svg>
 "##,
-        W / 2.0 - 50.0,
-        height - 20.0
+        height - 40.0,
+        W - 60.0,
+        height - 40.0,
+        n * report.bucket.as_secs_f64(),
+        W / 2.0 - 90.0,
+        height - 20.0,
+        report.bucket.as_secs_f64()
     );
     out
 }

@@ -9,12 +9,21 @@ use serde_json::{Value, json};
 
 use crate::engine::Outcome;
 
-/// One second of the run.
+/// One slice of the run's timeline; counts are per second of it.
 #[derive(Debug, Clone, Default)]
 pub struct Second {
     pub requests: u64,
     pub accepted: u64,
     pub p99_ms: f64,
+}
+
+/// Timeline slices: fine enough that a burst of a few seconds still shows its shape.
+pub fn bucket_for(duration: Duration) -> Duration {
+    if duration < Duration::from_secs(20) {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(1)
+    }
 }
 
 /// The figures of a run.
@@ -26,7 +35,9 @@ pub struct Report {
     pub by_code: BTreeMap<String, u64>,
     /// p50, p90, p99, p99.9, max in ms.
     pub percentiles_ms: [f64; 5],
+    /// Throughput (per second) and p99 over time, one entry per `bucket`.
     pub seconds: Vec<Second>,
+    pub bucket: Duration,
     /// Answers 202 (new orders).
     pub accepted: u64,
     /// When the last unit was sold, if the run sold out.
@@ -54,12 +65,14 @@ impl Report {
         let (mut by_status, mut by_code) = (BTreeMap::new(), BTreeMap::new());
         let mut last_accepted = None;
         let mut ran_out = false;
+        let bucket = bucket_for(duration);
+        let bucket_ms = u128::from(u64::try_from(bucket.as_millis()).unwrap_or(1).max(1));
         for o in outcomes {
             let us = u64::try_from(o.latency.as_micros())
                 .unwrap_or(u64::MAX)
                 .max(1);
             all.saturating_record(us);
-            let s = usize::try_from(o.done_at.as_secs()).unwrap_or(usize::MAX);
+            let s = usize::try_from(o.done_at.as_millis() / bucket_ms).unwrap_or(usize::MAX);
             while per_second.len() <= s {
                 per_second.push((Second::default(), histogram()));
             }
@@ -107,10 +120,14 @@ impl Report {
             seconds: per_second
                 .into_iter()
                 .map(|(mut s, h)| {
+                    let per_second = 1000 / bucket_ms.max(1) as u64;
+                    s.requests *= per_second.max(1);
+                    s.accepted *= per_second.max(1);
                     s.p99_ms = ms(&h, 0.99);
                     s
                 })
                 .collect(),
+            bucket,
             accepted,
             sold_out_at,
             accepted_per_s_while_stock: while_stock,
@@ -168,9 +185,12 @@ impl Report {
             "sold_out_at_s": self.sold_out_at.map(|d| d.as_secs_f64()),
             "accepted_per_s_while_stock": self.accepted_per_s_while_stock,
             "rejections_per_s_after": self.rejections_per_s_after,
-            "seconds": self.seconds.iter().map(|s| json!({
-                "requests": s.requests, "accepted": s.accepted, "p99_ms": s.p99_ms
-            })).collect::<Vec<_>>(),
+            "timeline": {
+                "bucket_s": self.bucket.as_secs_f64(),
+                "per_bucket": self.seconds.iter().map(|s| json!({
+                    "requests_per_s": s.requests, "accepted_per_s": s.accepted, "p99_ms": s.p99_ms
+                })).collect::<Vec<_>>(),
+            },
         })
     }
 }
