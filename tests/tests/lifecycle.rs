@@ -405,3 +405,81 @@ async fn the_store_side_sweep_settles_an_order_the_deadline_sweep_missed() {
     let stored = stored_orders(&scenario.store_path, &id);
     assert_eq!(stored[0].status, OrderStatus::Expired);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_sweeping_expire_every_order_once_and_both_sell_again() {
+    const UNITS: usize = 200;
+    let mut campaign = CampaignSpec::open("twosweep", UNITS as u64, 1);
+    campaign.pay_timeout = "1s".into();
+    let id = campaign.id.clone();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = InProcess::start(&Scenario::new(
+        shared_redis_url(),
+        dir_a.path().join("orders.db"),
+        vec![campaign.clone()],
+    ));
+    let mut b_scenario = Scenario::new(
+        shared_redis_url(),
+        dir_b.path().join("orders.db"),
+        vec![campaign],
+    );
+    b_scenario.node_id = 2;
+    let b = InProcess::start(&b_scenario);
+    let (ca, cb) = (a.client(), b.client());
+
+    // Both gateways sell; together they sell out, and both know it.
+    let buys: Vec<_> = (0..UNITS)
+        .map(|n| {
+            let c = if n % 2 == 0 { ca.clone() } else { cb.clone() };
+            let id = id.clone();
+            tokio::spawn(async move { buy(&c, &format!("two-{n}"), &id).await })
+        })
+        .collect();
+    for b in buys {
+        b.await.unwrap();
+    }
+    for c in [&ca, &cb] {
+        let r = c
+            .purchase("latecomer", json!({ "campaign_id": id }))
+            .await
+            .unwrap();
+        assert_eq!(r.code(), "sold_out");
+    }
+
+    // Nobody pays: both sweepers run; every order expires exactly once.
+    eventually(Duration::from_secs(6), "every order expired", || {
+        let id = id.clone();
+        async move {
+            redis_orders(&id)
+                .await
+                .values()
+                .all(|o| o.status == OrderStatus::Expired)
+        }
+    })
+    .await;
+    let orders = redis_orders(&id).await;
+    assert_eq!(orders.len(), UNITS);
+    assert!(orders.values().all(|o| o.version == 2), "expired once each");
+    assert_eq!(
+        remaining(&ca, &id).await,
+        UNITS as i64,
+        "each unit returned once, never twice"
+    );
+
+    // Both gateways' sold-out marks clear: each sells again within a second.
+    for (c, user) in [(&ca, "after-a"), (&cb, "after-b")] {
+        let started = Instant::now();
+        eventually(Duration::from_secs(2), "the gateway sells again", || {
+            let (c, id) = (c.clone(), id.clone());
+            async move {
+                c.purchase(user, json!({ "campaign_id": id }))
+                    .await
+                    .unwrap()
+                    .status
+                    == StatusCode::ACCEPTED
+            }
+        })
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}
