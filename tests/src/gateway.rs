@@ -10,7 +10,7 @@ use flashgate::store::{OrderStore, SqliteStore};
 use flashgate_stock::Order;
 
 use crate::client::Client;
-use crate::scenario::Scenario;
+use crate::scenario::{CampaignSpec, Scenario};
 
 /// A gateway running in this process on its own runtime; shut down gracefully on drop.
 pub struct InProcess {
@@ -225,6 +225,20 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A gateway on the shared Redis, with its own store in a temporary directory, selling
+/// `campaign`: the directory (keep it alive), the scenario, the gateway and the campaign id.
+pub fn selling(campaign: CampaignSpec) -> (tempfile::TempDir, Scenario, InProcess, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let id = campaign.id.clone();
+    let scenario = Scenario::new(
+        crate::shared_redis_url(),
+        dir.path().join("orders.db"),
+        vec![campaign],
+    );
+    let gateway = InProcess::start(&scenario);
+    (dir, scenario, gateway, id)
 }
 
 /// Every order of `campaign_id` in the SQLite store at `path`.

@@ -41,6 +41,21 @@ fn flash(
     (out.status.success(), json)
 }
 
+/// A flash of 2,000 users, run off the async threads; the gateway stops afterwards.
+async fn flash_then_stop(
+    gateway: InProcess,
+    config: std::path::PathBuf,
+    id: String,
+) -> (bool, Value) {
+    tokio::task::spawn_blocking(move || {
+        let result = flash(&gateway, &config, &id, 2_000);
+        drop(gateway);
+        result
+    })
+    .await
+    .unwrap()
+}
+
 fn setup(prefix: &str) -> (tempfile::TempDir, std::path::PathBuf, InProcess, String) {
     let dir = tempfile::tempdir().unwrap();
     let campaign = CampaignSpec::open(prefix, 100, 1);
@@ -59,13 +74,7 @@ fn setup(prefix: &str) -> (tempfile::TempDir, std::path::PathBuf, InProcess, Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_flash_sale_sells_exactly_the_stock_and_verifies() {
     let (_dir, config, gateway, id) = setup("benchflash");
-    let (ok, report) = tokio::task::spawn_blocking(move || {
-        let result = flash(&gateway, &config, &id, 2_000);
-        drop(gateway);
-        result
-    })
-    .await
-    .unwrap();
+    let (ok, report) = flash_then_stop(gateway, config, id).await;
     assert!(ok, "bench exited non-zero: {report:#}");
     assert_eq!(report["requests"], 2_000);
     assert_eq!(report["accepted"], 100);
@@ -85,13 +94,7 @@ async fn verification_fails_when_the_stock_was_oversold() {
     let mut conn = shared_redis().await;
     let _: i64 = conn.incr(format!("fg:{{{id}}}:stock"), 50).await.unwrap();
 
-    let (ok, report) = tokio::task::spawn_blocking(move || {
-        let result = flash(&gateway, &config, &id, 2_000);
-        drop(gateway);
-        result
-    })
-    .await
-    .unwrap();
+    let (ok, report) = flash_then_stop(gateway, config, id).await;
     assert_eq!(report["accepted"], 150, "the manipulated stock was sold");
     assert!(!ok, "bench must exit non-zero when verification fails");
     assert_eq!(report["verification"]["passed"], false);

@@ -3,9 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use flashgate_tests::gateway::{InProcess, stored_orders};
-use flashgate_tests::scenario::{CampaignSpec, Scenario};
-use flashgate_tests::shared_redis_url;
+use flashgate_tests::gateway::{InProcess, selling, stored_orders};
+use flashgate_tests::scenario::CampaignSpec;
 use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
@@ -43,27 +42,9 @@ async fn redis_stock(campaign: &str) -> i64 {
     conn.get(format!("fg:{{{campaign}}}:stock")).await.unwrap()
 }
 
-/// A gateway on the shared Redis selling one campaign of `stock` units, `limit` per user.
-fn gateway_selling(
-    prefix: &str,
-    stock: u64,
-    limit: u32,
-) -> (tempfile::TempDir, Scenario, InProcess, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let campaign = CampaignSpec::open(prefix, stock, limit);
-    let id = campaign.id.clone();
-    let scenario = Scenario::new(
-        shared_redis_url(),
-        dir.path().join("orders.db"),
-        vec![campaign],
-    );
-    let gateway = InProcess::start(&scenario);
-    (dir, scenario, gateway, id)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_attempts_on_a_hundred_units_limit_one() {
-    let (_dir, scenario, gateway, id) = gateway_selling("conc1", 100, 1);
+    let (_dir, scenario, gateway, id) = selling(CampaignSpec::open("conc1", 100, 1));
 
     let replies = burst(&gateway, &id, 1000, 2000, |_| 1).await;
 
@@ -107,7 +88,7 @@ async fn two_thousand_attempts_on_a_hundred_units_limit_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_three_with_mixed_quantities_sells_exactly_the_stock() {
-    let (_dir, scenario, gateway, id) = gateway_selling("conc3", 100, 3);
+    let (_dir, scenario, gateway, id) = selling(CampaignSpec::open("conc3", 100, 3));
 
     let replies = burst(&gateway, &id, 1000, 2000, |i| 1 + (i % 3) as u32).await;
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use flashgate_stock::{Order, OrderStatus};
 use flashgate_tests::client::{Client, sign_hex};
-use flashgate_tests::gateway::{InProcess, stored_orders};
+use flashgate_tests::gateway::{InProcess, selling, stored_orders};
 use flashgate_tests::scenario::{CampaignSpec, Scenario};
 use flashgate_tests::{eventually, shared_redis, shared_redis_url};
 use http::StatusCode;
@@ -14,18 +14,6 @@ use redis::AsyncCommands;
 use serde_json::json;
 
 const PRICE: i64 = 1999;
-
-fn gateway_with(campaign: CampaignSpec) -> (tempfile::TempDir, Scenario, InProcess, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let id = campaign.id.clone();
-    let scenario = Scenario::new(
-        shared_redis_url(),
-        dir.path().join("orders.db"),
-        vec![campaign],
-    );
-    let gateway = InProcess::start(&scenario);
-    (dir, scenario, gateway, id)
-}
 
 async fn buy(c: &Client, user: &str, campaign: &str) -> String {
     let r = c
@@ -64,7 +52,7 @@ async fn remaining(c: &Client, campaign: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paying_in_time_is_paid_in_redis_and_in_the_store() {
-    let (_dir, scenario, gateway, id) = gateway_with(CampaignSpec::open("pay", 10, 1));
+    let (_dir, scenario, gateway, id) = selling(CampaignSpec::open("pay", 10, 1));
     let c = gateway.client();
     let order_id = buy(&c, "payer", &id).await;
 
@@ -95,7 +83,7 @@ async fn paying_in_time_is_paid_in_redis_and_in_the_store() {
 async fn an_unpaid_order_expires_within_a_second_and_its_unit_sells_again() {
     let mut campaign = CampaignSpec::open("expire", 1, 1);
     campaign.pay_timeout = "1s".into();
-    let (_dir, _scenario, gateway, id) = gateway_with(campaign);
+    let (_dir, _scenario, gateway, id) = selling(campaign);
     let c = gateway.client();
 
     let r = c
@@ -148,7 +136,7 @@ async fn payments_racing_deadlines_settle_every_order_exactly_once() {
     const ORDERS: usize = 500;
     let mut campaign = CampaignSpec::open("race", ORDERS as u64, 1);
     campaign.pay_timeout = "2s".into();
-    let (_dir, scenario, gateway, id) = gateway_with(campaign);
+    let (_dir, scenario, gateway, id) = selling(campaign);
     let c = gateway.client();
 
     let buys: Vec<_> = (0..ORDERS)
@@ -245,7 +233,7 @@ async fn payments_racing_deadlines_settle_every_order_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_callbacks_and_foreign_cancels_change_nothing_and_cancel_returns_stock() {
-    let (_dir, _scenario, gateway, id) = gateway_with(CampaignSpec::open("cancel", 5, 1));
+    let (_dir, _scenario, gateway, id) = selling(CampaignSpec::open("cancel", 5, 1));
     let c = gateway.client();
     let order_id = buy(&c, "owner", &id).await;
     let unchanged =
@@ -318,7 +306,7 @@ async fn bad_callbacks_and_foreign_cancels_change_nothing_and_cancel_returns_sto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_lists_their_own_orders_newest_first_page_by_page() {
-    let (_dir, _scenario, gateway, id) = gateway_with(CampaignSpec::open("list", 10, 3));
+    let (_dir, _scenario, gateway, id) = selling(CampaignSpec::open("list", 10, 3));
     let c = gateway.client();
     let mine = [
         buy(&c, "lister", &id).await,
@@ -377,7 +365,7 @@ async fn a_user_lists_their_own_orders_newest_first_page_by_page() {
 async fn the_store_side_sweep_settles_an_order_the_deadline_sweep_missed() {
     let mut campaign = CampaignSpec::open("missed", 1, 1);
     campaign.pay_timeout = "1s".into();
-    let (_dir, scenario, gateway, id) = gateway_with(campaign);
+    let (_dir, scenario, gateway, id) = selling(campaign);
     let c = gateway.client();
     let order_id = buy(&c, "forgotten", &id).await;
 

@@ -2,18 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use flashgate_tests::client::token_for;
-use flashgate_tests::gateway::{InProcess, stored_orders};
-use flashgate_tests::scenario::{CampaignSpec, Scenario};
-use flashgate_tests::shared_redis_url;
+use flashgate_tests::gateway::{selling, stored_orders};
+use flashgate_tests::scenario::CampaignSpec;
 use http::{Method, StatusCode};
 use serde_json::json;
-
-fn gateway_with(campaigns: Vec<CampaignSpec>) -> (tempfile::TempDir, Scenario, InProcess) {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = Scenario::new(shared_redis_url(), dir.path().join("orders.db"), campaigns);
-    let gateway = InProcess::start(&scenario);
-    (dir, scenario, gateway)
-}
 
 async fn issue_token(
     c: &flashgate_tests::client::Client,
@@ -37,7 +29,7 @@ async fn issue_token(
 async fn the_same_token_twice_is_one_order() {
     let campaign = CampaignSpec::open("token", 10, 3);
     let id = campaign.id.clone();
-    let (_dir, scenario, gateway) = gateway_with(vec![campaign]);
+    let (_dir, scenario, gateway, _) = selling(campaign);
     let c = gateway.client();
 
     let issued = issue_token(&c, &id, "tina").await;
@@ -81,7 +73,7 @@ async fn the_same_token_twice_is_one_order() {
 async fn a_limit_one_buyer_asking_again_gets_the_original_order() {
     let campaign = CampaignSpec::open("again", 10, 1);
     let id = campaign.id.clone();
-    let (_dir, _scenario, gateway) = gateway_with(vec![campaign]);
+    let (_dir, _scenario, gateway, _) = selling(campaign);
     let c = gateway.client();
 
     let first = c
@@ -114,7 +106,7 @@ async fn a_limit_one_buyer_asking_again_gets_the_original_order() {
 async fn orders_are_readable_by_their_owner_only() {
     let campaign = CampaignSpec::open("read", 10, 1);
     let id = campaign.id.clone();
-    let (_dir, scenario, gateway) = gateway_with(vec![campaign]);
+    let (_dir, scenario, gateway, _) = selling(campaign);
     let c = gateway.client();
 
     let bought = c
@@ -169,7 +161,7 @@ async fn a_token_retry_gets_its_order_after_sell_out_and_after_the_end() {
     let ends_at = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
     campaign.end = humantime::format_rfc3339_seconds(ends_at).to_string();
     let id = campaign.id.clone();
-    let (_dir, _scenario, gateway) = gateway_with(vec![campaign]);
+    let (_dir, _scenario, gateway, _) = selling(campaign);
     let c = gateway.client();
 
     let issued = issue_token(&c, &id, "rita").await;
