@@ -152,23 +152,25 @@ fn prepare(config: &Config, args: &FlashArgs) -> anyhow::Result<Vec<Prepared>> {
         .collect())
 }
 
-/// Prints progress to stderr twice a second while the run lasts.
+/// A progress bar on stderr while the run lasts (hidden when stderr is not a terminal).
 fn progress_ticker(
     done: Arc<AtomicUsize>,
     total: usize,
 ) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    let bar = indicatif::ProgressBar::new(total as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {pos}/{len} requests {per_sec}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
     let handle = std::thread::spawn(move || {
         while !flag.load(Ordering::Relaxed) {
-            let n = done.load(Ordering::Relaxed);
-            eprint!(
-                "\r  {n:>9} / {total} requests ({:>3}%)",
-                n * 100 / total.max(1)
-            );
-            std::thread::sleep(Duration::from_millis(500));
+            bar.set_position(done.load(Ordering::Relaxed) as u64);
+            std::thread::sleep(Duration::from_millis(100));
         }
-        eprintln!("\r  {total:>9} / {total} requests (100%)");
+        bar.finish_and_clear();
     });
     (stop, handle)
 }
