@@ -159,6 +159,41 @@ impl Client {
         }
     }
 
+    /// `POST /api/v1/campaigns/{campaign}/order-tokens` as `user_id`: the issued
+    /// `{order_id, token, …}`.
+    pub async fn order_token(&self, user_id: &str, campaign: &str) -> Value {
+        let r = self
+            .send(
+                Method::POST,
+                &format!("/api/v1/campaigns/{campaign}/order-tokens"),
+                Some(&token_for(user_id)),
+                Bytes::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, http::StatusCode::CREATED, "{}", r.body);
+        r.body
+    }
+
+    /// Purchases as `user_id` until one is accepted (202), failing the test after `patience`.
+    pub async fn eventually_buys(
+        &self,
+        user_id: &str,
+        campaign: &str,
+        patience: std::time::Duration,
+    ) {
+        crate::eventually(
+            patience,
+            &format!("{user_id} buys from {campaign}"),
+            || async {
+                self.purchase(user_id, serde_json::json!({ "campaign_id": campaign }))
+                    .await
+                    .is_ok_and(|r| r.status == http::StatusCode::ACCEPTED)
+            },
+        )
+        .await;
+    }
+
     /// `POST /api/v1/orders/{id}/cancel` as `user_id`.
     pub async fn cancel(&self, user_id: &str, order_id: &str) -> Reply {
         self.send(

@@ -116,18 +116,8 @@ async fn an_unpaid_order_expires_within_a_second_and_its_unit_sells_again() {
 
     // Every gateway's sold-out mark clears within a second; the unit sells to someone else.
     let started = Instant::now();
-    eventually(Duration::from_secs(2), "the returned unit sells", || {
-        let c = c.clone();
-        let id = id.clone();
-        async move {
-            let r = c
-                .purchase("eager", json!({ "campaign_id": id }))
-                .await
-                .unwrap();
-            r.status == StatusCode::ACCEPTED
-        }
-    })
-    .await;
+    c.eventually_buys("eager", &id, Duration::from_secs(2))
+        .await;
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
@@ -457,17 +447,7 @@ async fn two_gateways_sweeping_expire_every_order_once_and_both_sell_again() {
     // Both gateways' sold-out marks clear: each sells again within a second.
     for (c, user) in [(&ca, "after-a"), (&cb, "after-b")] {
         let started = Instant::now();
-        eventually(Duration::from_secs(2), "the gateway sells again", || {
-            let (c, id) = (c.clone(), id.clone());
-            async move {
-                c.purchase(user, json!({ "campaign_id": id }))
-                    .await
-                    .unwrap()
-                    .status
-                    == StatusCode::ACCEPTED
-            }
-        })
-        .await;
+        c.eventually_buys(user, &id, Duration::from_secs(2)).await;
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

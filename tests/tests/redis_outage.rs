@@ -48,18 +48,8 @@ async fn purchases_fail_cleanly_while_redis_is_down_and_resume_after() {
     assert_eq!(ready.body["redis"], "down");
 
     redis.restart();
-    eventually(Duration::from_secs(10), "purchases succeed again", || {
-        let c = c.clone();
-        let id = id.clone();
-        async move {
-            let r = c
-                .purchase("after", json!({ "campaign_id": id }))
-                .await
-                .unwrap();
-            r.status == StatusCode::ACCEPTED
-        }
-    })
-    .await;
+    c.eventually_buys("after", &id, Duration::from_secs(10))
+        .await;
 
     // Nothing was recorded for the purchases answered 503.
     let mut conn = redis.client().get_connection().unwrap();
@@ -82,17 +72,9 @@ async fn a_call_that_times_out_but_commits_is_never_called_unrecorded() {
     let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
     let gateway = InProcess::start(&scenario);
     let c = gateway.client();
-    let issued = c
-        .send(
-            http::Method::POST,
-            &format!("/api/v1/campaigns/{id}/order-tokens"),
-            Some(&flashgate_tests::client::token_for("pia")),
-            "",
-        )
-        .await
-        .unwrap();
-    let body = json!({ "campaign_id": id, "token": issued.body["token"] });
-    let order_id = issued.body["order_id"].as_str().unwrap().to_owned();
+    let issued = c.order_token("pia", &id).await;
+    let body = json!({ "campaign_id": id, "token": issued["token"] });
+    let order_id = issued["order_id"].as_str().unwrap().to_owned();
 
     // Writes (scripts included) wait 1.5 s: longer than the gateway's 500 ms response timeout.
     let mut admin = redis.client().get_connection().unwrap();

@@ -1,38 +1,18 @@
 //! Retries get the original answer; orders are readable by their owner only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use flashgate_tests::client::token_for;
 use flashgate_tests::gateway::{selling, stored_orders};
 use flashgate_tests::scenario::CampaignSpec;
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::json;
-
-async fn issue_token(
-    c: &flashgate_tests::client::Client,
-    campaign: &str,
-    user: &str,
-) -> serde_json::Value {
-    let r = c
-        .send(
-            Method::POST,
-            &format!("/api/v1/campaigns/{campaign}/order-tokens"),
-            Some(&token_for(user)),
-            "",
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    r.body
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_token_twice_is_one_order() {
     let campaign = CampaignSpec::open("token", 10, 3);
-    let id = campaign.id.clone();
-    let (_dir, scenario, gateway, _) = selling(campaign);
+    let (_dir, scenario, gateway, id) = selling(campaign);
     let c = gateway.client();
 
-    let issued = issue_token(&c, &id, "tina").await;
+    let issued = c.order_token("tina", &id).await;
     let body = json!({ "campaign_id": id, "token": issued["token"] });
     let first = c.purchase("tina", body.clone()).await.unwrap();
     let again = c.purchase("tina", body.clone()).await.unwrap();
@@ -47,7 +27,7 @@ async fn the_same_token_twice_is_one_order() {
     assert_eq!(stolen.code(), "invalid_order_token");
 
     // Many concurrent retries of one token still make one order.
-    let issued = issue_token(&c, &id, "tom").await;
+    let issued = c.order_token("tom", &id).await;
     let body = json!({ "campaign_id": id, "token": issued["token"] });
     let retries: Vec<_> = (0..20)
         .map(|_| {
@@ -72,8 +52,7 @@ async fn the_same_token_twice_is_one_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limit_one_buyer_asking_again_gets_the_original_order() {
     let campaign = CampaignSpec::open("again", 10, 1);
-    let id = campaign.id.clone();
-    let (_dir, _scenario, gateway, _) = selling(campaign);
+    let (_dir, _scenario, gateway, id) = selling(campaign);
     let c = gateway.client();
 
     let first = c
@@ -87,7 +66,7 @@ async fn a_limit_one_buyer_asking_again_gets_the_original_order() {
         .unwrap();
     assert_eq!(plain.status, StatusCode::OK);
     assert_eq!(plain.order_id(), first.order_id());
-    let issued = issue_token(&c, &id, "ann").await;
+    let issued = c.order_token("ann", &id).await;
     let with_token = c
         .purchase(
             "ann",
@@ -105,8 +84,7 @@ async fn a_limit_one_buyer_asking_again_gets_the_original_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_are_readable_by_their_owner_only() {
     let campaign = CampaignSpec::open("read", 10, 1);
-    let id = campaign.id.clone();
-    let (_dir, scenario, gateway, _) = selling(campaign);
+    let (_dir, scenario, gateway, id) = selling(campaign);
     let c = gateway.client();
 
     let bought = c
@@ -160,11 +138,10 @@ async fn a_token_retry_gets_its_order_after_sell_out_and_after_the_end() {
     let mut campaign = CampaignSpec::open("retry", 1, 1);
     let ends_at = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
     campaign.end = humantime::format_rfc3339_seconds(ends_at).to_string();
-    let id = campaign.id.clone();
-    let (_dir, _scenario, gateway, _) = selling(campaign);
+    let (_dir, _scenario, gateway, id) = selling(campaign);
     let c = gateway.client();
 
-    let issued = issue_token(&c, &id, "rita").await;
+    let issued = c.order_token("rita", &id).await;
     let body = json!({ "campaign_id": id, "token": issued["token"] });
     let first = c.purchase("rita", body.clone()).await.unwrap();
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
