@@ -1,9 +1,13 @@
 //! The load engine: keep-alive HTTP/1.1 connections, each driven by its own task.
 //!
-//! Requests are built before the run (tokens minted, bodies serialised), so what is measured is
-//! the gateway, not the generator. Each connection task takes the next request from a shared
-//! counter and sends it as soon as the previous answer is in (closed loop): a burst of many
-//! users arriving at once, as at the start of a flash sale.
+//! Requests are built before the run (tokens minted, bodies and heads serialised), so what is
+//! measured is the server, not the generator. Each connection takes the next request from a
+//! shared counter:
+//! - **closed loop** ([`Pace::Closed`]): as soon as its previous answer is in, like a burst of
+//!   users all arriving at once at the start of a sale, and like `wrk`;
+//! - **open loop** ([`Pace::Rate`]): request *i* is due at `i / rate` seconds, whether or not
+//!   earlier answers came back. Latency is measured from that due time, so a stalled server is
+//!   charged for every request that waited behind the stall (no coordinated omission).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,28 +16,76 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, header};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
-/// One request, ready to send.
+use crate::wire::Connection;
+
+/// What a request is for, so a mixed run can be reported per part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Purchase,
+    Replay,
+    Read,
+    Invalid,
+    Pay,
+    Cancel,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Purchase => "purchase",
+            Self::Replay => "replay",
+            Self::Read => "read",
+            Self::Invalid => "invalid",
+            Self::Pay => "pay",
+            Self::Cancel => "cancel",
+        }
+    }
+}
+
+/// One request, ready to write.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub authorization: HeaderValue,
-    pub body: Bytes,
+    pub kind: Kind,
+    pub bytes: Bytes,
 }
 
 /// What came back for one request.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    pub kind: Kind,
+    /// Which of the prepared requests this answers (its position in [`Load::requests`]).
+    pub index: usize,
     /// HTTP status, or 0 when no answer came (connection error).
     pub status: u16,
     pub code: Option<String>,
     pub order_id: Option<String>,
+    /// From the moment the request was due (open loop) or sent (closed loop).
     pub latency: Duration,
     /// When the answer arrived, from the start of the run.
     pub done_at: Duration,
+}
+
+/// How requests are spaced.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// Each connection sends its next request when the previous answer is in.
+    Closed,
+    /// Requests are due at a constant rate (per second), across all connections.
+    Rate(f64),
+}
+
+/// A run: which requests, how many, how spaced, over how many connections.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// Sent in order, from the first again when `total` is larger.
+    pub requests: Arc<Vec<Prepared>>,
+    pub total: usize,
+    pub connections: usize,
+    pub pace: Pace,
+    /// Closed loop only: stop taking requests after this long (like `wrk -d`).
+    pub duration: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -47,124 +99,127 @@ struct ErrorBody {
     code: String,
 }
 
-/// Sends every request of `requests` to `addr` + `path` over `connections` keep-alive
-/// connections; returns the outcomes in completion order.
+/// Plays `load` against `addr`; returns the outcomes in completion order and the run's length.
 ///
 /// # Errors
 /// When no connection can be opened at all.
-pub async fn closed_loop(
+pub async fn run(
     addr: SocketAddr,
-    path: &'static str,
-    requests: Arc<Vec<Prepared>>,
-    connections: usize,
+    load: Load,
     progress: Arc<AtomicUsize>,
 ) -> anyhow::Result<(Vec<Outcome>, Duration)> {
+    anyhow::ensure!(!load.requests.is_empty(), "nothing to send");
+    let connections = load.connections.max(1);
     let next = Arc::new(AtomicUsize::new(0));
+    let load = Arc::new(load);
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(connections);
-    for _ in 0..connections.max(1) {
-        let (requests, next, progress) = (requests.clone(), next.clone(), progress.clone());
+    for _ in 0..connections {
+        let (load, next, progress) = (load.clone(), next.clone(), progress.clone());
         tasks.push(tokio::spawn(async move {
-            connection_loop(addr, path, &requests, &next, &progress, start).await
+            connection_loop(addr, &load, &next, &progress, start).await
         }));
     }
-    let mut outcomes = Vec::with_capacity(requests.len());
+    let mut per_connection = Vec::with_capacity(connections);
     let mut failures = 0;
     for task in tasks {
         match task.await.context("connection task")? {
-            Ok(mut done) => outcomes.append(&mut done),
+            Ok(done) => per_connection.push(done),
             Err(_) => failures += 1,
         }
     }
+    let elapsed = start.elapsed();
     anyhow::ensure!(
-        failures < connections.max(1),
+        failures < connections,
         "no connection to {addr} could be opened"
     );
+    let mut outcomes = per_connection.concat();
     outcomes.sort_by_key(|o| o.done_at);
-    Ok((outcomes, start.elapsed()))
+    Ok((outcomes, elapsed))
 }
+
+/// Tokio's timers tick in milliseconds: waking up to one tick early and sending then keeps the
+/// generator from adding its own timer lag to every open-loop latency.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 
 async fn connection_loop(
     addr: SocketAddr,
-    path: &'static str,
-    requests: &[Prepared],
+    load: &Load,
     next: &AtomicUsize,
     progress: &AtomicUsize,
     start: Instant,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let mut sender = connect(addr).await?;
-    let mut outcomes = Vec::new();
+    let mut connection = Connection::open(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    let deadline = load.duration.map(|d| start + d);
+    // A timed run's `total` is unbounded: reserve for a good while, then let it grow.
+    let mut outcomes = Vec::with_capacity((load.total / load.connections.max(1)).min(1 << 16) + 16);
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(prepared) = requests.get(i) else {
+        if i >= load.total || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(outcomes);
+        }
+        let index = i % load.requests.len();
+        let prepared = &load.requests[index];
+        let due = match load.pace {
+            Pace::Closed => None,
+            Pace::Rate(rate) => {
+                let due = start + Duration::from_secs_f64(i as f64 / rate);
+                if let Some(wake) = due.checked_sub(TIMER_TICK)
+                    && wake > Instant::now()
+                {
+                    tokio::time::sleep_until(wake.into()).await;
+                }
+                Some(due)
+            }
         };
         let sent = Instant::now();
-        let answer = send(&mut sender, path, prepared).await;
+        let from = due.map_or(sent, |due| due.min(sent));
+        let answer = connection.exchange(&prepared.bytes).await;
         let done_at = start.elapsed();
-        let outcome = match answer {
-            Ok((status, body)) => {
-                // A plain 200 (a replay, or the reference server) carries nothing the report
-                // needs: its body is not parsed.
-                let parsed: Option<Answer> = if status == 200 {
-                    None
-                } else {
-                    serde_json::from_slice(&body).ok()
-                };
-                Outcome {
-                    status,
+        let (outcome, reconnect) = match answer {
+            Ok(answer) => {
+                // A plain 200 (a read, the reference server) carries nothing the report
+                // needs: its body is not parsed. A replay's carries the order it must repeat.
+                let parsed: Option<Answer> =
+                    if answer.status == 200 && prepared.kind != Kind::Replay {
+                        None
+                    } else {
+                        serde_json::from_slice(answer.body).ok()
+                    };
+                let outcome = Outcome {
+                    kind: prepared.kind,
+                    index,
+                    status: answer.status,
                     code: parsed
                         .as_ref()
                         .and_then(|a| Some(a.error.as_ref()?.code.clone())),
                     order_id: parsed.and_then(|a| a.order_id),
-                    latency: sent.elapsed(),
+                    latency: from.elapsed(),
                     done_at,
-                }
+                };
+                (outcome, answer.closing)
             }
             Err(_) => {
-                // The connection broke: note it and open another.
-                sender = connect(addr).await?;
-                Outcome {
+                let outcome = Outcome {
+                    kind: prepared.kind,
+                    index,
                     status: 0,
                     code: Some("connection_error".into()),
                     order_id: None,
-                    latency: sent.elapsed(),
+                    latency: from.elapsed(),
                     done_at,
-                }
+                };
+                (outcome, true)
             }
         };
         outcomes.push(outcome);
         progress.fetch_add(1, Ordering::Relaxed);
+        if reconnect {
+            connection = Connection::open(addr)
+                .await
+                .with_context(|| format!("reconnecting to {addr}"))?;
+        }
     }
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
-async fn send(
-    sender: &mut Sender,
-    path: &str,
-    prepared: &Prepared,
-) -> anyhow::Result<(u16, Bytes)> {
-    sender.ready().await?;
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::HOST, "flashgate")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::AUTHORIZATION, prepared.authorization.clone())
-        .body(Full::new(prepared.body.clone()))?;
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, body))
 }

@@ -1,25 +1,42 @@
-//! `flashgate-bench`: load that behaves like a flash sale, and the yardsticks it is measured
-//! against.
+//! `flashgate-bench`: load that behaves like a flash sale, proof afterwards that nothing was
+//! oversold, duplicated or lost, and the yardsticks it is measured against.
 //!
 //! # Layout
-//! - [`flash`]: the flash-sale scenario (many users, one campaign, at once).
-//! - [`engine`]: keep-alive connections driving prepared requests.
-//! - [`report`]: outcomes, percentiles and the per-second timeline.
+//! - Scenarios: [`flash`] (many users, one campaign, at once; with [`lifecycle`], buyers then
+//!   pay, cancel or let orders expire), [`steady`] (open-loop constant rate, mixed requests),
+//!   [`compare`] (gateway vs reference server), [`plain`] (what `wrk` sends, to measure the
+//!   engine itself), [`rehearse`] (all of it on a private Redis and gateway).
+//! - [`engine`]: keep-alive connections driving prepared requests, closed or open loop;
+//!   [`wire`]: HTTP/1.1 spoken directly on the socket, as `wrk` does; [`play`]: a run with its
+//!   runtime and progress bar.
+//! - [`requests`]: the API's requests, tokens minted and callbacks signed before the clock.
+//! - [`report`]: outcomes, percentiles and the timeline; [`plot`]: its SVG chart.
 //! - [`verify`]: Redis and the store checked against each other and the client's view.
-//! - [`plot`]: the SVG chart of a run.
-//! - [`reference`]: the bare hyper hello-world server every gateway figure is a ratio of.
-//! - [`tokens`]: bearer tokens for many distinct users, minted ahead so signing is not measured.
+//! - [`reference`]: the bare hyper hello-world server every gateway figure is a ratio of;
+//!   [`processes`]: servers a command starts for itself.
+//! - [`args`]: options every scenario shares; [`tokens`]: `mint-tokens` for other tools.
 
+mod args;
+mod compare;
 mod engine;
 mod flash;
+mod lifecycle;
+mod plain;
+mod play;
 mod plot;
+mod processes;
 mod reference;
+mod rehearse;
 mod report;
+mod requests;
+mod steady;
 mod tokens;
 mod verify;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -36,8 +53,18 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// A flash sale: N distinct users hit one campaign at once; verifies nothing was oversold,
-    /// duplicated or lost (exit status 1 if anything was).
+    /// duplicated or lost (exit status 1 if anything was). With --pay-share/--cancel-share,
+    /// buyers then pay, cancel or let their orders expire, and the stock is checked to add up.
     Flash(flash::FlashArgs),
+    /// A constant arrival rate (open loop) for a while, mixing purchases, replays, order reads
+    /// and invalid requests; latency counts from when each request was due.
+    Steady(steady::SteadyArgs),
+    /// The same purchases against the gateway and the reference server; prints the ratio.
+    Compare(compare::CompareArgs),
+    /// `GET <path>` closed loop, like `wrk`'s default: measures the engine against `wrk -t1`.
+    Plain(plain::PlainArgs),
+    /// Start a private Redis and a gateway, run a scenario against them, verify, stop both.
+    Rehearse(rehearse::RehearseArgs),
     /// Serve a bare hyper hello-world: the same server stack as the gateway, doing nothing.
     ReferenceServer {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -60,23 +87,40 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<std::process::ExitCode> {
-    match Args::parse().command {
-        Command::Flash(args) => Ok(if flash::run(&args)? {
-            std::process::ExitCode::SUCCESS
-        } else {
-            std::process::ExitCode::FAILURE
+fn main() -> anyhow::Result<ExitCode> {
+    let passed = execute(Args::parse().command)?;
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs one command; `Ok(false)` when its checks failed.
+fn execute(command: Command) -> anyhow::Result<bool> {
+    match command {
+        Command::Flash(args) => flash::run(&args),
+        Command::Steady(args) => steady::run(&args),
+        Command::Compare(args) => compare::run(&args).map(|()| true),
+        Command::Plain(args) => plain::run(&args).map(|()| true),
+        Command::Rehearse(args) => rehearse::run(&args, |argv| {
+            let args = Args::try_parse_from(std::iter::once("flashgate-bench".into()).chain(argv))?;
+            anyhow::ensure!(
+                matches!(
+                    args.command,
+                    Command::Flash(_) | Command::Steady(_) | Command::Compare(_)
+                ),
+                "rehearse runs flash, steady or compare"
+            );
+            execute(args.command)
         }),
-        Command::ReferenceServer { listen } => {
-            reference::serve(listen).map(|()| std::process::ExitCode::SUCCESS)
-        }
+        Command::ReferenceServer { listen } => reference::serve(listen).map(|()| true),
         Command::MintTokens {
             secret,
             count,
             prefix,
             valid_for,
             out,
-        } => tokens::write(&secret, count, &prefix, valid_for, &out)
-            .map(|()| std::process::ExitCode::SUCCESS),
+        } => tokens::write(&secret, count, &prefix, valid_for, &out).map(|()| true),
     }
 }

@@ -44,6 +44,8 @@ pub struct Report {
     pub sold_out_at: Option<Duration>,
     pub accepted_per_s_while_stock: f64,
     pub rejections_per_s_after: f64,
+    /// Requests, p50 and p99 (ms) per kind of request, for mixed runs.
+    pub by_kind: BTreeMap<&'static str, (u64, f64, f64)>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -64,6 +66,7 @@ impl Report {
         let mut per_second: Vec<(Second, Histogram<u64>)> = Vec::new();
         let (mut by_status, mut by_code) = (BTreeMap::new(), BTreeMap::new());
         let mut last_accepted = None;
+        let mut kinds: BTreeMap<&'static str, (u64, Histogram<u64>)> = BTreeMap::new();
         let mut ran_out = false;
         let bucket = bucket_for(duration);
         let bucket_ms = u128::from(u64::try_from(bucket.as_millis()).unwrap_or(1).max(1));
@@ -72,6 +75,11 @@ impl Report {
                 .unwrap_or(u64::MAX)
                 .max(1);
             all.saturating_record(us);
+            let (n, h) = kinds
+                .entry(o.kind.name())
+                .or_insert_with(|| (0, histogram()));
+            *n += 1;
+            h.saturating_record(us);
             let s = usize::try_from(o.done_at.as_millis() / bucket_ms).unwrap_or(usize::MAX);
             while per_second.len() <= s {
                 per_second.push((Second::default(), histogram()));
@@ -132,6 +140,10 @@ impl Report {
             sold_out_at,
             accepted_per_s_while_stock: while_stock,
             rejections_per_s_after: after,
+            by_kind: kinds
+                .into_iter()
+                .map(|(k, (n, h))| (k, (n, ms(&h, 0.5), ms(&h, 0.99))))
+                .collect(),
         }
     }
 
@@ -165,6 +177,11 @@ impl Report {
         println!(
             "latency ms      p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  p99.9 {p999:.2}  max {max:.2}"
         );
+        if self.by_kind.len() > 1 {
+            for (kind, (n, p50, p99)) in &self.by_kind {
+                println!("  {kind:<10} {n:>10}   p50 {p50:.2}  p99 {p99:.2}");
+            }
+        }
         for (status, n) in &self.by_status {
             println!("  status {status:>3}  {n:>10}");
         }
@@ -181,6 +198,9 @@ impl Report {
             "accepted": self.accepted,
             "by_status": self.by_status.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "by_code": self.by_code,
+            "by_kind": self.by_kind.iter().map(|(k, (n, p50, p99))| {
+                ((*k).to_owned(), json!({ "requests": n, "p50_ms": p50, "p99_ms": p99 }))
+            }).collect::<serde_json::Map<_, _>>(),
             "latency_ms": { "p50": p50, "p90": p90, "p99": p99, "p99_9": p999, "max": max },
             "sold_out_at_s": self.sold_out_at.map(|d| d.as_secs_f64()),
             "accepted_per_s_while_stock": self.accepted_per_s_while_stock,

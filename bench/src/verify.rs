@@ -11,7 +11,7 @@ use flashgate_stock::{CampaignKeys, Order, OrderStatus, record};
 use redis::Commands;
 use serde_json::{Value, json};
 
-use crate::engine::Outcome;
+use crate::engine::{Kind, Outcome};
 
 /// One check and how it went.
 #[derive(Debug)]
@@ -74,51 +74,132 @@ fn redis_url(config: &Config) -> String {
     }
 }
 
-/// Verifies `campaign` after a run whose outcomes are `outcomes` (quantity 1 per request).
+/// A plain connection to the gateway's Redis, for reading what it holds.
 ///
 /// # Errors
-/// When Redis or the store cannot be read at all.
-pub fn verify(
-    config: &Config,
-    campaign: &CampaignConfig,
-    outcomes: &[Outcome],
-    patience: Duration,
-) -> anyhow::Result<Verification> {
-    let keys = CampaignKeys::new(&campaign.id);
-    let mut conn = redis::Client::open(redis_url(config))?
+/// Redis unreachable.
+pub fn redis_connection(config: &Config) -> anyhow::Result<redis::Connection> {
+    redis::Client::open(redis_url(config))?
         .get_connection()
-        .context("connecting to Redis for verification")?;
+        .context("connecting to the gateway's Redis")
+}
 
-    // The store catches up through the journal: give it `patience` to drain.
-    let started = Instant::now();
-    let mut backlog: u64 = conn.scard(&keys.journal)?;
-    while backlog > 0 && started.elapsed() < patience {
-        std::thread::sleep(Duration::from_millis(100));
-        backlog = conn.scard(&keys.journal)?;
-    }
+/// The ids of the orders `campaign` already has, read before a run so verification can tell
+/// them from orders nobody saw accepted.
+///
+/// # Errors
+/// Redis unreachable.
+pub fn orders_before(config: &Config, campaign: &CampaignConfig) -> anyhow::Result<HashSet<u64>> {
+    let ids: Vec<String> =
+        redis_connection(config)?.hkeys(CampaignKeys::new(&campaign.id).orders)?;
+    Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+}
 
-    let stock_total: u64 = conn
-        .hget(&keys.meta, "stock_total")
-        .context("campaign meta")?;
-    let remaining: i64 = conn.get(&keys.stock)?;
-    let records: HashMap<String, String> = conn.hgetall(&keys.orders)?;
-    let in_redis: HashMap<u64, Order> = records
+/// Every order of `campaign_id` as Redis holds it (unreadable records left out).
+///
+/// # Errors
+/// Redis unreachable.
+pub fn orders_in_redis(
+    conn: &mut redis::Connection,
+    campaign_id: &str,
+) -> anyhow::Result<HashMap<u64, Order>> {
+    let records: HashMap<String, String> = conn.hgetall(CampaignKeys::new(campaign_id).orders)?;
+    Ok(records
         .iter()
         .filter_map(|(id, rec)| {
             let id: u64 = id.parse().ok()?;
-            record::decode(&campaign.id, id, rec).ok().map(|o| (id, o))
+            record::decode(campaign_id, id, rec).ok().map(|o| (id, o))
         })
-        .collect();
-    let store = SqliteStore::open(&config.store.path, config.store.shard_bits)?;
-    let stored: HashMap<u64, Order> = store
-        .orders_of_campaign(&campaign.id)?
-        .into_iter()
-        .map(|o| (o.order_id, o))
-        .collect();
+        .collect())
+}
 
+/// Redis and the store for one campaign, read once the journal has drained into the store.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub stock_total: u64,
+    pub remaining: i64,
+    pub in_redis: HashMap<u64, Order>,
+    pub stored: HashMap<u64, Order>,
+    /// Orders still waiting for the store when patience ran out.
+    pub backlog: u64,
+    /// Orders the campaign had before the run: neither seen nor unexplained.
+    pub before: HashSet<u64>,
+    pub patience: Duration,
+}
+
+impl Snapshot {
+    /// Waits up to `patience` for the journal to drain, then reads both sides. `before` are
+    /// the campaign's orders from earlier runs ([`orders_before`]).
+    ///
+    /// # Errors
+    /// When Redis or the store cannot be read at all.
+    pub fn take(
+        config: &Config,
+        campaign: &CampaignConfig,
+        patience: Duration,
+        before: HashSet<u64>,
+    ) -> anyhow::Result<Self> {
+        let keys = CampaignKeys::new(&campaign.id);
+        let mut conn = redis_connection(config)?;
+        let started = Instant::now();
+        let mut backlog: u64 = conn.scard(&keys.journal)?;
+        while backlog > 0 && started.elapsed() < patience {
+            std::thread::sleep(Duration::from_millis(100));
+            backlog = conn.scard(&keys.journal)?;
+        }
+        let stock_total: u64 = conn
+            .hget(&keys.meta, "stock_total")
+            .context("campaign meta")?;
+        let remaining: i64 = conn.get(&keys.stock)?;
+        let in_redis = orders_in_redis(&mut conn, &campaign.id)?;
+        let store = SqliteStore::open(&config.store.path, config.store.shard_bits)?;
+        let stored = store
+            .orders_of_campaign(&campaign.id)?
+            .into_iter()
+            .map(|o| (o.order_id, o))
+            .collect();
+        Ok(Self {
+            stock_total,
+            remaining,
+            in_redis,
+            stored,
+            backlog,
+            before,
+            patience,
+        })
+    }
+}
+
+impl Check {
+    pub fn new(name: &'static str, passed: bool, detail: String) -> Self {
+        Self {
+            name,
+            passed,
+            detail,
+        }
+    }
+}
+
+/// Checks invariants 1–3 on `snapshot` against what the client saw (`outcomes`, quantity 1
+/// per purchase).
+pub fn verify(
+    snapshot: &Snapshot,
+    campaign: &CampaignConfig,
+    outcomes: &[Outcome],
+) -> Verification {
+    let Snapshot {
+        stock_total,
+        remaining,
+        in_redis,
+        stored,
+        backlog,
+        patience,
+        ..
+    } = snapshot;
+    let (stock_total, remaining, backlog) = (*stock_total, *remaining, *backlog);
     let seen: HashSet<u64> = outcomes
         .iter()
-        .filter(|o| o.status == 202)
+        .filter(|o| o.kind == Kind::Purchase && o.status == 202)
         .filter_map(|o| o.order_id.as_deref()?.parse().ok())
         .collect();
     let ambiguous = outcomes
@@ -140,7 +221,10 @@ pub fn verify(
         .filter(|&&u| u > u64::from(campaign.per_user_limit))
         .count();
     let missing = seen.iter().filter(|id| !stored.contains_key(id)).count();
-    let unseen = stored.keys().filter(|id| !seen.contains(id)).count();
+    let unseen = stored
+        .keys()
+        .filter(|id| !seen.contains(id) && !snapshot.before.contains(id))
+        .count();
     let differing = in_redis
         .iter()
         .filter(|(id, o)| stored.get(id) != Some(o))
@@ -150,11 +234,7 @@ pub fn verify(
             .filter(|id| !in_redis.contains_key(id))
             .count();
 
-    let check = |name, passed, detail: String| Check {
-        name,
-        passed,
-        detail,
-    };
+    let check = Check::new;
     let checks = vec![
         check(
             "units accepted <= stock",
@@ -203,8 +283,8 @@ pub fn verify(
             format!("{unseen} stored orders never seen accepted; {ambiguous} ambiguous answers"),
         ),
     ];
-    Ok(Verification {
+    Verification {
         checks,
         committed_unseen: unseen.min(ambiguous),
-    })
+    }
 }

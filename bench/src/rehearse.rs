@@ -1,0 +1,185 @@
+//! `rehearse`: a whole rehearsal in one command. It starts a private `redis-server` and a
+//! gateway from the given config (on that Redis, with a fresh store and a free port), runs a
+//! scenario against them with verification, and stops both, whatever happened.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::processes::{self, Server};
+
+/// What a rehearsal is told.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RehearseArgs {
+    /// The gateway config to rehearse with. Its campaigns, secrets and limits are used as they
+    /// are; its listen address, Redis and store are replaced by private ones.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The gateway binary (default: `flashgate` beside this binary, else on PATH).
+    #[arg(long)]
+    pub gateway: Option<PathBuf>,
+    #[arg(long, default_value = "redis-server")]
+    pub redis_server: PathBuf,
+    /// Keep the private config, store and logs here (default: a temporary directory, removed
+    /// afterwards).
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// The scenario and its options, without --addr and --config, e.g.
+    /// `flash --campaign bench-flash --users 100000 --plot flash.svg`.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "SCENARIO"
+    )]
+    pub scenario: Vec<String>,
+}
+
+/// Runs the rehearsal; `scenario` runs the given arguments with `--addr` and `--config`
+/// added, and says whether its checks passed. `Ok(false)` when they did not or the gateway did
+/// not stop cleanly.
+///
+/// # Errors
+/// Redis or the gateway would not start; the scenario could not run.
+pub fn run(
+    args: &RehearseArgs,
+    scenario: impl FnOnce(Vec<String>) -> anyhow::Result<bool>,
+) -> anyhow::Result<bool> {
+    let temporary = tempfile::tempdir()?;
+    let dir = args
+        .workdir
+        .clone()
+        .unwrap_or_else(|| temporary.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+
+    let redis_addr = processes::free_addr()?;
+    let mut redis = Server::spawn(
+        "redis-server",
+        Command::new(&args.redis_server)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &redis_addr.port().to_string(),
+            ])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null()),
+    )?;
+    redis.wait_listening(redis_addr, Duration::from_secs(10))?;
+
+    let gateway_addr = processes::free_addr()?;
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        private_config(&args.config, &dir, redis_addr, gateway_addr)?,
+    )
+    .with_context(|| format!("writing {}", config.display()))?;
+    let log = dir.join("gateway.log");
+    let binary = args
+        .gateway
+        .clone()
+        .unwrap_or_else(|| processes::sibling_binary("flashgate"));
+    let mut gateway = Server::spawn(
+        "gateway",
+        Command::new(binary)
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?),
+    )?;
+    gateway
+        .wait_listening(gateway_addr, Duration::from_secs(30))
+        .with_context(|| format!("see {}", log.display()))?;
+    eprintln!(
+        "rehearse: gateway on {gateway_addr}, private Redis on {redis_addr}, files in {}",
+        dir.display()
+    );
+
+    let mut argv = args.scenario.clone();
+    argv.extend(["--addr".into(), gateway_addr.to_string(), "--config".into()]);
+    argv.push(config.display().to_string());
+    let passed = scenario(argv)?;
+
+    let status = gateway.terminate(Duration::from_secs(30))?;
+    eprintln!(
+        "rehearse: gateway stopped ({status}); log in {}",
+        log.display()
+    );
+    drop(redis);
+    if args.workdir.is_none() {
+        // The temporary directory goes with `temporary`; say so rather than point at it.
+        eprintln!("rehearse: private files removed (keep them with --workdir)");
+    }
+    Ok(passed && status.success())
+}
+
+/// `original` with its listen address, Redis and store replaced by the private ones.
+fn private_config(
+    original: &Path,
+    dir: &Path,
+    redis: SocketAddr,
+    listen: SocketAddr,
+) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(original)
+        .with_context(|| format!("reading {}", original.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", original.display()))?;
+    let section = |table: &mut toml::Table, name: &str| -> anyhow::Result<toml::Table> {
+        match table.remove(name) {
+            None => Ok(toml::Table::new()),
+            Some(toml::Value::Table(t)) => Ok(t),
+            Some(_) => anyhow::bail!("[{name}] in {} is not a table", original.display()),
+        }
+    };
+    let mut server = section(&mut table, "server")?;
+    server.insert("listen".into(), listen.to_string().into());
+    let mut redis_section = section(&mut table, "redis")?;
+    redis_section.retain(|key, _| key.ends_with("_timeout"));
+    redis_section.insert("url".into(), format!("redis://{redis}").into());
+    let mut store = section(&mut table, "store")?;
+    store.insert(
+        "path".into(),
+        dir.join("orders.db").display().to_string().into(),
+    );
+    table.insert("server".into(), server.into());
+    table.insert("redis".into(), redis_section.into());
+    table.insert("store".into(), store.into());
+    Ok(toml::to_string(&table)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_private_config_keeps_campaigns_and_replaces_the_world() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let original = dir.path().join("in.toml");
+        let text = "[server]\nlisten = \"0.0.0.0:80\"\nnode_id = 3\n\
+                    [redis]\nembedded = true\nresponse_timeout = \"2s\"\n\
+                    [[campaigns]]\nid = \"c1\"\n";
+        std::fs::write(&original, text).unwrap_or_else(|e| unreachable!("{e}"));
+        let redis: SocketAddr = "127.0.0.1:7001"
+            .parse()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let listen: SocketAddr = "127.0.0.1:7002"
+            .parse()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let out = private_config(&original, Path::new("/w"), redis, listen)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let t: toml::Table = toml::from_str(&out).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(t["server"]["listen"].as_str(), Some("127.0.0.1:7002"));
+        assert_eq!(t["server"]["node_id"].as_integer(), Some(3));
+        assert_eq!(t["redis"]["url"].as_str(), Some("redis://127.0.0.1:7001"));
+        assert_eq!(t["redis"]["response_timeout"].as_str(), Some("2s"));
+        assert!(t["redis"].get("embedded").is_none());
+        assert_eq!(t["store"]["path"].as_str(), Some("/w/orders.db"));
+        assert_eq!(t["campaigns"][0]["id"].as_str(), Some("c1"));
+    }
+}
