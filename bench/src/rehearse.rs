@@ -107,14 +107,16 @@ pub fn run(
     let passed = scenario(argv)?;
 
     let status = gateway.terminate(Duration::from_secs(30))?;
-    eprintln!(
-        "rehearse: gateway stopped ({status}); log in {}",
-        log.display()
-    );
     drop(redis);
-    if args.workdir.is_none() {
-        // The temporary directory goes with `temporary`; say so rather than point at it.
-        eprintln!("rehearse: private files removed (keep them with --workdir)");
+    match &args.workdir {
+        Some(dir) => eprintln!(
+            "rehearse: gateway stopped ({status}), Redis stopped; config, store and log kept in {}",
+            dir.display()
+        ),
+        None => eprintln!(
+            "rehearse: gateway stopped ({status}), Redis stopped, private files removed \
+             (--workdir keeps them)"
+        ),
     }
     Ok(passed && status.success())
 }
