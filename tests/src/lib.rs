@@ -15,6 +15,7 @@
     missing_debug_implementations
 )]
 
+pub mod bench;
 pub mod client;
 pub mod gateway;
 pub mod redis_server;
