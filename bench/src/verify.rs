@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use flashgate::config::{CampaignConfig, Config, RedisConfig};
-use flashgate::store::{OrderStore, SqliteStore};
+use flashgate::store::OrderStore as _;
 use flashgate_stock::{CampaignKeys, Order, OrderStatus, record};
 use redis::Commands;
 use serde_json::{Value, json};
@@ -152,7 +152,7 @@ impl Snapshot {
             .context("campaign meta")?;
         let remaining: i64 = conn.get(&keys.stock)?;
         let in_redis = orders_in_redis(&mut conn, &campaign.id)?;
-        let store = SqliteStore::open(&config.store.path, config.store.shard_bits)?;
+        let store = flashgate::store::open(&config.store)?;
         let stored = store
             .orders_of_campaign(&campaign.id)?
             .into_iter()

@@ -18,7 +18,7 @@ use crate::persistence::{Context, Persistence};
 use crate::pipeline::catalog::Campaign;
 use crate::pipeline::handoff;
 use crate::pipeline::limits::Limiters;
-use crate::store::{OrderStore, SqliteStore, StoreError};
+use crate::store::{OrderStore, StoreError};
 
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -92,10 +92,7 @@ pub async fn run(
         .await
         .map_err(unreachable)?;
 
-    let store: Arc<dyn OrderStore> = Arc::new(SqliteStore::open(
-        &config.store.path,
-        config.store.shard_bits,
-    )?);
+    let store: Arc<dyn OrderStore> = crate::store::open(&config.store)?;
     let scripts = Arc::new(Scripts::new());
     let catalog = load_catalog(&config, &redis, &scripts, &store).await?;
     let (handoff, queued) = handoff::channel(config.persistence.queue_capacity);

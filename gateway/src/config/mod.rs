@@ -23,6 +23,8 @@ pub const ENV_JWT_SECRET: &str = "FLASHGATE_JWT_SECRET";
 pub const ENV_ORDER_TOKEN_SECRET: &str = "FLASHGATE_ORDER_TOKEN_SECRET";
 /// Environment variable that overrides `auth.payment_secret`.
 pub const ENV_PAYMENT_SECRET: &str = "FLASHGATE_PAYMENT_SECRET";
+/// Environment variable that overrides `store.url`.
+pub const ENV_STORE_URL: &str = "FLASHGATE_STORE_URL";
 
 /// Everything the gateway needs to start, already validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +95,30 @@ impl Secret {
     }
 }
 
+/// A database URL. `Debug` hides it: it may carry a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Accepts `postgres://` and `postgresql://` URLs.
+    pub fn new(value: impl Into<String>) -> Option<Self> {
+        let value = value.into();
+        (value.starts_with("postgres://") || value.starts_with("postgresql://"))
+            .then_some(Self(value))
+    }
+
+    /// The URL itself, for the one place that connects.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DatabaseUrl(***)")
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
@@ -127,11 +153,15 @@ pub enum RedisConfig {
     },
 }
 
-/// `[store]`: the SQLite order store.
+/// `[store]`: where orders are kept for good: SQLite at `path` (the embedded default), or
+/// PostgreSQL at `url` (production, and whenever several gateways run).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreConfig {
-    /// SQLite database file (default `data/orders.db`).
+    /// SQLite database file (default `data/orders.db`); unused when `url` is set.
     pub path: PathBuf,
+    /// `postgres://user[:password]@host[:port]/database` (or `FLASHGATE_STORE_URL`, which wins
+    /// over the file, so a password need not be in it).
+    pub url: Option<DatabaseUrl>,
     /// log2 of the number of shards (0..=4, default 4): more shards, more parallel writers.
     pub shard_bits: u8,
 }

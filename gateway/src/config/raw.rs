@@ -56,6 +56,7 @@ pub(super) struct RawRedis {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawStore {
     pub path: Option<String>,
+    pub url: Option<String>,
     pub shard_bits: Option<i64>,
 }
 

@@ -71,6 +71,7 @@ fn minimal_config_gets_defaults() {
         c.store,
         StoreConfig {
             path: PathBuf::from("data/orders.db"),
+            url: None,
             shard_bits: 4
         }
     );

@@ -13,8 +13,9 @@ const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 use super::raw::{RawAuth, RawConfig, RawLimits, RawRateLimit, RawRedis};
 use super::{
-    AuthConfig, Config, ENV_JWT_SECRET, ENV_ORDER_TOKEN_SECRET, ENV_PAYMENT_SECRET, FieldError,
-    LimitsConfig, PersistenceConfig, RateLimit, RedisConfig, Secret, ServerConfig, StoreConfig,
+    AuthConfig, Config, DatabaseUrl, ENV_JWT_SECRET, ENV_ORDER_TOKEN_SECRET, ENV_PAYMENT_SECRET,
+    ENV_STORE_URL, FieldError, LimitsConfig, PersistenceConfig, RateLimit, RedisConfig, Secret,
+    ServerConfig, StoreConfig,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -148,6 +149,16 @@ pub(super) fn validate(
                 PathBuf::new()
             }
             p => PathBuf::from(p.unwrap_or_else(|| "data/orders.db".into())),
+        },
+        url: match env(ENV_STORE_URL).or(st.url) {
+            None => None,
+            Some(url) => {
+                let parsed = DatabaseUrl::new(url);
+                if parsed.is_none() {
+                    e.push("store.url", "must be a postgres:// or postgresql:// URL");
+                }
+                parsed
+            }
         },
         shard_bits: e.int("store.shard_bits", st.shard_bits, 4, 0, 4),
     };

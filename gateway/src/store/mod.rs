@@ -4,26 +4,52 @@
 //! (plain std threads) write orders in batches, the reconciler replays what they may have missed,
 //! and the read endpoints look orders up. All of them talk to [`OrderStore`], so PostgreSQL can
 //! replace SQLite without touching a caller: nothing in the trait or in [`StoreError`] names a
-//! SQLite type.
+//! backend's type. [`open`] picks the backend from the config.
 //!
 //! # Layout
 //!
 //! - `mod.rs`: the [`OrderStore`] trait every backend implements.
 //! - `error.rs`: [`StoreError`], the one error type callers match on.
 //! - `sqlite.rs`: [`SqliteStore`], the embedded default — one file, `2^n` shard tables.
-//! - `row.rs`: checked conversions between an [`Order`] and its SQLite row.
+//! - `postgres.rs`: [`PostgresStore`], for production and several gateways — the same tables in
+//!   one PostgreSQL database.
+//! - `shards.rs`: which table an order lives in, the same for both.
+//! - `row.rs`: checked conversions between an [`Order`] and a row.
 //! - `tests.rs`: unit tests of the SQLite store against temporary files.
 
 mod error;
+mod postgres;
 mod row;
+mod shards;
 mod sqlite;
+#[cfg(test)]
+mod test_backends;
 #[cfg(test)]
 mod tests;
 
 pub use error::StoreError;
-pub use sqlite::{MAX_SHARD_BITS, SqliteStore};
+pub use postgres::PostgresStore;
+pub use shards::MAX_SHARD_BITS;
+pub use sqlite::SqliteStore;
+
+use std::sync::Arc;
 
 use flashgate_stock::Order;
+
+use crate::config::StoreConfig;
+
+/// Opens the store the config names: PostgreSQL when `store.url` is set, else SQLite at
+/// `store.path`.
+///
+/// # Errors
+///
+/// The backend's: unreachable database, wrong shard bits, a newer schema.
+pub fn open(config: &StoreConfig) -> Result<Arc<dyn OrderStore>, StoreError> {
+    Ok(match &config.url {
+        Some(url) => Arc::new(PostgresStore::open(url.expose(), config.shard_bits)?),
+        None => Arc::new(SqliteStore::open(&config.path, config.shard_bits)?),
+    })
+}
 
 /// Durable storage of orders, shared by persistence workers, the reconciler and read endpoints.
 ///

@@ -1,5 +1,6 @@
-//! Orders as SQLite rows: checked conversions both ways, so neither a bad order nor a damaged
-//! row gets past the store silently.
+//! Orders as rows: checked conversions both ways, so neither a bad order nor a damaged row gets
+//! past a store silently. The checks are the backends' common ground; binding and reading are
+//! SQLite's here ([`Row::execute`], [`RawOrder::read`]) and PostgreSQL's in `postgres.rs`.
 
 use flashgate_stock::{Order, OrderStatus};
 use rusqlite::params;
@@ -10,8 +11,8 @@ use super::StoreError;
 /// before anything is written.
 pub(super) struct Row<'a> {
     pub(super) order: &'a Order,
-    order_id: i64,
-    amount_cents: i64,
+    pub(super) order_id: i64,
+    pub(super) amount_cents: i64,
 }
 
 impl<'a> Row<'a> {
@@ -53,21 +54,21 @@ impl<'a> Row<'a> {
     }
 }
 
-/// A row as SQLite returns it, before the checks that turn it into an [`Order`].
+/// A row as a database returns it, before the checks that turn it into an [`Order`].
 pub(super) struct RawOrder {
-    order_id: i64,
-    campaign_id: String,
-    sku: String,
-    user_id: String,
-    quantity: i64,
-    unit_price_cents: i64,
-    amount_cents: i64,
-    status: String,
-    version: i64,
-    created_at: i64,
-    pay_deadline: i64,
-    paid_at: Option<i64>,
-    updated_at: i64,
+    pub(super) order_id: i64,
+    pub(super) campaign_id: String,
+    pub(super) sku: String,
+    pub(super) user_id: String,
+    pub(super) quantity: i64,
+    pub(super) unit_price_cents: i64,
+    pub(super) amount_cents: i64,
+    pub(super) status: String,
+    pub(super) version: i64,
+    pub(super) created_at: i64,
+    pub(super) pay_deadline: i64,
+    pub(super) paid_at: Option<i64>,
+    pub(super) updated_at: i64,
 }
 
 impl RawOrder {

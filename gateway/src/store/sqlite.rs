@@ -8,10 +8,8 @@ use flashgate_stock::Order;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::row::{RawOrder, Row};
+use super::shards::{COLUMNS, MAX_SHARD_BITS, TABLES, shard_of};
 use super::{OrderStore, StoreError};
-
-/// Largest accepted `shard_bits`: the shard gene of an order id is 4 bits wide.
-pub const MAX_SHARD_BITS: u8 = 4;
 
 /// Schema version recorded in `PRAGMA user_version`; bump it with each new migration.
 const SCHEMA_VERSION: i64 = 1;
@@ -21,30 +19,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Statements cached per connection: each uses two per shard table, so this never evicts.
 const STATEMENT_CACHE: usize = 4 << MAX_SHARD_BITS;
-
-/// Table names, indexed by shard; `&'static` so routing an order allocates nothing.
-const TABLES: [&str; 1 << MAX_SHARD_BITS] = [
-    "orders_00",
-    "orders_01",
-    "orders_02",
-    "orders_03",
-    "orders_04",
-    "orders_05",
-    "orders_06",
-    "orders_07",
-    "orders_08",
-    "orders_09",
-    "orders_10",
-    "orders_11",
-    "orders_12",
-    "orders_13",
-    "orders_14",
-    "orders_15",
-];
-
-/// Every column, in the order [`RawOrder::read`] expects them.
-const COLUMNS: &str = "order_id, campaign_id, sku, user_id, quantity, unit_price_cents, \
-    amount_cents, status, version, created_at, pay_deadline, paid_at, updated_at";
 
 /// Orders in SQLite: WAL mode, one shard table per value of the order id's low `shard_bits`.
 ///
@@ -149,19 +123,8 @@ impl SqliteStore {
         })
     }
 
-    /// How many low bits of an order id pick its table.
-    pub fn shard_bits(&self) -> u8 {
-        self.shard_bits
-    }
-
-    /// The table holding `order_id`.
-    pub fn table_of(&self, order_id: u64) -> &'static str {
-        TABLES[self.shard_of(order_id)]
-    }
-
     fn shard_of(&self, order_id: u64) -> usize {
-        // The mask keeps the value below 16, so the cast cannot truncate.
-        (order_id & ((1u64 << self.shard_bits) - 1)) as usize
+        shard_of(order_id, self.shard_bits)
     }
 }
 

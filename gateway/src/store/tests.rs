@@ -1,11 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use flashgate_stock::{Order, OrderStatus};
 
-use super::{OrderStore, SqliteStore, StoreError};
+use super::StoreError;
+use super::shards::table_of;
+use super::test_backends::{Fresh, each_backend};
 
 const STATUSES: [OrderStatus; 5] = [
     OrderStatus::PendingPayment,
@@ -39,265 +40,326 @@ fn orders(from: u64, to: u64, campaign: &str) -> Vec<Order> {
     (from..to).map(|n| order(n, campaign)).collect()
 }
 
-fn db_path(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("data").join("orders.db")
-}
-
-fn count(path: &Path, table: &str) -> i64 {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-        .unwrap()
-}
-
 #[test]
 fn insert_then_get_round_trips_every_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&db_path(&dir), 4).unwrap();
-    let batch = orders(0, 20, "c1");
-    assert!(batch.iter().any(|o| o.paid_at_ms.is_some()));
-    assert!(batch.iter().any(|o| o.paid_at_ms.is_none()));
-    for status in STATUSES {
-        assert!(
-            batch.iter().any(|o| o.status == status),
-            "{status} not covered"
-        );
-    }
-    assert_eq!(store.write_batch(&batch).unwrap(), batch.len());
-    for o in &batch {
-        assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(o));
-    }
-    assert_eq!(store.get(12_345).unwrap(), None);
-    assert_eq!(store.get(u64::MAX).unwrap(), None);
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let batch = orders(0, 20, "c1");
+        assert!(batch.iter().any(|o| o.paid_at_ms.is_some()));
+        assert!(batch.iter().any(|o| o.paid_at_ms.is_none()));
+        for status in STATUSES {
+            assert!(
+                batch.iter().any(|o| o.status == status),
+                "{status} not covered"
+            );
+        }
+        assert_eq!(store.write_batch(&batch).unwrap(), batch.len());
+        for o in &batch {
+            assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(o));
+        }
+        assert_eq!(store.get(12_345).unwrap(), None);
+        assert_eq!(store.get(u64::MAX).unwrap(), None);
+    });
 }
 
 #[test]
 fn inserting_the_same_batch_twice_stores_each_order_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&db_path(&dir), 4).unwrap();
-    let batch = orders(0, 100, "c1");
-    assert_eq!(store.write_batch(&batch).unwrap(), 100);
-    assert_eq!(store.write_batch(&batch).unwrap(), 0);
-    // A replay that overlaps: only the new half counts.
-    assert_eq!(store.write_batch(&orders(50, 150, "c1")).unwrap(), 50);
-    assert_eq!(store.orders_of_campaign("c1").unwrap().len(), 150);
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let batch = orders(0, 100, "c1");
+        assert_eq!(store.write_batch(&batch).unwrap(), 100);
+        assert_eq!(store.write_batch(&batch).unwrap(), 0);
+        // A replay that overlaps: only the new half counts.
+        assert_eq!(store.write_batch(&orders(50, 150, "c1")).unwrap(), 50);
+        assert_eq!(store.orders_of_campaign("c1").unwrap().len(), 150);
+        assert_eq!(store.count_of_campaign("c1").unwrap(), 150);
+    });
 }
 
 #[test]
 fn replay_does_not_overwrite_a_newer_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&db_path(&dir), 2).unwrap();
-    let original = order(3, "c1");
-    store.write_batch(std::slice::from_ref(&original)).unwrap();
-    let mut replay = original.clone();
-    replay.status = OrderStatus::Expired;
-    assert_eq!(store.write_batch(&[replay]).unwrap(), 0);
-    assert_eq!(store.get(original.order_id).unwrap(), Some(original));
+    each_backend(|fresh| {
+        let store = fresh.open(2).unwrap();
+        let original = order(3, "c1");
+        store.write_batch(std::slice::from_ref(&original)).unwrap();
+        let mut replay = original.clone();
+        replay.status = OrderStatus::Expired;
+        assert_eq!(store.write_batch(&[replay]).unwrap(), 0);
+        assert_eq!(store.get(original.order_id).unwrap(), Some(original));
+    });
 }
 
 #[test]
 fn orders_land_in_the_table_of_their_gene() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let store = SqliteStore::open(&path, 4).unwrap();
-    // Genes 0..16 with counts 1, 2, …, 16 so a wrong routing changes some count.
-    let batch: Vec<Order> = (0..16u64)
-        .flat_map(|gene| {
-            (0..=gene).map(move |k| Order {
-                order_id: (k << 8) | (gene << 4) | gene,
-                ..order(gene, "c1")
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        // Genes 0..16 with counts 1, 2, …, 16 so a wrong routing changes some count.
+        let batch: Vec<Order> = (0..16u64)
+            .flat_map(|gene| {
+                (0..=gene).map(move |k| Order {
+                    order_id: (k << 8) | (gene << 4) | gene,
+                    user_id: format!("user-of-gene-{gene}"),
+                    ..order(gene, "c1")
+                })
             })
-        })
-        .collect();
-    assert_eq!(store.write_batch(&batch).unwrap(), 136);
-    for gene in 0..16u64 {
-        let table = store.table_of(gene);
-        assert_eq!(table, format!("orders_{gene:02}"));
-        assert_eq!(count(&path, table), gene as i64 + 1, "{table}");
-    }
-    assert_eq!(store.table_of(0xABCD), "orders_13");
+            .collect();
+        assert_eq!(store.write_batch(&batch).unwrap(), 136);
+        for gene in 0..16u64 {
+            let table = table_of(gene, 4);
+            assert_eq!(table, format!("orders_{gene:02}"));
+            assert_eq!(fresh.count(table), gene as i64 + 1, "{table}");
+            // All of a user's orders come from their one table.
+            let mine = store
+                .orders_of_user(&format!("user-of-gene-{gene}"), gene as u8, None, 100)
+                .unwrap();
+            assert_eq!(mine.len(), gene as usize + 1);
+        }
+        assert_eq!(table_of(0xABCD, 4), "orders_13");
+    });
 }
 
 #[test]
 fn shard_bits_zero_uses_one_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let store = SqliteStore::open(&path, 0).unwrap();
-    assert_eq!(store.shard_bits(), 0);
-    let batch = orders(0, 40, "c1");
-    assert_eq!(store.write_batch(&batch).unwrap(), 40);
-    assert!(
-        batch
-            .iter()
-            .all(|o| store.table_of(o.order_id) == "orders_00")
-    );
-    assert_eq!(count(&path, "orders_00"), 40);
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let tables: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name LIKE 'orders_%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(tables, 1);
-    assert_eq!(
-        store.get(batch[7].order_id).unwrap().as_ref(),
-        Some(&batch[7])
-    );
+    each_backend(|fresh| {
+        let store = fresh.open(0).unwrap();
+        let batch = orders(0, 40, "c1");
+        assert_eq!(store.write_batch(&batch).unwrap(), 40);
+        assert!(batch.iter().all(|o| table_of(o.order_id, 0) == "orders_00"));
+        assert_eq!(fresh.count("orders_00"), 40);
+        assert_eq!(fresh.order_tables(), 1);
+        assert_eq!(
+            store.get(batch[7].order_id).unwrap().as_ref(),
+            Some(&batch[7])
+        );
+    });
 }
 
 #[test]
 fn update_if_newer_applies_only_higher_versions() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&db_path(&dir), 4).unwrap();
-    let mut o = order(0, "c1");
-    o.version = 3;
-    store.write_batch(std::slice::from_ref(&o)).unwrap();
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let mut o = order(0, "c1");
+        o.version = 3;
+        store.write_batch(std::slice::from_ref(&o)).unwrap();
 
-    let mut paid = o.clone();
-    paid.version = 4;
-    paid.status = OrderStatus::Paid;
-    paid.paid_at_ms = Some(1_700_000_500_000);
-    paid.updated_at_ms = 1_700_000_500_001;
-    assert!(store.update_if_newer(&paid).unwrap());
-    assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(&paid));
-
-    for version in [4, 2] {
-        let mut stale = o.clone();
-        stale.version = version;
-        stale.status = OrderStatus::Expired;
-        assert!(!store.update_if_newer(&stale).unwrap(), "version {version}");
+        let mut paid = o.clone();
+        paid.version = 4;
+        paid.status = OrderStatus::Paid;
+        paid.paid_at_ms = Some(1_700_000_500_000);
+        paid.updated_at_ms = 1_700_000_500_001;
+        assert!(store.update_if_newer(&paid).unwrap());
         assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(&paid));
-    }
 
-    let missing = order(1, "c1");
-    assert!(!store.update_if_newer(&missing).unwrap());
-    assert_eq!(store.get(missing.order_id).unwrap(), None);
+        for version in [4, 2] {
+            let mut stale = o.clone();
+            stale.version = version;
+            stale.status = OrderStatus::Expired;
+            assert!(!store.update_if_newer(&stale).unwrap(), "version {version}");
+            assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(&paid));
+        }
+
+        let missing = order(1, "c1");
+        assert!(!store.update_if_newer(&missing).unwrap());
+        assert_eq!(store.get(missing.order_id).unwrap(), None);
+    });
 }
 
 #[test]
 fn reopening_keeps_the_data_and_the_shard_layout() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let batch = orders(0, 30, "c1");
-    {
-        let store = SqliteStore::open(&path, 3).unwrap();
-        store.write_batch(&batch).unwrap();
-    }
-    let store = SqliteStore::open(&path, 3).unwrap();
-    for o in &batch {
-        assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(o));
-    }
-    assert_eq!(store.write_batch(&batch).unwrap(), 0);
-    drop(store);
-    let err = SqliteStore::open(&path, 4).unwrap_err();
-    assert!(matches!(err, StoreError::Misconfigured(_)), "{err:?}");
+    each_backend(|fresh| {
+        let batch = orders(0, 30, "c1");
+        {
+            let store = fresh.open(3).unwrap();
+            store.write_batch(&batch).unwrap();
+        }
+        let store = fresh.open(3).unwrap();
+        for o in &batch {
+            assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(o));
+        }
+        assert_eq!(store.write_batch(&batch).unwrap(), 0);
+        drop(store);
+        let err = fresh.open(4).unwrap_err();
+        assert!(matches!(err, StoreError::Misconfigured(_)), "{err:?}");
+    });
 }
 
 #[test]
 fn orders_of_campaign_filters_by_campaign() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&db_path(&dir), 4).unwrap();
-    let a = orders(0, 25, "spring");
-    let b = orders(100, 110, "autumn");
-    store.write_batch(&a).unwrap();
-    store.write_batch(&b).unwrap();
-    let mut got = store.orders_of_campaign("autumn").unwrap();
-    got.sort_by_key(|o| o.order_id);
-    let mut want = b.clone();
-    want.sort_by_key(|o| o.order_id);
-    assert_eq!(got, want);
-    assert_eq!(store.orders_of_campaign("spring").unwrap().len(), 25);
-    assert!(store.orders_of_campaign("winter").unwrap().is_empty());
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let a = orders(0, 25, "spring");
+        let b = orders(100, 110, "autumn");
+        store.write_batch(&a).unwrap();
+        store.write_batch(&b).unwrap();
+        let mut got = store.orders_of_campaign("autumn").unwrap();
+        got.sort_by_key(|o| o.order_id);
+        let mut want = b.clone();
+        want.sort_by_key(|o| o.order_id);
+        assert_eq!(got, want);
+        assert_eq!(store.orders_of_campaign("spring").unwrap().len(), 25);
+        assert!(store.orders_of_campaign("winter").unwrap().is_empty());
+    });
 }
 
 #[test]
 fn rejects_bad_settings_and_unstorable_orders() {
-    let dir = tempfile::tempdir().unwrap();
-    let err = SqliteStore::open(&db_path(&dir), 5).unwrap_err();
-    assert!(matches!(err, StoreError::Misconfigured(_)), "{err:?}");
+    each_backend(|fresh| {
+        let err = fresh.open(5).unwrap_err();
+        assert!(matches!(err, StoreError::Misconfigured(_)), "{err:?}");
 
-    let store = SqliteStore::open(&db_path(&dir), 4).unwrap();
-    store.ping().unwrap();
-    let good = order(1, "c1");
-    let bad = Order {
-        order_id: 1 << 63,
-        ..order(2, "c1")
-    };
-    let err = store.write_batch(&[good.clone(), bad]).unwrap_err();
-    assert!(matches!(err, StoreError::InvalidOrder { order_id, .. } if order_id == 1 << 63));
-    assert!(!err.is_transient());
-    // All-or-nothing: the good order of the refused batch was not written either.
-    assert_eq!(store.get(good.order_id).unwrap(), None);
+        let store = fresh.open(4).unwrap();
+        store.ping().unwrap();
+        let good = order(1, "c1");
+        let bad = Order {
+            order_id: 1 << 63,
+            ..order(2, "c1")
+        };
+        let err = store.write_batch(&[good.clone(), bad]).unwrap_err();
+        assert!(matches!(err, StoreError::InvalidOrder { order_id, .. } if order_id == 1 << 63));
+        assert!(!err.is_transient());
+        // All-or-nothing: the good order of the refused batch was not written either.
+        assert_eq!(store.get(good.order_id).unwrap(), None);
+    });
 }
 
 #[test]
 fn a_damaged_row_is_reported_as_corrupt() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db_path(&dir);
-    let store = SqliteStore::open(&path, 4).unwrap();
-    let o = order(5, "c1");
-    store.write_batch(std::slice::from_ref(&o)).unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let table = store.table_of(o.order_id);
-    conn.execute(&format!("UPDATE {table} SET status = 'lost'"), [])
-        .unwrap();
-    let err = store.get(o.order_id).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { order_id, .. } if order_id == o.order_id));
-    assert!(store.orders_of_campaign("c1").is_err());
-}
-
-/// Throughput check, not a pass/fail: `cargo test --release -p flashgate --lib store::tests::
-/// insert_rate -- --ignored --nocapture`.
-#[test]
-#[ignore = "timing experiment; run by hand with --release"]
-fn insert_rate() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&db_path(&dir), 4).unwrap();
-    let all = orders(0, 200_000, "bench");
-    let start = Instant::now();
-    let mut new = 0;
-    for batch in all.chunks(512) {
-        new += store.write_batch(batch).unwrap();
-    }
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(new, all.len());
-    println!(
-        "{} orders in {secs:.2}s: {:.0} orders/s",
-        new,
-        new as f64 / secs
-    );
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let o = order(5, "c1");
+        store.write_batch(std::slice::from_ref(&o)).unwrap();
+        fresh.execute(&format!(
+            "UPDATE {} SET status = 'lost'",
+            table_of(o.order_id, 4)
+        ));
+        let err = store.get(o.order_id).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { order_id, .. } if order_id == o.order_id));
+        assert!(!err.is_transient());
+        assert!(store.orders_of_campaign("c1").is_err());
+    });
 }
 
 #[test]
 fn a_higher_version_advances_the_row_and_a_lower_one_never_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&db_path(&dir), 4).unwrap();
-    let mut v1 = order(9, "c1");
-    v1.version = 1;
-    v1.status = OrderStatus::PendingPayment;
-    v1.paid_at_ms = None;
-    let mut v2 = v1.clone();
-    v2.version = 2;
-    v2.status = OrderStatus::Paid;
-    v2.paid_at_ms = Some(v1.created_at_ms + 5);
-    v2.updated_at_ms = v1.created_at_ms + 5;
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let mut v1 = order(9, "c1");
+        v1.version = 1;
+        v1.status = OrderStatus::PendingPayment;
+        v1.paid_at_ms = None;
+        let mut v2 = v1.clone();
+        v2.version = 2;
+        v2.status = OrderStatus::Paid;
+        v2.paid_at_ms = Some(v1.created_at_ms + 5);
+        v2.updated_at_ms = v1.created_at_ms + 5;
 
-    assert_eq!(
-        store.write_batch(&[v2.clone()]).unwrap(),
-        1,
-        "newer state first"
-    );
-    assert_eq!(
-        store.write_batch(&[v1.clone()]).unwrap(),
-        0,
-        "older state after it"
-    );
-    assert_eq!(store.get(v1.order_id).unwrap(), Some(v2.clone()));
+        assert_eq!(
+            store.write_batch(&[v2.clone()]).unwrap(),
+            1,
+            "newer state first"
+        );
+        assert_eq!(
+            store.write_batch(&[v1.clone()]).unwrap(),
+            0,
+            "older state after it"
+        );
+        assert_eq!(store.get(v1.order_id).unwrap(), Some(v2.clone()));
 
-    let mut v3 = v2.clone();
-    v3.version = 3;
-    v3.status = OrderStatus::RefundRequired;
-    assert_eq!(store.write_batch(&[v3.clone(), v2]).unwrap(), 1);
-    assert_eq!(store.get(v1.order_id).unwrap(), Some(v3));
+        // Two states of one order in one batch: the newer wins, whatever their order.
+        let mut v3 = v2.clone();
+        v3.version = 3;
+        v3.status = OrderStatus::RefundRequired;
+        assert_eq!(store.write_batch(&[v3.clone(), v2]).unwrap(), 1);
+        assert_eq!(store.get(v1.order_id).unwrap(), Some(v3));
+    });
+}
+
+#[test]
+fn overdue_unpaid_finds_only_pending_orders_past_their_deadline() {
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let batch = orders(0, 50, "c1");
+        store.write_batch(&batch).unwrap();
+        let cutoff = 1_700_000_900_000 + 25;
+        let mut want: Vec<u64> = batch
+            .iter()
+            .filter(|o| o.status == OrderStatus::PendingPayment && o.pay_deadline_ms < cutoff)
+            .map(|o| o.order_id)
+            .collect();
+        want.sort_unstable();
+        let mut got: Vec<u64> = store
+            .overdue_unpaid(cutoff, 1_000)
+            .unwrap()
+            .iter()
+            .map(|o| o.order_id)
+            .collect();
+        got.sort_unstable();
+        assert!(!want.is_empty());
+        assert_eq!(got, want);
+        assert_eq!(store.overdue_unpaid(cutoff, 2).unwrap().len(), 2);
+    });
+}
+
+/// Throughput check, not a pass/fail: `cargo test --release -p flashgate --lib store::tests::
+/// insert_rate -- --ignored --nocapture` (both backends; batches of 512, one writer).
+#[test]
+#[ignore = "timing experiment; run by hand with --release"]
+fn insert_rate() {
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let all = orders(0, 200_000, "bench");
+        let start = Instant::now();
+        let mut new = 0;
+        for batch in all.chunks(512) {
+            new += store.write_batch(batch).unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(new, all.len());
+        println!(
+            "{}: {new} orders in {secs:.2}s: {:.0} orders/s",
+            fresh.name(),
+            new as f64 / secs
+        );
+    });
+}
+
+/// In PostgreSQL, a lookup by id and a user's listing each read exactly one shard table (the
+/// routing test above shows it is the right one).
+#[test]
+fn postgres_reads_of_one_order_or_one_user_touch_one_table() {
+    use super::postgres::{Query, sql};
+    let fresh = Fresh::postgres();
+    drop(fresh.open(4).unwrap());
+    let Fresh::Postgres { url, .. } = &fresh else {
+        unreachable!("a postgres database");
+    };
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    for (query, params) in [
+        (Query::Get, "(42::bigint)"),
+        (Query::ByUser, "('u'::text, 42::bigint, 10::bigint)"),
+    ] {
+        let text = sql(query, "orders_05");
+        client
+            .batch_execute(&format!("PREPARE probe AS {text}"))
+            .unwrap();
+        let plan: Vec<String> = client
+            .query(&format!("EXPLAIN EXECUTE probe {params}"), &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        client.batch_execute("DEALLOCATE probe").unwrap();
+        // Every table or index the plan names belongs to orders_05 ("orders_05_pkey" too).
+        let named: std::collections::BTreeSet<&str> = plan
+            .iter()
+            .flat_map(|line| line.split_whitespace())
+            .filter(|word| word.starts_with("orders_"))
+            .map(|word| word.get(..9).unwrap_or(word))
+            .collect();
+        assert_eq!(
+            named.into_iter().collect::<Vec<_>>(),
+            ["orders_05"],
+            "{query:?}: {plan:#?}"
+        );
+    }
 }

@@ -1,0 +1,527 @@
+//! [`PostgresStore`]: the production order store. It has the same `2^n` shard tables as SQLite,
+//! in one PostgreSQL database that several gateways share.
+//!
+//! Batches are written with one `INSERT … SELECT FROM UNNEST(arrays)` per shard table touched,
+//! all in one transaction: a round trip per table rather than per order. That is what makes
+//! the store fast enough for a sale's peak. Conflicts on `order_id` update only to a higher
+//! version, as in SQLite.
+
+use std::str::FromStr as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use flashgate_stock::Order;
+use postgres::error::SqlState;
+use postgres::{Client, NoTls, Statement};
+
+use super::row::{RawOrder, Row};
+use super::shards::{COLUMNS, MAX_SHARD_BITS, TABLES, shard_of};
+use super::{OrderStore, StoreError};
+
+/// Schema version recorded in `store_meta`; bump it with each new migration.
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long connecting may take before the store counts as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Idle connections kept for reuse; more are opened when more threads need one at once.
+const MAX_IDLE: usize = 8;
+
+/// The statements of one shard table, by kind.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Query {
+    Upsert,
+    Update,
+    Get,
+    ByCampaign,
+    CountCampaign,
+    Overdue,
+    ByUser,
+}
+
+const QUERIES: usize = 7;
+
+pub(super) fn sql(query: Query, table: &str) -> String {
+    match query {
+        Query::Upsert => format!(
+            "INSERT INTO {table} ({COLUMNS}) SELECT * FROM UNNEST($1::int8[], $2::text[], \
+             $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::int8[], \
+             $10::int8[], $11::int8[], $12::int8[], $13::int8[]) \
+             ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, \
+             version = excluded.version, paid_at = excluded.paid_at, \
+             updated_at = excluded.updated_at WHERE excluded.version > {table}.version"
+        ),
+        Query::Update => format!(
+            "UPDATE {table} SET campaign_id = $2, sku = $3, user_id = $4, quantity = $5, \
+             unit_price_cents = $6, amount_cents = $7, status = $8, version = $9, \
+             created_at = $10, pay_deadline = $11, paid_at = $12, updated_at = $13 \
+             WHERE order_id = $1 AND version < $9"
+        ),
+        Query::Get => format!("SELECT {COLUMNS} FROM {table} WHERE order_id = $1"),
+        Query::ByCampaign => format!("SELECT {COLUMNS} FROM {table} WHERE campaign_id = $1"),
+        Query::CountCampaign => format!("SELECT count(*) FROM {table} WHERE campaign_id = $1"),
+        Query::Overdue => format!(
+            "SELECT {COLUMNS} FROM {table} WHERE status = 'pending_payment' \
+             AND pay_deadline < $1 LIMIT $2"
+        ),
+        Query::ByUser => format!(
+            "SELECT {COLUMNS} FROM {table} WHERE user_id = $1 AND order_id < $2 \
+             ORDER BY order_id DESC LIMIT $3"
+        ),
+    }
+}
+
+/// A connection and the statements prepared on it, by shard and query.
+struct Pooled {
+    client: Client,
+    prepared: Vec<Option<Statement>>,
+}
+
+impl Pooled {
+    fn statement(
+        &mut self,
+        store: &PostgresStore,
+        shard: usize,
+        query: Query,
+    ) -> Result<Statement, postgres::Error> {
+        let slot = shard * QUERIES + query as usize;
+        if let Some(Some(statement)) = self.prepared.get(slot) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(&store.sql[slot])?;
+        if let Some(entry) = self.prepared.get_mut(slot) {
+            *entry = Some(statement.clone());
+        }
+        Ok(statement)
+    }
+}
+
+/// Orders in PostgreSQL, one table per value of the order id's low `shard_bits`.
+///
+/// A small pool of blocking connections: persistence workers, the reconciler and read handlers
+/// (on blocking threads) each take one for a call and put it back. A connection that broke is
+/// dropped and the next call opens a fresh one, so the store recovers by itself when the
+/// database comes back.
+pub struct PostgresStore {
+    config: postgres::Config,
+    idle: Mutex<Vec<Pooled>>,
+    shard_bits: u8,
+    /// SQL text per (shard, query), built once.
+    sql: Vec<String>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: show where, not how.
+        f.debug_struct("PostgresStore")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .field("shard_bits", &self.shard_bits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) and applies pending migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Misconfigured`] for a bad URL, `shard_bits` above [`MAX_SHARD_BITS`] or
+    /// other than the database was created with, or a newer schema;
+    /// [`StoreError::Unavailable`] if the database cannot be reached.
+    pub fn open(url: &str, shard_bits: u8) -> Result<Self, StoreError> {
+        if shard_bits > MAX_SHARD_BITS {
+            return Err(StoreError::Misconfigured(format!(
+                "shard_bits {shard_bits} is above the maximum {MAX_SHARD_BITS}"
+            )));
+        }
+        let mut config = postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Misconfigured(format!("store.url: {e}")))?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("flashgate");
+        let tables = &TABLES[..1 << shard_bits];
+        let store = Self {
+            config,
+            idle: Mutex::new(Vec::new()),
+            shard_bits,
+            sql: tables
+                .iter()
+                .flat_map(|t| {
+                    [
+                        Query::Upsert,
+                        Query::Update,
+                        Query::Get,
+                        Query::ByCampaign,
+                        Query::CountCampaign,
+                        Query::Overdue,
+                        Query::ByUser,
+                    ]
+                    .map(|q| sql(q, t))
+                })
+                .collect(),
+        };
+        let mut pooled = store.connect()?;
+        migrate(&mut pooled.client, shard_bits, tables)?;
+        store.put_back(pooled);
+        tracing::info!(store = ?store, "order store open");
+        Ok(store)
+    }
+
+    fn connect(&self) -> Result<Pooled, StoreError> {
+        let client = self.config.connect(NoTls)?;
+        Ok(Pooled {
+            client,
+            prepared: vec![None; self.sql.len()],
+        })
+    }
+
+    fn put_back(&self, pooled: Pooled) {
+        if pooled.client.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push(pooled);
+        }
+    }
+
+    /// Runs `f` on a pooled connection; a connection that broke is not reused.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Pooled) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let taken = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut pooled = match taken {
+            Some(p) => p,
+            None => self.connect()?,
+        };
+        let result = f(&mut pooled);
+        self.put_back(pooled);
+        result
+    }
+
+    fn shard_of(&self, order_id: u64) -> usize {
+        shard_of(order_id, self.shard_bits)
+    }
+
+    fn shards(&self) -> usize {
+        1 << self.shard_bits
+    }
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`] in one transaction, under an advisory lock so
+/// gateways starting together do not race to create it.
+fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock(7163504021)", &[])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS store_meta (key text PRIMARY KEY, value bigint NOT NULL)",
+    )?;
+    let meta = |tx: &mut postgres::Transaction<'_>, key: &str| -> Result<Option<i64>, StoreError> {
+        Ok(tx
+            .query_opt("SELECT value FROM store_meta WHERE key = $1", &[&key])?
+            .map(|r| r.get(0)))
+    };
+    if let Some(version) = meta(&mut tx, "schema_version")?
+        && version > SCHEMA_VERSION
+    {
+        return Err(StoreError::Misconfigured(format!(
+            "schema version {version} is newer than this build's {SCHEMA_VERSION}"
+        )));
+    }
+    // Routing depends on shard_bits: opening with another value would look in the wrong tables.
+    match meta(&mut tx, "shard_bits")? {
+        Some(bits) if bits != i64::from(shard_bits) => {
+            return Err(StoreError::Misconfigured(format!(
+                "database was created with shard_bits {bits}, opened with {shard_bits}"
+            )));
+        }
+        Some(_) => {}
+        None => {
+            tx.execute(
+                "INSERT INTO store_meta (key, value) VALUES ('shard_bits', $1)",
+                &[&i64::from(shard_bits)],
+            )?;
+        }
+    }
+    for table in tables {
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+                order_id bigint PRIMARY KEY,
+                campaign_id text NOT NULL,
+                sku text NOT NULL,
+                user_id text NOT NULL,
+                quantity bigint NOT NULL,
+                unit_price_cents bigint NOT NULL,
+                amount_cents bigint NOT NULL,
+                status text NOT NULL,
+                version bigint NOT NULL,
+                created_at bigint NOT NULL,
+                pay_deadline bigint NOT NULL,
+                paid_at bigint,
+                updated_at bigint NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_id, order_id);
+            CREATE INDEX IF NOT EXISTS {table}_campaign ON {table} (campaign_id);
+            CREATE INDEX IF NOT EXISTS {table}_unpaid ON {table} (status, pay_deadline);"
+        ))?;
+    }
+    tx.execute(
+        "INSERT INTO store_meta (key, value) VALUES ('schema_version', $1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&SCHEMA_VERSION],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn read(row: &postgres::Row) -> Result<Order, StoreError> {
+    RawOrder {
+        order_id: row.try_get(0)?,
+        campaign_id: row.try_get(1)?,
+        sku: row.try_get(2)?,
+        user_id: row.try_get(3)?,
+        quantity: row.try_get(4)?,
+        unit_price_cents: row.try_get(5)?,
+        amount_cents: row.try_get(6)?,
+        status: row.try_get(7)?,
+        version: row.try_get(8)?,
+        created_at: row.try_get(9)?,
+        pay_deadline: row.try_get(10)?,
+        paid_at: row.try_get(11)?,
+        updated_at: row.try_get(12)?,
+    }
+    .into_order()
+}
+
+/// The columns of one shard's rows as arrays, for `UNNEST`.
+#[derive(Default)]
+struct Columns<'a> {
+    order_id: Vec<i64>,
+    campaign_id: Vec<&'a str>,
+    sku: Vec<&'a str>,
+    user_id: Vec<&'a str>,
+    quantity: Vec<i64>,
+    unit_price_cents: Vec<i64>,
+    amount_cents: Vec<i64>,
+    status: Vec<&'static str>,
+    version: Vec<i64>,
+    created_at: Vec<i64>,
+    pay_deadline: Vec<i64>,
+    paid_at: Vec<Option<i64>>,
+    updated_at: Vec<i64>,
+}
+
+impl<'a> Columns<'a> {
+    fn push(&mut self, row: &Row<'a>) {
+        let o = row.order;
+        self.order_id.push(row.order_id);
+        self.campaign_id.push(&o.campaign_id);
+        self.sku.push(&o.sku);
+        self.user_id.push(&o.user_id);
+        self.quantity.push(i64::from(o.quantity));
+        self.unit_price_cents.push(o.unit_price_cents);
+        self.amount_cents.push(row.amount_cents);
+        self.status.push(o.status.as_str());
+        self.version.push(i64::from(o.version));
+        self.created_at.push(o.created_at_ms);
+        self.pay_deadline.push(o.pay_deadline_ms);
+        self.paid_at.push(o.paid_at_ms);
+        self.updated_at.push(o.updated_at_ms);
+    }
+
+    fn params(&self) -> [&(dyn postgres::types::ToSql + Sync); 13] {
+        [
+            &self.order_id,
+            &self.campaign_id,
+            &self.sku,
+            &self.user_id,
+            &self.quantity,
+            &self.unit_price_cents,
+            &self.amount_cents,
+            &self.status,
+            &self.version,
+            &self.created_at,
+            &self.pay_deadline,
+            &self.paid_at,
+            &self.updated_at,
+        ]
+    }
+}
+
+impl OrderStore for PostgresStore {
+    fn write_batch(&self, orders: &[Order]) -> Result<usize, StoreError> {
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        let rows = orders.iter().map(Row::new).collect::<Result<Vec<_>, _>>()?;
+        // One statement may not touch a row twice: of one order, keep its newest state.
+        let mut newest: Vec<&Row<'_>> = rows.iter().collect();
+        newest.sort_by_key(|r| (r.order_id, std::cmp::Reverse(r.order.version)));
+        newest.dedup_by_key(|r| r.order_id);
+        let mut by_shard: Vec<Columns<'_>> =
+            (0..self.shards()).map(|_| Columns::default()).collect();
+        for row in newest {
+            by_shard[self.shard_of(row.order.order_id)].push(row);
+        }
+        self.with(|pooled| {
+            let statements = by_shard
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.order_id.is_empty())
+                .map(|(shard, _)| Ok((shard, pooled.statement(self, shard, Query::Upsert)?)))
+                .collect::<Result<Vec<_>, postgres::Error>>()?;
+            let mut tx = pooled.client.transaction()?;
+            let mut written = 0;
+            for (shard, statement) in statements {
+                written += tx.execute(&statement, &by_shard[shard].params())?;
+            }
+            tx.commit()?;
+            Ok(usize::try_from(written).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn update_if_newer(&self, order: &Order) -> Result<bool, StoreError> {
+        let row = Row::new(order)?;
+        let o = row.order;
+        let shard = self.shard_of(o.order_id);
+        self.with(|pooled| {
+            let statement = pooled.statement(self, shard, Query::Update)?;
+            let changed = pooled.client.execute(
+                &statement,
+                &[
+                    &row.order_id,
+                    &o.campaign_id,
+                    &o.sku,
+                    &o.user_id,
+                    &i64::from(o.quantity),
+                    &o.unit_price_cents,
+                    &row.amount_cents,
+                    &o.status.as_str(),
+                    &i64::from(o.version),
+                    &o.created_at_ms,
+                    &o.pay_deadline_ms,
+                    &o.paid_at_ms,
+                    &o.updated_at_ms,
+                ],
+            )?;
+            Ok(changed > 0)
+        })
+    }
+
+    fn get(&self, order_id: u64) -> Result<Option<Order>, StoreError> {
+        let Ok(id) = i64::try_from(order_id) else {
+            return Ok(None);
+        };
+        let shard = self.shard_of(order_id);
+        self.with(|pooled| {
+            let statement = pooled.statement(self, shard, Query::Get)?;
+            pooled
+                .client
+                .query_opt(&statement, &[&id])?
+                .map(|row| read(&row))
+                .transpose()
+        })
+    }
+
+    fn orders_of_campaign(&self, campaign_id: &str) -> Result<Vec<Order>, StoreError> {
+        self.with(|pooled| {
+            let mut orders = Vec::new();
+            for shard in 0..self.shards() {
+                let statement = pooled.statement(self, shard, Query::ByCampaign)?;
+                for row in pooled.client.query(&statement, &[&campaign_id])? {
+                    orders.push(read(&row)?);
+                }
+            }
+            Ok(orders)
+        })
+    }
+
+    fn count_of_campaign(&self, campaign_id: &str) -> Result<u64, StoreError> {
+        self.with(|pooled| {
+            let mut total = 0;
+            for shard in 0..self.shards() {
+                let statement = pooled.statement(self, shard, Query::CountCampaign)?;
+                let n: i64 = pooled
+                    .client
+                    .query_one(&statement, &[&campaign_id])?
+                    .try_get(0)?;
+                total += u64::try_from(n).unwrap_or(0);
+            }
+            Ok(total)
+        })
+    }
+
+    fn overdue_unpaid(&self, before_ms: i64, limit: usize) -> Result<Vec<Order>, StoreError> {
+        self.with(|pooled| {
+            let mut found = Vec::new();
+            for shard in 0..self.shards() {
+                let left = i64::try_from(limit.saturating_sub(found.len())).unwrap_or(i64::MAX);
+                if left == 0 {
+                    break;
+                }
+                let statement = pooled.statement(self, shard, Query::Overdue)?;
+                for row in pooled.client.query(&statement, &[&before_ms, &left])? {
+                    found.push(read(&row)?);
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    fn orders_of_user(
+        &self,
+        user_id: &str,
+        gene: u8,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError> {
+        // The user's gene picks the one table holding all their orders.
+        let shard = usize::from(gene) & (self.shards() - 1);
+        let before = before.map_or(i64::MAX, |id| i64::try_from(id).unwrap_or(i64::MAX));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|pooled| {
+            let statement = pooled.statement(self, shard, Query::ByUser)?;
+            pooled
+                .client
+                .query(&statement, &[&user_id, &before, &limit])?
+                .iter()
+                .map(read)
+                .collect()
+        })
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.with(|pooled| {
+            pooled.client.simple_query("SELECT 1")?;
+            Ok(())
+        })
+    }
+}
+
+/// Connection trouble, an overloaded or restarting server, a lost serialization race and
+/// missing privileges (an operator can grant them back) may pass: retry. Anything else, such as
+/// a row the database refuses, is reported as is.
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        let transient = match e.code() {
+            // No SQLSTATE: the connection or the network failed, unless a value did not convert.
+            None => {
+                let text = e.to_string();
+                !(text.starts_with("error serializing") || text.starts_with("error deserializing"))
+            }
+            Some(code) => {
+                let class = &code.code()[..2];
+                matches!(class, "08" | "53" | "57" | "40")
+                    || *code == SqlState::INSUFFICIENT_PRIVILEGE
+                    || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+            }
+        };
+        if transient || e.is_closed() {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Database(Box::new(e))
+        }
+    }
+}

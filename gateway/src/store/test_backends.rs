@@ -1,0 +1,134 @@
+//! Each store test runs on both backends: SQLite in a temporary file, PostgreSQL in a private
+//! database created for the test on the machine's server (`FLASHGATE_TEST_PG`, default
+//! `postgres://postgres@127.0.0.1:5432/test`) and dropped after it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::{OrderStore, PostgresStore, SqliteStore, StoreError};
+
+/// The server the PostgreSQL tests create their databases on.
+pub fn admin_url() -> String {
+    std::env::var("FLASHGATE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh, empty place for a store.
+pub enum Fresh {
+    Sqlite(tempfile::TempDir),
+    Postgres { name: String, url: String },
+}
+
+/// Runs `test` on a fresh SQLite store, then on a fresh PostgreSQL one.
+pub fn each_backend(test: impl Fn(&Fresh)) {
+    test(&Fresh::sqlite());
+    test(&Fresh::postgres());
+}
+
+impl Fresh {
+    pub fn sqlite() -> Self {
+        Self::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    pub fn postgres() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "fg_unit_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut client = admin();
+        // One statement per call: neither may run inside a transaction block.
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            client.batch_execute(&sql).unwrap();
+        }
+        let admin = admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        Self::Postgres { name, url }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres { .. } => "postgres",
+        }
+    }
+
+    pub fn open(&self, shard_bits: u8) -> Result<Box<dyn OrderStore>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(dir) => Box::new(SqliteStore::open(
+                &dir.path().join("data").join("orders.db"),
+                shard_bits,
+            )?),
+            Self::Postgres { url, .. } => Box::new(PostgresStore::open(url, shard_bits)?),
+        })
+    }
+
+    /// Runs `sql` directly, behind the store's back.
+    pub fn execute(&self, sql: &str) {
+        match self {
+            Self::Sqlite(dir) => {
+                let conn =
+                    rusqlite::Connection::open(dir.path().join("data").join("orders.db")).unwrap();
+                conn.execute_batch(sql).unwrap();
+            }
+            Self::Postgres { url, .. } => {
+                postgres::Client::connect(url, postgres::NoTls)
+                    .unwrap()
+                    .batch_execute(sql)
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Rows in `table`, counted directly.
+    pub fn count(&self, table: &str) -> i64 {
+        self.scalar(&format!("SELECT count(*) FROM {table}"))
+    }
+
+    /// How many `orders_*` tables exist.
+    pub fn order_tables(&self) -> i64 {
+        self.scalar(match self {
+            Self::Sqlite(_) => {
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name LIKE 'orders_%'"
+            }
+            Self::Postgres { .. } => {
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' \
+                 AND tablename LIKE 'orders_%'"
+            }
+        })
+    }
+
+    fn scalar(&self, sql: &str) -> i64 {
+        match self {
+            Self::Sqlite(dir) => {
+                rusqlite::Connection::open(dir.path().join("data").join("orders.db"))
+                    .unwrap()
+                    .query_row(sql, [], |r| r.get(0))
+                    .unwrap()
+            }
+            Self::Postgres { url, .. } => postgres::Client::connect(url, postgres::NoTls)
+                .unwrap()
+                .query_one(sql, &[])
+                .unwrap()
+                .get(0),
+        }
+    }
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        if let Self::Postgres { name, .. } = self {
+            let _ = admin().batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+fn admin() -> postgres::Client {
+    postgres::Client::connect(&admin_url(), postgres::NoTls)
+        .expect("PostgreSQL at FLASHGATE_TEST_PG (default postgres://postgres@127.0.0.1:5432/test)")
+}
