@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use flashgate::config::{CampaignConfig, Config, RedisConfig};
-use flashgate::store::OrderStore as _;
 use flashgate_stock::{CampaignKeys, Order, OrderStatus, record};
 use redis::Commands;
 use serde_json::{Value, json};
