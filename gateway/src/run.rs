@@ -92,7 +92,12 @@ pub async fn run(
         .await
         .map_err(unreachable)?;
 
-    let store: Arc<dyn OrderStore> = crate::store::open(&config.store)?;
+    // Opening blocks (PostgreSQL connects and migrates): off the async workers.
+    let store_config = config.store.clone();
+    let store: Arc<dyn OrderStore> =
+        tokio::task::spawn_blocking(move || crate::store::open(&store_config))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the store: {e}")))??;
     let scripts = Arc::new(Scripts::new());
     let catalog = load_catalog(&config, &redis, &scripts, &store).await?;
     let (handoff, queued) = handoff::channel(config.persistence.queue_capacity);

@@ -20,6 +20,7 @@ pub mod client;
 pub mod gateway;
 pub mod redis_server;
 pub mod scenario;
+pub mod store_home;
 
 use std::time::{Duration, Instant};
 

@@ -57,6 +57,8 @@ impl CampaignSpec {
 pub struct Scenario {
     pub redis_url: String,
     pub store_path: PathBuf,
+    /// PostgreSQL instead of SQLite at `store_path`.
+    pub store_url: Option<String>,
     pub campaigns: Vec<CampaignSpec>,
     /// Extra TOML appended as is (e.g. `[limits.per_ip]` tables).
     pub extra: String,
@@ -71,6 +73,7 @@ impl Scenario {
         Self {
             redis_url,
             store_path,
+            store_url: None,
             campaigns,
             extra: String::new(),
             node_id: 1,
@@ -97,6 +100,7 @@ url = "{redis}"
 
 [store]
 path = "{store}"
+{store_url}
 
 [persistence]
 {persistence}
@@ -105,6 +109,10 @@ path = "{store}"
             node = self.node_id,
             redis = self.redis_url,
             store = self.store_path.display(),
+            store_url = self
+                .store_url
+                .as_ref()
+                .map_or(String::new(), |url| format!("url = \"{url}\"")),
             persistence = self.persistence,
         );
         for c in &self.campaigns {

@@ -3,8 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use flashgate_tests::gateway::{InProcess, selling, stored_orders};
+use flashgate_tests::gateway::InProcess;
 use flashgate_tests::scenario::CampaignSpec;
+use flashgate_tests::store_home::{Backend, selling_on, stored};
 use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
@@ -44,7 +45,16 @@ async fn redis_stock(campaign: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_attempts_on_a_hundred_units_limit_one() {
-    let (_dir, scenario, gateway, id) = selling(CampaignSpec::open("conc1", 100, 1));
+    limit_one(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_attempts_on_a_hundred_units_limit_one_on_postgres() {
+    limit_one(Backend::Postgres).await;
+}
+
+async fn limit_one(backend: Backend) {
+    let (_home, scenario, gateway, id) = selling_on(backend, CampaignSpec::open("conc1", 100, 1));
 
     let replies = burst(&gateway, &id, 1000, 2000, |_| 1).await;
 
@@ -74,7 +84,7 @@ async fn two_thousand_attempts_on_a_hundred_units_limit_one() {
     assert_eq!(redis_stock(&id).await, 0);
 
     gateway.stop().unwrap();
-    let stored = stored_orders(&scenario.store_path, &id);
+    let stored = stored(&scenario, &id);
     assert_eq!(stored.len(), 100, "every accepted order is in the store");
     let stored_ids: HashSet<String> = stored.iter().map(|o| o.order_id.to_string()).collect();
     let accepted_ids: HashSet<String> = accepted_ids.iter().map(|s| (*s).to_owned()).collect();
@@ -88,7 +98,16 @@ async fn two_thousand_attempts_on_a_hundred_units_limit_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_three_with_mixed_quantities_sells_exactly_the_stock() {
-    let (_dir, scenario, gateway, id) = selling(CampaignSpec::open("conc3", 100, 3));
+    limit_three(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_three_with_mixed_quantities_sells_exactly_the_stock_on_postgres() {
+    limit_three(Backend::Postgres).await;
+}
+
+async fn limit_three(backend: Backend) {
+    let (_home, scenario, gateway, id) = selling_on(backend, CampaignSpec::open("conc3", 100, 3));
 
     let replies = burst(&gateway, &id, 1000, 2000, |i| 1 + (i % 3) as u32).await;
 
@@ -109,7 +128,7 @@ async fn limit_three_with_mixed_quantities_sells_exactly_the_stock() {
     assert_eq!(redis_stock(&id).await, 0);
 
     gateway.stop().unwrap();
-    let stored = stored_orders(&scenario.store_path, &id);
+    let stored = stored(&scenario, &id);
     let stored_units: u32 = stored.iter().map(|o| o.quantity).sum();
     assert_eq!(stored_units, 100);
     let mut per_user: HashMap<&str, u32> = HashMap::new();

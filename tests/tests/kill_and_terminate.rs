@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use flashgate_tests::client::Client;
-use flashgate_tests::gateway::{Process, stored_orders};
+use flashgate_tests::gateway::Process;
 use flashgate_tests::scenario::{CampaignSpec, Scenario};
-use flashgate_tests::{eventually, free_port, shared_redis_url};
+use flashgate_tests::store_home::{Backend, StoreHome, stored};
+use flashgate_tests::{eventually, free_port};
 use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
@@ -85,18 +86,28 @@ async fn redis_order_count(campaign: &str) -> usize {
         .unwrap()
 }
 
-fn scenario(dir: &std::path::Path, prefix: &str) -> (Scenario, String) {
+fn scenario(home: &StoreHome, prefix: &str) -> (Scenario, String) {
     let campaign = CampaignSpec::open(prefix, 1_000_000, 1);
     let id = campaign.id.clone();
-    let mut scenario = Scenario::new(shared_redis_url(), dir.join("orders.db"), vec![campaign]);
+    let mut scenario = home.scenario(vec![campaign]);
     scenario.listen = format!("127.0.0.1:{}", free_port());
     (scenario, id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_accepted_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut scenario, id) = scenario(dir.path(), "sigkill");
+    sigkill_under_load(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_accepted_order_on_postgres() {
+    sigkill_under_load(Backend::Postgres).await;
+}
+
+async fn sigkill_under_load(backend: Backend) {
+    let home = StoreHome::new(backend);
+    let dir = &home.dir;
+    let (mut scenario, id) = scenario(&home, "sigkill");
     // A one-slot queue and a reconciler that would not run for an hour: most accepted orders
     // are in the Redis journal only when the gateway dies.
     scenario.persistence = "queue_capacity = 1\nreconcile_interval = \"1h\"\n".into();
@@ -113,7 +124,7 @@ async fn sigkill_under_load_loses_no_accepted_order() {
         expected >= accepted.len(),
         "Redis holds every accepted order"
     );
-    let stored_at_kill = stored_orders(&scenario.store_path, &id).len();
+    let stored_at_kill = stored(&scenario, &id).len();
     assert!(
         stored_at_kill < expected,
         "the kill left orders only in the journal"
@@ -125,12 +136,12 @@ async fn sigkill_under_load_loses_no_accepted_order() {
         Duration::from_secs(20),
         "store catches up with Redis",
         || {
-            let (path, id) = (scenario.store_path.clone(), id.clone());
-            async move { stored_orders(&path, &id).len() == expected }
+            let (scenario, id) = (scenario.clone(), id.clone());
+            async move { stored(&scenario, &id).len() == expected }
         },
     )
     .await;
-    let stored = stored_orders(&scenario.store_path, &id);
+    let stored = stored(&scenario, &id);
     let stored_ids: Vec<String> = stored.iter().map(|o| o.order_id.to_string()).collect();
     let unique: HashSet<&String> = stored_ids.iter().collect();
     assert_eq!(unique.len(), stored_ids.len(), "no order twice");
@@ -141,8 +152,18 @@ async fn sigkill_under_load_loses_no_accepted_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_exits_zero_with_every_order_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let (scenario, id) = scenario(dir.path(), "sigterm");
+    sigterm_under_load(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_exits_zero_with_every_order_stored_on_postgres() {
+    sigterm_under_load(Backend::Postgres).await;
+}
+
+async fn sigterm_under_load(backend: Backend) {
+    let home = StoreHome::new(backend);
+    let dir = &home.dir;
+    let (scenario, id) = scenario(&home, "sigterm");
     let mut gateway = Process::start(&scenario, dir.path());
 
     let (stop, load) = load_under_way(&gateway, &id).await;
@@ -157,7 +178,7 @@ async fn sigterm_under_load_exits_zero_with_every_order_stored() {
     drop(gateway);
 
     // No restart: the drain at shutdown alone put every accepted order in the store.
-    let stored = stored_orders(&scenario.store_path, &id);
+    let stored = stored(&scenario, &id);
     let stored_ids: HashSet<String> = stored.iter().map(|o| o.order_id.to_string()).collect();
     assert_eq!(stored_ids.len(), stored.len());
     let missing: Vec<_> = accepted

@@ -121,8 +121,26 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// A blocking client runs its own small runtime: closing it may not happen on a thread that
+/// drives async tasks (tokio forbids blocking there). The store may be dropped anywhere, so its
+/// connections are closed on a thread of their own.
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        let idle = match self.idle.get_mut() {
+            Ok(idle) => std::mem::take(idle),
+            Err(poisoned) => std::mem::take(poisoned.into_inner()),
+        };
+        if !idle.is_empty() {
+            let _ = std::thread::Builder::new()
+                .name("fg-pg-close".into())
+                .spawn(move || drop(idle));
+        }
+    }
+}
+
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db`) and applies pending migrations.
+    /// Blocking, like every method: not on an async worker thread.
     ///
     /// # Errors
     ///
