@@ -28,6 +28,8 @@ pub struct App {
     pub scripts: Arc<Scripts>,
     pub handoff: Handoff,
     pub store: Arc<dyn OrderStore>,
+    /// Whether orders are reaching the store (`/readyz` reports an outage as degraded).
+    pub store_health: Arc<crate::persistence::health::StoreHealth>,
 }
 
 /// The campaign's settings in the form the scripts take.

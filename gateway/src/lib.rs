@@ -16,7 +16,8 @@
 //! - [`http`]: errors as answers (in one place), JSON, bounded bodies.
 //! - [`persistence`]: workers, reconciler and journal acks, on std threads.
 //! - [`store`]: the order store (SQLite, sharded tables).
-//! - [`order_id`]: 64-bit ids unique across instances, with the user's shard gene.
+//! - [`order_id`]: 64-bit ids unique across instances, with the user's shard gene;
+//!   [`node_lease`]: the node id each instance leases in Redis so no two share one.
 //! - [`config`]: the TOML config, validated field by field.
 //! - [`embedded_redis`]: a private, supervised `redis-server` when the config asks for one.
 //! - [`app`], [`clock`], [`ids`], [`signal`]: shared state, time, id checks, shutdown signal.
@@ -30,6 +31,7 @@ pub mod embedded_redis;
 pub mod handlers;
 pub mod http;
 pub mod ids;
+pub mod node_lease;
 pub mod order_id;
 pub mod persistence;
 pub mod pipeline;

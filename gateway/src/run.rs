@@ -13,7 +13,9 @@ use crate::auth::{JwtVerifier, OrderTokens};
 use crate::clock::now_ms;
 use crate::config::{Config, RedisConfig};
 use crate::embedded_redis::{EmbeddedRedis, EmbeddedRedisError};
+use crate::node_lease::{LeaseError, NodeLease};
 use crate::order_id::{OrderIdError, OrderIdGenerator};
+use crate::persistence::health::StoreHealth;
 use crate::persistence::{Context, Persistence};
 use crate::pipeline::catalog::Campaign;
 use crate::pipeline::handoff;
@@ -39,6 +41,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("order ids: {0}")]
     OrderIds(#[from] OrderIdError),
+    #[error("{0}")]
+    NodeId(#[from] LeaseError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -92,6 +96,15 @@ pub async fn run(
         .await
         .map_err(unreachable)?;
 
+    // Before anything else is started: a second gateway with this node id must not run.
+    let lease = NodeLease::acquire(
+        &mut redis.clone(),
+        config.server.node_id,
+        listener.local_addr()?,
+        config.server.listen.port() != 0,
+    )
+    .await?;
+
     // Opening blocks (PostgreSQL connects and migrates): off the async workers.
     let store_config = config.store.clone();
     let store: Arc<dyn OrderStore> =
@@ -101,6 +114,7 @@ pub async fn run(
     let scripts = Arc::new(Scripts::new());
     let catalog = load_catalog(&config, &redis, &scripts, &store).await?;
     let (handoff, queued) = handoff::channel(config.persistence.queue_capacity);
+    let store_health = Arc::new(StoreHealth::default());
     let persistence = Persistence::start(
         queued,
         Context {
@@ -109,6 +123,7 @@ pub async fn run(
             scripts: scripts.clone(),
             campaigns: catalog.campaigns().map(|c| c.keys.clone()).collect(),
             config: config.persistence.clone(),
+            health: store_health.clone(),
         },
     )?;
 
@@ -122,9 +137,11 @@ pub async fn run(
         scripts,
         handoff,
         store,
+        store_health,
         config,
     });
-    let background = spawn_background(&app);
+    let mut background = spawn_background(&app);
+    background.push(tokio::spawn(lease.clone().keep(app.redis.clone())));
     tracing::info!(addr = %listener.local_addr()?, "flashgate serving");
 
     let server = &app.config.server;
@@ -143,6 +160,8 @@ pub async fn run(
     for task in background {
         task.abort();
     }
+    // No order id is minted from here on: a successor may have the node id at once.
+    lease.release(&mut app.redis.clone()).await;
     // Workers drain the queue; the reconciler's last pass takes whatever the queue did not.
     drop(app);
     tokio::task::spawn_blocking(move || persistence.shutdown())

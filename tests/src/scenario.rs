@@ -36,6 +36,28 @@ pub fn unique_id(prefix: &str) -> String {
     )
 }
 
+/// A node id that no gateway on the shared Redis holds now. Gateways lease their node id (see
+/// `flashgate::node_lease`), and the tests run many gateways at once.
+pub fn fresh_node_id() -> u16 {
+    use redis::Commands as _;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let mut conn = redis::Client::open(crate::shared_redis_url())
+        .and_then(|c| c.get_connection())
+        .ok();
+    for _ in 0..256 {
+        let n = std::process::id() + NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = (n % 256) as u16;
+        let taken = conn.as_mut().is_some_and(|c| {
+            c.exists::<_, bool>(format!("fg:node:{id}"))
+                .unwrap_or(false)
+        });
+        if !taken {
+            return id;
+        }
+    }
+    panic!("every node id is leased on the shared Redis");
+}
+
 impl CampaignSpec {
     /// An open campaign (started a day ago, ends in a day).
     pub fn open(prefix: &str, stock: u64, per_user_limit: u32) -> Self {
@@ -76,7 +98,7 @@ impl Scenario {
             store_url: None,
             campaigns,
             extra: String::new(),
-            node_id: 1,
+            node_id: fresh_node_id(),
             listen: "127.0.0.1:0".into(),
             persistence: "reconcile_interval = \"500ms\"\nreconcile_grace = \"200ms\"\n".into(),
         }

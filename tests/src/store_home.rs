@@ -27,9 +27,56 @@ pub fn admin_url() -> String {
 pub struct PgDatabase {
     pub name: String,
     pub url: String,
+    /// The role that owns the database and that `url` logs in as, when not the admin's.
+    pub owner: Option<String>,
 }
 
 impl PgDatabase {
+    /// A database owned by a role of its own, which `url` logs in as: taking that role's
+    /// login away is a store outage for whoever uses `url`, and for nobody else.
+    pub fn create_with_owner() -> Self {
+        let mut db = Self::create();
+        let role = format!("{}_owner", db.name);
+        let (name, r) = (db.name.clone(), role.clone());
+        blocking(move || {
+            let mut admin = admin();
+            admin
+                .batch_execute(&format!("DROP ROLE IF EXISTS {r}; CREATE ROLE {r} LOGIN"))
+                .unwrap();
+            admin
+                .batch_execute(&format!("ALTER DATABASE {name} OWNER TO {r}"))
+                .unwrap();
+        });
+        db.url = db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+        assert!(
+            db.url.contains(&role),
+            "admin URL must log in as postgres: {}",
+            db.url
+        );
+        db.owner = Some(role);
+        db
+    }
+
+    /// Takes the owner's login away and ends its sessions (`false`), or gives it back (`true`).
+    pub fn set_login(&self, allowed: bool) {
+        let role = self.owner.clone().expect("a database with its own owner");
+        blocking(move || {
+            let mut admin = admin();
+            let login = if allowed { "LOGIN" } else { "NOLOGIN" };
+            admin
+                .batch_execute(&format!("ALTER ROLE {role} {login}"))
+                .unwrap();
+            if !allowed {
+                admin
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                        &[&role],
+                    )
+                    .unwrap();
+            }
+        });
+    }
+
     pub fn create() -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
@@ -52,15 +99,26 @@ impl PgDatabase {
             .rsplit_once('/')
             .map_or(admin_url.as_str(), |(b, _)| b);
         let url = format!("{base}/{name}");
-        Self { name, url }
+        Self {
+            name,
+            url,
+            owner: None,
+        }
     }
 }
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let mut sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE);", self.name);
+        if let Some(role) = &self.owner {
+            sql.push_str(&format!("DROP ROLE IF EXISTS {role};"));
+        }
         blocking(|| {
-            let _ = admin().batch_execute(&sql);
+            let mut admin = admin();
+            // One statement per call: DROP DATABASE may not run inside a transaction block.
+            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                let _ = admin.batch_execute(statement);
+            }
         });
     }
 }

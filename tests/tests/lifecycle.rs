@@ -396,12 +396,11 @@ async fn two_gateways_sweeping_expire_every_order_once_and_both_sell_again() {
         dir_a.path().join("orders.db"),
         vec![campaign.clone()],
     ));
-    let mut b_scenario = Scenario::new(
+    let b_scenario = Scenario::new(
         shared_redis_url(),
         dir_b.path().join("orders.db"),
         vec![campaign],
     );
-    b_scenario.node_id = 2;
     let b = InProcess::start(&b_scenario);
     let (ca, cb) = (a.client(), b.client());
 

@@ -7,12 +7,14 @@
 //! - [`store_sweep`]: defence in depth: orders the store still shows unpaid well past their
 //!   deadline are settled against Redis (run by the reconciler thread).
 //! - [`acker`]: drops persisted orders from the Redis journal; shared by both.
+//! - [`health`]: whether writes are getting through (for `/readyz`), and the workers' backoff.
 //!
 //! Both write with idempotent inserts, so an order persisted twice (by a worker and by the
 //! reconciler) is still one row. Shutdown order: workers drain the queue, then the reconciler
 //! makes one last pass over the journal, then everything is joined.
 
 pub mod acker;
+pub mod health;
 pub mod reconciler;
 pub mod store_sweep;
 pub mod workers;
@@ -44,6 +46,8 @@ pub struct Context {
     pub scripts: Arc<Scripts>,
     pub campaigns: Vec<Arc<CampaignKeys>>,
     pub config: PersistenceConfig,
+    /// Whether writes are getting through; shared with `/readyz`.
+    pub health: Arc<health::StoreHealth>,
 }
 
 impl std::fmt::Debug for Context {

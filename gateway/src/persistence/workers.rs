@@ -6,21 +6,23 @@
 //! most `flush_interval`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use flashgate_stock::Order;
 
 use super::Context;
 use super::acker::Acker;
+use super::health::Backoff;
 
 /// How often an idle worker looks at the stop flag.
-const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+const STOP_POLL: Duration = Duration::from_millis(20);
 
 /// One worker's loop, until the queue is closed, or `stop` is set and the queue is empty.
 pub fn run(orders: &Receiver<Order>, context: &Context, stop: &AtomicBool) {
     let mut acker = Acker::new(context.redis.clone());
     let mut batch = Vec::with_capacity(context.config.batch_size);
+    let mut backoff = Backoff::default();
     loop {
         match orders.recv_timeout(STOP_POLL) {
             Ok(order) => batch.push(order),
@@ -35,8 +37,23 @@ pub fn run(orders: &Receiver<Order>, context: &Context, stop: &AtomicBool) {
                 Err(_) => break,
             }
         }
-        write(context, &mut acker, &batch);
+        let written = write(context, &mut acker, &batch);
         batch.clear();
+        if written {
+            backoff.reset();
+        } else {
+            // The store is down: its orders stay journaled for the reconciler, and the queue
+            // overflows into the journal too while this worker waits.
+            pause(backoff.next_wait(), stop);
+        }
+    }
+}
+
+/// Sleeps `wait`, or less if `stop` is set.
+fn pause(wait: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + wait;
+    while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(STOP_POLL.min(until.saturating_duration_since(Instant::now())));
     }
 }
 
@@ -46,10 +63,12 @@ pub fn run(orders: &Receiver<Order>, context: &Context, stop: &AtomicBool) {
 pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
     match context.store.write_batch(batch) {
         Ok(_) => {
+            context.health.succeeded();
             acker.ack(&context.scripts, batch);
             true
         }
         Err(e) if e.is_transient() => {
+            context.health.failed();
             tracing::warn!(orders = batch.len(), error = %e, "store unavailable; the reconciler will retry");
             false
         }
@@ -58,7 +77,10 @@ pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
             for order in batch {
                 match context.store.write_batch(std::slice::from_ref(order)) {
                     Ok(_) => acker.ack(&context.scripts, std::slice::from_ref(order)),
-                    Err(e) if e.is_transient() => return false,
+                    Err(e) if e.is_transient() => {
+                        context.health.failed();
+                        return false;
+                    }
                     Err(e) => {
                         tracing::error!(order_id = order.order_id, error = %e, "order refused by the store; left in the journal")
                     }

@@ -531,7 +531,8 @@ impl From<postgres::Error> for StoreError {
             }
             Some(code) => {
                 let class = &code.code()[..2];
-                matches!(class, "08" | "53" | "57" | "40")
+                // 28: the role may not log in (now); an operator can let it in again.
+                matches!(class, "08" | "28" | "53" | "57" | "40")
                     || *code == SqlState::INSUFFICIENT_PRIVILEGE
                     || *code == SqlState::READ_ONLY_SQL_TRANSACTION
             }

@@ -1,0 +1,136 @@
+//! Node ids never collide: each gateway leases its `server.node_id` in Redis for as long as it
+//! runs. Order ids carry the node id, so two live gateways with the same id could mint the same
+//! order id, and one order would overwrite another.
+//!
+//! The lease is a key with a short expiry that the gateway renews. A second gateway configured
+//! with a taken id refuses to start, naming the holder. A gateway that was killed leaves its
+//! lease to expire, but when restarted on the same host and fixed listen address it takes it
+//! over at once: binding that address proves the old process is gone.
+
+use std::net::SocketAddr;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+/// How long a lease outlives its last renewal.
+pub const LEASE: Duration = Duration::from_secs(10);
+/// How often it is renewed: a few missed renewals (a Redis hiccup) do not lose it.
+const RENEW_EVERY: Duration = Duration::from_secs(2);
+
+static SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/node_lease.lua")));
+
+/// Why a node id could not be leased.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error(
+        "node id {node_id} is in use by another gateway ({holder}; its lease ends in {left_ms} ms \
+         unless renewed): give every instance its own server.node_id"
+    )]
+    Taken {
+        node_id: u16,
+        holder: String,
+        left_ms: i64,
+    },
+    #[error("leasing node id {node_id} in Redis: {source}")]
+    Redis {
+        node_id: u16,
+        #[source]
+        source: redis::RedisError,
+    },
+}
+
+/// A held lease; renew it with [`NodeLease::keep`] and give it back with [`NodeLease::release`].
+#[derive(Debug, Clone)]
+pub struct NodeLease {
+    node_id: u16,
+    key: String,
+    holder: String,
+    /// Holders this one may take over (its own earlier lives), or empty.
+    takeover: String,
+}
+
+impl NodeLease {
+    /// Leases `node_id` for the gateway listening on `listen`. `fixed_port`: the configured
+    /// address named its port (not 0), so a holder with the same address was this gateway.
+    ///
+    /// # Errors
+    /// [`LeaseError::Taken`] when another live gateway holds the id; Redis errors.
+    pub async fn acquire(
+        redis: &mut ConnectionManager,
+        node_id: u16,
+        listen: SocketAddr,
+        fixed_port: bool,
+    ) -> Result<Self, LeaseError> {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "unknown-host".into());
+        let base = format!("{host}/{listen}/");
+        let lease = Self {
+            node_id,
+            key: format!("fg:node:{node_id}"),
+            holder: format!("{base}{}/{}", std::process::id(), crate::clock::now_ms()),
+            takeover: if fixed_port { base } else { String::new() },
+        };
+        lease.claim(redis, &lease.takeover).await?;
+        tracing::info!(node_id, holder = %lease.holder, "node id leased");
+        Ok(lease)
+    }
+
+    async fn claim(&self, redis: &mut ConnectionManager, takeover: &str) -> Result<(), LeaseError> {
+        let parts: (i64, String, i64) = SCRIPT
+            .key(&self.key)
+            .arg("claim")
+            .arg(&self.holder)
+            .arg(u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX))
+            .arg(takeover)
+            .invoke_async(redis)
+            .await
+            .map_err(|source| LeaseError::Redis {
+                node_id: self.node_id,
+                source,
+            })?;
+        match parts {
+            (1, _, _) => Ok(()),
+            (_, holder, left_ms) => Err(LeaseError::Taken {
+                node_id: self.node_id,
+                holder,
+                left_ms,
+            }),
+        }
+    }
+
+    /// Renews the lease until the task is aborted. A lease lost to another gateway is logged
+    /// as an error on every renewal: two gateways then share a node id.
+    pub async fn keep(self, mut redis: ConnectionManager) {
+        let mut tick = tokio::time::interval(RENEW_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match self.claim(&mut redis, "").await {
+                Ok(()) => {}
+                Err(e @ LeaseError::Taken { .. }) => {
+                    tracing::error!(error = %e, "node id lease lost: order ids may collide");
+                }
+                Err(e) => tracing::warn!(error = %e, "node id lease not renewed"),
+            }
+        }
+    }
+
+    /// Gives the lease back, so a successor need not wait for it to expire.
+    pub async fn release(&self, redis: &mut ConnectionManager) {
+        let released: Result<i64, _> = SCRIPT
+            .key(&self.key)
+            .arg("release")
+            .arg(&self.holder)
+            .arg(0)
+            .arg("")
+            .invoke_async(redis)
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(error = %e, node_id = self.node_id, "node id lease not released; it expires by itself");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Whether orders are reaching the store. A store outage does not stop sales (Redis is the
+//! commit point and its journal holds the backlog), so readiness reports it as `degraded`
+//! rather than failing; operators still need to see it.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::clock::now_ms;
+
+/// Set by the persistence threads after each write, read by `/readyz`.
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    /// When writes started failing (ms since the epoch), 0 while they succeed.
+    failing_since_ms: AtomicI64,
+}
+
+impl StoreHealth {
+    /// A write failed for a reason that may pass (the store is down or refusing writes).
+    pub fn failed(&self) {
+        let _ = self.failing_since_ms.compare_exchange(
+            0,
+            now_ms().max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// A write went through.
+    pub fn succeeded(&self) {
+        self.failing_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Since when writes have been failing, if they are.
+    pub fn failing_since_ms(&self) -> Option<i64> {
+        match self.failing_since_ms.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(since),
+        }
+    }
+}
+
+/// Waits between attempts on a failing store: 50 ms doubling up to 5 s, so an outage costs
+/// neither a busy loop nor a long wait once the store is back.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    /// The wait after one more failure.
+    pub fn next_wait(&mut self) -> std::time::Duration {
+        let ms = 50u64.saturating_mul(1 << self.failures.min(7)).min(5_000);
+        self.failures = self.failures.saturating_add(1);
+        std::time::Duration::from_millis(ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_remembers_when_failing_began_until_a_success() {
+        let h = StoreHealth::default();
+        assert_eq!(h.failing_since_ms(), None);
+        h.failed();
+        let since = h.failing_since_ms();
+        assert!(since.is_some());
+        h.failed();
+        assert_eq!(h.failing_since_ms(), since, "the first failure is kept");
+        h.succeeded();
+        assert_eq!(h.failing_since_ms(), None);
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap_and_resets() {
+        let mut b = Backoff::default();
+        let waits: Vec<u64> = (0..10)
+            .map(|_| u64::try_from(b.next_wait().as_millis()).unwrap_or(0))
+            .collect();
+        assert_eq!(
+            waits,
+            [50, 100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]
+        );
+        b.reset();
+        assert_eq!(b.next_wait().as_millis(), 50);
+    }
+}
