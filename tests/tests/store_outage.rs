@@ -1,0 +1,124 @@
+//! The order store down in the middle of a sale: purchases go on (Redis is the commit point),
+//! the journal holds the backlog, `/readyz` says the store is degraded, and once the store is
+//! back the backlog drains with nothing lost and nothing twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use flashgate_tests::eventually;
+use flashgate_tests::gateway::InProcess;
+use flashgate_tests::scenario::CampaignSpec;
+use flashgate_tests::store_home::{PgDatabase, StoreHome, stored};
+use http::StatusCode;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purchases_go_on_through_a_ten_second_postgres_outage_and_the_backlog_drains() {
+    // The test's database belongs to a role of its own: taking that role's login away (and
+    // ending its sessions) is, for this gateway, PostgreSQL going down.
+    let home = StoreHome {
+        dir: tempfile::tempdir().unwrap(),
+        database: Some(PgDatabase::create_with_owner()),
+    };
+    let database = home.database.as_ref().unwrap();
+    let campaign = CampaignSpec::open("pgdown", 1_000_000, 1);
+    let id = campaign.id.clone();
+    let scenario = home.scenario(vec![campaign]);
+    let gateway = InProcess::start(&scenario);
+    let client = gateway.client();
+
+    // Purchases by ever new users, from four tasks, all through the outage.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|worker| {
+            let (client, stop, id) = (client.clone(), stop.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut replies = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let user = format!("buyer-{worker}-{n}");
+                    n += 1;
+                    let reply = client
+                        .purchase(&user, json!({ "campaign_id": id }))
+                        .await
+                        .unwrap();
+                    replies.push((Instant::now(), reply));
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                replies
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    database.set_login(false);
+    let down_at = Instant::now();
+    eventually(
+        Duration::from_secs(5),
+        "readyz reports the store degraded",
+        || {
+            let client = client.clone();
+            async move {
+                let ready = client.get("/readyz", None).await;
+                ready.status == StatusCode::OK && ready.body["store"] == "degraded"
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(down_at.elapsed())).await;
+    database.set_login(true);
+    let up_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut accepted = HashSet::new();
+    let mut during_outage = 0;
+    for task in load {
+        for (at, reply) in task.await.unwrap() {
+            assert_eq!(
+                reply.status,
+                StatusCode::ACCEPTED,
+                "a purchase failed: {}",
+                reply.body
+            );
+            assert!(accepted.insert(reply.order_id().to_owned()));
+            if at > down_at && at < up_at {
+                during_outage += 1;
+            }
+        }
+    }
+    assert!(
+        during_outage > 100,
+        "only {during_outage} purchases during the outage"
+    );
+
+    // Once the store is back, the reconciler drains the journal into it.
+    let (s, i) = (scenario.clone(), id.clone());
+    let expected = accepted.len();
+    eventually(
+        Duration::from_secs(30),
+        "the store holds every accepted order",
+        || {
+            let (s, i) = (s.clone(), i.clone());
+            async move { stored(&s, &i).len() >= expected }
+        },
+    )
+    .await;
+    let rows = stored(&scenario, &id);
+    let row_ids: HashSet<String> = rows.iter().map(|o| o.order_id.to_string()).collect();
+    assert_eq!(row_ids.len(), rows.len(), "no order twice");
+    assert_eq!(row_ids, accepted, "exactly the accepted orders");
+    eventually(
+        Duration::from_secs(10),
+        "readyz reports the store ok again",
+        || {
+            let client = client.clone();
+            async move { client.get("/readyz", None).await.body["store"] == "ok" }
+        },
+    )
+    .await;
+    gateway.stop().unwrap();
+}
