@@ -103,6 +103,27 @@ pub fn ack<C: ConnectionLike>(
     Ok(dropped)
 }
 
+/// Takes an order the store refuses for good out of the journal, into `fg:{c}:poisoned` with
+/// the reason, in one step: it stops being retried, and is never lost from sight.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub fn set_aside<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &CampaignKeys,
+    order_id: u64,
+    reason: &str,
+) -> Result<(), StockError> {
+    redis::pipe()
+        .atomic()
+        .hset(&keys.poisoned, order_id, reason)
+        .ignore()
+        .srem(&keys.journal, order_id)
+        .ignore()
+        .query::<()>(conn)?;
+    Ok(())
+}
+
 /// Orders acked per script call: well under Lua's `unpack` stack limit (~8,000 values).
 const ACK_CHUNK: usize = 1_000;
 

@@ -26,6 +26,9 @@ pub struct CampaignKeys {
     /// payment id → `"<order id>|<amount>|<outcome>"` (hash): every successful payment reported,
     /// so a repeat gets its first answer and money that bought nothing is on record for refund.
     pub payments: String,
+    /// order id → why the store refused it for good (hash): set aside out of the journal so it
+    /// never holds the rest back, and kept here for an operator to look at and re-journal.
+    pub poisoned: String,
 }
 
 impl CampaignKeys {
@@ -41,11 +44,12 @@ impl CampaignKeys {
             deadlines: key("deadlines"),
             journal: key("journal"),
             payments: key("payments"),
+            poisoned: key("poisoned"),
         }
     }
 
     /// Every key, for tests and tools that wipe a campaign.
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 8] {
         [
             &self.meta,
             &self.stock,
@@ -54,6 +58,7 @@ impl CampaignKeys {
             &self.deadlines,
             &self.journal,
             &self.payments,
+            &self.poisoned,
         ]
     }
 }

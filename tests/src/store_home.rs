@@ -77,6 +77,22 @@ impl PgDatabase {
         });
     }
 
+    /// Runs `sql` in this database as the admin, behind the gateway's back.
+    pub fn execute(&self, sql: &str) {
+        let sql = sql.to_owned();
+        let admin_url = admin_url();
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        let as_admin = format!("{base}/{}", self.name);
+        blocking(move || {
+            postgres::Client::connect(&as_admin, postgres::NoTls)
+                .unwrap()
+                .batch_execute(&sql)
+                .unwrap();
+        });
+    }
+
     pub fn create() -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(

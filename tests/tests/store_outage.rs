@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use flashgate_tests::eventually;
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::scenario::CampaignSpec;
-use flashgate_tests::store_home::{PgDatabase, StoreHome, stored};
+use flashgate_tests::store_home::{Backend, PgDatabase, StoreHome, stored};
+use flashgate_tests::{eventually, shared_redis};
 use http::StatusCode;
+use redis::AsyncCommands;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,5 +121,91 @@ async fn purchases_go_on_through_a_ten_second_postgres_outage_and_the_backlog_dr
         },
     )
     .await;
+    gateway.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_the_store_refuses_for_good_is_set_aside_and_holds_nothing_back() {
+    let home = StoreHome::new(Backend::Postgres);
+    let campaign = CampaignSpec::open("poison", 1_000, 1);
+    let id = campaign.id.clone();
+    let scenario = home.scenario(vec![campaign]);
+    let gateway = InProcess::start(&scenario);
+    // From now on the store refuses, for good, any order of one buyer.
+    let database = home.database.as_ref().unwrap();
+    let refuse: String = (0..16)
+        .map(|t| {
+            format!(
+                "ALTER TABLE orders_{t:02} ADD CONSTRAINT refuse_poison CHECK (user_id <> 'poison-user');"
+            )
+        })
+        .collect();
+    database.execute(&refuse);
+
+    let client = gateway.client();
+    let buys: Vec<_> = (0..50)
+        .map(|n| format!("buyer-{n}"))
+        .chain(["poison-user".to_owned()])
+        .map(|user| {
+            let (client, id) = (client.clone(), id.clone());
+            tokio::spawn(async move {
+                let reply = client
+                    .purchase(&user, json!({ "campaign_id": id }))
+                    .await
+                    .unwrap();
+                (user, reply)
+            })
+        })
+        .collect();
+    let mut poison_order = String::new();
+    let mut good = HashSet::new();
+    for buy in buys {
+        let (user, reply) = buy.await.unwrap();
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        if user == "poison-user" {
+            poison_order = reply.order_id().to_owned();
+        } else {
+            good.insert(reply.order_id().to_owned());
+        }
+    }
+
+    // Every other order reaches the store; the refused one is set aside with the reason.
+    let (s, i) = (scenario.clone(), id.clone());
+    eventually(
+        Duration::from_secs(20),
+        "the 50 good orders are stored",
+        || {
+            let (s, i) = (s.clone(), i.clone());
+            async move { stored(&s, &i).len() == 50 }
+        },
+    )
+    .await;
+    let rows: HashSet<String> = stored(&scenario, &id)
+        .iter()
+        .map(|o| o.order_id.to_string())
+        .collect();
+    assert_eq!(rows, good);
+    let mut redis = shared_redis().await;
+    let poisoned = format!("fg:{{{id}}}:poisoned");
+    let journal = format!("fg:{{{id}}}:journal");
+    let (p, i) = (poisoned.clone(), poison_order.clone());
+    eventually(
+        Duration::from_secs(10),
+        "the refused order is set aside",
+        || {
+            let (mut redis, p, i) = (redis.clone(), p.clone(), i.clone());
+            async move { redis.hexists::<_, _, bool>(&p, &i).await.unwrap() }
+        },
+    )
+    .await;
+    let reason: String = redis.hget(&poisoned, &poison_order).await.unwrap();
+    assert!(reason.contains("refuse_poison"), "{reason}");
+    let still_journaled: bool = redis.sismember(&journal, &poison_order).await.unwrap();
+    assert!(
+        !still_journaled,
+        "a refused order must not be retried forever"
+    );
+    let backlog: u64 = redis.scard(&journal).await.unwrap();
+    assert_eq!(backlog, 0);
     gateway.stop().unwrap();
 }

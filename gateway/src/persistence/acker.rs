@@ -56,6 +56,23 @@ impl Acker {
         self.conn = None;
     }
 
+    /// Sets `order`, which the store refused for good, aside out of the journal.
+    pub fn set_aside(&mut self, order: &Order, reason: &str) {
+        let keys = self
+            .keys
+            .entry(order.campaign_id.clone())
+            .or_insert_with(|| CampaignKeys::new(&order.campaign_id))
+            .clone();
+        let result = self
+            .connection()
+            .map_err(flashgate_stock::StockError::from)
+            .and_then(|conn| journal::set_aside(conn, &keys, order.order_id, reason));
+        if let Err(e) = result {
+            tracing::warn!(order_id = order.order_id, error = %e, "could not set the refused order aside; it stays journaled");
+            self.reset();
+        }
+    }
+
     /// Acks `orders` (just written to the store) campaign by campaign.
     pub fn ack(&mut self, scripts: &Scripts, orders: &[Order]) {
         let mut by_campaign: HashMap<&str, Vec<(u64, u32)>> = HashMap::new();

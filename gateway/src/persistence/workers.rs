@@ -59,7 +59,7 @@ fn pause(wait: Duration, stop: &AtomicBool) {
 
 /// Writes `batch` and acks what was written. Returns false when the store is unavailable (the
 /// orders stay journaled for the reconciler). An order the store rejects for good is reported
-/// and left in the journal, and never holds back the rest of its batch.
+/// and set aside (`fg:{c}:poisoned`), and never holds back the rest of its batch.
 pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
     match context.store.write_batch(batch) {
         Ok(_) => {
@@ -82,11 +82,29 @@ pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
                         return false;
                     }
                     Err(e) => {
-                        tracing::error!(order_id = order.order_id, error = %e, "order refused by the store; left in the journal")
+                        let chain = error_chain(&e);
+                        let reason = if chain.is_empty() {
+                            e.to_string()
+                        } else {
+                            format!("{e}: {chain}")
+                        };
+                        tracing::error!(order_id = order.order_id, campaign = %order.campaign_id, reason, "order refused by the store for good; set aside in fg:{{campaign}}:poisoned");
+                        acker.set_aside(order, &reason);
                     }
                 }
             }
             true
         }
     }
+}
+
+/// The sources of `e`, which say what the database objected to.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
 }
