@@ -121,6 +121,10 @@ pub struct Snapshot {
     pub stored: HashMap<u64, Order>,
     /// Orders still waiting for the store when patience ran out.
     pub backlog: u64,
+    /// Orders waiting for the store when the load ended, and how long the store took to catch
+    /// up: the persistence lag.
+    pub backlog_at_end: u64,
+    pub drained_after: Duration,
     /// Orders the campaign had before the run: neither seen nor unexplained.
     pub before: HashSet<u64>,
     pub patience: Duration,
@@ -142,6 +146,7 @@ impl Snapshot {
         let mut conn = redis_connection(config)?;
         let started = Instant::now();
         let mut backlog: u64 = conn.scard(&keys.journal)?;
+        let backlog_at_end = backlog;
         while backlog > 0 && started.elapsed() < patience {
             std::thread::sleep(Duration::from_millis(100));
             backlog = conn.scard(&keys.journal)?;
@@ -163,6 +168,8 @@ impl Snapshot {
             in_redis,
             stored,
             backlog,
+            backlog_at_end,
+            drained_after: started.elapsed(),
             before,
             patience,
         })
@@ -257,7 +264,15 @@ pub fn verify(
         check(
             "journal drained",
             backlog == 0,
-            format!("{backlog} orders still waiting for the store after {patience:?}"),
+            if backlog == 0 {
+                format!(
+                    "{} orders waiting when the load ended, all stored {:.2} s later",
+                    snapshot.backlog_at_end,
+                    snapshot.drained_after.as_secs_f64()
+                )
+            } else {
+                format!("{backlog} orders still waiting for the store after {patience:?}")
+            },
         ),
         check(
             "store equals Redis",
