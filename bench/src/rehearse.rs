@@ -1,6 +1,7 @@
 //! `rehearse`: a whole rehearsal in one command. It starts a private `redis-server` and a
-//! gateway from the given config (on that Redis, with a fresh store and a free port), runs a
-//! scenario against them with verification, and stops both, whatever happened.
+//! gateway from the given config (on that Redis, with a fresh SQLite store or the PostgreSQL
+//! database given, and a free port), runs a scenario against them with verification, and stops
+//! both, whatever happened.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,10 @@ pub struct RehearseArgs {
     pub gateway: Option<PathBuf>,
     #[arg(long, default_value = "redis-server")]
     pub redis_server: PathBuf,
+    /// Store orders in this PostgreSQL database instead of a fresh SQLite file. Give it an
+    /// empty one: verification compares it with the rehearsal's fresh Redis.
+    #[arg(long)]
+    pub store_url: Option<String>,
     /// Keep the private config, store and logs here (default: a temporary directory, removed
     /// afterwards).
     #[arg(long)]
@@ -76,7 +81,13 @@ pub fn run(
     let config = dir.join("gateway.toml");
     std::fs::write(
         &config,
-        private_config(&args.config, &dir, redis_addr, gateway_addr)?,
+        private_config(
+            &args.config,
+            &dir,
+            redis_addr,
+            gateway_addr,
+            args.store_url.as_deref(),
+        )?,
     )
     .with_context(|| format!("writing {}", config.display()))?;
     let log = dir.join("gateway.log");
@@ -127,6 +138,7 @@ fn private_config(
     dir: &Path,
     redis: SocketAddr,
     listen: SocketAddr,
+    store_url: Option<&str>,
 ) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(original)
         .with_context(|| format!("reading {}", original.display()))?;
@@ -149,6 +161,11 @@ fn private_config(
         "path".into(),
         dir.join("orders.db").display().to_string().into(),
     );
+    match store_url {
+        Some(url) => store.insert("url".into(), url.into()),
+        // A store the original config names would hold orders this Redis never saw.
+        None => store.remove("url"),
+    };
     table.insert("server".into(), server.into());
     table.insert("redis".into(), redis_section.into());
     table.insert("store".into(), store.into());
@@ -173,7 +190,7 @@ mod tests {
         let listen: SocketAddr = "127.0.0.1:7002"
             .parse()
             .unwrap_or_else(|e| unreachable!("{e}"));
-        let out = private_config(&original, Path::new("/w"), redis, listen)
+        let out = private_config(&original, Path::new("/w"), redis, listen, None)
             .unwrap_or_else(|e| unreachable!("{e}"));
         let t: toml::Table = toml::from_str(&out).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(t["server"]["listen"].as_str(), Some("127.0.0.1:7002"));
