@@ -4,7 +4,9 @@
 #  2. compare: purchases and sold-out rejections, gateway vs reference server;
 #  3. flash: USERS users on campaign bench-flash (10,000 units), verified, with chart;
 #  4. the lifecycle mix on bench-lifecycle: pay 60%, cancel 20%, let 20% expire;
-#  5. steady: open-loop constant rates with the default request mix.
+#  5. steady: open-loop constant rates with the default request mix;
+#  6. persistence: each store's insert rate alone, and the flash of 3. on PostgreSQL (needs a
+#     PostgreSQL that user postgres reaches without a password on 127.0.0.1:5432).
 # Sections 2-5 are self-contained rehearsals: each starts a private Redis and a fresh gateway
 # from bench/bench.toml, runs, verifies and stops them. Needs wrk (section 1) and redis-server.
 # Usage: bench/rehearse.sh [users] [connections]
@@ -55,3 +57,13 @@ for r in 5000 10000 20000; do
   rehearse steady --campaign bench-open --rate "$r" --duration 20s --connections "$conns" \
     --json "$out/steady-$r.json" --plot "$out/steady-$r.svg"
 done
+
+echo "== 6. persistence: insert rate of each store alone (200,000 orders, batches of 512, one writer)"
+cargo test --release -q -p flashgate --lib store::tests::insert_rate -- --ignored --nocapture \
+  | grep orders/s
+echo "== 6. the flash of 3. with its orders in PostgreSQL (a fresh database flashgate_bench)"
+psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS flashgate_bench"
+psql -h 127.0.0.1 -U postgres -d test -qc "CREATE DATABASE flashgate_bench"
+rehearse --store-url postgres://postgres@127.0.0.1:5432/flashgate_bench flash \
+  --campaign bench-flash --users "$users" --connections "$conns" \
+  --json "$out/flash-100k-postgres.json"

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::args::{EngineArgs, OutputArgs, TargetArgs};
 use crate::engine::{Kind, Pace, Prepared};
+use crate::lag::{Lag, LagProbe};
 use crate::lifecycle::{self, LifecycleArgs};
 use crate::play::play;
 use crate::report::Report;
@@ -62,6 +63,11 @@ pub fn run(args: &FlashArgs) -> anyhow::Result<bool> {
         verify::orders_before(&target.config, campaign)?
     };
     let total = requests.len();
+    let probe = if args.no_verify {
+        None
+    } else {
+        Some(LagProbe::start(&target.config, campaign)?)
+    };
     let (outcomes, duration) = play(
         target.addr,
         &args.engine,
@@ -70,8 +76,12 @@ pub fn run(args: &FlashArgs) -> anyhow::Result<bool> {
         Pace::Closed,
         None,
     )?;
+    let lag = probe.map(LagProbe::stop);
     let report = Report::new(&outcomes, duration);
     report.print();
+    if let Some(lag) = &lag {
+        lag.print();
+    }
 
     let settled = match &settle {
         Some(plan) => Some(plan.run(&target, &args.engine, &users, &outcomes, |index| {
@@ -97,6 +107,7 @@ pub fn run(args: &FlashArgs) -> anyhow::Result<bool> {
             "connections": args.engine.connections, "threads": args.engine.threads,
         },
         "lifecycle": settled.as_ref().map(lifecycle::Settled::to_json),
+        "persistence_lag": lag.as_ref().map(Lag::to_json),
         "verification": verification.as_ref().map(verify::Verification::to_json),
     });
     let title = format!(

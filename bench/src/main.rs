@@ -11,7 +11,8 @@
 //!   runtime and progress bar.
 //! - [`requests`]: the API's requests, tokens minted and callbacks signed before the clock.
 //! - [`report`]: outcomes, percentiles and the timeline; [`plot`]: its SVG chart.
-//! - [`verify`]: Redis and the store checked against each other and the client's view.
+//! - [`verify`]: Redis and the store checked against each other and the client's view;
+//!   [`lag`]: the persistence lag sampled while a flash runs.
 //! - [`reference`]: the bare hyper hello-world server every gateway figure is a ratio of;
 //!   [`processes`]: servers a command starts for itself.
 //! - [`args`]: options every scenario shares; [`tokens`]: `mint-tokens` for other tools.
@@ -20,6 +21,7 @@ mod args;
 mod compare;
 mod engine;
 mod flash;
+mod lag;
 mod lifecycle;
 mod plain;
 mod play;
