@@ -61,7 +61,9 @@ done
 echo "== 6. persistence: insert rate of each store alone (200,000 orders, batches of 512, one writer)"
 cargo test --release -q -p flashgate --lib store::tests::insert_rate -- --ignored --nocapture \
   | grep orders/s
-echo "== 6. the flash of 3. with its orders in PostgreSQL (a fresh database flashgate_bench)"
+echo "== 6. the flash of 3. again with its lag sampled, on SQLite, then on PostgreSQL"
+rehearse flash --campaign bench-flash --users "$users" --connections "$conns" \
+  --json "$out/flash-100k-sqlite.json"
 psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS flashgate_bench"
 psql -h 127.0.0.1 -U postgres -d test -qc "CREATE DATABASE flashgate_bench"
 rehearse --store-url postgres://postgres@127.0.0.1:5432/flashgate_bench flash \
