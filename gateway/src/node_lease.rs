@@ -8,7 +8,8 @@
 //! over at once: binding that address proves the old process is gone.
 
 use std::net::SocketAddr;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::Script;
@@ -45,6 +46,8 @@ pub enum LeaseError {
 /// A held lease; renew it with [`NodeLease::keep`] and give it back with [`NodeLease::release`].
 #[derive(Debug, Clone)]
 pub struct NodeLease {
+    /// True while the lease is ours; the order-id generator mints only then.
+    held: Arc<AtomicBool>,
     node_id: u16,
     key: String,
     holder: String,
@@ -69,6 +72,7 @@ impl NodeLease {
             .unwrap_or_else(|_| "unknown-host".into());
         let base = format!("{host}/{listen}/");
         let lease = Self {
+            held: Arc::new(AtomicBool::new(true)),
             node_id,
             key: format!("fg:node:{node_id}"),
             holder: format!("{base}{}/{}", std::process::id(), crate::clock::now_ms()),
@@ -102,19 +106,41 @@ impl NodeLease {
         }
     }
 
-    /// Renews the lease until the task is aborted. A lease lost to another gateway is logged
-    /// as an error on every renewal: two gateways then share a node id.
+    /// The flag the order-id generator checks before minting.
+    pub fn held(&self) -> Arc<AtomicBool> {
+        self.held.clone()
+    }
+
+    /// Renews the lease until the task is aborted. While the lease is not ours (another gateway
+    /// took it, or it went unrenewed for longer than it lasts) no order id is minted: purchases
+    /// answer 503 rather than risk an id that another instance mints too.
     pub async fn keep(self, mut redis: ConnectionManager) {
         let mut tick = tokio::time::interval(RENEW_EVERY);
         tick.tick().await;
+        let mut renewed = tokio::time::Instant::now();
         loop {
             tick.tick().await;
             match self.claim(&mut redis, "").await {
-                Ok(()) => {}
-                Err(e @ LeaseError::Taken { .. }) => {
-                    tracing::error!(error = %e, "node id lease lost: order ids may collide");
+                Ok(()) => {
+                    renewed = tokio::time::Instant::now();
+                    if !self.held.swap(true, Ordering::AcqRel) {
+                        tracing::warn!(
+                            node_id = self.node_id,
+                            "node id lease back; minting order ids again"
+                        );
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "node id lease not renewed"),
+                Err(e @ LeaseError::Taken { .. }) => {
+                    self.held.store(false, Ordering::Release);
+                    tracing::error!(error = %e, "node id lease lost: no order ids are minted until it is back");
+                }
+                Err(e) => {
+                    // Unrenewed past its length, the lease may have expired and gone to another.
+                    if renewed.elapsed() >= LEASE - RENEW_EVERY {
+                        self.held.store(false, Ordering::Release);
+                    }
+                    tracing::warn!(error = %e, "node id lease not renewed");
+                }
             }
         }
     }

@@ -104,6 +104,8 @@ pub async fn run(
         config.server.listen.port() != 0,
     )
     .await?;
+    // Renewed from now on, not once the rest has started: opening the store may take a while.
+    let _keeping = AbortOnDrop(tokio::spawn(lease.clone().keep(redis.clone())));
 
     // Opening blocks (PostgreSQL connects and migrates): off the async workers.
     let store_config = config.store.clone();
@@ -131,7 +133,7 @@ pub async fn run(
         limits: Limiters::new(&config.limits),
         jwt: JwtVerifier::new(config.auth.jwt_secret.expose().as_bytes()),
         order_tokens: OrderTokens::new(config.auth.order_token_secret.expose().as_bytes()),
-        ids: OrderIdGenerator::new(config.server.node_id)?,
+        ids: OrderIdGenerator::new(config.server.node_id)?.leased(lease.held()),
         catalog,
         redis,
         scripts,
@@ -140,8 +142,7 @@ pub async fn run(
         store_health,
         config,
     });
-    let mut background = spawn_background(&app);
-    background.push(tokio::spawn(lease.clone().keep(app.redis.clone())));
+    let background = spawn_background(&app);
     tracing::info!(addr = %listener.local_addr()?, "flashgate serving");
 
     let server = &app.config.server;
@@ -161,6 +162,7 @@ pub async fn run(
         task.abort();
     }
     // No order id is minted from here on: a successor may have the node id at once.
+    drop(_keeping);
     lease.release(&mut app.redis.clone()).await;
     // Workers drain the queue; the reconciler's last pass takes whatever the queue did not.
     drop(app);
@@ -234,5 +236,14 @@ async fn sweep(app: &App, conn: &mut ConnectionManager, campaign: &Campaign) {
                 return;
             }
         }
+    }
+}
+
+/// Aborts a background task when dropped, on every way out of [`run`].
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -103,25 +103,31 @@ pub fn ack<C: ConnectionLike>(
     Ok(dropped)
 }
 
-/// Takes an order the store refuses for good out of the journal, into `fg:{c}:poisoned` with
-/// the reason, in one step: it stops being retried, and is never lost from sight.
+/// Takes an order the store refuses for good (at `version`) out of the journal, into
+/// `fg:{c}:poisoned` with the reason, in one script call (`lua/set_aside.lua`): it stops being
+/// retried and is never lost from sight. A newer state journaled since stays journaled.
+/// Returns whether it was set aside.
 ///
 /// # Errors
 /// When Redis cannot be reached.
 pub fn set_aside<C: ConnectionLike>(
     conn: &mut C,
+    scripts: &Scripts,
     keys: &CampaignKeys,
     order_id: u64,
+    version: u32,
     reason: &str,
-) -> Result<(), StockError> {
-    redis::pipe()
-        .atomic()
-        .hset(&keys.poisoned, order_id, reason)
-        .ignore()
-        .srem(&keys.journal, order_id)
-        .ignore()
-        .query::<()>(conn)?;
-    Ok(())
+) -> Result<bool, StockError> {
+    let done: i64 = scripts
+        .set_aside
+        .key(&keys.orders)
+        .key(&keys.journal)
+        .key(&keys.poisoned)
+        .arg(order_id)
+        .arg(version)
+        .arg(reason)
+        .invoke(conn)?;
+    Ok(done == 1)
 }
 
 /// Orders acked per script call: well under Lua's `unpack` stack limit (~8,000 values).

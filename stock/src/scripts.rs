@@ -13,6 +13,7 @@ pub struct Scripts {
     pub(crate) load_campaign: Script,
     pub(crate) ack: Script,
     pub(crate) lifecycle: Script,
+    pub(crate) set_aside: Script,
 }
 
 impl Scripts {
@@ -22,16 +23,18 @@ impl Scripts {
             load_campaign: Script::new(include_str!("../../lua/load_campaign.lua")),
             ack: Script::new(include_str!("../../lua/ack.lua")),
             lifecycle: Script::new(include_str!("../../lua/lifecycle.lua")),
+            set_aside: Script::new(include_str!("../../lua/set_aside.lua")),
         }
     }
 
     /// The SHA1 of every script, for readiness checks (`SCRIPT EXISTS`).
-    pub fn hashes(&self) -> [&str; 4] {
+    pub fn hashes(&self) -> [&str; 5] {
         [
             self.reserve.get_hash(),
             self.load_campaign.get_hash(),
             self.ack.get_hash(),
             self.lifecycle.get_hash(),
+            self.set_aside.get_hash(),
         ]
     }
 
@@ -48,6 +51,7 @@ impl Scripts {
             &self.load_campaign,
             &self.ack,
             &self.lifecycle,
+            &self.set_aside,
         ] {
             script.prepare_invoke().load_async(conn).await?;
         }

@@ -37,20 +37,17 @@ pub fn unique_id(prefix: &str) -> String {
 }
 
 /// A node id that no gateway on the shared Redis holds now. Gateways lease their node id (see
-/// `flashgate::node_lease`), and the tests run many gateways at once.
+/// `flashgate::node_lease`), and the tests run many gateways at once, from several processes:
+/// a counter in the shared Redis hands each a different one, skipping ids still leased.
 pub fn fresh_node_id() -> u16 {
     use redis::Commands as _;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
     let mut conn = redis::Client::open(crate::shared_redis_url())
         .and_then(|c| c.get_connection())
-        .ok();
+        .expect("the shared Redis");
     for _ in 0..256 {
-        let n = std::process::id() + NEXT.fetch_add(1, Ordering::Relaxed);
+        let n: u64 = conn.incr("fg:test:node-id-counter", 1).unwrap();
         let id = (n % 256) as u16;
-        let taken = conn.as_mut().is_some_and(|c| {
-            c.exists::<_, bool>(format!("fg:node:{id}"))
-                .unwrap_or(false)
-        });
+        let taken: bool = conn.exists(format!("fg:node:{id}")).unwrap();
         if !taken {
             return id;
         }

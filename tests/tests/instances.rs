@@ -107,3 +107,57 @@ async fn a_second_gateway_with_the_same_node_id_refuses_to_start_and_names_it() 
     let successor = InProcess::try_start(&second).unwrap();
     successor.stop().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_loses_its_node_id_mints_no_order_id_until_it_is_back() {
+    use flashgate_tests::eventually;
+    use redis::AsyncCommands;
+    use std::time::Duration;
+
+    let home = StoreHome::new(Backend::Sqlite);
+    let campaign = CampaignSpec::open("leaselost", 1_000, 1);
+    let id = campaign.id.clone();
+    let scenario = home.scenario(vec![campaign]);
+    let gateway = InProcess::start(&scenario);
+    let client = gateway.client();
+    let lease = format!("fg:node:{}", scenario.node_id);
+
+    // Another instance takes the node id (as after a long partition from Redis).
+    let mut redis = flashgate_tests::shared_redis().await;
+    let _: () = redis
+        .set_ex(&lease, "another-host/10.0.0.9:8080/1/1", 60)
+        .await
+        .unwrap();
+    let (c, i) = (client.clone(), id.clone());
+    eventually(
+        Duration::from_secs(6),
+        "purchases refused with node_id_lost",
+        || {
+            let (c, i) = (c.clone(), i.clone());
+            async move {
+                let reply = c
+                    .purchase("lost-1", json!({ "campaign_id": i }))
+                    .await
+                    .unwrap();
+                reply.status == StatusCode::SERVICE_UNAVAILABLE && reply.code() == "node_id_lost"
+            }
+        },
+    )
+    .await;
+
+    // The other instance goes away: the lease is renewed to this gateway, and it sells again.
+    let _: () = redis.del(&lease).await.unwrap();
+    let (c, i) = (client.clone(), id.clone());
+    eventually(Duration::from_secs(6), "purchases accepted again", || {
+        let (c, i) = (c.clone(), i.clone());
+        async move {
+            let reply = c
+                .purchase("back-1", json!({ "campaign_id": i }))
+                .await
+                .unwrap();
+            reply.status == StatusCode::ACCEPTED
+        }
+    })
+    .await;
+    gateway.stop().unwrap();
+}

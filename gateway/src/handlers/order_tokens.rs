@@ -29,13 +29,7 @@ pub async fn issue<B>(app: &App, req: Request<B>, campaign_id: &str) -> Result<A
     if now_ms() >= campaign.config.end_ms {
         return Err(ApiError::Ended);
     }
-    let order_id = app
-        .ids
-        .next(&identity.user_id)
-        .map_err(|_| ApiError::Unavailable {
-            code: "clock_unavailable",
-            message: "order ids cannot be minted: the clock moved back",
-        })?;
+    let order_id = app.ids.next(&identity.user_id)?;
     let ttl = i64::try_from(app.config.auth.order_token_ttl.as_secs()).unwrap_or(i64::MAX);
     let expires_s = now_s().saturating_add(ttl);
     let token = app

@@ -83,13 +83,7 @@ where
 
     let order_id = match token_order {
         Some(order_id) => order_id,
-        None => app.ids.next(&identity.user_id).map_err(|e| {
-            tracing::error!(error = %e, "cannot mint order ids");
-            ApiError::Unavailable {
-                code: "clock_unavailable",
-                message: "order ids cannot be minted: the clock moved back",
-            }
-        })?,
+        None => app.ids.next(&identity.user_id)?,
     };
 
     let outcome = campaign

@@ -165,6 +165,25 @@ impl From<OrderTokenError> for ApiError {
     }
 }
 
+/// No order id could be minted: either the clock (it moved back, or is out of range) or the
+/// node id's lease (another gateway holds it now). Both pass; the client retries later.
+impl From<crate::order_id::OrderIdError> for ApiError {
+    fn from(e: crate::order_id::OrderIdError) -> Self {
+        use crate::order_id::OrderIdError;
+        tracing::error!(error = %e, "cannot mint order ids");
+        match e {
+            OrderIdError::LeaseLost { .. } => Self::Unavailable {
+                code: "node_id_lost",
+                message: "order ids cannot be minted: this gateway's node id is not leased to it",
+            },
+            _ => Self::Unavailable {
+                code: "clock_unavailable",
+                message: "order ids cannot be minted: the clock moved back",
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Bits of the user's shard gene; the order store has `2^GENE_BITS` shards.
@@ -187,6 +187,10 @@ pub enum OrderIdError {
     /// The 41-bit timestamp runs out around the year 2095.
     #[error("clock reads {now_ms} (Unix ms), beyond the 41-bit order-id timestamp range")]
     ClockOutOfRange { now_ms: i64 },
+    /// This gateway no longer holds the lease on its node id (another instance took it, or it
+    /// could not be renewed in time): its ids could collide with that instance's.
+    #[error("node id {node_id} is not leased to this gateway now; refusing to mint order ids")]
+    LeaseLost { node_id: u16 },
 }
 
 /// Mints order ids for one node. Share it (e.g. in an `Arc`) across all request tasks of the
@@ -200,6 +204,9 @@ pub struct OrderIdGenerator<C: Clock = SystemClock> {
     /// `(ms since epoch << SEQUENCE_BITS) | sequence` of the last id minted: one word, so a single
     /// compare-exchange claims an id without a lock, and ids grow as this value grows.
     last: AtomicU64,
+    /// Whether this gateway holds the lease on `node_id` (see `node_lease`); none in tools and
+    /// tests that mint without one.
+    lease: Option<Arc<AtomicBool>>,
 }
 
 impl<C: Clock> fmt::Debug for OrderIdGenerator<C> {
@@ -246,7 +253,15 @@ impl<C: Clock> OrderIdGenerator<C> {
             clock,
             max_rollback_wait_ms: u64::try_from(max_rollback_wait.as_millis()).unwrap_or(u64::MAX),
             last: AtomicU64::new(0),
+            lease: None,
         })
+    }
+
+    /// Mints only while `held` is true: the node id's lease, kept by `node_lease`.
+    #[must_use]
+    pub fn leased(mut self, held: Arc<AtomicBool>) -> Self {
+        self.lease = Some(held);
+        self
     }
 
     /// The node id stamped into every id from this generator.
@@ -277,6 +292,15 @@ impl<C: Clock> OrderIdGenerator<C> {
     pub fn next_with_gene(&self, gene: u8) -> Result<u64, OrderIdError> {
         if gene > MAX_GENE {
             return Err(OrderIdError::GeneOutOfRange { gene });
+        }
+        if self
+            .lease
+            .as_ref()
+            .is_some_and(|held| !held.load(Ordering::Acquire))
+        {
+            return Err(OrderIdError::LeaseLost {
+                node_id: self.node_id,
+            });
         }
         // The state is loaded *before* the clock is read, and published with Release: if we see
         // another thread's id at millisecond `t`, its clock read happened before ours, so our

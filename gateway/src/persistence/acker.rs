@@ -57,7 +57,7 @@ impl Acker {
     }
 
     /// Sets `order`, which the store refused for good, aside out of the journal.
-    pub fn set_aside(&mut self, order: &Order, reason: &str) {
+    pub fn set_aside(&mut self, scripts: &Scripts, order: &Order, reason: &str) {
         let keys = self
             .keys
             .entry(order.campaign_id.clone())
@@ -66,7 +66,9 @@ impl Acker {
         let result = self
             .connection()
             .map_err(flashgate_stock::StockError::from)
-            .and_then(|conn| journal::set_aside(conn, &keys, order.order_id, reason));
+            .and_then(|conn| {
+                journal::set_aside(conn, scripts, &keys, order.order_id, order.version, reason)
+            });
         if let Err(e) = result {
             tracing::warn!(order_id = order.order_id, error = %e, "could not set the refused order aside; it stays journaled");
             self.reset();

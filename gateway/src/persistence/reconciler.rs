@@ -51,6 +51,7 @@ pub fn run(context: &Context, stop: &Receiver<()>) {
 pub fn pass(context: &Context, acker: &mut Acker, grace: Duration) -> usize {
     let until = now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
     let mut written = 0;
+    let mut attempted = false;
     for keys in &context.campaigns {
         let mut cursor = 0;
         loop {
@@ -82,6 +83,7 @@ pub fn pass(context: &Context, acker: &mut Acker, grace: Duration) -> usize {
                 .filter(|o| o.updated_at_ms <= until)
                 .collect();
             if !due.is_empty() {
+                attempted = true;
                 if !write(context, acker, &due) {
                     break;
                 }
@@ -95,6 +97,11 @@ pub fn pass(context: &Context, acker: &mut Acker, grace: Duration) -> usize {
     }
     if written > 0 {
         tracing::info!(orders = written, "reconciler persisted journaled orders");
+    }
+    // Nothing left to write here (another gateway may have drained the backlog): a store that
+    // answers is healthy again, though no write of this gateway's said so.
+    if !attempted && context.store.ping().is_ok() {
+        context.health.succeeded();
     }
     written
 }

@@ -89,7 +89,7 @@ pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
                             format!("{e}: {chain}")
                         };
                         tracing::error!(order_id = order.order_id, campaign = %order.campaign_id, reason, "order refused by the store for good; set aside in fg:{{campaign}}:poisoned");
-                        acker.set_aside(order, &reason);
+                        acker.set_aside(&context.scripts, order, &reason);
                     }
                 }
             }

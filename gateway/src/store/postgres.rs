@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use flashgate_stock::Order;
-use postgres::error::SqlState;
 use postgres::{Client, NoTls, Statement};
 
 use super::row::{RawOrder, Row};
@@ -24,12 +23,18 @@ const SCHEMA_VERSION: i64 = 1;
 /// How long connecting may take before the store counts as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long sent data may go unacknowledged before the connection counts as dead.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest any statement may run (a batch of a few thousand rows takes milliseconds).
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Idle connections kept for reuse; more are opened when more threads need one at once.
 const MAX_IDLE: usize = 8;
 
 /// The statements of one shard table, by kind.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Query {
+enum Query {
     Upsert,
     Update,
     Get,
@@ -41,7 +46,7 @@ pub(super) enum Query {
 
 const QUERIES: usize = 7;
 
-pub(super) fn sql(query: Query, table: &str) -> String {
+fn sql(query: Query, table: &str) -> String {
     match query {
         Query::Upsert => format!(
             "INSERT INTO {table} ({COLUMNS}) SELECT * FROM UNNEST($1::int8[], $2::text[], \
@@ -157,6 +162,18 @@ impl PostgresStore {
             .map_err(|e| StoreError::Misconfigured(format!("store.url: {e}")))?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("flashgate");
+        // A half-open connection or a stuck statement must fail, not hang a worker, a readiness
+        // probe or the shutdown drain: unacknowledged data times out the TCP connection, and
+        // every statement has a deadline (unless the URL sets its own options).
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(5));
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        if config.get_options().is_none() {
+            config.options(&format!(
+                "-c statement_timeout={}",
+                STATEMENT_TIMEOUT.as_millis()
+            ));
+        }
         let tables = &TABLES[..1 << shard_bits];
         let store = Self {
             config,
@@ -231,6 +248,11 @@ impl PostgresStore {
 /// Brings the schema up to [`SCHEMA_VERSION`] in one transaction, under an advisory lock so
 /// gateways starting together do not race to create it.
 fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), StoreError> {
+    // Usually the schema is current: check without DDL, which would take locks that stall the
+    // other gateways' writes during a rolling restart (and needs privileges a writer lacks).
+    if current(client, shard_bits)? {
+        return Ok(());
+    }
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock(7163504021)", &[])?;
     tx.batch_execute(
@@ -239,7 +261,8 @@ fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), S
     let meta = |tx: &mut postgres::Transaction<'_>, key: &str| -> Result<Option<i64>, StoreError> {
         Ok(tx
             .query_opt("SELECT value FROM store_meta WHERE key = $1", &[&key])?
-            .map(|r| r.get(0)))
+            .map(|r| r.try_get(0))
+            .transpose()?)
     };
     if let Some(version) = meta(&mut tx, "schema_version")?
         && version > SCHEMA_VERSION
@@ -292,6 +315,32 @@ fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), S
     )?;
     tx.commit()?;
     Ok(())
+}
+
+/// Whether the schema is at [`SCHEMA_VERSION`] with these `shard_bits` already; a mismatch
+/// of shard bits or a newer schema is left to [`migrate`] to report.
+fn current(client: &mut Client, shard_bits: u8) -> Result<bool, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('store_meta') IS NOT NULL", &[])?
+        .try_get(0)?;
+    if !exists {
+        return Ok(false);
+    }
+    let rows = client.query(
+        "SELECT key, value FROM store_meta WHERE key IN ('schema_version', 'shard_bits')",
+        &[],
+    )?;
+    let mut version = None;
+    let mut bits = None;
+    for row in rows {
+        let key: String = row.try_get(0)?;
+        let value: i64 = row.try_get(1)?;
+        match key.as_str() {
+            "schema_version" => version = Some(value),
+            _ => bits = Some(value),
+        }
+    }
+    Ok(version == Some(SCHEMA_VERSION) && bits == Some(i64::from(shard_bits)))
 }
 
 fn read(row: &postgres::Row) -> Result<Order, StoreError> {
@@ -518,29 +567,29 @@ impl OrderStore for PostgresStore {
     }
 }
 
-/// Connection trouble, an overloaded or restarting server, a lost serialization race and
-/// missing privileges (an operator can grant them back) may pass: retry. Anything else, such as
-/// a row the database refuses, is reported as is.
+/// Only what is wrong with the order itself is permanent: a value the database refuses (class
+/// 22, data exception), a constraint it breaks (class 23), or a value that does not convert.
+/// Everything else (the connection, the server restarting or overloaded, locks, privileges,
+/// a missing table, a pooler in between) may pass, and is retried rather than setting whole
+/// batches of good orders aside.
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
-        let transient = match e.code() {
-            // No SQLSTATE: the connection or the network failed, unless a value did not convert.
+        let permanent = match e.code() {
             None => {
                 let text = e.to_string();
-                !(text.starts_with("error serializing") || text.starts_with("error deserializing"))
+                text.starts_with("error serializing") || text.starts_with("error deserializing")
             }
-            Some(code) => {
-                let class = &code.code()[..2];
-                // 28: the role may not log in (now); an operator can let it in again.
-                matches!(class, "08" | "28" | "53" | "57" | "40")
-                    || *code == SqlState::INSUFFICIENT_PRIVILEGE
-                    || *code == SqlState::READ_ONLY_SQL_TRANSACTION
-            }
+            Some(code) => matches!(code.code().get(..2), Some("22" | "23")),
         };
-        if transient || e.is_closed() {
-            Self::Unavailable(e.to_string())
-        } else {
+        if permanent && !e.is_closed() {
             Self::Database(Box::new(e))
+        } else {
+            // The server's own message says more than "db error".
+            let detail = e.as_db_error().map_or_else(
+                || e.to_string(),
+                |db| format!("{}: {}", db.code().code(), db.message()),
+            );
+            Self::Unavailable(detail)
         }
     }
 }
