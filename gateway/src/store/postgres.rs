@@ -7,8 +7,8 @@
 //! version, as in SQLite.
 
 use std::str::FromStr as _;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use flashgate_stock::Order;
 use postgres::{Client, NoTls, Statement};
@@ -29,8 +29,9 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest any statement may run (a batch of a few thousand rows takes milliseconds).
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Idle connections kept for reuse; more are opened when more threads need one at once.
-const MAX_IDLE: usize = 8;
+/// Connections open at once, per gateway: the persistence workers, the reconciler and the
+/// read handlers share them.
+const MAX_CONNECTIONS: usize = 16;
 
 /// The statements of one shard table, by kind.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +102,14 @@ impl Pooled {
     }
 }
 
+/// Connections open and idle. At most [`MAX_CONNECTIONS`] are open, so a burst of reads can
+/// neither exhaust the server's connections nor starve the persistence workers for long.
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Pooled>,
+    open: usize,
+}
+
 /// Orders in PostgreSQL, one table per value of the order id's low `shard_bits`.
 ///
 /// A small pool of blocking connections: persistence workers, the reconciler and read handlers
@@ -109,7 +118,9 @@ impl Pooled {
 /// database comes back.
 pub struct PostgresStore {
     config: postgres::Config,
-    idle: Mutex<Vec<Pooled>>,
+    pool: Mutex<Pool>,
+    /// Signalled whenever a connection is given back or closed.
+    returned: Condvar,
     shard_bits: u8,
     /// SQL text per (shard, query), built once.
     sql: Vec<String>,
@@ -131,9 +142,9 @@ impl std::fmt::Debug for PostgresStore {
 /// connections are closed on a thread of their own.
 impl Drop for PostgresStore {
     fn drop(&mut self) {
-        let idle = match self.idle.get_mut() {
-            Ok(idle) => std::mem::take(idle),
-            Err(poisoned) => std::mem::take(poisoned.into_inner()),
+        let idle = match self.pool.get_mut() {
+            Ok(pool) => std::mem::take(&mut pool.idle),
+            Err(poisoned) => std::mem::take(&mut poisoned.into_inner().idle),
         };
         if !idle.is_empty() {
             let _ = std::thread::Builder::new()
@@ -177,7 +188,8 @@ impl PostgresStore {
         let tables = &TABLES[..1 << shard_bits];
         let store = Self {
             config,
-            idle: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool::default()),
+            returned: Condvar::new(),
             shard_bits,
             sql: tables
                 .iter()
@@ -195,9 +207,10 @@ impl PostgresStore {
                 })
                 .collect(),
         };
-        let mut pooled = store.connect()?;
-        migrate(&mut pooled.client, shard_bits, tables)?;
-        store.put_back(pooled);
+        let mut pooled = store.take()?;
+        let migrated = migrate(&mut pooled.client, shard_bits, tables);
+        store.give_back(pooled);
+        migrated?;
         tracing::info!(store = ?store, "order store open");
         Ok(store)
     }
@@ -210,15 +223,55 @@ impl PostgresStore {
         })
     }
 
-    fn put_back(&self, pooled: Pooled) {
+    fn lock(&self) -> MutexGuard<'_, Pool> {
+        // The pool's bookkeeping stays consistent across a panic elsewhere: keep using it.
+        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An idle connection, or a new one while fewer than [`MAX_CONNECTIONS`] are open, or the
+    /// first one given back within [`CONNECT_TIMEOUT`].
+    fn take(&self) -> Result<Pooled, StoreError> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let mut pool = self.lock();
+        loop {
+            if let Some(pooled) = pool.idle.pop() {
+                return Ok(pooled);
+            }
+            if pool.open < MAX_CONNECTIONS {
+                pool.open += 1;
+                drop(pool);
+                return self.connect().inspect_err(|_| self.closed());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Unavailable(format!(
+                    "all {MAX_CONNECTIONS} store connections busy for {CONNECT_TIMEOUT:?}"
+                )));
+            }
+            pool = self
+                .returned
+                .wait_timeout(pool, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Returns a connection to the pool, or closes it if it broke.
+    fn give_back(&self, pooled: Pooled) {
         if pooled.client.is_closed() {
+            drop(pooled);
+            self.closed();
             return;
         }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE
-        {
-            idle.push(pooled);
-        }
+        self.lock().idle.push(pooled);
+        self.returned.notify_one();
+    }
+
+    fn closed(&self) {
+        let mut pool = self.lock();
+        pool.open = pool.open.saturating_sub(1);
+        drop(pool);
+        self.returned.notify_one();
     }
 
     /// Runs `f` on a pooled connection; a connection that broke is not reused.
@@ -226,13 +279,9 @@ impl PostgresStore {
         &self,
         f: impl FnOnce(&mut Pooled) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let taken = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let mut pooled = match taken {
-            Some(p) => p,
-            None => self.connect()?,
-        };
+        let mut pooled = self.take()?;
         let result = f(&mut pooled);
-        self.put_back(pooled);
+        self.give_back(pooled);
         result
     }
 
