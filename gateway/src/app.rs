@@ -28,6 +28,8 @@ pub struct App {
     pub scripts: Arc<Scripts>,
     pub handoff: Handoff,
     pub store: Arc<dyn OrderStore>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Whether orders are reaching the store (`/readyz` reports an outage as degraded).
     pub store_health: Arc<crate::persistence::health::StoreHealth>,
 }
@@ -71,6 +73,7 @@ pub async fn load_catalog(
     redis: &ConnectionManager,
     scripts: &Arc<Scripts>,
     store: &Arc<dyn OrderStore>,
+    script_seconds: &Arc<crate::metrics::histogram::Histogram>,
 ) -> Result<Catalog, LoadError> {
     let mut conn = redis.clone();
     scripts.load_all(&mut conn).await?;
@@ -104,6 +107,7 @@ pub async fn load_catalog(
             scripts.clone(),
             keys.clone(),
             BatchSettings::default(),
+            script_seconds.clone(),
         );
         let campaign = Campaign::new(c.clone(), keys, reserver);
         if loaded.remaining <= 0 {

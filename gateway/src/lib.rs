@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`run`]: a gateway's life — start dependencies, serve, shut down in order.
+//! - [`metrics`]: Prometheus metrics on the admin listener.
 //! - [`server`]: the accept loop and graceful connection handling.
 //! - [`router`]: which handler answers which request; stage 1 rate limits.
 //! - [`handlers`]: one module per API resource.
@@ -31,6 +32,7 @@ pub mod embedded_redis;
 pub mod handlers;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod node_lease;
 pub mod order_id;
 pub mod persistence;

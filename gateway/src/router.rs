@@ -5,6 +5,7 @@
 //! orchestrator nor the payment provider is rate limited with the buyers.
 
 use std::net::IpAddr;
+use std::time::Instant;
 
 use http::{Method, Request};
 use hyper::body::Body;
@@ -12,24 +13,41 @@ use hyper::body::Body;
 use crate::app::App;
 use crate::handlers::{campaigns, health, lifecycle, order_tokens, orders, purchase};
 use crate::http::{Answer, ApiError};
+use crate::metrics::requests::{NO_CODE, Route};
 
 const NO_ROUTE: ApiError = ApiError::NotFound {
     code: "not_found",
     message: "no such route",
 };
 
-/// Answers `req` from client `ip`. Never fails: every error is an answer.
+/// Answers `req` from client `ip`, and counts it for `/metrics` by route, status and error
+/// code. Never fails: every error is an answer.
 pub async fn route<B>(app: &App, req: Request<B>, ip: IpAddr) -> Answer
 where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    dispatch(app, req, ip)
-        .await
-        .unwrap_or_else(ApiError::into_answer)
+    let started = Instant::now();
+    let mut label = Route::Other;
+    let (answer, code) = match dispatch(app, req, ip, &mut label).await {
+        Ok(answer) => (answer, NO_CODE),
+        Err(e) => {
+            let code = e.code();
+            (e.into_answer(), code)
+        }
+    };
+    app.metrics
+        .requests
+        .record(label, answer.status().as_u16(), code, started.elapsed());
+    answer
 }
 
-async fn dispatch<B>(app: &App, req: Request<B>, ip: IpAddr) -> Result<Answer, ApiError>
+async fn dispatch<B>(
+    app: &App,
+    req: Request<B>,
+    ip: IpAddr,
+    label: &mut Route,
+) -> Result<Answer, ApiError>
 where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -38,8 +56,12 @@ where
     let uri = req.uri().clone();
     let path = uri.path();
     match path {
-        "/healthz" => return only(&req, &Method::GET).map(|()| health::healthz()),
+        "/healthz" => {
+            *label = Route::Health;
+            return only(&req, &Method::GET).map(|()| health::healthz());
+        }
         "/readyz" => {
+            *label = Route::Health;
             only(&req, &Method::GET)?;
             return Ok(health::readyz(app).await);
         }
@@ -51,6 +73,7 @@ where
     if rest == "payments/callback" {
         // The provider sends every callback from few addresses: it is authenticated by its
         // HMAC signature, not throttled with the buyers' per-IP bucket.
+        *label = Route::PaymentCallback;
         only(&req, &Method::POST)?;
         return lifecycle::payment_callback(app, req).await;
     }
@@ -58,29 +81,36 @@ where
     let mut parts = rest.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some("orders"), None, None, None) if req.method() == Method::GET => {
+            *label = Route::OrderList;
             orders::list(app, req).await
         }
         (Some("orders"), None, None, None) => {
+            *label = Route::Purchase;
             only(&req, &Method::POST)?;
             purchase::purchase(app, req).await
         }
         (Some("orders"), Some(id), None, None) if !id.is_empty() => {
+            *label = Route::OrderGet;
             only(&req, &Method::GET)?;
             orders::get(app, req, id).await
         }
         (Some("orders"), Some(id), Some("cancel"), None) if !id.is_empty() => {
+            *label = Route::Cancel;
             only(&req, &Method::POST)?;
             lifecycle::cancel(app, req, id).await
         }
         (Some("campaigns"), None, None, None) => {
+            *label = Route::CampaignList;
             only(&req, &Method::GET)?;
             campaigns::list(app).await
         }
         (Some("campaigns"), Some(id), None, None) if !id.is_empty() => {
+            *label = Route::CampaignGet;
             only(&req, &Method::GET)?;
             campaigns::get(app, id).await
         }
         (Some("campaigns"), Some(id), Some("order-tokens"), None) => {
+            *label = Route::OrderToken;
             only(&req, &Method::POST)?;
             order_tokens::issue(app, req, id).await
         }

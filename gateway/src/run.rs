@@ -13,6 +13,7 @@ use crate::auth::{JwtVerifier, OrderTokens};
 use crate::clock::now_ms;
 use crate::config::{Config, RedisConfig};
 use crate::embedded_redis::{EmbeddedRedis, EmbeddedRedisError};
+use crate::metrics::Metrics;
 use crate::node_lease::{LeaseError, NodeLease};
 use crate::order_id::{OrderIdError, OrderIdGenerator};
 use crate::persistence::health::StoreHealth;
@@ -114,7 +115,8 @@ pub async fn run(
             .await
             .map_err(|e| StoreError::Unavailable(format!("opening the store: {e}")))??;
     let scripts = Arc::new(Scripts::new());
-    let catalog = load_catalog(&config, &redis, &scripts, &store).await?;
+    let metrics = Arc::new(Metrics::default());
+    let catalog = load_catalog(&config, &redis, &scripts, &store, &metrics.script_seconds).await?;
     let (handoff, queued) = handoff::channel(config.persistence.queue_capacity);
     let store_health = Arc::new(StoreHealth::default());
     let persistence = Persistence::start(
@@ -139,10 +141,21 @@ pub async fn run(
         scripts,
         handoff,
         store,
+        metrics,
         store_health,
         config,
     });
     let background = spawn_background(&app);
+    let _admin = match app.config.admin.listen {
+        Some(addr) => {
+            let admin = TcpListener::bind(addr).await?;
+            tracing::info!(addr = %admin.local_addr()?, "admin listener (/metrics)");
+            Some(AbortOnDrop(tokio::spawn(
+                crate::metrics::exposition::serve_admin(admin, app.clone()),
+            )))
+        }
+        None => None,
+    };
     tracing::info!(addr = %listener.local_addr()?, "flashgate serving");
 
     let server = &app.config.server;
@@ -161,6 +174,7 @@ pub async fn run(
     for task in background {
         task.abort();
     }
+    drop(_admin);
     // No order id is minted from here on: a successor may have the node id at once.
     drop(_keeping);
     lease.release(&mut app.redis.clone()).await;
@@ -224,6 +238,9 @@ async fn sweep(app: &App, conn: &mut ConnectionManager, campaign: &Campaign) {
             .await
         {
             Ok(expired) => {
+                app.metrics
+                    .expired_orders
+                    .fetch_add(expired.orders, std::sync::atomic::Ordering::Relaxed);
                 if expired.orders > 0 {
                     tracing::info!(campaign = %campaign.config.id, orders = expired.orders, units = expired.units, "unpaid orders expired");
                 }

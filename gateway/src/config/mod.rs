@@ -41,8 +41,17 @@ pub struct Config {
     pub persistence: PersistenceConfig,
     /// Admission control in front of Redis.
     pub limits: LimitsConfig,
+    /// The operators' listener, apart from public traffic.
+    pub admin: AdminConfig,
     /// The sales this gateway serves.
     pub campaigns: Vec<CampaignConfig>,
+}
+
+/// `[admin]`: the operators' port (`/metrics`), never exposed with the public API.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AdminConfig {
+    /// Where to serve it (e.g. `127.0.0.1:9090`); none by default.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[server]`: the HTTP front door.

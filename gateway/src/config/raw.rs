@@ -15,7 +15,14 @@ pub(super) struct RawConfig {
     pub store: RawStore,
     pub persistence: RawPersistence,
     pub limits: RawLimits,
+    pub admin: RawAdmin,
     pub campaigns: Vec<RawCampaign>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

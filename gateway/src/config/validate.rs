@@ -13,9 +13,9 @@ const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 use super::raw::{RawAuth, RawConfig, RawLimits, RawRateLimit, RawRedis};
 use super::{
-    AuthConfig, Config, DatabaseUrl, ENV_JWT_SECRET, ENV_ORDER_TOKEN_SECRET, ENV_PAYMENT_SECRET,
-    ENV_STORE_URL, FieldError, LimitsConfig, PersistenceConfig, RateLimit, RedisConfig, Secret,
-    ServerConfig, StoreConfig,
+    AdminConfig, AuthConfig, Config, DatabaseUrl, ENV_JWT_SECRET, ENV_ORDER_TOKEN_SECRET,
+    ENV_PAYMENT_SECRET, ENV_STORE_URL, FieldError, LimitsConfig, PersistenceConfig, RateLimit,
+    RedisConfig, Secret, ServerConfig, StoreConfig,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -108,6 +108,19 @@ pub(super) fn validate(
 ) -> Result<Config, Vec<FieldError>> {
     let mut errs = Errors::default();
     let e = &mut errs;
+
+    let admin = AdminConfig {
+        listen: raw.admin.listen.as_deref().and_then(|text| {
+            text.parse()
+                .map_err(|err| {
+                    e.push(
+                        "admin.listen",
+                        format!("not an ip:port address: {text:?} ({err})"),
+                    );
+                })
+                .ok()
+        }),
+    };
 
     let s = raw.server;
     let listen = match s.listen.as_deref() {
@@ -205,6 +218,7 @@ pub(super) fn validate(
             store,
             persistence,
             limits,
+            admin,
             campaigns,
         })
     } else {

@@ -2,15 +2,22 @@
 //! commit point and its journal holds the backlog), so readiness reports it as `degraded`
 //! rather than failing; operators still need to see it.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::clock::now_ms;
 
-/// Set by the persistence threads after each write, read by `/readyz`.
+/// Set by the persistence threads after each write, read by `/readyz` and `/metrics`.
 #[derive(Debug, Default)]
 pub struct StoreHealth {
     /// When writes started failing (ms since the epoch), 0 while they succeed.
     failing_since_ms: AtomicI64,
+    /// Order states written to the store, by workers and reconciler alike.
+    pub persisted: AtomicU64,
+    /// Of those, the ones the reconciler wrote: orders the queue missed (overflow, a crash,
+    /// an outage) and the journal brought back.
+    pub repaired: AtomicU64,
+    /// Orders the store refused for good and that were set aside.
+    pub set_aside: AtomicU64,
 }
 
 impl StoreHealth {

@@ -96,6 +96,10 @@ pub fn pass(context: &Context, acker: &mut Acker, grace: Duration) -> usize {
         }
     }
     if written > 0 {
+        context
+            .health
+            .repaired
+            .fetch_add(written as u64, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(orders = written, "reconciler persisted journaled orders");
     }
     // Nothing left to write here (another gateway may have drained the backlog): a store that

@@ -64,6 +64,10 @@ pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
     match context.store.write_batch(batch) {
         Ok(_) => {
             context.health.succeeded();
+            context
+                .health
+                .persisted
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
             acker.ack(&context.scripts, batch);
             true
         }
@@ -76,7 +80,10 @@ pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
             tracing::warn!(orders = batch.len(), error = %e, "batch refused; writing its orders one by one");
             for order in batch {
                 match context.store.write_batch(std::slice::from_ref(order)) {
-                    Ok(_) => acker.ack(&context.scripts, std::slice::from_ref(order)),
+                    Ok(_) => {
+                        context.health.persisted.fetch_add(1, Ordering::Relaxed);
+                        acker.ack(&context.scripts, std::slice::from_ref(order));
+                    }
                     Err(e) if e.is_transient() => {
                         context.health.failed();
                         return false;
@@ -89,6 +96,7 @@ pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
                             format!("{e}: {chain}")
                         };
                         tracing::error!(order_id = order.order_id, campaign = %order.campaign_id, reason, "order refused by the store for good; set aside in fg:{{campaign}}:poisoned");
+                        context.health.set_aside.fetch_add(1, Ordering::Relaxed);
                         acker.set_aside(&context.scripts, order, &reason);
                     }
                 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bloomfilter::Bloom;
 use flashgate_stock::CampaignKeys;
@@ -71,6 +71,8 @@ impl Campaign {
 pub struct Catalog {
     known: Bloom<str>,
     by_id: HashMap<String, Arc<Campaign>>,
+    /// Lookups the Bloom filter answered "unknown" (for `/metrics`).
+    bloom_rejections: AtomicU64,
 }
 
 /// False positives per lookup of an unknown id; each one costs a map lookup, nothing more.
@@ -90,7 +92,11 @@ impl Catalog {
         for id in by_id.keys() {
             known.set(id.as_str());
         }
-        Self { known, by_id }
+        Self {
+            known,
+            by_id,
+            bloom_rejections: AtomicU64::new(0),
+        }
     }
 
     /// Stage 5: the campaign named `id`.
@@ -103,9 +109,15 @@ impl Catalog {
             message: "no such campaign",
         };
         if !self.known.check(id) {
+            self.bloom_rejections.fetch_add(1, Ordering::Relaxed);
             return Err(UNKNOWN);
         }
         self.by_id.get(id).ok_or(UNKNOWN)
+    }
+
+    /// Lookups the Bloom filter turned away without touching a map, Redis or the store.
+    pub fn bloom_rejections(&self) -> u64 {
+        self.bloom_rejections.load(Ordering::Relaxed)
     }
 
     pub fn campaigns(&self) -> impl Iterator<Item = &Arc<Campaign>> {

@@ -16,6 +16,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::clock::now_ms;
+use crate::metrics::histogram::Histogram;
 
 /// How the batching behaves.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +88,7 @@ impl Reserver {
         scripts: Arc<Scripts>,
         keys: Arc<CampaignKeys>,
         settings: BatchSettings,
+        script_seconds: Arc<Histogram>,
     ) -> Self {
         let (queue, pending) = mpsc::channel(settings.queue.max(1));
         let max_in_flight = u32::try_from(settings.max_in_flight.clamp(1, 1024)).unwrap_or(1);
@@ -98,6 +100,7 @@ impl Reserver {
             keys,
             settings,
             in_flight.clone(),
+            script_seconds,
         ));
         Self {
             queue,
@@ -157,6 +160,7 @@ async fn batch_loop(
     keys: Arc<CampaignKeys>,
     settings: BatchSettings,
     in_flight: Arc<Semaphore>,
+    script_seconds: Arc<Histogram>,
 ) {
     while let Some(first) = pending.recv().await {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -171,8 +175,11 @@ async fn batch_loop(
             }
         }
         let (mut conn, scripts, keys) = (conn.clone(), scripts.clone(), keys.clone());
+        let script_seconds = script_seconds.clone();
         tokio::spawn(async move {
+            let started = std::time::Instant::now();
             call(&mut conn, &scripts, &keys, batch).await;
+            script_seconds.observe(started.elapsed());
             drop(permit);
         });
     }

@@ -1,0 +1,223 @@
+//! `/metrics` in the Prometheus text format, and the admin listener that serves it.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use redis::AsyncCommands as _;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::http::{Answer, json};
+
+/// Journal entries looked at to estimate the age of the oldest unpersisted order.
+const LAG_SAMPLE: isize = 32;
+
+/// Serves `GET /metrics` on `listener` until the task is aborted (at shutdown).
+pub async fn serve_admin(listener: TcpListener, app: Arc<App>) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let app = app.clone();
+        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(answer(&app, req.method(), req.uri().path()).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+async fn answer(app: &App, method: &Method, path: &str) -> Answer {
+    if method == Method::GET && path == "/metrics" {
+        let mut response = Response::new(Full::new(Bytes::from(render(app).await)));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        return response;
+    }
+    json(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({"error": {"code": "not_found", "message": "no such route"}}),
+    )
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The whole exposition: counters kept in memory, and what only Redis knows, read now.
+pub async fn render(app: &App) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    app.metrics.requests.render(&mut out);
+    family(
+        &mut out,
+        "flashgate_redis_script_duration_seconds",
+        "histogram",
+        "Round trip of one reservation script call (a batch).",
+    );
+    app.metrics
+        .script_seconds
+        .render(&mut out, "flashgate_redis_script_duration_seconds", "");
+
+    let counters = [
+        (
+            "flashgate_orders_persisted_total",
+            "Order states written to the store.",
+            app.store_health.persisted.load(Ordering::Relaxed),
+        ),
+        (
+            "flashgate_reconciler_repairs_total",
+            "Order states the reconciler wrote from the journal (missed by the queue).",
+            app.store_health.repaired.load(Ordering::Relaxed),
+        ),
+        (
+            "flashgate_orders_set_aside_total",
+            "Orders the store refused for good, set aside in fg:{c}:poisoned.",
+            app.store_health.set_aside.load(Ordering::Relaxed),
+        ),
+        (
+            "flashgate_orders_expired_total",
+            "Unpaid orders expired by this gateway's sweeper.",
+            app.metrics.expired_orders.load(Ordering::Relaxed),
+        ),
+        (
+            "flashgate_bloom_rejections_total",
+            "Unknown campaign ids turned away by the Bloom filter.",
+            app.catalog.bloom_rejections(),
+        ),
+        (
+            "flashgate_queue_overflow_total",
+            "Accepted orders the full persistence queue left to the reconciler.",
+            app.handoff.overflowed(),
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    family(
+        &mut out,
+        "flashgate_queue_depth",
+        "gauge",
+        "Accepted orders waiting in the persistence queue.",
+    );
+    let _ = writeln!(out, "flashgate_queue_depth {}", app.handoff.depth());
+    family(
+        &mut out,
+        "flashgate_store_degraded",
+        "gauge",
+        "1 while writes to the order store fail (orders wait in the Redis journal).",
+    );
+    let degraded = u8::from(app.store_health.failing_since_ms().is_some());
+    let _ = writeln!(out, "flashgate_store_degraded {degraded}");
+    family(
+        &mut out,
+        "flashgate_rate_limiter_keys",
+        "gauge",
+        "Keys the per-IP and per-user token buckets hold.",
+    );
+    let (ips, users) = app.limits.key_counts();
+    let _ = writeln!(out, "flashgate_rate_limiter_keys{{scope=\"ip\"}} {ips}");
+    let _ = writeln!(out, "flashgate_rate_limiter_keys{{scope=\"user\"}} {users}");
+    campaigns(app, &mut out).await;
+    out
+}
+
+/// Stock left, journal backlog and the age of the oldest order waiting for the store, per
+/// campaign, read from Redis. A Redis that does not answer leaves these out.
+async fn campaigns(app: &App, out: &mut String) {
+    let mut conn = app.redis.clone();
+    let (mut stock, mut backlog, mut lag) = (String::new(), String::new(), String::new());
+    for campaign in app.catalog.campaigns() {
+        let keys = &campaign.keys;
+        let id = &campaign.config.id;
+        if let Ok(left) = conn.get::<_, Option<i64>>(&keys.stock).await {
+            let _ = writeln!(
+                stock,
+                "flashgate_stock_remaining{{campaign=\"{id}\"}} {}",
+                left.unwrap_or(0)
+            );
+        }
+        if let Ok(waiting) = conn.scard::<_, u64>(&keys.journal).await {
+            let _ = writeln!(
+                backlog,
+                "flashgate_journal_backlog{{campaign=\"{id}\"}} {waiting}"
+            );
+        }
+        let age = oldest_waiting_ms(&mut conn, keys, id).await;
+        let _ = writeln!(
+            lag,
+            "flashgate_persistence_lag_seconds{{campaign=\"{id}\"}} {}",
+            age as f64 / 1000.0
+        );
+    }
+    family(
+        out,
+        "flashgate_stock_remaining",
+        "gauge",
+        "Units still for sale, in Redis.",
+    );
+    out.push_str(&stock);
+    family(
+        out,
+        "flashgate_journal_backlog",
+        "gauge",
+        "Orders whose latest state may not be in the store yet.",
+    );
+    out.push_str(&backlog);
+    family(
+        out,
+        "flashgate_persistence_lag_seconds",
+        "gauge",
+        "Age of the oldest order waiting for the store (estimated from a sample of the journal).",
+    );
+    out.push_str(&lag);
+}
+
+async fn oldest_waiting_ms(
+    conn: &mut redis::aio::ConnectionManager,
+    keys: &flashgate_stock::CampaignKeys,
+    campaign_id: &str,
+) -> i64 {
+    let Ok(ids) = conn
+        .srandmember_multiple::<_, Vec<u64>>(&keys.journal, LAG_SAMPLE)
+        .await
+    else {
+        return 0;
+    };
+    if ids.is_empty() {
+        return 0;
+    }
+    let Ok(records) = redis::cmd("HMGET")
+        .arg(&keys.orders)
+        .arg(&ids)
+        .query_async::<Vec<Option<String>>>(conn)
+        .await
+    else {
+        return 0;
+    };
+    let now = now_ms();
+    ids.iter()
+        .zip(records)
+        .filter_map(|(id, record)| flashgate_stock::record::decode(campaign_id, *id, &record?).ok())
+        .map(|order| now - order.updated_at_ms)
+        .max()
+        .unwrap_or(0)
+        .max(0)
+}

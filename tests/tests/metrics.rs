@@ -1,0 +1,117 @@
+//! `/metrics` on the admin listener after a small flash sale: its counters equal what the
+//! clients saw.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use flashgate_tests::gateway::InProcess;
+use flashgate_tests::scenario::CampaignSpec;
+use flashgate_tests::store_home::{Backend, StoreHome};
+use flashgate_tests::{eventually, free_port};
+use serde_json::json;
+
+/// Every sample of a scrape, by `name{labels}`.
+async fn scrape(admin: &str) -> HashMap<String, f64> {
+    let text = reqwest_like_get(admin).await;
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `GET /metrics` over a plain HTTP/1.1 connection.
+async fn reqwest_like_get(admin: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(admin).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_after_a_small_flash_sale_equal_what_the_clients_saw() {
+    let home = StoreHome::new(Backend::Sqlite);
+    let campaign = CampaignSpec::open("metrics", 50, 1);
+    let id = campaign.id.clone();
+    let mut scenario = home.scenario(vec![campaign]);
+    let admin = format!("127.0.0.1:{}", free_port());
+    scenario.extra = format!("\n[admin]\nlisten = \"{admin}\"\n");
+    let gateway = InProcess::start(&scenario);
+    let client = gateway.client();
+
+    // 200 buyers for 50 units, 10 asking for a campaign that does not exist, 5 bad bodies.
+    let mut tasks = Vec::new();
+    for n in 0..215 {
+        let (client, id) = (client.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = match n {
+                0..200 => json!({ "campaign_id": id }),
+                200..210 => json!({ "campaign_id": format!("no-such-campaign-{n}") }),
+                _ => json!({ "campaign_id": id, "quantity": "many" }),
+            };
+            client.purchase(&format!("m-{n}"), body).await.unwrap()
+        }));
+    }
+    let mut seen: HashMap<(u16, String), f64> = HashMap::new();
+    for task in tasks {
+        let reply = task.await.unwrap();
+        let code = match reply.code() {
+            "" => "none".to_owned(),
+            code => code.to_owned(),
+        };
+        *seen.entry((reply.status.as_u16(), code)).or_default() += 1.0;
+    }
+    assert_eq!(seen[&(202, "none".to_owned())], 50.0, "{seen:?}");
+
+    // Persistence is asynchronous: wait for the store to have every order.
+    let a = admin.clone();
+    eventually(Duration::from_secs(10), "all 50 orders persisted", || {
+        let a = a.clone();
+        async move { scrape(&a).await.get("flashgate_orders_persisted_total") == Some(&50.0) }
+    })
+    .await;
+    let m = scrape(&admin).await;
+    for ((status, code), count) in &seen {
+        let series = format!(
+            "flashgate_requests_total{{route=\"purchase\",status=\"{status}\",code=\"{code}\"}}"
+        );
+        assert_eq!(m.get(&series), Some(count), "{series}");
+    }
+    let purchases: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("flashgate_requests_total{route=\"purchase\""))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(purchases, 215.0);
+    assert_eq!(
+        m["flashgate_request_duration_seconds_count{route=\"purchase\"}"],
+        215.0
+    );
+    let unknown = m["flashgate_bloom_rejections_total"];
+    assert!((1.0..=10.0).contains(&unknown), "{unknown}");
+    assert_eq!(
+        m[&format!("flashgate_stock_remaining{{campaign=\"{id}\"}}")],
+        0.0
+    );
+    assert!(m["flashgate_redis_script_duration_seconds_count"] >= 1.0);
+    assert_eq!(m["flashgate_queue_depth"], 0.0);
+    assert_eq!(m["flashgate_store_degraded"], 0.0);
+    assert_eq!(m["flashgate_orders_set_aside_total"], 0.0);
+
+    // The public port does not serve it.
+    let public = client.get("/metrics", None).await;
+    assert_eq!(public.status.as_u16(), 404);
+    gateway.stop().unwrap();
+}
