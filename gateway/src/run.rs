@@ -159,14 +159,7 @@ pub async fn run(
     tracing::info!(addr = %listener.local_addr()?, "flashgate serving");
 
     let server = &app.config.server;
-    crate::server::serve(
-        listener,
-        app.clone(),
-        shutdown,
-        server.header_read_timeout,
-        server.shutdown_grace,
-    )
-    .await;
+    crate::server::serve(listener, app.clone(), shutdown, server).await;
 
     // Requests still running past the grace period are refused a reservation from here on, and
     // calls in flight finish, so the persistence drain below sees every committed order.

@@ -81,6 +81,8 @@ pub struct Scenario {
     pub campaigns: Vec<CampaignSpec>,
     /// Extra TOML appended as is (e.g. `[limits.per_ip]` tables).
     pub extra: String,
+    /// Extra lines of the `[server]` table (e.g. `max_connections = 64`).
+    pub server_extra: String,
     pub node_id: u16,
     pub listen: String,
     /// Lines of the `[persistence]` table.
@@ -95,6 +97,7 @@ impl Scenario {
             store_url: None,
             campaigns,
             extra: String::new(),
+            server_extra: String::new(),
             node_id: fresh_node_id(),
             listen: "127.0.0.1:0".into(),
             persistence: "reconcile_interval = \"500ms\"\nreconcile_grace = \"200ms\"\n".into(),
@@ -108,6 +111,7 @@ impl Scenario {
 listen = "{listen}"
 node_id = {node}
 shutdown_grace = "5s"
+{server_extra}
 
 [auth]
 jwt_secret = "{JWT_SECRET}"
@@ -126,6 +130,7 @@ path = "{store}"
 "#,
             listen = self.listen,
             node = self.node_id,
+            server_extra = self.server_extra,
             redis = self.redis_url,
             store = self.store_path.display(),
             store_url = self

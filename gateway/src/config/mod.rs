@@ -68,6 +68,19 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Drop connections that do not send their headers in time (default 5s): slowloris guard.
     pub header_read_timeout: Duration,
+    /// Longest a request may take from its headers to its answer (default 10s); a slower one
+    /// is answered 503 `request_timeout` (a purchase may still have been accepted: retry it
+    /// with its order token).
+    pub request_timeout: Duration,
+    /// Open connections at most (default 10000); beyond it new ones are answered 503
+    /// `too_many_connections` and closed, and the connections being served are not disturbed.
+    pub max_connections: usize,
+    /// Bytes of request head (request line and headers) at most (8192..=1 MiB, default 16384).
+    pub max_header_bytes: usize,
+    /// Headers per request at most (default 64).
+    pub max_headers: usize,
+    /// Concurrent HTTP/2 streams per connection at most (default 128).
+    pub http2_max_streams: u32,
 }
 
 /// `[auth]`: secrets and token lifetimes.

@@ -33,6 +33,11 @@ pub(super) struct RawServer {
     pub max_body_bytes: Option<i64>,
     pub shutdown_grace: Option<String>,
     pub header_read_timeout: Option<String>,
+    pub request_timeout: Option<String>,
+    pub max_connections: Option<i64>,
+    pub max_header_bytes: Option<i64>,
+    pub max_headers: Option<i64>,
+    pub http2_max_streams: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

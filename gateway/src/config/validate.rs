@@ -149,6 +149,35 @@ pub(super) fn validate(
             Duration::from_secs(5),
             MS,
         ),
+        request_timeout: e.duration(
+            "server.request_timeout",
+            s.request_timeout.as_deref(),
+            Duration::from_secs(10),
+            MS,
+        ),
+        max_connections: e.int(
+            "server.max_connections",
+            s.max_connections,
+            10_000,
+            1,
+            1_000_000,
+        ),
+        // hyper needs at least 8 KiB of read buffer.
+        max_header_bytes: e.int(
+            "server.max_header_bytes",
+            s.max_header_bytes,
+            16_384,
+            8_192,
+            1 << 20,
+        ),
+        max_headers: e.int("server.max_headers", s.max_headers, 64, 1, 1_000),
+        http2_max_streams: e.int(
+            "server.http2_max_streams",
+            s.http2_max_streams,
+            128,
+            1,
+            10_000,
+        ),
     };
 
     let auth = auth(e, raw.auth, env);
