@@ -15,6 +15,38 @@ use crate::handlers::{campaigns, health, lifecycle, order_tokens, orders, purcha
 use crate::http::{Answer, ApiError};
 use crate::metrics::requests::{NO_CODE, Route};
 
+/// Every route [`route`] answers, as method, path template (OpenAPI style) and metrics label.
+/// `docs/openapi.yaml` must describe exactly these (and the admin listener's), which
+/// `tests/tests/openapi.rs` checks; every [`Route`] label must appear here.
+pub const ROUTES: [(Method, &str, Route); 10] = [
+    (Method::GET, "/healthz", Route::Health),
+    (Method::GET, "/readyz", Route::Health),
+    (Method::POST, "/api/v1/orders", Route::Purchase),
+    (Method::GET, "/api/v1/orders", Route::OrderList),
+    (Method::GET, "/api/v1/orders/{order_id}", Route::OrderGet),
+    (
+        Method::POST,
+        "/api/v1/orders/{order_id}/cancel",
+        Route::Cancel,
+    ),
+    (Method::GET, "/api/v1/campaigns", Route::CampaignList),
+    (
+        Method::GET,
+        "/api/v1/campaigns/{campaign_id}",
+        Route::CampaignGet,
+    ),
+    (
+        Method::POST,
+        "/api/v1/campaigns/{campaign_id}/order-tokens",
+        Route::OrderToken,
+    ),
+    (
+        Method::POST,
+        "/api/v1/payments/callback",
+        Route::PaymentCallback,
+    ),
+];
+
 const NO_ROUTE: ApiError = ApiError::NotFound {
     code: "not_found",
     message: "no such route",

@@ -18,6 +18,9 @@ use crate::app::App;
 use crate::clock::now_ms;
 use crate::http::{Answer, json};
 
+/// Every route of the admin listener, as method and path (see `router::ROUTES`).
+pub const ADMIN_ROUTES: [(Method, &str); 1] = [(Method::GET, "/metrics")];
+
 /// Journal entries looked at to estimate the age of the oldest unpersisted order.
 const LAG_SAMPLE: isize = 32;
 

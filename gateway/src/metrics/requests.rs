@@ -24,7 +24,7 @@ pub enum Route {
 }
 
 impl Route {
-    const ALL: [Route; 10] = [
+    pub const ALL: [Route; 10] = [
         Route::Purchase,
         Route::OrderGet,
         Route::OrderList,
