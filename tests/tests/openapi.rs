@@ -31,10 +31,10 @@ fn described() -> BTreeSet<(String, String)> {
         }
         if let Some(p) = line.strip_prefix("  /").and_then(|p| p.strip_suffix(':')) {
             path = Some(format!("/{p}"));
-        } else if let Some(m) = line.strip_prefix("    ").and_then(|m| m.strip_suffix(':')) {
-            if ["get", "post", "put", "patch", "delete"].contains(&m) {
-                ops.insert((m.to_owned(), path.clone().unwrap()));
-            }
+        } else if let Some(m) = line.strip_prefix("    ").and_then(|m| m.strip_suffix(':'))
+            && ["get", "post", "put", "patch", "delete"].contains(&m)
+        {
+            ops.insert((m.to_owned(), path.clone().unwrap()));
         }
     }
     ops
