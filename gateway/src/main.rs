@@ -20,16 +20,29 @@ struct Args {
     /// Validate this config file, name every bad field, and exit (non-zero when invalid).
     #[arg(long, value_name = "FILE")]
     check_config: Option<PathBuf>,
+    /// Log lines as text for people, or as JSON objects for a log pipeline. The level comes
+    /// from RUST_LOG (default info; the purchase path logs at debug only).
+    #[arg(long, env = "FLASHGATE_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     if let Some(path) = args.check_config {
         return match Config::load(&path) {
             Ok(config) => {

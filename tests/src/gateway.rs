@@ -158,6 +158,11 @@ impl Process {
     /// Starts the binary on `scenario` (its `listen` must be a fixed free port), logging into
     /// `dir`.
     pub fn start(scenario: &Scenario, dir: &Path) -> Self {
+        Self::start_with_env(scenario, dir, &[])
+    }
+
+    /// As [`Process::start`], with extra environment variables (`RUST_LOG` defaults to warn).
+    pub fn start_with_env(scenario: &Scenario, dir: &Path, env: &[(&str, &str)]) -> Self {
         let addr: SocketAddr = scenario.listen.parse().unwrap();
         let config = dir.join(format!("gateway-{}.toml", addr.port()));
         std::fs::write(&config, scenario.toml()).unwrap();
@@ -170,6 +175,7 @@ impl Process {
             .arg("--config")
             .arg(&config)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
