@@ -2,12 +2,15 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use flashgate_stock::{CampaignKeys, CampaignSpec, Scripts, load_campaign, remaining_stock};
 use redis::aio::ConnectionManager;
 
 use crate::auth::{JwtVerifier, OrderTokens};
 use crate::config::{CampaignConfig, Config};
+use crate::http::ApiError;
 use crate::order_id::OrderIdGenerator;
+use crate::persistence::Journals;
 use crate::pipeline::catalog::{Campaign, Catalog};
 use crate::pipeline::handoff::Handoff;
 use crate::pipeline::limits::Limiters;
@@ -18,7 +21,13 @@ use crate::store::OrderStore;
 #[derive(Debug)]
 pub struct App {
     pub config: Config,
-    pub catalog: Catalog,
+    /// The campaigns on sale; replaced whole by a reload, so a request sees the old catalog
+    /// or the new one, never a mix. Read with [`App::campaign`] and [`App::catalog`].
+    pub catalog: ArcSwap<Catalog>,
+    /// The campaigns whose journals the reconciler drains (every campaign ever loaded here).
+    pub journals: Journals,
+    /// One reload at a time.
+    pub reloading: tokio::sync::Mutex<()>,
     pub limits: Limiters,
     pub jwt: JwtVerifier,
     pub order_tokens: OrderTokens,
@@ -32,6 +41,21 @@ pub struct App {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Whether orders are reaching the store (`/readyz` reports an outage as degraded).
     pub store_health: Arc<crate::persistence::health::StoreHealth>,
+}
+
+impl App {
+    /// The campaign named `id`, from the catalog in force.
+    ///
+    /// # Errors
+    /// 404 `unknown_campaign`.
+    pub fn campaign(&self, id: &str) -> Result<Arc<Campaign>, ApiError> {
+        self.catalog.load().get(id).cloned()
+    }
+
+    /// The catalog in force, to iterate (it stays whole while held, whatever a reload does).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
 }
 
 /// The campaign's settings in the form the scripts take.
@@ -74,6 +98,7 @@ pub async fn load_catalog(
     scripts: &Arc<Scripts>,
     store: &Arc<dyn OrderStore>,
     script_seconds: &Arc<crate::metrics::histogram::Histogram>,
+    previous: Option<&Catalog>,
 ) -> Result<Catalog, LoadError> {
     let mut conn = redis.clone();
     scripts.load_all(&mut conn).await?;
@@ -102,18 +127,25 @@ pub async fn load_catalog(
             );
         }
         tracing::info!(campaign = %c.id, remaining = loaded.remaining, created = loaded.created, "campaign loaded");
-        let reserver = Reserver::spawn(
-            redis.clone(),
-            scripts.clone(),
-            keys.clone(),
-            BatchSettings::default(),
-            script_seconds.clone(),
-        );
+        // A campaign already on sale keeps its reserver: reservations in flight carry on.
+        let reserver = match previous.and_then(|p| p.get(&c.id).ok()) {
+            Some(live) => live.reserver.clone(),
+            None => Reserver::spawn(
+                redis.clone(),
+                scripts.clone(),
+                keys.clone(),
+                BatchSettings::default(),
+                script_seconds.clone(),
+            ),
+        };
         let campaign = Campaign::new(c.clone(), keys, reserver);
         if loaded.remaining <= 0 {
             campaign.mark_sold_out();
         }
         campaigns.push(campaign);
     }
-    Ok(Catalog::new(campaigns))
+    Ok(match previous {
+        Some(previous) => previous.successor(campaigns),
+        None => Catalog::new(campaigns),
+    })
 }

@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! - [`run`]: a gateway's life — start dependencies, serve, shut down in order.
-//! - [`metrics`]: Prometheus metrics on the admin listener.
+//! - [`metrics`]: Prometheus metrics; [`admin`]: the admin listener (metrics, admin API);
+//!   [`reload`]: campaigns reloaded from the config file, atomically.
 //! - [`server`]: the accept loop and graceful connection handling.
 //! - [`router`]: which handler answers which request; stage 1 rate limits.
 //! - [`handlers`]: one module per API resource.
@@ -24,6 +25,7 @@
 //! - [`app`], [`clock`], [`ids`], [`signal`]: shared state, time, id checks, shutdown signal.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod clock;
@@ -37,6 +39,7 @@ pub mod node_lease;
 pub mod order_id;
 pub mod persistence;
 pub mod pipeline;
+pub mod reload;
 pub mod router;
 pub mod run;
 pub mod server;

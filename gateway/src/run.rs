@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use flashgate_stock::{Scripts, lifecycle};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::net::TcpListener;
@@ -17,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::node_lease::{LeaseError, NodeLease};
 use crate::order_id::{OrderIdError, OrderIdGenerator};
 use crate::persistence::health::StoreHealth;
-use crate::persistence::{Context, Persistence};
+use crate::persistence::{Context, Journals, Persistence};
 use crate::pipeline::catalog::Campaign;
 use crate::pipeline::handoff;
 use crate::pipeline::limits::Limiters;
@@ -116,7 +117,18 @@ pub async fn run(
             .map_err(|e| StoreError::Unavailable(format!("opening the store: {e}")))??;
     let scripts = Arc::new(Scripts::new());
     let metrics = Arc::new(Metrics::default());
-    let catalog = load_catalog(&config, &redis, &scripts, &store, &metrics.script_seconds).await?;
+    let catalog = load_catalog(
+        &config,
+        &redis,
+        &scripts,
+        &store,
+        &metrics.script_seconds,
+        None,
+    )
+    .await?;
+    let journals: Journals = Arc::new(ArcSwap::from_pointee(
+        catalog.campaigns().map(|c| c.keys.clone()).collect(),
+    ));
     let (handoff, queued) = handoff::channel(config.persistence.queue_capacity);
     let store_health = Arc::new(StoreHealth::default());
     let persistence = Persistence::start(
@@ -125,7 +137,7 @@ pub async fn run(
             store: store.clone(),
             redis: client,
             scripts: scripts.clone(),
-            campaigns: catalog.campaigns().map(|c| c.keys.clone()).collect(),
+            campaigns: journals.clone(),
             config: config.persistence.clone(),
             health: store_health.clone(),
         },
@@ -136,7 +148,9 @@ pub async fn run(
         jwt: JwtVerifier::new(config.auth.jwt_secret.expose().as_bytes()),
         order_tokens: OrderTokens::new(config.auth.order_token_secret.expose().as_bytes()),
         ids: OrderIdGenerator::new(config.server.node_id)?.leased(lease.held()),
-        catalog,
+        catalog: ArcSwap::from_pointee(catalog),
+        journals,
+        reloading: tokio::sync::Mutex::new(()),
         redis,
         scripts,
         handoff,
@@ -149,10 +163,11 @@ pub async fn run(
     let _admin = match app.config.admin.listen {
         Some(addr) => {
             let admin = TcpListener::bind(addr).await?;
-            tracing::info!(addr = %admin.local_addr()?, "admin listener (/metrics)");
-            Some(AbortOnDrop(tokio::spawn(
-                crate::metrics::exposition::serve_admin(admin, app.clone()),
-            )))
+            tracing::info!(addr = %admin.local_addr()?, "admin listener (/metrics, /admin/v1)");
+            Some(AbortOnDrop(tokio::spawn(crate::admin::serve(
+                admin,
+                app.clone(),
+            ))))
         }
         None => None,
     };
@@ -163,7 +178,7 @@ pub async fn run(
 
     // Requests still running past the grace period are refused a reservation from here on, and
     // calls in flight finish, so the persistence drain below sees every committed order.
-    app.catalog.close(app.config.server.shutdown_grace).await;
+    app.catalog().close(app.config.server.shutdown_grace).await;
     for task in background {
         task.abort();
     }
@@ -201,7 +216,7 @@ fn spawn_background(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
             let mut conn = app.redis.clone();
             loop {
                 tick.tick().await;
-                if let Err(e) = app.catalog.refresh_sold_out(&mut conn).await {
+                if let Err(e) = app.catalog().refresh_sold_out(&mut conn).await {
                     tracing::debug!(error = %e, "sold-out refresh failed");
                 }
             }
@@ -214,13 +229,34 @@ fn spawn_background(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
             let mut conn = app.redis.clone();
             loop {
                 tick.tick().await;
-                for campaign in app.catalog.campaigns() {
+                for campaign in app.catalog().campaigns() {
                     sweep(&app, &mut conn, campaign).await;
                 }
             }
         })
     };
-    vec![prune, sold_out, expiry]
+    let reload_on_hangup = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let Ok(mut hangups) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                tracing::warn!("SIGHUP cannot be handled here; reload through the admin API");
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                match crate::reload::reload(&app).await {
+                    Ok(done) => {
+                        tracing::info!(campaigns = ?done.campaigns, not_applied = ?done.not_applied, "SIGHUP: config reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: reload refused; the config in force stays")
+                    }
+                }
+            }
+        })
+    };
+    vec![prune, sold_out, expiry, reload_on_hangup]
 }
 
 /// Expires every due unpaid order of `campaign`. Every gateway sweeps; the script claims each

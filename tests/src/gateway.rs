@@ -27,7 +27,21 @@ impl InProcess {
 
     /// Starts a gateway, or returns why it refused to start.
     pub fn try_start(scenario: &Scenario) -> Result<Self, String> {
-        let config = scenario.config();
+        Self::try_start_with(scenario.config(), scenario.store_path.clone())
+    }
+
+    /// Starts a gateway on `scenario` written to `file`, so that a reload reads that file.
+    pub fn start_from_file(scenario: &Scenario, file: &Path) -> Self {
+        std::fs::write(file, scenario.toml()).unwrap();
+        let config = flashgate::config::Config::load(file).unwrap();
+        Self::try_start_with(config, scenario.store_path.clone())
+            .unwrap_or_else(|e| panic!("gateway exited at start: {e}"))
+    }
+
+    fn try_start_with(
+        config: flashgate::config::Config,
+        store_path: PathBuf,
+    ) -> Result<Self, String> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -50,7 +64,7 @@ impl InProcess {
         });
         let mut gateway = Self {
             addr,
-            store_path: scenario.store_path.clone(),
+            store_path,
             shutdown: Some(shutdown),
             thread: Some(thread),
         };
@@ -206,6 +220,15 @@ impl Process {
     }
 
     /// SIGTERM, then the exit status (bounded wait).
+    /// Sends SIGHUP: the gateway reloads its config file.
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub fn terminate(&mut self) -> ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])

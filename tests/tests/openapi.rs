@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use flashgate::metrics::exposition::ADMIN_ROUTES;
+use flashgate::admin::ADMIN_ROUTES;
 use flashgate::metrics::requests::Route;
 use flashgate::router::ROUTES;
 use flashgate_tests::client::token_for;

@@ -23,6 +23,8 @@ pub const ENV_JWT_SECRET: &str = "FLASHGATE_JWT_SECRET";
 pub const ENV_ORDER_TOKEN_SECRET: &str = "FLASHGATE_ORDER_TOKEN_SECRET";
 /// Environment variable that overrides `auth.payment_secret`.
 pub const ENV_PAYMENT_SECRET: &str = "FLASHGATE_PAYMENT_SECRET";
+/// Environment variable that overrides `admin.token`.
+pub const ENV_ADMIN_TOKEN: &str = "FLASHGATE_ADMIN_TOKEN";
 /// Environment variable that overrides `store.url`.
 pub const ENV_STORE_URL: &str = "FLASHGATE_STORE_URL";
 
@@ -45,6 +47,9 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The sales this gateway serves.
     pub campaigns: Vec<CampaignConfig>,
+    /// The file this config was read from, which a reload reads again (none when it came
+    /// from a string).
+    pub source: Option<PathBuf>,
 }
 
 /// `[admin]`: the operators' port (`/metrics`), never exposed with the public API.
@@ -52,6 +57,10 @@ pub struct Config {
 pub struct AdminConfig {
     /// Where to serve it (e.g. `127.0.0.1:9090`); none by default.
     pub listen: Option<SocketAddr>,
+    /// The bearer token of the admin API (`/admin/v1/…`; `/metrics` needs none). From
+    /// `admin.token`, `admin.token_file` or `FLASHGATE_ADMIN_TOKEN`; without one the admin
+    /// API refuses everything.
+    pub token: Option<Secret>,
 }
 
 /// `[server]`: the HTTP front door.
@@ -299,7 +308,9 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml_str(&text)
+        let mut config = Self::from_toml_str(&text)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parses and validates `text`, taking secrets from the process environment.

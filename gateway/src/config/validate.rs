@@ -13,9 +13,9 @@ const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 use super::raw::{RawAuth, RawConfig, RawLimits, RawRateLimit, RawRedis};
 use super::{
-    AdminConfig, AuthConfig, Config, DatabaseUrl, ENV_JWT_SECRET, ENV_ORDER_TOKEN_SECRET,
-    ENV_PAYMENT_SECRET, ENV_STORE_URL, FieldError, LimitsConfig, PersistenceConfig, RateLimit,
-    RedisConfig, Secret, ServerConfig, StoreConfig,
+    AdminConfig, AuthConfig, Config, DatabaseUrl, ENV_ADMIN_TOKEN, ENV_JWT_SECRET,
+    ENV_ORDER_TOKEN_SECRET, ENV_PAYMENT_SECRET, ENV_STORE_URL, FieldError, LimitsConfig,
+    PersistenceConfig, RateLimit, RedisConfig, Secret, ServerConfig, StoreConfig,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -109,8 +109,24 @@ pub(super) fn validate(
     let mut errs = Errors::default();
     let e = &mut errs;
 
+    let raw_admin = raw.admin;
     let admin = AdminConfig {
-        listen: raw.admin.listen.as_deref().and_then(|text| {
+        token: if env(ENV_ADMIN_TOKEN).is_none()
+            && raw_admin.token.is_none()
+            && raw_admin.token_file.is_none()
+        {
+            None
+        } else {
+            Some(secret(
+                e,
+                "admin.token",
+                ENV_ADMIN_TOKEN,
+                raw_admin.token,
+                raw_admin.token_file,
+                env,
+            ))
+        },
+        listen: raw_admin.listen.as_deref().and_then(|text| {
             text.parse()
                 .map_err(|err| {
                     e.push(
@@ -249,6 +265,7 @@ pub(super) fn validate(
             limits,
             admin,
             campaigns,
+            source: None,
         })
     } else {
         Err(errs.0)

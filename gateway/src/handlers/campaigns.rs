@@ -19,7 +19,8 @@ const UNAVAILABLE: ApiError = ApiError::Unavailable {
 /// # Errors
 /// 404 unknown campaign, 503 when Redis cannot be read.
 pub async fn get(app: &App, campaign_id: &str) -> Result<Answer, ApiError> {
-    let campaign = app.catalog.get(campaign_id)?;
+    let campaign = app.campaign(campaign_id)?;
+    let campaign = &*campaign;
     let live = live_state(app, [&*campaign.keys]).await?;
     Ok(json(StatusCode::OK, &view(campaign, live[0])))
 }
@@ -29,7 +30,8 @@ pub async fn get(app: &App, campaign_id: &str) -> Result<Answer, ApiError> {
 /// # Errors
 /// 503 when Redis cannot be read.
 pub async fn list(app: &App) -> Result<Answer, ApiError> {
-    let mut campaigns: Vec<_> = app.catalog.campaigns().collect();
+    let catalog = app.catalog();
+    let mut campaigns: Vec<_> = catalog.campaigns().collect();
     campaigns.sort_by_key(|c| (c.config.start_ms, c.config.id.clone()));
     let live = live_state(app, campaigns.iter().map(|c| &*c.keys)).await?;
     let views: Vec<_> = campaigns

@@ -25,7 +25,8 @@ struct IssuedToken<'a> {
 /// 401/429 from identity, 404 unknown campaign, 410 ended, 503 when no id can be minted.
 pub async fn issue<B>(app: &App, req: Request<B>, campaign_id: &str) -> Result<Answer, ApiError> {
     let identity = identify(app, &req)?;
-    let campaign = app.catalog.get(campaign_id)?;
+    let campaign = app.campaign(campaign_id)?;
+    let campaign = &*campaign;
     if now_ms() >= campaign.config.end_ms {
         return Err(ApiError::Ended);
     }

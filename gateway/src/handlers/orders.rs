@@ -66,7 +66,8 @@ pub(crate) async fn locate(
     app: &App,
     order_id: u64,
 ) -> Result<Option<(Arc<Campaign>, Order)>, ApiError> {
-    let campaigns: Vec<_> = app.catalog.campaigns().collect();
+    let catalog = app.catalog();
+    let campaigns: Vec<_> = catalog.campaigns().collect();
     let mut lookup = redis::pipe();
     for campaign in &campaigns {
         lookup.hget(&campaign.keys.orders, order_id);
@@ -171,7 +172,7 @@ async fn refresh_from_redis(app: &App, orders: &mut [Order]) {
     let mut read = redis::pipe();
     let mut asked = Vec::new();
     for (i, order) in orders.iter().enumerate() {
-        if let Ok(campaign) = app.catalog.get(&order.campaign_id) {
+        if let Ok(campaign) = app.campaign(&order.campaign_id) {
             read.hget(&campaign.keys.orders, order.order_id);
             asked.push(i);
         }

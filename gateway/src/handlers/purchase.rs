@@ -52,7 +52,8 @@ where
     let request: PurchaseRequest<'_> = parse_strict(&body)?;
     let quantity = request.quantity.unwrap_or(1);
 
-    let campaign = app.catalog.get(&request.campaign_id)?;
+    let campaign = app.campaign(&request.campaign_id)?;
+    let campaign = &*campaign;
     let max = campaign.config.max_quantity;
     let quantity = u32::try_from(quantity)
         .ok()

@@ -60,6 +60,15 @@ pub enum ApiError {
     },
     #[error("internal error")]
     Internal,
+    /// The admin API's bearer token is missing or wrong (401); nothing was changed.
+    #[error("missing or wrong admin token")]
+    AdminUnauthorized,
+    /// The admin API is not configured (no `admin.token`): it answers nothing (403).
+    #[error("the admin API needs admin.token (or FLASHGATE_ADMIN_TOKEN) to be set")]
+    AdminDisabled,
+    /// A config (a reload) was refused (422); every bad field is named and nothing changed.
+    #[error("{}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    InvalidConfig(Vec<crate::config::FieldError>),
 }
 
 impl ApiError {
@@ -74,7 +83,11 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } | Self::BadOrderToken(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized(_) | Self::InvalidSignature => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::InvalidSignature | Self::AdminUnauthorized => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotStarted => StatusCode::FORBIDDEN,
@@ -114,6 +127,9 @@ impl ApiError {
             Self::InvalidSignature => "invalid_signature",
             Self::RateLimited { .. } => "rate_limited",
             Self::Internal => "internal",
+            Self::AdminUnauthorized => "invalid_admin_token",
+            Self::AdminDisabled => "admin_disabled",
+            Self::InvalidConfig(_) => "invalid_config",
         }
     }
 

@@ -1,64 +1,15 @@
-//! `/metrics` in the Prometheus text format, and the admin listener that serves it.
+//! `/metrics` in the Prometheus text format (served by [`crate::admin`]).
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
-use http::{Method, Response, StatusCode, header};
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use redis::AsyncCommands as _;
-use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::clock::now_ms;
-use crate::http::{Answer, json};
-
-/// Every route of the admin listener, as method and path (see `router::ROUTES`).
-pub const ADMIN_ROUTES: [(Method, &str); 1] = [(Method::GET, "/metrics")];
 
 /// Journal entries looked at to estimate the age of the oldest unpersisted order.
 const LAG_SAMPLE: isize = 32;
-
-/// Serves `GET /metrics` on `listener` until the task is aborted (at shutdown).
-pub async fn serve_admin(listener: TcpListener, app: Arc<App>) {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let app = app.clone();
-        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(answer(&app, req.method(), req.uri().path()).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-}
-
-async fn answer(app: &App, method: &Method, path: &str) -> Answer {
-    if method == Method::GET && path == "/metrics" {
-        let mut response = Response::new(Full::new(Bytes::from(render(app).await)));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/plain; version=0.0.4"),
-        );
-        return response;
-    }
-    json(
-        StatusCode::NOT_FOUND,
-        &serde_json::json!({"error": {"code": "not_found", "message": "no such route"}}),
-    )
-}
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -102,7 +53,7 @@ pub async fn render(app: &App) -> String {
         (
             "flashgate_bloom_rejections_total",
             "Unknown campaign ids turned away by the Bloom filter.",
-            app.catalog.bloom_rejections(),
+            app.catalog().bloom_rejections(),
         ),
         (
             "flashgate_queue_overflow_total",
@@ -147,7 +98,8 @@ pub async fn render(app: &App) -> String {
 async fn campaigns(app: &App, out: &mut String) {
     let mut conn = app.redis.clone();
     let (mut stock, mut backlog, mut lag) = (String::new(), String::new(), String::new());
-    for campaign in app.catalog.campaigns() {
+    let catalog = app.catalog();
+    for campaign in catalog.campaigns() {
         let keys = &campaign.keys;
         let id = &campaign.config.id;
         if let Ok(left) = conn.get::<_, Option<i64>>(&keys.stock).await {

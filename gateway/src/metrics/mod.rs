@@ -9,7 +9,7 @@
 //! # Layout
 //! - [`histogram`]: fixed-bucket latency histograms of atomics.
 //! - [`requests`]: requests by route, status and code; latency by route.
-//! - [`exposition`]: the `/metrics` text, and the admin listener serving it.
+//! - [`exposition`]: the `/metrics` text.
 
 pub mod exposition;
 pub mod histogram;

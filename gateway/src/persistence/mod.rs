@@ -29,6 +29,9 @@ use flashgate_stock::{CampaignKeys, Order, Scripts};
 use crate::config::PersistenceConfig;
 use crate::store::OrderStore;
 
+/// Every campaign's keys whose journal is drained, swapped whole when a reload adds one.
+pub type Journals = Arc<arc_swap::ArcSwap<Vec<Arc<CampaignKeys>>>>;
+
 /// The running persistence threads.
 #[derive(Debug)]
 pub struct Persistence {
@@ -44,7 +47,8 @@ pub struct Context {
     /// Blocking Redis connections are opened from it by each thread.
     pub redis: redis::Client,
     pub scripts: Arc<Scripts>,
-    pub campaigns: Vec<Arc<CampaignKeys>>,
+    /// The campaigns whose journals the reconciler drains; grows when a reload adds one.
+    pub campaigns: Journals,
     pub config: PersistenceConfig,
     /// Whether writes are getting through; shared with `/readyz`.
     pub health: Arc<health::StoreHealth>,
@@ -53,7 +57,7 @@ pub struct Context {
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("campaigns", &self.campaigns.len())
+            .field("campaigns", &self.campaigns.load().len())
             .field("config", &self.config)
             .finish()
     }

@@ -52,7 +52,7 @@ pub fn pass(context: &Context, acker: &mut Acker, grace: Duration) -> usize {
     let until = now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
     let mut written = 0;
     let mut attempted = false;
-    for keys in &context.campaigns {
+    for keys in context.campaigns.load().iter() {
         let mut cursor = 0;
         loop {
             let step = acker

@@ -71,8 +71,9 @@ impl Campaign {
 pub struct Catalog {
     known: Bloom<str>,
     by_id: HashMap<String, Arc<Campaign>>,
-    /// Lookups the Bloom filter answered "unknown" (for `/metrics`).
-    bloom_rejections: AtomicU64,
+    /// Lookups the Bloom filter answered "unknown" (for `/metrics`); shared with the catalogs
+    /// that succeed this one at a reload.
+    bloom_rejections: Arc<AtomicU64>,
 }
 
 /// False positives per lookup of an unknown id; each one costs a map lookup, nothing more.
@@ -95,7 +96,7 @@ impl Catalog {
         Self {
             known,
             by_id,
-            bloom_rejections: AtomicU64::new(0),
+            bloom_rejections: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -113,6 +114,13 @@ impl Catalog {
             return Err(UNKNOWN);
         }
         self.by_id.get(id).ok_or(UNKNOWN)
+    }
+
+    /// The catalog that replaces this one at a reload: `campaigns`, with this one's counters.
+    pub fn successor(&self, campaigns: impl IntoIterator<Item = Campaign>) -> Self {
+        let mut next = Self::new(campaigns);
+        next.bloom_rejections = self.bloom_rejections.clone();
+        next
     }
 
     /// Lookups the Bloom filter turned away without touching a map, Redis or the store.

@@ -1,0 +1,123 @@
+//! Hot reload of the campaigns from the config file (`POST /admin/v1/reload`, or SIGHUP).
+//!
+//! The file is validated first; an invalid one changes nothing and every bad field is named.
+//! A valid one is loaded into Redis (settings only: live stock is never reset) and its new
+//! catalog replaces the old one in one atomic swap, so each request sees either the old
+//! campaigns or the new ones, never a mix. Campaigns already on sale keep their reservers, so
+//! purchases in flight carry on. Other sections (server, Redis, store…) need a restart; a
+//! reload that changes them says so and leaves them as they are.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::app::{App, LoadError, load_catalog};
+use crate::config::{Config, ConfigError, FieldError};
+use crate::http::ApiError;
+
+/// What a reload did.
+#[derive(Debug, Serialize)]
+pub struct Reloaded {
+    /// Every campaign now on sale here.
+    pub campaigns: Vec<String>,
+    /// Of those, the ones this reload added.
+    pub added: Vec<String>,
+    /// Sections of the file that differ from those in force but need a restart.
+    pub not_applied: Vec<&'static str>,
+}
+
+fn refused(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::InvalidConfig(vec![FieldError {
+        field: field.to_owned(),
+        message: message.into(),
+    }])
+}
+
+/// Reads the config file again and applies its campaigns.
+///
+/// # Errors
+/// [`ApiError::InvalidConfig`] (nothing changed) for an unreadable or invalid file, or one
+/// that removes a campaign on sale; 503 when Redis or the store cannot be reached.
+pub async fn reload(app: &App) -> Result<Reloaded, ApiError> {
+    let _one_at_a_time = app.reloading.lock().await;
+    let Some(path) = app.config.source.clone() else {
+        return Err(refused(
+            "(config)",
+            "this gateway was not started from a file",
+        ));
+    };
+    let config = match tokio::task::spawn_blocking(move || Config::load(&path)).await {
+        Ok(Ok(config)) => config,
+        Ok(Err(ConfigError::Invalid(errors))) => return Err(ApiError::InvalidConfig(errors)),
+        Ok(Err(other)) => return Err(refused("(config)", other.to_string())),
+        Err(_) => return Err(ApiError::Internal),
+    };
+    let current = app.catalog();
+    let removed: Vec<FieldError> = current
+        .campaigns()
+        .filter(|c| config.campaign(&c.config.id).is_none())
+        .map(|c| FieldError {
+            field: "campaigns".into(),
+            message: format!(
+                "{} is on sale here and cannot be removed by a reload: close it early instead \
+                 (set its end to now)",
+                c.config.id
+            ),
+        })
+        .collect();
+    if !removed.is_empty() {
+        return Err(ApiError::InvalidConfig(removed));
+    }
+    let old = &app.config;
+    let not_applied: Vec<&'static str> = [
+        ("server", config.server != old.server),
+        ("auth", config.auth != old.auth),
+        ("redis", config.redis != old.redis),
+        ("store", config.store != old.store),
+        ("persistence", config.persistence != old.persistence),
+        ("limits", config.limits != old.limits),
+        ("admin", config.admin != old.admin),
+    ]
+    .into_iter()
+    .filter_map(|(section, changed)| changed.then_some(section))
+    .collect();
+
+    let catalog = load_catalog(
+        &config,
+        &app.redis,
+        &app.scripts,
+        &app.store,
+        &app.metrics.script_seconds,
+        Some(&current),
+    )
+    .await
+    .map_err(|e| match e {
+        LoadError::RedisLostCampaign { .. } => refused("campaigns", e.to_string()),
+        LoadError::Redis(_) | LoadError::Store(_) => ApiError::Unavailable {
+            code: "reload_failed",
+            message: "Redis or the store could not be reached: nothing was changed",
+        },
+    })?;
+    let added: Vec<String> = catalog
+        .campaigns()
+        .filter(|c| current.get(&c.config.id).is_err())
+        .map(|c| c.config.id.clone())
+        .collect();
+    // The reconciler drains every journal it ever knew: add the new campaigns' before they sell.
+    let mut journals = (*app.journals.load_full()).clone();
+    for campaign in catalog.campaigns() {
+        if !journals.iter().any(|k| k.campaign_id == campaign.config.id) {
+            journals.push(campaign.keys.clone());
+        }
+    }
+    app.journals.store(Arc::new(journals));
+    let mut campaigns: Vec<String> = catalog.campaigns().map(|c| c.config.id.clone()).collect();
+    campaigns.sort();
+    app.catalog.store(Arc::new(catalog));
+    tracing::info!(?campaigns, ?added, ?not_applied, "config reloaded");
+    Ok(Reloaded {
+        campaigns,
+        added,
+        not_applied,
+    })
+}
