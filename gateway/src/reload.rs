@@ -40,6 +40,14 @@ fn refused(field: &str, message: impl Into<String>) -> ApiError {
 /// that removes a campaign on sale; 503 when Redis or the store cannot be reached.
 pub async fn reload(app: &App) -> Result<Reloaded, ApiError> {
     let _one_at_a_time = app.reloading.lock().await;
+    reload_locked(app).await
+}
+
+/// [`reload`], for a caller that holds `app.reloading` (an admin edit of the file).
+///
+/// # Errors
+/// As [`reload`].
+pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
     let Some(path) = app.config.source.clone() else {
         return Err(refused(
             "(config)",

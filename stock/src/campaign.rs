@@ -76,3 +76,49 @@ pub async fn remaining_stock<C: ConnectionLike>(
 ) -> Result<Option<i64>, StockError> {
     Ok(redis::cmd("GET").arg(&keys.stock).query_async(conn).await?)
 }
+
+/// What an explicit stock change did (`lua/set_stock.lua`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockChange {
+    /// The new total is in force: `taken` units stay taken, `left` are for sale.
+    Applied { before: u64, taken: u64, left: i64 },
+    /// The new total is below the units already taken (held or sold): nothing changed.
+    BelowTaken { total: u64, taken: u64 },
+    /// Redis has no such campaign.
+    NotLoaded,
+}
+
+/// Sets a live campaign's stock total to `total`, keeping every unit already taken.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn set_stock_total<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    total: u64,
+) -> Result<StockChange, StockError> {
+    let (status, before, taken, left): (i64, i64, i64, i64) = scripts
+        .set_stock
+        .key(&keys.meta)
+        .key(&keys.stock)
+        .arg(total)
+        .invoke_async(conn)
+        .await?;
+    let (before, taken) = (
+        u64::try_from(before).unwrap_or(0),
+        u64::try_from(taken).unwrap_or(0),
+    );
+    Ok(match status {
+        1 => StockChange::Applied {
+            before,
+            taken,
+            left,
+        },
+        0 => StockChange::BelowTaken {
+            total: before,
+            taken,
+        },
+        _ => StockChange::NotLoaded,
+    })
+}

@@ -26,7 +26,9 @@ pub mod record;
 pub mod reserve;
 pub mod scripts;
 
-pub use campaign::{CampaignSpec, Loaded, load_campaign, remaining_stock};
+pub use campaign::{
+    CampaignSpec, Loaded, StockChange, load_campaign, remaining_stock, set_stock_total,
+};
 pub use error::StockError;
 pub use keys::CampaignKeys;
 pub use lifecycle::{Expired, PaymentOutcome, Transition};

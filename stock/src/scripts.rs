@@ -14,6 +14,7 @@ pub struct Scripts {
     pub(crate) ack: Script,
     pub(crate) lifecycle: Script,
     pub(crate) set_aside: Script,
+    pub(crate) set_stock: Script,
 }
 
 impl Scripts {
@@ -24,17 +25,19 @@ impl Scripts {
             ack: Script::new(include_str!("../../lua/ack.lua")),
             lifecycle: Script::new(include_str!("../../lua/lifecycle.lua")),
             set_aside: Script::new(include_str!("../../lua/set_aside.lua")),
+            set_stock: Script::new(include_str!("../../lua/set_stock.lua")),
         }
     }
 
     /// The SHA1 of every script, for readiness checks (`SCRIPT EXISTS`).
-    pub fn hashes(&self) -> [&str; 5] {
+    pub fn hashes(&self) -> [&str; 6] {
         [
             self.reserve.get_hash(),
             self.load_campaign.get_hash(),
             self.ack.get_hash(),
             self.lifecycle.get_hash(),
             self.set_aside.get_hash(),
+            self.set_stock.get_hash(),
         ]
     }
 
@@ -52,6 +55,7 @@ impl Scripts {
             &self.ack,
             &self.lifecycle,
             &self.set_aside,
+            &self.set_stock,
         ] {
             script.prepare_invoke().load_async(conn).await?;
         }

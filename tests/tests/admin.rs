@@ -264,3 +264,129 @@ async fn sighup_reloads_the_config_file() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_creates_updates_restocks_and_closes_campaigns() {
+    let home = StoreHome::new(Backend::Sqlite);
+    let a = CampaignSpec::open("adm-edit", 10, 1);
+    let a_id = a.id.clone();
+    let (scenario, admin_addr) = with_admin(&home, vec![a]);
+    let file = home.path().join("gateway.toml");
+    let gateway = InProcess::start_from_file(&scenario, &file);
+    let (client, admin) = (gateway.client(), Client::new(admin_addr.parse().unwrap()));
+    let call = |method: Method, path: String, body: serde_json::Value| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .send(method, &path, Some(ADMIN_TOKEN), body.to_string())
+                .await
+                .unwrap()
+        }
+    };
+
+    // Create a campaign; it sells at once, and it is in the file for the next reload.
+    let new_id = flashgate_tests::scenario::unique_id("adm-new");
+    let fields = json!({
+        "sku": "SKU-NEW", "name": "made by the admin API", "unit_price_cents": 500,
+        "stock": 5, "per_user_limit": 1, "start": "2020-01-01T00:00:00Z",
+        "end": "2099-01-01T00:00:00Z", "pay_timeout": "15m",
+    });
+    let created = call(Method::PUT, format!("/admin/v1/campaigns/{new_id}"), fields).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let bought = client
+        .purchase("new-buyer", json!({ "campaign_id": new_id }))
+        .await
+        .unwrap();
+    assert_eq!(bought.status, StatusCode::ACCEPTED, "{}", bought.body);
+    assert!(std::fs::read_to_string(&file).unwrap().contains(&new_id));
+    let again = reload(&admin, Some(ADMIN_TOKEN)).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["added"], json!([]));
+
+    // A refused update leaves the file and the campaign as they were.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let refused = call(
+        Method::PUT,
+        format!("/admin/v1/campaigns/{new_id}"),
+        json!({ "unit_price_cents": -3 }),
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+    let unknown = call(
+        Method::PUT,
+        format!("/admin/v1/campaigns/{new_id}"),
+        json!({ "colour": "red" }),
+    )
+    .await;
+    assert_eq!(unknown.code(), "unknown_field");
+
+    // Stock with its accounting: 4 of 10 sold; the total cannot go below 4.
+    for n in 0..4 {
+        let r = client
+            .purchase(&format!("stock-{n}"), json!({ "campaign_id": a_id }))
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+    }
+    let stock = format!("/admin/v1/campaigns/{a_id}/stock");
+    let below = call(Method::POST, stock.clone(), json!({ "stock_total": 3 })).await;
+    assert_eq!(below.status, StatusCode::CONFLICT);
+    assert_eq!(below.code(), "stock_below_taken");
+    let raised = call(Method::POST, stock.clone(), json!({ "stock_total": 20 })).await;
+    assert_eq!(raised.status, StatusCode::OK, "{}", raised.body);
+    assert_eq!(raised.body["taken"], 4);
+    assert_eq!(raised.body["remaining"], 16);
+    let mut accepted = 0;
+    for n in 0..30 {
+        let r = client
+            .purchase(&format!("more-{n}"), json!({ "campaign_id": a_id }))
+            .await
+            .unwrap();
+        if r.status == StatusCode::ACCEPTED {
+            accepted += 1;
+        } else {
+            assert_eq!(r.code(), "sold_out", "{}", r.body);
+        }
+    }
+    assert_eq!(accepted, 16, "exactly the raised stock sells");
+
+    // Closing ends the sale now.
+    let closed = call(
+        Method::POST,
+        format!("/admin/v1/campaigns/{new_id}/close"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
+    let late = client
+        .purchase("late-buyer", json!({ "campaign_id": new_id }))
+        .await
+        .unwrap();
+    assert_eq!(late.code(), "ended");
+    let wrong_token = admin
+        .send(
+            Method::POST,
+            &format!("/admin/v1/campaigns/{a_id}/close"),
+            Some("nope"),
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(wrong_token.status, StatusCode::UNAUTHORIZED);
+    let still_open = client
+        .purchase("open-buyer", json!({ "campaign_id": a_id }))
+        .await
+        .unwrap();
+    assert_eq!(
+        still_open.code(),
+        "sold_out",
+        "the other campaign is untouched"
+    );
+    gateway.stop().unwrap();
+}

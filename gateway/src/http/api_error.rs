@@ -60,6 +60,9 @@ pub enum ApiError {
     },
     #[error("internal error")]
     Internal,
+    /// The request conflicts with the state of things (409); `code` says how.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     /// The admin API's bearer token is missing or wrong (401); nothing was changed.
     #[error("missing or wrong admin token")]
     AdminUnauthorized,
@@ -87,6 +90,7 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -127,6 +131,7 @@ impl ApiError {
             Self::InvalidSignature => "invalid_signature",
             Self::RateLimited { .. } => "rate_limited",
             Self::Internal => "internal",
+            Self::Conflict { code, .. } => code,
             Self::AdminUnauthorized => "invalid_admin_token",
             Self::AdminDisabled => "admin_disabled",
             Self::InvalidConfig(_) => "invalid_config",

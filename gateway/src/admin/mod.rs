@@ -1,5 +1,13 @@
 //! The admin listener (`[admin] listen`), apart from public traffic: `GET /metrics` for
 //! Prometheus, and the admin API under `/admin/v1/`, behind `admin.token`.
+//!
+//! # Layout
+//! - `mod.rs`: the listener, routing and the token check.
+//! - [`campaigns`]: create or update a campaign, change its stock, close it early.
+//! - [`config_file`]: edits go through the config file, so it stays the source of truth.
+
+pub mod campaigns;
+pub mod config_file;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,16 +21,28 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::handlers::campaigns;
+use crate::handlers::campaigns as public_campaigns;
+use crate::http::body::read_bounded;
 use crate::http::{Answer, ApiError, json};
 use crate::metrics::exposition;
 
 /// Every route of the admin listener, as method and path (see `router::ROUTES`).
-pub const ADMIN_ROUTES: [(Method, &str); 3] = [
+pub const ADMIN_ROUTES: [(Method, &str); 6] = [
     (Method::GET, "/metrics"),
     (Method::GET, "/admin/v1/campaigns"),
+    (Method::PUT, "/admin/v1/campaigns/{campaign_id}"),
+    (Method::POST, "/admin/v1/campaigns/{campaign_id}/stock"),
+    (Method::POST, "/admin/v1/campaigns/{campaign_id}/close"),
     (Method::POST, "/admin/v1/reload"),
 ];
+
+/// Largest admin request body: a campaign's fields.
+const MAX_ADMIN_BODY: usize = 16 * 1024;
+
+const NO_ROUTE: ApiError = ApiError::NotFound {
+    code: "not_found",
+    message: "no such route",
+};
 
 /// Serves the admin listener until the task is aborted (at shutdown).
 pub async fn serve(listener: TcpListener, app: Arc<App>) {
@@ -35,9 +55,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
         let service = service_fn(move |req: Request<hyper::body::Incoming>| {
             let app = app.clone();
             async move {
-                let answer = route(&app, &req)
-                    .await
-                    .unwrap_or_else(ApiError::into_answer);
+                let answer = route(&app, req).await.unwrap_or_else(ApiError::into_answer);
                 Ok::<_, Infallible>(answer)
             }
         });
@@ -50,10 +68,15 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
     }
 }
 
-async fn route<B>(app: &App, req: &Request<B>) -> Result<Answer, ApiError> {
-    let path = req.uri().path();
+async fn route<B>(app: &App, req: Request<B>) -> Result<Answer, ApiError>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let uri = req.uri().clone();
+    let path = uri.path();
     if path == "/metrics" {
-        only(req, &Method::GET)?;
+        only(&req, &Method::GET)?;
         let mut answer = Response::new(Full::new(Bytes::from(exposition::render(app).await)));
         answer.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -62,27 +85,54 @@ async fn route<B>(app: &App, req: &Request<B>) -> Result<Answer, ApiError> {
         return Ok(answer);
     }
     let Some(rest) = path.strip_prefix("/admin/v1/") else {
-        return Err(ApiError::NotFound {
-            code: "not_found",
-            message: "no such route",
-        });
+        return Err(NO_ROUTE);
     };
-    authorize(app, req)?;
-    match rest {
-        "campaigns" => {
-            only(req, &Method::GET)?;
-            campaigns::list(app).await
+    authorize(app, &req)?;
+    let mut parts = rest.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("campaigns"), None, None, None) => {
+            only(&req, &Method::GET)?;
+            public_campaigns::list(app).await
         }
-        "reload" => {
-            only(req, &Method::POST)?;
+        (Some("campaigns"), Some(id), None, None) if !id.is_empty() => {
+            only(&req, &Method::PUT)?;
+            if !crate::ids::is_key_safe(id) {
+                return Err(ApiError::bad_request(
+                    "invalid_field",
+                    "campaign ids are 1-64 letters, digits and _ . : -",
+                ));
+            }
+            let body = body_of(req).await?;
+            campaigns::put(app, id, &body).await
+        }
+        (Some("campaigns"), Some(id), Some("stock"), None) => {
+            only(&req, &Method::POST)?;
+            let body = body_of(req).await?;
+            campaigns::set_stock(app, id, &body).await
+        }
+        (Some("campaigns"), Some(id), Some("close"), None) => {
+            only(&req, &Method::POST)?;
+            campaigns::close(app, id).await
+        }
+        (Some("reload"), None, None, None) => {
+            only(&req, &Method::POST)?;
             let reloaded = crate::reload::reload(app).await?;
             Ok(json(StatusCode::OK, &reloaded))
         }
-        _ => Err(ApiError::NotFound {
-            code: "not_found",
-            message: "no such route",
-        }),
+        _ => Err(NO_ROUTE),
     }
+}
+
+async fn body_of<B>(req: Request<B>) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    read_bounded(req.into_body(), length, MAX_ADMIN_BODY).await
 }
 
 fn only<B>(req: &Request<B>, method: &Method) -> Result<(), ApiError> {

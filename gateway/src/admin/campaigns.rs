@@ -1,0 +1,183 @@
+//! Admin changes to campaigns: create or update one, change a live campaign's stock with its
+//! accounting, close one early.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::config_file;
+use crate::app::App;
+use crate::clock::{now_ms, rfc3339};
+use crate::http::{Answer, ApiError, json as answer};
+use crate::reload::reload_locked;
+
+/// Campaign keys an admin may set; the same as in the config file.
+const FIELDS: [&str; 9] = [
+    "sku",
+    "name",
+    "unit_price_cents",
+    "stock",
+    "per_user_limit",
+    "max_quantity",
+    "start",
+    "end",
+    "pay_timeout",
+];
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_field", message)
+}
+
+/// `PUT /admin/v1/campaigns/{id}`: the campaign with these fields (created if new, its other
+/// fields kept if it exists). Validated and applied like a reload; refused whole otherwise.
+///
+/// # Errors
+/// 400 for a body that is not an object of known fields; 422 for a campaign the config
+/// refuses (the file is left as it was).
+pub async fn put(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
+    let fields: serde_json::Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))?;
+    let mut changes = toml::Table::new();
+    for (key, value) in fields {
+        if !FIELDS.contains(&key.as_str()) {
+            return Err(ApiError::bad_request(
+                "unknown_field",
+                format!("{key}: campaigns take {}", FIELDS.join(", ")),
+            ));
+        }
+        let value: toml::Value = serde_json::from_value(value)
+            .map_err(|_| bad(format!("{key}: not a string or a number")))?;
+        changes.insert(key, value);
+    }
+    let id = id.to_owned();
+    edit_and_reload(app, &id.clone(), move |existing| {
+        Ok(match existing {
+            Some(table) => {
+                table.extend(changes);
+                None
+            }
+            None => {
+                let mut table = toml::Table::new();
+                table.insert("id".into(), id.into());
+                table.extend(changes);
+                Some(table)
+            }
+        })
+    })
+    .await
+}
+
+/// `POST /admin/v1/campaigns/{id}/close`: the campaign ends now (its end is set to now in the
+/// file and reloaded); unpaid orders still expire and can still be paid in time.
+///
+/// # Errors
+/// 404 for an unknown campaign; as [`put`].
+pub async fn close(app: &App, id: &str) -> Result<Answer, ApiError> {
+    app.campaign(id)?;
+    let now = rfc3339(now_ms());
+    edit_and_reload(app, id, move |existing| {
+        let table = existing.ok_or_else(|| bad("the campaign is not in the config file"))?;
+        // A campaign not started yet closes too: its window becomes empty.
+        let start = table
+            .get("start")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default();
+        if start > now.as_str() {
+            table.insert("start".into(), now.clone().into());
+        }
+        table.insert("end".into(), now.into());
+        Ok(None)
+    })
+    .await
+}
+
+/// `POST /admin/v1/campaigns/{id}/stock` `{"stock_total": N}`: the live stock total becomes N.
+/// Units already taken (held by unpaid orders, or sold) stay taken; N below them is refused.
+///
+/// # Errors
+/// 400 for a bad body; 404 for an unknown campaign; 409 `stock_below_taken`.
+pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
+    let campaign = app.campaign(id)?;
+    let body: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))?;
+    let total = body["stock_total"]
+        .as_u64()
+        .filter(|n| *n < (1 << 53))
+        .ok_or_else(|| bad("stock_total: a whole number from 0 to 2^53-1"))?;
+    let mut conn = app.redis.clone();
+    let change = flashgate_stock::set_stock_total(&mut conn, &app.scripts, &campaign.keys, total)
+        .await
+        .map_err(|_| ApiError::Unavailable {
+            code: "redis_unavailable",
+            message: "stock service unavailable",
+        })?;
+    match change {
+        flashgate_stock::StockChange::Applied {
+            before,
+            taken,
+            left,
+        } => {
+            if left > 0 {
+                campaign.clear_sold_out();
+            } else {
+                campaign.mark_sold_out();
+            }
+            tracing::info!(
+                campaign = id,
+                before,
+                total,
+                taken,
+                left,
+                "stock changed by admin"
+            );
+            Ok(answer(
+                StatusCode::OK,
+                &json!({ "campaign_id": id, "stock_total_before": before, "stock_total": total,
+                         "taken": taken, "remaining": left }),
+            ))
+        }
+        flashgate_stock::StockChange::BelowTaken { total, taken } => Err(ApiError::Conflict {
+            code: "stock_below_taken",
+            message: format!(
+                "{taken} units of the {total} are already held or sold: the total cannot go below them"
+            ),
+        }),
+        flashgate_stock::StockChange::NotLoaded => Err(ApiError::NotFound {
+            code: "unknown_campaign",
+            message: "no such campaign",
+        }),
+    }
+}
+
+/// Edits the config file and reloads it, under the reload lock; a refused reload puts the file
+/// back as it was.
+async fn edit_and_reload(
+    app: &App,
+    id: &str,
+    edit: impl FnOnce(Option<&mut toml::Table>) -> Result<Option<toml::Table>, ApiError>
+    + Send
+    + 'static,
+) -> Result<Answer, ApiError> {
+    let _one_at_a_time = app.reloading.lock().await;
+    let Some(path) = app.config.source.clone() else {
+        return Err(bad("this gateway was not started from a config file"));
+    };
+    let id_owned = id.to_owned();
+    let original =
+        tokio::task::spawn_blocking(move || config_file::edit_campaign(&path, &id_owned, edit))
+            .await
+            .map_err(|_| ApiError::Internal)??;
+    match reload_locked(app).await {
+        Ok(_) => {
+            let campaign = app.campaign(id)?;
+            Ok(answer(
+                StatusCode::OK,
+                &json!({ "campaign_id": id, "start": rfc3339(campaign.config.start_ms),
+                         "end": rfc3339(campaign.config.end_ms) }),
+            ))
+        }
+        Err(refusal) => {
+            let _ = tokio::task::spawn_blocking(move || original.restore()).await;
+            Err(refusal)
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Admin edits go through the config file, so the file stays the one source of truth: a
+//! later reload or restart finds the same campaigns. An edit rewrites the file atomically
+//! (a temporary file renamed over it) and is undone if the reload refuses the result.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::FieldError;
+use crate::http::ApiError;
+
+/// The config file as read before an edit, to restore it if the edit is refused.
+#[derive(Debug)]
+pub struct Original {
+    path: PathBuf,
+    text: String,
+}
+
+fn refused(message: impl Into<String>) -> ApiError {
+    ApiError::InvalidConfig(vec![FieldError {
+        field: "(config)".into(),
+        message: message.into(),
+    }])
+}
+
+/// Applies `edit` to the `[[campaigns]]` table whose `id` is `id` (`None` when the file has no
+/// such campaign yet) and writes the result back.
+///
+/// # Errors
+/// 422 when the file cannot be read, parsed or written; whatever `edit` returns.
+pub fn edit_campaign(
+    path: &Path,
+    id: &str,
+    edit: impl FnOnce(Option<&mut toml::Table>) -> Result<Option<toml::Table>, ApiError>,
+) -> Result<Original, ApiError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| refused(format!("reading {}: {e}", path.display())))?;
+    let mut doc: toml::Table =
+        toml::from_str(&text).map_err(|e| refused(format!("parsing {}: {e}", path.display())))?;
+    let campaigns = doc
+        .entry("campaigns")
+        .or_insert_with(|| toml::Value::Array(Vec::new()));
+    let toml::Value::Array(campaigns) = campaigns else {
+        return Err(refused("campaigns is not an array of tables"));
+    };
+    let existing = campaigns.iter_mut().find_map(|c| match c {
+        toml::Value::Table(t) if t.get("id").and_then(toml::Value::as_str) == Some(id) => Some(t),
+        _ => None,
+    });
+    if let Some(added) = edit(existing)? {
+        campaigns.push(toml::Value::Table(added));
+    }
+    let written = toml::to_string(&doc).map_err(|e| refused(format!("writing: {e}")))?;
+    write_atomically(path, &written)?;
+    Ok(Original {
+        path: path.to_path_buf(),
+        text,
+    })
+}
+
+impl Original {
+    /// Puts the file back as it was.
+    pub fn restore(self) {
+        if let Err(e) = write_atomically(&self.path, &self.text) {
+            tracing::error!(path = %self.path.display(), error = %e, "could not restore the config file after a refused edit");
+        }
+    }
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<(), ApiError> {
+    let temporary = path.with_extension("toml.edit");
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|e| refused(format!("writing {}: {e}", path.display())))
+}

@@ -1,0 +1,24 @@
+-- set_stock.lua: change the stock of a live campaign explicitly, with its accounting.
+--
+-- Units already taken (held by unpaid orders or sold) stay taken: the new total must cover
+-- them, and what is left for sale becomes new total - taken. One atomic step, so no
+-- reservation is ever counted twice or lost while the stock changes.
+--
+-- KEYS: 1 meta, 2 stock
+-- ARGV: 1 the new stock total
+-- Reply: {status, total before, taken, left for sale after}
+--        status 1 applied, 0 refused (the new total is below what is taken), -1 not loaded
+
+local total = tonumber(redis.call('HGET', KEYS[1], 'stock_total'))
+local left = tonumber(redis.call('GET', KEYS[2]))
+if not total or not left then
+  return {-1, 0, 0, 0}
+end
+local taken = total - left
+local wanted = tonumber(ARGV[1])
+if wanted < taken then
+  return {0, total, taken, left}
+end
+redis.call('HSET', KEYS[1], 'stock_total', ARGV[1])
+redis.call('SET', KEYS[2], wanted - taken)
+return {1, total, taken, wanted - taken}
