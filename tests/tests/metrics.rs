@@ -110,6 +110,31 @@ async fn metrics_after_a_small_flash_sale_equal_what_the_clients_saw() {
     assert_eq!(m["flashgate_store_degraded"], 0.0);
     assert_eq!(m["flashgate_orders_set_aside_total"], 0.0);
 
+    // Every metric the shipped Grafana dashboard plots exists.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/grafana-dashboard.json"
+    ))
+    .unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let mut plotted = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("flashgate_"))
+            {
+                assert!(
+                    m.keys().any(|series| series.starts_with(name)),
+                    "the dashboard plots {name}, which /metrics does not have"
+                );
+                plotted += 1;
+            }
+        }
+    }
+    assert!(plotted >= 10);
+
     // The public port does not serve it.
     let public = client.get("/metrics", None).await;
     assert_eq!(public.status.as_u16(), 404);
