@@ -7,7 +7,8 @@
 -- KEYS: 1 meta, 2 stock
 -- ARGV: 1 the new stock total
 -- Reply: {status, total before, taken, left for sale after}
---        status 1 applied, 0 refused (the new total is below what is taken), -1 not loaded
+--        status 1 applied, 0 refused (the new total is below what is taken), -1 not loaded,
+--        -2 inconsistent (more left than the total)
 
 local total = tonumber(redis.call('HGET', KEYS[1], 'stock_total'))
 local left = tonumber(redis.call('GET', KEYS[2]))
@@ -15,6 +16,10 @@ if not total or not left then
   return {-1, 0, 0, 0}
 end
 local taken = total - left
+if taken < 0 then
+  -- More for sale than the total: something wrote behind the scripts' back. Change nothing.
+  return {-2, total, taken, left}
+end
 local wanted = tonumber(ARGV[1])
 if wanted < taken then
   return {0, total, taken, left}

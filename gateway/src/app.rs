@@ -102,9 +102,9 @@ pub async fn load_catalog(
 ) -> Result<Catalog, LoadError> {
     let mut conn = redis.clone();
     scripts.load_all(&mut conn).await?;
-    let mut campaigns = Vec::with_capacity(config.campaigns.len());
+    // Every check before any write: a refused load (a reload) leaves Redis as it was.
     for c in &config.campaigns {
-        let keys = Arc::new(CampaignKeys::new(&c.id));
+        let keys = CampaignKeys::new(&c.id);
         if remaining_stock(&mut conn, &keys).await?.is_none() {
             let (store, id) = (store.clone(), c.id.clone());
             let orders = tokio::task::spawn_blocking(move || store.count_of_campaign(&id))
@@ -117,6 +117,10 @@ pub async fn load_catalog(
                 });
             }
         }
+    }
+    let mut campaigns = Vec::with_capacity(config.campaigns.len());
+    for c in &config.campaigns {
+        let keys = Arc::new(CampaignKeys::new(&c.id));
         let loaded = load_campaign(&mut conn, scripts, &keys, &spec_of(c)).await?;
         if !loaded.created && loaded.stock_total != c.stock {
             tracing::warn!(

@@ -98,14 +98,22 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
         &app.metrics.script_seconds,
         Some(&current),
     )
-    .await
-    .map_err(|e| match e {
-        LoadError::RedisLostCampaign { .. } => refused("campaigns", e.to_string()),
-        LoadError::Redis(_) | LoadError::Store(_) => ApiError::Unavailable {
-            code: "reload_failed",
-            message: "Redis or the store could not be reached: nothing was changed",
-        },
-    })?;
+    .await;
+    let catalog = match catalog {
+        Ok(catalog) => catalog,
+        Err(e @ LoadError::RedisLostCampaign { .. }) => {
+            return Err(refused("campaigns", e.to_string()));
+        }
+        Err(e) => {
+            // Redis failed between campaigns: put back the settings of those in force.
+            tracing::error!(error = %e, "reload failed while loading campaigns; restoring their settings");
+            restore(app, &current).await;
+            return Err(ApiError::Unavailable {
+                code: "reload_failed",
+                message: "Redis or the store could not be reached: the config in force stays",
+            });
+        }
+    };
     let added: Vec<String> = catalog
         .campaigns()
         .filter(|c| current.get(&c.config.id).is_err())
@@ -128,4 +136,18 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
         added,
         not_applied,
     })
+}
+
+/// Writes the settings of the campaigns in `catalog` to Redis again, after a reload that may
+/// have written some of its own (best effort: Redis just failed).
+async fn restore(app: &App, catalog: &crate::pipeline::catalog::Catalog) {
+    let mut conn = app.redis.clone();
+    for campaign in catalog.campaigns() {
+        let spec = crate::app::spec_of(&campaign.config);
+        if let Err(e) =
+            flashgate_stock::load_campaign(&mut conn, &app.scripts, &campaign.keys, &spec).await
+        {
+            tracing::error!(campaign = %campaign.config.id, error = %e, "could not restore a campaign's settings in Redis");
+        }
+    }
 }

@@ -66,6 +66,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    // Handled from the very start: SIGHUP's default action would end the process, and an
+    // operator may send it while the gateway is still starting.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let (embedded, redis_url, timeouts) = match &config.redis {
         RedisConfig::Url {
             url,
@@ -159,10 +162,14 @@ pub async fn run(
         store_health,
         config,
     });
-    let background = spawn_background(&app);
-    let _admin = match app.config.admin.listen {
-        Some(addr) => {
-            let admin = TcpListener::bind(addr).await?;
+    // Bound before any task starts: a port in use fails the start cleanly.
+    let admin = match app.config.admin.listen {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let background = spawn_background(&app, hangups);
+    let admin = match admin {
+        Some(admin) => {
             tracing::info!(addr = %admin.local_addr()?, "admin listener (/metrics, /admin/v1)");
             Some(AbortOnDrop(tokio::spawn(crate::admin::serve(
                 admin,
@@ -176,13 +183,17 @@ pub async fn run(
     let server = &app.config.server;
     crate::server::serve(listener, app.clone(), shutdown, server).await;
 
-    // Requests still running past the grace period are refused a reservation from here on, and
-    // calls in flight finish, so the persistence drain below sees every committed order.
-    app.catalog().close(app.config.server.shutdown_grace).await;
+    // No reload may swap the catalog from here on (one in progress finishes first), and the
+    // admin API and background tasks stop.
+    let no_more_reloads = app.reloading.lock().await;
+    drop(admin);
     for task in background {
         task.abort();
     }
-    drop(_admin);
+    // Requests still running past the grace period are refused a reservation from here on, and
+    // calls in flight finish, so the persistence drain below sees every committed order.
+    app.catalog().close(app.config.server.shutdown_grace).await;
+    drop(no_more_reloads);
     // No order id is minted from here on: a successor may have the node id at once.
     drop(_keeping);
     lease.release(&mut app.redis.clone()).await;
@@ -198,7 +209,10 @@ pub async fn run(
     Ok(())
 }
 
-fn spawn_background(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
+fn spawn_background(
+    app: &Arc<App>,
+    hangups: Option<tokio::signal::unix::Signal>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let prune = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -238,9 +252,7 @@ fn spawn_background(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
     let reload_on_hangup = {
         let app = app.clone();
         tokio::spawn(async move {
-            let Ok(mut hangups) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
+            let Some(mut hangups) = hangups else {
                 tracing::warn!("SIGHUP cannot be handled here; reload through the admin API");
                 return;
             };

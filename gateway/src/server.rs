@@ -13,23 +13,23 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::config::ServerConfig;
-use crate::http::ApiError;
 use crate::router::route;
 
 /// Serves `listener` until `shutdown` resolves, then drains connections for up to
 /// `limits.shutdown_grace`.
 ///
-/// Hostile traffic meets these bounds (all from `[server]`): a head must arrive within
-/// `header_read_timeout` (slowloris) and stay within `max_header_bytes` and `max_headers`; a
-/// request must be answered within `request_timeout`; HTTP/2 connections carry at most
-/// `http2_max_streams` streams at once; and past `max_connections` open connections a new one
-/// is answered 503 and closed at once, so the connections being served are not disturbed.
+/// Hostile traffic meets these bounds (all from `[server]`): a connection must send its first
+/// bytes, and a head must arrive, within `header_read_timeout` (slowloris), and stay within
+/// `max_header_bytes` and `max_headers`; a body must arrive within `request_timeout` (see
+/// `read_bounded`); HTTP/2 connections carry at most `http2_max_streams` streams and are
+/// pinged when quiet; and past `max_connections` open connections a new one is answered 503
+/// and closed at once, so the connections being served are not disturbed.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -45,13 +45,17 @@ pub async fn serve(
         .max_buf_size(limits.max_header_bytes)
         .max_headers(limits.max_headers)
         .keep_alive(true);
+    // An HTTP/2 connection that goes quiet is pinged, and closed when it does not answer.
     builder
         .http2()
         .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.header_read_timeout))
+        .keep_alive_timeout(limits.header_read_timeout)
         .max_concurrent_streams(limits.http2_max_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let open = Arc::new(Semaphore::new(limits.max_connections));
-    let request_timeout = limits.request_timeout;
+    let first_byte_timeout = limits.header_read_timeout;
+    let (stopping, _) = tokio::sync::watch::channel(false);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -75,23 +79,32 @@ pub async fn serve(
         let app = app.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move {
-                let answer = tokio::time::timeout(request_timeout, route(&app, req, peer.ip()))
-                    .await
-                    .unwrap_or_else(|_| REQUEST_TIMEOUT.into_answer());
-                Ok::<_, Infallible>(answer)
-            }
+            async move { Ok::<_, Infallible>(route(&app, req, peer.ip()).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let mut stopping = stopping.subscribe();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // A connection that sends nothing would hold its slot for ever: hyper's timers
+            // start once a protocol is chosen, which needs the first bytes. One still silent
+            // at shutdown is dropped at once (it has no request to finish).
+            let mut first = [0u8; 1];
+            tokio::select! {
+                sent = tokio::time::timeout(first_byte_timeout, stream.peek(&mut first)) => {
+                    if !matches!(sent, Ok(Ok(n)) if n > 0) {
+                        return;
+                    }
+                }
+                _ = stopping.changed() => return,
+            }
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);
         });
     }
     drop(listener);
+    stopping.send_replace(true);
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
         .is_err()
@@ -103,11 +116,6 @@ pub async fn serve(
     }
 }
 
-const REQUEST_TIMEOUT: ApiError = ApiError::Unavailable {
-    code: "request_timeout",
-    message: "the request took too long; a purchase may still have been accepted: retry it with its order token",
-};
-
 /// Answers a connection beyond `max_connections` with a 503 and closes it, without reading it.
 async fn refuse(mut stream: tokio::net::TcpStream) {
     const BODY: &str = r#"{"error":{"code":"too_many_connections","message":"the gateway is at its connection limit; retry shortly"}}"#;
@@ -118,4 +126,11 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
     let _ = stream.shutdown().await;
+    // Linger: read and drop what the client sent, so closing with unread data does not reset
+    // the connection before the client has read the answer.
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }

@@ -86,6 +86,9 @@ pub enum StockChange {
     BelowTaken { total: u64, taken: u64 },
     /// Redis has no such campaign.
     NotLoaded,
+    /// Redis holds more for sale than the total (written behind the scripts' back): nothing
+    /// was changed.
+    Inconsistent,
 }
 
 /// Sets a live campaign's stock total to `total`, keeping every unit already taken.
@@ -119,6 +122,7 @@ pub async fn set_stock_total<C: ConnectionLike>(
             total: before,
             taken,
         },
+        -2 => StockChange::Inconsistent,
         _ => StockChange::NotLoaded,
     })
 }

@@ -94,6 +94,12 @@ async fn connections_beyond_the_cap_are_refused_and_served_ones_are_not_disturbe
     let mut refused = 0;
     for _ in 0..BEYOND {
         let mut extra = TcpStream::connect(gateway.addr).await.unwrap();
+        // Half of them send a request first: the refusal still reaches them.
+        if refused % 2 == 0 {
+            let _ = extra
+                .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await;
+        }
         let mut answer = String::new();
         tokio::time::timeout(Duration::from_secs(2), extra.read_to_string(&mut answer))
             .await

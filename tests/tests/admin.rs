@@ -199,13 +199,14 @@ async fn a_valid_reload_changes_windows_while_purchases_are_in_flight_and_fails_
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
 
-    let mut purchases = 0;
+    let mut accepted = std::collections::HashSet::new();
     for task in load {
         for reply in task.await.unwrap() {
             assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
-            purchases += 1;
+            assert!(accepted.insert(reply.order_id().to_owned()));
         }
     }
+    let purchases = accepted.len();
     assert!(
         purchases > 50,
         "only {purchases} purchases around the reload"
@@ -224,6 +225,13 @@ async fn a_valid_reload_changes_windows_while_purchases_are_in_flight_and_fails_
         state.body
     );
     gateway.stop().unwrap();
+    // Every purchase accepted around the reload is stored, exactly once.
+    let rows: std::collections::HashSet<String> =
+        flashgate_tests::store_home::stored(&scenario, &busy_id)
+            .iter()
+            .map(|o| o.order_id.to_string())
+            .collect();
+    assert_eq!(rows, accepted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

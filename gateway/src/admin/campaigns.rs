@@ -48,6 +48,14 @@ pub async fn put(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
             .map_err(|_| bad(format!("{key}: not a string or a number")))?;
         changes.insert(key, value);
     }
+    if changes.contains_key("stock") && app.campaign(id).is_ok() {
+        return Err(ApiError::Conflict {
+            code: "stock_is_live",
+            message: "this campaign is on sale: its stock lives in Redis; change it with \
+                      POST /admin/v1/campaigns/{id}/stock"
+                .into(),
+        });
+    }
     let id = id.to_owned();
     edit_and_reload(app, &id.clone(), move |existing| {
         Ok(match existing {
@@ -72,16 +80,12 @@ pub async fn put(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
 /// # Errors
 /// 404 for an unknown campaign; as [`put`].
 pub async fn close(app: &App, id: &str) -> Result<Answer, ApiError> {
-    app.campaign(id)?;
+    let not_started = app.campaign(id)?.config.start_ms > now_ms();
     let now = rfc3339(now_ms());
     edit_and_reload(app, id, move |existing| {
         let table = existing.ok_or_else(|| bad("the campaign is not in the config file"))?;
         // A campaign not started yet closes too: its window becomes empty.
-        let start = table
-            .get("start")
-            .and_then(toml::Value::as_str)
-            .unwrap_or_default();
-        if start > now.as_str() {
+        if not_started {
             table.insert("start".into(), now.clone().into());
         }
         table.insert("end".into(), now.into());
@@ -140,6 +144,12 @@ pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiEr
             message: format!(
                 "{taken} units of the {total} are already held or sold: the total cannot go below them"
             ),
+        }),
+        flashgate_stock::StockChange::Inconsistent => Err(ApiError::Conflict {
+            code: "stock_inconsistent",
+            message: "Redis holds more units for sale than the campaign's total: nothing was \
+                      changed; look at fg:{campaign}:meta and :stock"
+                .into(),
         }),
         flashgate_stock::StockChange::NotLoaded => Err(ApiError::NotFound {
             code: "unknown_campaign",

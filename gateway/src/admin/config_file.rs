@@ -1,6 +1,7 @@
 //! Admin edits go through the config file, so the file stays the one source of truth: a
 //! later reload or restart finds the same campaigns. An edit rewrites the file atomically
-//! (a temporary file renamed over it) and is undone if the reload refuses the result.
+//! (a temporary file renamed over it) and is undone if the reload refuses the result. The
+//! file is rewritten from its parsed form: comments and layout in it are not kept.
 
 use std::path::{Path, PathBuf};
 
@@ -33,8 +34,9 @@ pub fn edit_campaign(
 ) -> Result<Original, ApiError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| refused(format!("reading {}: {e}", path.display())))?;
-    let mut doc: toml::Table =
-        toml::from_str(&text).map_err(|e| refused(format!("parsing {}: {e}", path.display())))?;
+    // The parse error is not echoed: it would quote a line of the file, secrets and all.
+    let mut doc: toml::Table = toml::from_str(&text)
+        .map_err(|_| refused(format!("{} is not valid TOML", path.display())))?;
     let campaigns = doc
         .entry("campaigns")
         .or_insert_with(|| toml::Value::Array(Vec::new()));
@@ -65,9 +67,19 @@ impl Original {
     }
 }
 
+/// Writes `text` to a temporary file beside `path` with `path`'s permissions (the file may hold
+/// secrets), syncs it to disk, and renames it over `path`: readers see the old file or the new
+/// one, never half of one, even across a crash.
 fn write_atomically(path: &Path, text: &str) -> Result<(), ApiError> {
+    use std::io::Write as _;
     let temporary = path.with_extension("toml.edit");
-    std::fs::write(&temporary, text)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| refused(format!("writing {}: {e}", path.display())))
+    let written = (|| {
+        let permissions = std::fs::metadata(path)?.permissions();
+        let mut file = std::fs::File::create(&temporary)?;
+        file.set_permissions(permissions)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    written.map_err(|e| refused(format!("writing {}: {e}", path.display())))
 }

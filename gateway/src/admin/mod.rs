@@ -49,6 +49,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors and the like: back off rather than spin.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
         let app = app.clone();
@@ -102,12 +104,12 @@ where
                     "campaign ids are 1-64 letters, digits and _ . : -",
                 ));
             }
-            let body = body_of(req).await?;
+            let body = body_of(app, req).await?;
             campaigns::put(app, id, &body).await
         }
         (Some("campaigns"), Some(id), Some("stock"), None) => {
             only(&req, &Method::POST)?;
-            let body = body_of(req).await?;
+            let body = body_of(app, req).await?;
             campaigns::set_stock(app, id, &body).await
         }
         (Some("campaigns"), Some(id), Some("close"), None) => {
@@ -123,7 +125,7 @@ where
     }
 }
 
-async fn body_of<B>(req: Request<B>) -> Result<Bytes, ApiError>
+async fn body_of<B>(app: &App, req: Request<B>) -> Result<Bytes, ApiError>
 where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -132,7 +134,13 @@ where
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    read_bounded(req.into_body(), length, MAX_ADMIN_BODY).await
+    read_bounded(
+        req.into_body(),
+        length,
+        MAX_ADMIN_BODY,
+        app.config.server.request_timeout,
+    )
+    .await
 }
 
 fn only<B>(req: &Request<B>, method: &Method) -> Result<(), ApiError> {

@@ -289,12 +289,27 @@ pub enum ConfigError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// Not valid TOML, a wrong type, or an unknown key (the message gives line and column).
+    /// Not valid TOML, a wrong type, or an unknown key: where, and what is wrong. The
+    /// offending line itself is not quoted: it may hold a secret or a password.
     #[error("cannot parse config: {0}")]
-    Parse(#[from] toml::de::Error),
+    Parse(String),
     /// Parsed, but some fields are invalid; every one of them is listed.
     #[error("invalid config ({} errors):{}", .0.len(), list(.0))]
     Invalid(Vec<FieldError>),
+}
+
+/// A TOML error as line, column and message, without the snippet of the file toml would show.
+fn parse_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim_end();
+    ConfigError::Parse(match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_owned(),
+    })
 }
 
 fn list(errors: &[FieldError]) -> String {
@@ -324,7 +339,7 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig = toml::from_str(text)?;
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
         validate::validate(raw, env).map_err(ConfigError::Invalid)
     }
 

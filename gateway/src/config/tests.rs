@@ -410,3 +410,16 @@ pay_timeout = "1000days"
         assert!(fields.contains(&field), "{field} missing from {fields:?}");
     }
 }
+
+#[test]
+fn a_parse_error_names_where_but_never_quotes_the_line() {
+    let text = "[server]\nnode_id = 1\n[store]\nurl = postgres://user:topsecret@db/orders\n";
+    let err = Config::from_toml_str_with_env(text, &no_env).unwrap_err();
+    let shown = err.to_string();
+    assert!(matches!(err, ConfigError::Parse(_)), "{err:?}");
+    assert!(shown.contains("line 4"), "{shown}");
+    assert!(!shown.contains("topsecret"), "{shown}");
+    let bad_redis = "[redis]\nurl = \"http://user:topsecret@cache\"\n";
+    let err = Config::from_toml_str_with_env(bad_redis, &no_env).unwrap_err();
+    assert!(!err.to_string().contains("topsecret"), "{err}");
+}

@@ -389,7 +389,8 @@ fn redis(e: &mut Errors, r: RawRedis) -> RedisConfig {
             if !schemes.iter().any(|s| url.starts_with(s)) {
                 e.push(
                     "redis.url",
-                    format!("must start with one of {schemes:?}, got {url:?}"),
+                    // Not echoed: the URL may carry a password.
+                    format!("must start with one of {schemes:?}"),
                 );
             }
             return RedisConfig::Url {

@@ -110,8 +110,13 @@ where
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    let body: Bytes =
-        read_bounded(req.into_body(), length, app.config.server.max_body_bytes).await?;
+    let body: Bytes = read_bounded(
+        req.into_body(),
+        length,
+        app.config.server.max_body_bytes,
+        app.config.server.request_timeout,
+    )
+    .await?;
     verify_signature(secret.expose().as_bytes(), &body, Some(&signature))?;
 
     let callback: PaymentCallback = parse_strict(&body)?;

@@ -47,6 +47,7 @@ where
         req.into_body(),
         content_length,
         app.config.server.max_body_bytes,
+        app.config.server.request_timeout,
     )
     .await?;
     let request: PurchaseRequest<'_> = parse_strict(&body)?;

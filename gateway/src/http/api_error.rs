@@ -60,6 +60,9 @@ pub enum ApiError {
     },
     #[error("internal error")]
     Internal,
+    /// The client took longer than `server.request_timeout` to send its body (408).
+    #[error("the request body took too long to arrive")]
+    RequestTimeout,
     /// The request conflicts with the state of things (409); `code` says how.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -91,6 +94,7 @@ impl ApiError {
             }
             Self::AdminDisabled => StatusCode::FORBIDDEN,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -132,6 +136,7 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Internal => "internal",
             Self::Conflict { code, .. } => code,
+            Self::RequestTimeout => "request_timeout",
             Self::AdminUnauthorized => "invalid_admin_token",
             Self::AdminDisabled => "admin_disabled",
             Self::InvalidConfig(_) => "invalid_config",

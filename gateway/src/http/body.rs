@@ -8,14 +8,18 @@ use serde::Deserialize;
 use super::ApiError;
 
 /// The whole body, refusing more than `limit` bytes (413) before reading it when the
-/// `Content-Length` says so, and while reading when it does not.
+/// `Content-Length` says so, and while reading when it does not, and one that takes longer
+/// than `patience` to arrive (408: a client trickling its body holds a connection for
+/// nothing). Only the body is timed, never the work after it: a purchase that reached Redis
+/// is never cut off half way.
 ///
 /// # Errors
-/// 413 past the limit; 400 when the body cannot be read.
+/// 413 past the limit; 408 too slow; 400 when the body cannot be read.
 pub async fn read_bounded<B>(
     body: B,
     content_length: Option<u64>,
     limit: usize,
+    patience: std::time::Duration,
 ) -> Result<Bytes, ApiError>
 where
     B: Body,
@@ -24,7 +28,10 @@ where
     if content_length.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
+    let Ok(read) = tokio::time::timeout(patience, Limited::new(body, limit).collect()).await else {
+        return Err(ApiError::RequestTimeout);
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::PayloadTooLarge { limit })
@@ -61,6 +68,8 @@ mod tests {
     use super::*;
     use http_body_util::Full;
 
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
@@ -71,12 +80,19 @@ mod tests {
     #[tokio::test]
     async fn bodies_over_the_limit_are_refused() {
         let big = Full::new(Bytes::from(vec![b'x'; 100]));
-        let err = read_bounded(big, None, 10).await.unwrap_err();
+        let err = read_bounded(big, None, 10, PATIENCE).await.unwrap_err();
         assert_eq!(err, ApiError::PayloadTooLarge { limit: 10 });
         let declared = Full::new(Bytes::new());
-        assert!(read_bounded(declared, Some(11), 10).await.is_err());
+        assert!(
+            read_bounded(declared, Some(11), 10, PATIENCE)
+                .await
+                .is_err()
+        );
         let small = Full::new(Bytes::from_static(b"{}"));
-        assert_eq!(read_bounded(small, Some(2), 10).await.unwrap(), "{}");
+        assert_eq!(
+            read_bounded(small, Some(2), 10, PATIENCE).await.unwrap(),
+            "{}"
+        );
     }
 
     #[test]
