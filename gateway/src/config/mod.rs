@@ -77,9 +77,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Drop connections that do not send their headers in time (default 5s): slowloris guard.
     pub header_read_timeout: Duration,
-    /// Longest a request may take from its headers to its answer (default 10s); a slower one
-    /// is answered 503 `request_timeout` (a purchase may still have been accepted: retry it
-    /// with its order token).
+    /// Longest a request body may take to arrive (default 10s): 408 `request_timeout`. Only
+    /// the body is timed, never the work after it (a purchase in Redis is not cut off).
     pub request_timeout: Duration,
     /// Open connections at most (default 10000); beyond it new ones are answered 503
     /// `too_many_connections` and closed, and the connections being served are not disturbed.
