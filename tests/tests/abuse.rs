@@ -177,3 +177,29 @@ async fn read_status(stream: &mut TcpStream) -> u16 {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_over_the_header_limits_are_refused_and_the_gateway_serves_on() {
+    let home = StoreHome::new(Backend::Sqlite);
+    let mut scenario = home.scenario(vec![CampaignSpec::open("bighead", 10, 1)]);
+    scenario.server_extra = "max_headers = 16\nmax_header_bytes = 8192\n".into();
+    let gateway = InProcess::start(&scenario);
+
+    // Too many headers, then a head too big: each refused with a 4xx, never served.
+    let many: String = (0..40).map(|n| format!("x-h{n}: 1\r\n")).collect();
+    let big = format!("x-big: {}\r\n", "a".repeat(20_000));
+    for extra in [many, big] {
+        let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+        let request = format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{extra}\r\n");
+        let _ = stream.write_all(request.as_bytes()).await;
+        let status = read_status(&mut stream).await;
+        assert!(
+            (400..500).contains(&status) || status == 0,
+            "an oversized head was answered {status}"
+        );
+        assert_ne!(status, 200);
+    }
+    let mut fine = TcpStream::connect(gateway.addr).await.unwrap();
+    assert_eq!(exchange(&mut fine, "/healthz").await, 200);
+    gateway.stop().unwrap();
+}
