@@ -292,6 +292,13 @@ async fn admin_creates_updates_restocks_and_closes_campaigns() {
         }
     };
 
+    // An operator's comment in the file survives the API's edits.
+    let commented = format!(
+        "# operators: keep this comment\n{}",
+        std::fs::read_to_string(&file).unwrap()
+    );
+    std::fs::write(&file, commented).unwrap();
+
     // Create a campaign; it sells at once, and it is in the file for the next reload.
     let new_id = flashgate_tests::scenario::unique_id("adm-new");
     let fields = json!({
@@ -306,7 +313,12 @@ async fn admin_creates_updates_restocks_and_closes_campaigns() {
         .await
         .unwrap();
     assert_eq!(bought.status, StatusCode::ACCEPTED, "{}", bought.body);
-    assert!(std::fs::read_to_string(&file).unwrap().contains(&new_id));
+    let edited = std::fs::read_to_string(&file).unwrap();
+    assert!(edited.contains(&new_id));
+    assert!(
+        edited.contains("# operators: keep this comment"),
+        "{edited}"
+    );
     let again = reload(&admin, Some(ADMIN_TOKEN)).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body["added"], json!([]));

@@ -36,7 +36,7 @@ fn bad(message: impl Into<String>) -> ApiError {
 pub async fn put(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
     let fields: serde_json::Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))?;
-    let mut changes = toml::Table::new();
+    let mut changes = Vec::with_capacity(fields.len());
     for (key, value) in fields {
         if !FIELDS.contains(&key.as_str()) {
             return Err(ApiError::bad_request(
@@ -44,11 +44,11 @@ pub async fn put(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
                 format!("{key}: campaigns take {}", FIELDS.join(", ")),
             ));
         }
-        let value: toml::Value = serde_json::from_value(value)
-            .map_err(|_| bad(format!("{key}: not a string or a number")))?;
-        changes.insert(key, value);
+        let value = config_file::toml_value(value)
+            .ok_or_else(|| bad(format!("{key}: not a string or a number")))?;
+        changes.push((key, value));
     }
-    if changes.contains_key("stock") && app.campaign(id).is_ok() {
+    if changes.iter().any(|(k, _)| k == "stock") && app.campaign(id).is_ok() {
         return Err(ApiError::Conflict {
             code: "stock_is_live",
             message: "this campaign is on sale: its stock lives in Redis; change it with \
@@ -60,13 +60,17 @@ pub async fn put(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
     edit_and_reload(app, &id.clone(), move |existing| {
         Ok(match existing {
             Some(table) => {
-                table.extend(changes);
+                for (key, value) in changes {
+                    table.insert(&key, toml_edit::value(value));
+                }
                 None
             }
             None => {
-                let mut table = toml::Table::new();
-                table.insert("id".into(), id.into());
-                table.extend(changes);
+                let mut table = toml_edit::Table::new();
+                table.insert("id", toml_edit::value(id));
+                for (key, value) in changes {
+                    table.insert(&key, toml_edit::value(value));
+                }
                 Some(table)
             }
         })
@@ -86,9 +90,9 @@ pub async fn close(app: &App, id: &str) -> Result<Answer, ApiError> {
         let table = existing.ok_or_else(|| bad("the campaign is not in the config file"))?;
         // A campaign not started yet closes too: its window becomes empty.
         if not_started {
-            table.insert("start".into(), now.clone().into());
+            table.insert("start", toml_edit::value(now.clone()));
         }
-        table.insert("end".into(), now.into());
+        table.insert("end", toml_edit::value(now));
         Ok(None)
     })
     .await
@@ -163,7 +167,7 @@ pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiEr
 async fn edit_and_reload(
     app: &App,
     id: &str,
-    edit: impl FnOnce(Option<&mut toml::Table>) -> Result<Option<toml::Table>, ApiError>
+    edit: impl FnOnce(Option<&mut toml_edit::Table>) -> Result<Option<toml_edit::Table>, ApiError>
     + Send
     + 'static,
 ) -> Result<Answer, ApiError> {

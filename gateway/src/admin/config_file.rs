@@ -1,7 +1,8 @@
 //! Admin edits go through the config file, so the file stays the one source of truth: a
 //! later reload or restart finds the same campaigns. An edit rewrites the file atomically
-//! (a temporary file renamed over it) and is undone if the reload refuses the result. The
-//! file is rewritten from its parsed form: comments and layout in it are not kept.
+//! (a temporary file renamed over it) and is undone if the reload refuses the result. Only
+//! the campaign's keys change: comments and layout elsewhere in the file are kept
+//! (`toml_edit`).
 
 use std::path::{Path, PathBuf};
 
@@ -30,31 +31,45 @@ fn refused(message: impl Into<String>) -> ApiError {
 pub fn edit_campaign(
     path: &Path,
     id: &str,
-    edit: impl FnOnce(Option<&mut toml::Table>) -> Result<Option<toml::Table>, ApiError>,
+    edit: impl FnOnce(Option<&mut toml_edit::Table>) -> Result<Option<toml_edit::Table>, ApiError>,
 ) -> Result<Original, ApiError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| refused(format!("reading {}: {e}", path.display())))?;
     // The parse error is not echoed: it would quote a line of the file, secrets and all.
-    let mut doc: toml::Table = toml::from_str(&text)
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
         .map_err(|_| refused(format!("{} is not valid TOML", path.display())))?;
     let campaigns = doc
         .entry("campaigns")
-        .or_insert_with(|| toml::Value::Array(Vec::new()));
-    let toml::Value::Array(campaigns) = campaigns else {
-        return Err(refused("campaigns is not an array of tables"));
+        .or_insert_with(|| toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
+    let Some(campaigns) = campaigns.as_array_of_tables_mut() else {
+        return Err(refused(
+            "campaigns is not an array of tables ([[campaigns]])",
+        ));
     };
-    let existing = campaigns.iter_mut().find_map(|c| match c {
-        toml::Value::Table(t) if t.get("id").and_then(toml::Value::as_str) == Some(id) => Some(t),
-        _ => None,
-    });
+    let existing = campaigns
+        .iter_mut()
+        .find(|t| t.get("id").and_then(toml_edit::Item::as_str) == Some(id));
     if let Some(added) = edit(existing)? {
-        campaigns.push(toml::Value::Table(added));
+        campaigns.push(added);
     }
-    let written = toml::to_string(&doc).map_err(|e| refused(format!("writing: {e}")))?;
-    write_atomically(path, &written)?;
+    write_atomically(path, &doc.to_string())?;
     Ok(Original {
         path: path.to_path_buf(),
         text,
+    })
+}
+
+/// A JSON value as a TOML value: strings, whole numbers, decimals and booleans.
+pub fn toml_value(value: serde_json::Value) -> Option<toml_edit::Value> {
+    Some(match value {
+        serde_json::Value::String(s) => s.into(),
+        serde_json::Value::Bool(b) => b.into(),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => i.into(),
+            None => n.as_f64()?.into(),
+        },
+        _ => return None,
     })
 }
 
