@@ -140,3 +140,42 @@ const ACK_CHUNK: usize = 1_000;
 pub fn backlog<C: ConnectionLike>(conn: &mut C, keys: &CampaignKeys) -> Result<u64, StockError> {
     Ok(conn.scard(&keys.journal)?)
 }
+
+/// The orders of a campaign set aside because the store refused them, with the reasons.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn poisoned<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    keys: &CampaignKeys,
+) -> Result<std::collections::BTreeMap<u64, String>, StockError> {
+    let all: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&keys.poisoned)
+        .query_async(conn)
+        .await?;
+    Ok(all
+        .into_iter()
+        .filter_map(|(id, reason)| Some((id.parse().ok()?, reason)))
+        .collect())
+}
+
+/// Puts an order that was set aside back in the journal (`lua/retry_poisoned.lua`), once the
+/// cause is fixed; returns false when it was not set aside.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn retry_poisoned<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    order_id: u64,
+) -> Result<bool, StockError> {
+    let done: i64 = scripts
+        .retry_poisoned
+        .key(&keys.poisoned)
+        .key(&keys.journal)
+        .arg(order_id)
+        .invoke_async(conn)
+        .await?;
+    Ok(done == 1)
+}

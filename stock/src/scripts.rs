@@ -15,6 +15,7 @@ pub struct Scripts {
     pub(crate) lifecycle: Script,
     pub(crate) set_aside: Script,
     pub(crate) set_stock: Script,
+    pub(crate) retry_poisoned: Script,
 }
 
 impl Scripts {
@@ -26,11 +27,12 @@ impl Scripts {
             lifecycle: Script::new(include_str!("../../lua/lifecycle.lua")),
             set_aside: Script::new(include_str!("../../lua/set_aside.lua")),
             set_stock: Script::new(include_str!("../../lua/set_stock.lua")),
+            retry_poisoned: Script::new(include_str!("../../lua/retry_poisoned.lua")),
         }
     }
 
     /// The SHA1 of every script, for readiness checks (`SCRIPT EXISTS`).
-    pub fn hashes(&self) -> [&str; 6] {
+    pub fn hashes(&self) -> [&str; 7] {
         [
             self.reserve.get_hash(),
             self.load_campaign.get_hash(),
@@ -38,6 +40,7 @@ impl Scripts {
             self.lifecycle.get_hash(),
             self.set_aside.get_hash(),
             self.set_stock.get_hash(),
+            self.retry_poisoned.get_hash(),
         ]
     }
 
@@ -56,6 +59,7 @@ impl Scripts {
             &self.lifecycle,
             &self.set_aside,
             &self.set_stock,
+            &self.retry_poisoned,
         ] {
             script.prepare_invoke().load_async(conn).await?;
         }

@@ -129,7 +129,9 @@ async fn an_order_the_store_refuses_for_good_is_set_aside_and_holds_nothing_back
     let home = StoreHome::new(Backend::Postgres);
     let campaign = CampaignSpec::open("poison", 1_000, 1);
     let id = campaign.id.clone();
-    let scenario = home.scenario(vec![campaign]);
+    let mut scenario = home.scenario(vec![campaign]);
+    let admin_addr = format!("127.0.0.1:{}", flashgate_tests::free_port());
+    scenario.extra = format!("\n[admin]\nlisten = \"{admin_addr}\"\ntoken = \"{ADMIN_TOKEN}\"\n");
     let gateway = InProcess::start(&scenario);
     // From now on the store refuses, for good, any order of one buyer.
     let database = home.database.as_ref().unwrap();
@@ -211,5 +213,45 @@ async fn an_order_the_store_refuses_for_good_is_set_aside_and_holds_nothing_back
         async move { redis.scard::<_, u64>(&j).await.unwrap() == 0 }
     })
     .await;
+
+    // The admin API lists it; once the cause is fixed, a retry gets it stored.
+    let admin = flashgate_tests::client::Client::new(admin_addr.parse().unwrap());
+    let listed = admin
+        .send(
+            http::Method::GET,
+            &format!("/admin/v1/campaigns/{id}/poisoned"),
+            Some(ADMIN_TOKEN),
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.body["orders"][0]["order_id"], poison_order.as_str());
+    let drop_check: String = (0..16)
+        .map(|t| format!("ALTER TABLE orders_{t:02} DROP CONSTRAINT refuse_poison;"))
+        .collect();
+    database.execute(&drop_check);
+    let retry = format!("/admin/v1/campaigns/{id}/poisoned/{poison_order}/retry");
+    let retried = admin
+        .send(http::Method::POST, &retry, Some(ADMIN_TOKEN), "")
+        .await
+        .unwrap();
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    let (s, i) = (scenario.clone(), id.clone());
+    eventually(
+        Duration::from_secs(20),
+        "the retried order is stored",
+        || {
+            let (s, i) = (s.clone(), i.clone());
+            async move { stored(&s, &i).len() == 51 }
+        },
+    )
+    .await;
+    let again = admin
+        .send(http::Method::POST, &retry, Some(ADMIN_TOKEN), "")
+        .await
+        .unwrap();
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "no longer set aside");
     gateway.stop().unwrap();
 }
+
+const ADMIN_TOKEN: &str = "admin-token-for-the-tests-0123";

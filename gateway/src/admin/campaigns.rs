@@ -195,3 +195,63 @@ async fn edit_and_reload(
         }
     }
 }
+
+const REDIS_DOWN: ApiError = ApiError::Unavailable {
+    code: "redis_unavailable",
+    message: "stock service unavailable",
+};
+
+/// `GET /admin/v1/campaigns/{id}/poisoned`: the orders the store refused for good, set aside
+/// with the reason.
+///
+/// # Errors
+/// 404 for an unknown campaign; 503 when Redis does not answer.
+pub async fn poisoned(app: &App, id: &str) -> Result<Answer, ApiError> {
+    let campaign = app.campaign(id)?;
+    let mut conn = app.redis.clone();
+    let orders = flashgate_stock::journal::poisoned(&mut conn, &campaign.keys)
+        .await
+        .map_err(|_| REDIS_DOWN)?;
+    let orders: Vec<Value> = orders
+        .into_iter()
+        .map(|(order_id, reason)| json!({ "order_id": order_id.to_string(), "reason": reason }))
+        .collect();
+    Ok(answer(
+        StatusCode::OK,
+        &json!({ "campaign_id": id, "orders": orders }),
+    ))
+}
+
+/// `POST /admin/v1/campaigns/{id}/poisoned/{order_id}/retry`: once the cause is fixed, the
+/// order goes back in the journal and the reconciler writes it again.
+///
+/// # Errors
+/// 404 for an unknown campaign or an order that is not set aside; 503 when Redis does not
+/// answer.
+pub async fn retry_poisoned(app: &App, id: &str, order_id: &str) -> Result<Answer, ApiError> {
+    let campaign = app.campaign(id)?;
+    let not_set_aside = ApiError::NotFound {
+        code: "order_not_found",
+        message: "no such order set aside",
+    };
+    let Ok(order_id) = order_id.parse::<u64>() else {
+        return Err(not_set_aside);
+    };
+    let mut conn = app.redis.clone();
+    let retried =
+        flashgate_stock::journal::retry_poisoned(&mut conn, &app.scripts, &campaign.keys, order_id)
+            .await
+            .map_err(|_| REDIS_DOWN)?;
+    if !retried {
+        return Err(not_set_aside);
+    }
+    tracing::info!(
+        campaign = id,
+        order_id,
+        "refused order journaled again by admin"
+    );
+    Ok(answer(
+        StatusCode::OK,
+        &json!({ "campaign_id": id, "order_id": order_id.to_string(), "journaled": true }),
+    ))
+}

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - `mod.rs`: the listener, routing and the token check.
-//! - [`campaigns`]: create or update a campaign, change its stock, close it early.
+//! - [`campaigns`]: create or update a campaign, change its stock, close it early; list and
+//!   retry the orders the store refused.
 //! - [`config_file`]: edits go through the config file, so it stays the source of truth.
 
 pub mod campaigns;
@@ -27,12 +28,17 @@ use crate::http::{Answer, ApiError, json};
 use crate::metrics::exposition;
 
 /// Every route of the admin listener, as method and path (see `router::ROUTES`).
-pub const ADMIN_ROUTES: [(Method, &str); 6] = [
+pub const ADMIN_ROUTES: [(Method, &str); 8] = [
     (Method::GET, "/metrics"),
     (Method::GET, "/admin/v1/campaigns"),
     (Method::PUT, "/admin/v1/campaigns/{campaign_id}"),
     (Method::POST, "/admin/v1/campaigns/{campaign_id}/stock"),
     (Method::POST, "/admin/v1/campaigns/{campaign_id}/close"),
+    (Method::GET, "/admin/v1/campaigns/{campaign_id}/poisoned"),
+    (
+        Method::POST,
+        "/admin/v1/campaigns/{campaign_id}/poisoned/{order_id}/retry",
+    ),
     (Method::POST, "/admin/v1/reload"),
 ];
 
@@ -92,6 +98,16 @@ where
     authorize(app, &req)?;
     let mut parts = rest.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("campaigns"), Some(id), Some("poisoned"), None) => {
+            only(&req, &Method::GET)?;
+            campaigns::poisoned(app, id).await
+        }
+        (Some("campaigns"), Some(id), Some("poisoned"), Some(order_id))
+            if parts.next() == Some("retry") && parts.next().is_none() =>
+        {
+            only(&req, &Method::POST)?;
+            campaigns::retry_poisoned(app, id, order_id).await
+        }
         (Some("campaigns"), None, None, None) => {
             only(&req, &Method::GET)?;
             public_campaigns::list(app).await
