@@ -2,8 +2,6 @@
 //! optionally followed by the lifecycle mix (some buyers pay, some cancel, the rest let their
 //! orders expire).
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::args::{EngineArgs, OutputArgs, TargetArgs};
@@ -13,7 +11,7 @@ use crate::lifecycle::{self, LifecycleArgs};
 use crate::play::play;
 use crate::report::Report;
 use crate::requests::{self, Users};
-use crate::verify::{self, Snapshot};
+use crate::verify::{self, Snapshot, VerifyArgs};
 
 /// What a flash run is told.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,12 +33,8 @@ pub struct FlashArgs {
     /// User ids are this prefix plus a number.
     #[arg(long, default_value = "flash-user-")]
     pub user_prefix: String,
-    /// Skip checking Redis and the store afterwards.
-    #[arg(long)]
-    pub no_verify: bool,
-    /// How long verification waits for the store to catch up.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub drain_patience: Duration,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 /// Runs the scenario; `Ok(false)` when verification failed.
@@ -57,16 +51,11 @@ pub fn run(args: &FlashArgs) -> anyhow::Result<bool> {
         "flash: {} users x {} tries on {} (stock {}) over {} connections",
         args.users, args.tries, campaign.id, campaign.stock, args.engine.connections
     );
-    let before = if args.no_verify {
-        std::collections::HashSet::new()
-    } else {
-        verify::orders_before(&target.config, campaign)?
-    };
+    let before = args.verify.baseline(&target)?;
     let total = requests.len();
-    let probe = if args.no_verify {
-        None
-    } else {
-        Some(LagProbe::start(&target.config, campaign)?)
+    let probe = match before {
+        Some(_) => Some(LagProbe::start(&target.config, campaign)?),
+        None => None,
     };
     let (outcomes, duration) = play(
         target.addr,
@@ -89,16 +78,17 @@ pub fn run(args: &FlashArgs) -> anyhow::Result<bool> {
         })?),
         None => None,
     };
-    let verification = if args.no_verify {
-        None
-    } else {
-        let snapshot = Snapshot::take(&target.config, campaign, args.drain_patience, before)?;
+    let verification = if let Some(before) = before {
+        let snapshot =
+            Snapshot::take(&target.config, campaign, args.verify.drain_patience, before)?;
         let mut v = verify::verify(&snapshot, campaign, &outcomes);
         if let Some(settled) = &settled {
             v.checks.extend(settled.checks(&snapshot));
         }
         v.print();
         Some(v)
+    } else {
+        None
     };
     let extra = json!({
         "scenario": {

@@ -13,7 +13,7 @@ use crate::engine::{Kind, Outcome, Pace, Prepared};
 use crate::play::play;
 use crate::report::Report;
 use crate::requests::{self, Users};
-use crate::verify::{self, Check, Snapshot};
+use crate::verify::{self, Check, Snapshot, VerifyArgs};
 use crate::wire::Connection;
 
 /// What a steady run is told.
@@ -44,12 +44,8 @@ pub struct SteadyArgs {
     /// User ids are this prefix plus a number.
     #[arg(long, default_value = "steady-user-")]
     pub user_prefix: String,
-    /// Skip checking Redis and the store afterwards.
-    #[arg(long)]
-    pub no_verify: bool,
-    /// How long verification waits for the store to catch up.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub drain_patience: Duration,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 /// Weights of purchases, replays, reads and invalid requests.
@@ -127,11 +123,7 @@ pub fn run(args: &SteadyArgs) -> anyhow::Result<bool> {
     let campaign = &target.campaign;
     anyhow::ensure!(args.rate > 0.0, "--rate must be above 0");
     let users = Users::new(target.config.auth.jwt_secret.expose(), &args.user_prefix);
-    let before = if args.no_verify {
-        std::collections::HashSet::new()
-    } else {
-        verify::orders_before(&target.config, campaign)?
-    };
+    let before = args.verify.baseline(&target)?;
     let warm = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -159,17 +151,8 @@ pub fn run(args: &SteadyArgs) -> anyhow::Result<bool> {
     report.print();
 
     let answers = answer_checks(&outcomes, &expected);
-    let verification = if args.no_verify {
-        for c in &answers {
-            println!(
-                "  [{}] {:<34} {}",
-                if c.passed { " ok " } else { "FAIL" },
-                c.name,
-                c.detail
-            );
-        }
-        None
-    } else {
+    // Without --verify the answers are still checked; with it, Redis and the store too.
+    let verification = if let Some(before) = before {
         // The orders placed before the clock are accepted orders the client saw, too.
         let seen: Vec<Outcome> = warm
             .iter()
@@ -184,15 +167,19 @@ pub fn run(args: &SteadyArgs) -> anyhow::Result<bool> {
             })
             .chain(outcomes.iter().cloned())
             .collect();
-        let snapshot = Snapshot::take(&target.config, campaign, args.drain_patience, before)?;
+        let snapshot =
+            Snapshot::take(&target.config, campaign, args.verify.drain_patience, before)?;
         let mut v = verify::verify(&snapshot, campaign, &seen);
         v.checks.extend(answers);
-        v.print();
-        Some(v)
+        v
+    } else {
+        verify::Verification {
+            checks: answers,
+            committed_unseen: 0,
+        }
     };
-    let passed = verification
-        .as_ref()
-        .is_none_or(verify::Verification::passed);
+    verification.print();
+    let passed = verification.passed();
     let extra = json!({
         "scenario": {
             "name": "steady", "campaign": campaign.id, "rate": args.rate,
@@ -200,7 +187,7 @@ pub fn run(args: &SteadyArgs) -> anyhow::Result<bool> {
             "users": args.users, "warm_orders": warm.len(),
             "connections": args.engine.connections, "threads": args.engine.threads,
         },
-        "verification": verification.as_ref().map(verify::Verification::to_json),
+        "verification": verification.to_json(),
     });
     let title = format!("steady: {:.0} requests/s on {}", args.rate, campaign.id);
     args.output.write(&report, extra, &title)?;

@@ -10,7 +10,33 @@ use flashgate_stock::{CampaignKeys, Order, OrderStatus, record};
 use redis::Commands;
 use serde_json::{Value, json};
 
+use crate::args::Target;
 use crate::engine::{Kind, Outcome};
+
+/// Whether and how a run is checked afterwards.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// Skip checking Redis and the store afterwards.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// How long verification waits for the store to catch up.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_patience: Duration,
+}
+
+impl VerifyArgs {
+    /// Read before the run: the campaign's orders from earlier runs, which verification must
+    /// not count as unexplained; `None` when the run is not verified.
+    ///
+    /// # Errors
+    /// Redis unreachable.
+    pub fn baseline(&self, target: &Target) -> anyhow::Result<Option<HashSet<u64>>> {
+        if self.no_verify {
+            return Ok(None);
+        }
+        orders_before(&target.config, &target.campaign).map(Some)
+    }
+}
 
 /// One check and how it went.
 #[derive(Debug)]
@@ -88,7 +114,7 @@ pub fn redis_connection(config: &Config) -> anyhow::Result<redis::Connection> {
 ///
 /// # Errors
 /// Redis unreachable.
-pub fn orders_before(config: &Config, campaign: &CampaignConfig) -> anyhow::Result<HashSet<u64>> {
+fn orders_before(config: &Config, campaign: &CampaignConfig) -> anyhow::Result<HashSet<u64>> {
     let ids: Vec<String> =
         redis_connection(config)?.hkeys(CampaignKeys::new(&campaign.id).orders)?;
     Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())

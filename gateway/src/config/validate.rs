@@ -111,21 +111,14 @@ pub(super) fn validate(
 
     let raw_admin = raw.admin;
     let admin = AdminConfig {
-        token: if env(ENV_ADMIN_TOKEN).is_none()
-            && raw_admin.token.is_none()
-            && raw_admin.token_file.is_none()
-        {
-            None
-        } else {
-            Some(secret(
-                e,
-                "admin.token",
-                ENV_ADMIN_TOKEN,
-                raw_admin.token,
-                raw_admin.token_file,
-                env,
-            ))
-        },
+        token: optional_secret(
+            e,
+            "admin.token",
+            ENV_ADMIN_TOKEN,
+            raw_admin.token,
+            raw_admin.token_file,
+            env,
+        ),
         listen: raw_admin.listen.as_deref().and_then(|text| {
             text.parse()
                 .map_err(|err| {
@@ -296,25 +289,33 @@ fn auth(e: &mut Errors, a: RawAuth, env: &dyn Fn(&str) -> Option<String>) -> Aut
             Duration::from_secs(600),
             Duration::from_secs(1),
         ),
-        payment_secret: if env(ENV_PAYMENT_SECRET).is_none()
-            && a.payment_secret.is_none()
-            && a.payment_secret_file.is_none()
-        {
-            None
-        } else {
-            Some(secret(
-                e,
-                "auth.payment_secret",
-                ENV_PAYMENT_SECRET,
-                a.payment_secret,
-                a.payment_secret_file,
-                env,
-            ))
-        },
+        payment_secret: optional_secret(
+            e,
+            "auth.payment_secret",
+            ENV_PAYMENT_SECRET,
+            a.payment_secret,
+            a.payment_secret_file,
+            env,
+        ),
     }
 }
 
 /// Env var wins; otherwise exactly one of the inline value and the `_file` key.
+/// As [`secret`], for one that may be left out entirely (set nowhere: `None`, no error).
+fn optional_secret(
+    e: &mut Errors,
+    field: &str,
+    var: &str,
+    inline: Option<String>,
+    file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Secret> {
+    if env(var).is_none() && inline.is_none() && file.is_none() {
+        return None;
+    }
+    Some(secret(e, field, var, inline, file, env))
+}
+
 fn secret(
     e: &mut Errors,
     field: &str,

@@ -14,7 +14,7 @@ use flashgate_stock::Order;
 use postgres::{Client, NoTls, Statement};
 
 use super::row::{RawOrder, Row};
-use super::shards::{COLUMNS, MAX_SHARD_BITS, TABLES, shard_of};
+use super::shards::{COLUMNS, MAX_SHARD_BITS, TABLES, shard_bits_unrecorded, shard_of};
 use super::{OrderStore, StoreError};
 
 /// Schema version recorded in `store_meta`; bump it with each new migration.
@@ -320,20 +320,11 @@ fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), S
             "schema version {version} is newer than this build's {SCHEMA_VERSION}"
         )));
     }
-    // Routing depends on shard_bits: opening with another value would look in the wrong tables.
-    match meta(&mut tx, "shard_bits")? {
-        Some(bits) if bits != i64::from(shard_bits) => {
-            return Err(StoreError::Misconfigured(format!(
-                "database was created with shard_bits {bits}, opened with {shard_bits}"
-            )));
-        }
-        Some(_) => {}
-        None => {
-            tx.execute(
-                "INSERT INTO store_meta (key, value) VALUES ('shard_bits', $1)",
-                &[&i64::from(shard_bits)],
-            )?;
-        }
+    if shard_bits_unrecorded(meta(&mut tx, "shard_bits")?, shard_bits)? {
+        tx.execute(
+            "INSERT INTO store_meta (key, value) VALUES ('shard_bits', $1)",
+            &[&i64::from(shard_bits)],
+        )?;
     }
     for table in tables {
         tx.batch_execute(&format!(

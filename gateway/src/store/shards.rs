@@ -40,3 +40,22 @@ pub(super) fn shard_of(order_id: u64, shard_bits: u8) -> usize {
 pub(super) fn table_of(order_id: u64, shard_bits: u8) -> &'static str {
     TABLES[shard_of(order_id, shard_bits)]
 }
+
+/// Routing depends on `shard_bits`: a store opened with another value than it was created with
+/// would look in the wrong tables. `recorded` is the value the store holds; returns whether
+/// none is recorded yet (the caller records `shard_bits`).
+///
+/// # Errors
+/// [`super::StoreError::Misconfigured`] when the recorded value differs.
+pub(super) fn shard_bits_unrecorded(
+    recorded: Option<i64>,
+    shard_bits: u8,
+) -> Result<bool, super::StoreError> {
+    match recorded {
+        Some(bits) if bits != i64::from(shard_bits) => Err(super::StoreError::Misconfigured(
+            format!("the store was created with shard_bits {bits}, opened with {shard_bits}"),
+        )),
+        Some(_) => Ok(false),
+        None => Ok(true),
+    }
+}

@@ -8,7 +8,7 @@ use flashgate_stock::Order;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::row::{RawOrder, Row};
-use super::shards::{COLUMNS, MAX_SHARD_BITS, TABLES, shard_of};
+use super::shards::{COLUMNS, MAX_SHARD_BITS, TABLES, shard_bits_unrecorded, shard_of};
 use super::{OrderStore, StoreError};
 
 /// Schema version recorded in `PRAGMA user_version`; bump it with each new migration.
@@ -150,7 +150,6 @@ fn migrate(conn: &mut Connection, shard_bits: u8, tables: &[&str]) -> Result<(),
         "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) \
          STRICT",
     )?;
-    // Routing depends on shard_bits: opening with another value would look in the wrong tables.
     let stored: Option<i64> = tx
         .query_row(
             "SELECT value FROM store_meta WHERE key = 'shard_bits'",
@@ -158,19 +157,11 @@ fn migrate(conn: &mut Connection, shard_bits: u8, tables: &[&str]) -> Result<(),
             |r| r.get(0),
         )
         .optional()?;
-    match stored {
-        Some(bits) if bits != i64::from(shard_bits) => {
-            return Err(StoreError::Misconfigured(format!(
-                "file was created with shard_bits {bits}, opened with {shard_bits}"
-            )));
-        }
-        Some(_) => {}
-        None => {
-            tx.execute(
-                "INSERT INTO store_meta (key, value) VALUES ('shard_bits', ?1)",
-                [i64::from(shard_bits)],
-            )?;
-        }
+    if shard_bits_unrecorded(stored, shard_bits)? {
+        tx.execute(
+            "INSERT INTO store_meta (key, value) VALUES ('shard_bits', ?1)",
+            [i64::from(shard_bits)],
+        )?;
     }
     for table in tables {
         // STRICT makes SQLite refuse a REAL in a money column instead of storing it.
