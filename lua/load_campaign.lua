@@ -4,11 +4,24 @@
 -- this, so stock is set only if absent: changing the stock of a live campaign is an explicit admin
 -- action, never a side effect of (re)loading a config file.
 --
+-- Creating the stock is a separate mode. A campaign that Redis does not hold may have sold before
+-- (Redis lost its data): only a caller holding an opening permit, which the store's ledger gives
+-- once per campaign, asks for 'open'. In 'settings' mode a campaign absent from Redis is left
+-- absent: nothing at all is written, so no failure path can bring its stock back.
+--
 -- KEYS: 1 meta, 2 stock
 -- ARGV: 1 sku, 2 unit_price_cents, 3 per_user_limit, 4 pay_timeout_ms, 5 start_ms, 6 end_ms,
---       7 stock_total
--- Reply: {created (1 when this call set the stock), stock_total in force, units left}
+--       7 stock_total, 8 mode ('open' or 'settings')
+-- Reply: {created (1 when this call set the stock, -1 when absent and left so), stock_total in
+--         force, units left}
 
+local mode = ARGV[8]
+if mode ~= 'open' and mode ~= 'settings' then
+  return redis.error_reply('load_campaign: unknown mode ' .. tostring(mode))
+end
+if mode == 'settings' and redis.call('EXISTS', KEYS[2]) == 0 then
+  return {-1, '0', '0'}
+end
 local created = redis.call('SETNX', KEYS[2], ARGV[7])
 if created == 1 then
   redis.call('HSET', KEYS[1], 'stock_total', ARGV[7])

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use flashgate_stock::{CampaignKeys, CampaignSpec, Scripts, load_campaign, remaining_stock};
+use flashgate_stock::{
+    CampaignKeys, CampaignSpec, OpenPermit, Scripts, apply_settings, open_campaign, remaining_stock,
+};
 use redis::aio::ConnectionManager;
 
 use crate::auth::{JwtVerifier, OrderTokens};
@@ -78,20 +80,77 @@ pub enum LoadError {
     Redis(#[from] flashgate_stock::StockError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// Redis has no state for a campaign the store has orders of: Redis lost its data.
-    /// Loading the configured stock again would sell those units a second time.
-    #[error(
-        "campaign {campaign} has {orders} orders in the store but no state in Redis: Redis lost \
-         its data. Restore Redis (AOF/replica) before starting; never reload its stock from config"
-    )]
-    RedisLostCampaign { campaign: String, orders: u64 },
 }
 
-/// Loads every configured campaign into Redis (never resetting live stock) and builds the
-/// catalog, each campaign with its batching reserver.
+/// Runs a store call off the async workers.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn OrderStore>,
+    call: impl FnOnce(&dyn OrderStore) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, crate::store::StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || call(&*store))
+        .await
+        .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))?
+}
+
+/// What the checks before any write decided for one campaign.
+enum Verdict {
+    /// Live in Redis, and Redis knows at least every order the store has.
+    Live,
+    /// Not in Redis, and the ledger lets it be put on sale.
+    Open(OpenPermit),
+    /// Redis' state cannot be trusted: refused until an operator rebuilds it.
+    NeedsRepair(String),
+}
+
+/// Whether Redis' state of `c` can be sold from, decided before anything is written.
+async fn verdict(
+    conn: &mut ConnectionManager,
+    store: &Arc<dyn OrderStore>,
+    c: &CampaignConfig,
+) -> Result<Verdict, LoadError> {
+    let keys = CampaignKeys::new(&c.id);
+    let id = c.id.clone();
+    if remaining_stock(conn, &keys).await?.is_none() {
+        let permit = blocking(store, move |s| OpenPermit::claim(s, &id)).await?;
+        return Ok(match permit {
+            Some(permit) => Verdict::Open(permit),
+            None => Verdict::NeedsRepair(format!(
+                "campaign {} has been on sale before (the store's ledger says so) but Redis has \
+                 no state for it: Redis lost its data. Its stock is never put back from config; \
+                 restore Redis (AOF/replica) or rebuild the campaign from the store \
+                 (POST /admin/v1/campaigns/{}/rebuild)",
+                c.id, c.id
+            )),
+        });
+    }
+    let in_redis = flashgate_stock::orders_held(conn, &keys).await?;
+    let in_store = blocking(store, move |s| s.count_of_campaign(&id)).await?;
+    if in_store > in_redis {
+        return Ok(Verdict::NeedsRepair(format!(
+            "the store holds {in_store} orders of campaign {} but Redis only {in_redis}: Redis \
+             went back to an older state (a restored snapshot?) and would sell the units of the \
+             orders it forgot. Rebuild the campaign from the store \
+             (POST /admin/v1/campaigns/{}/rebuild)",
+            c.id, c.id
+        )));
+    }
+    // A campaign live before the ledger existed is entered now (best effort: the ledger also
+    // refuses any campaign with stored orders).
+    let id = c.id.clone();
+    if let Err(e) = blocking(store, move |s| s.confirm_campaign_open(&id)).await {
+        tracing::warn!(campaign = %c.id, error = %e, "could not record the campaign in the ledger");
+    }
+    Ok(Verdict::Live)
+}
+
+/// Loads every configured campaign into Redis (never resetting live stock, never creating
+/// stock without the ledger's permit) and builds the catalog, each campaign with its batching
+/// reserver. A campaign whose Redis state cannot be trusted is in the catalog, refusing every
+/// purchase until an operator rebuilds it.
 ///
 /// # Errors
-/// When Redis or the store cannot be reached, or Redis has lost a campaign that has orders.
+/// When Redis or the store cannot be reached.
 pub async fn load_catalog(
     config: &Config,
     redis: &ConnectionManager,
@@ -103,34 +162,32 @@ pub async fn load_catalog(
     let mut conn = redis.clone();
     scripts.load_all(&mut conn).await?;
     // Every check before any write: a refused load (a reload) leaves Redis as it was.
+    let mut verdicts = Vec::with_capacity(config.campaigns.len());
     for c in &config.campaigns {
-        let keys = CampaignKeys::new(&c.id);
-        if remaining_stock(&mut conn, &keys).await?.is_none() {
-            let (store, id) = (store.clone(), c.id.clone());
-            let orders = tokio::task::spawn_blocking(move || store.count_of_campaign(&id))
-                .await
-                .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))??;
-            if orders > 0 {
-                return Err(LoadError::RedisLostCampaign {
-                    campaign: c.id.clone(),
-                    orders,
-                });
-            }
-        }
+        verdicts.push(verdict(&mut conn, store, c).await?);
     }
     let mut campaigns = Vec::with_capacity(config.campaigns.len());
-    for c in &config.campaigns {
+    for (c, verdict) in config.campaigns.iter().zip(verdicts) {
         let keys = Arc::new(CampaignKeys::new(&c.id));
-        let loaded = load_campaign(&mut conn, scripts, &keys, &spec_of(c)).await?;
-        if !loaded.created && loaded.stock_total != c.stock {
-            tracing::warn!(
-                campaign = %c.id,
-                configured = c.stock,
-                in_force = loaded.stock_total,
-                "campaign already live: its stock is kept; changing it is an explicit admin action"
-            );
-        }
-        tracing::info!(campaign = %c.id, remaining = loaded.remaining, created = loaded.created, "campaign loaded");
+        let spec = spec_of(c);
+        let loaded = match verdict {
+            Verdict::Open(permit) => {
+                let loaded = open_campaign(&mut conn, scripts, &keys, &spec, permit).await?;
+                let id = c.id.clone();
+                if let Err(e) = blocking(store, move |s| s.confirm_campaign_open(&id)).await {
+                    tracing::warn!(campaign = %c.id, error = %e, "could not confirm the opening in the ledger");
+                }
+                Ok(loaded)
+            }
+            Verdict::Live => match apply_settings(&mut conn, scripts, &keys, &spec).await? {
+                Some(loaded) => Ok(loaded),
+                None => Err(format!(
+                    "campaign {} vanished from Redis while it was loaded: Redis lost its data",
+                    c.id
+                )),
+            },
+            Verdict::NeedsRepair(reason) => Err(reason),
+        };
         // A campaign already on sale keeps its reserver: reservations in flight carry on.
         let reserver = match previous.and_then(|p| p.get(&c.id).ok()) {
             Some(live) => live.reserver.clone(),
@@ -143,8 +200,25 @@ pub async fn load_catalog(
             ),
         };
         let campaign = Campaign::new(c.clone(), keys, reserver);
-        if loaded.remaining <= 0 {
-            campaign.mark_sold_out();
+        match loaded {
+            Ok(loaded) => {
+                if !loaded.created && loaded.stock_total != c.stock {
+                    tracing::warn!(
+                        campaign = %c.id,
+                        configured = c.stock,
+                        in_force = loaded.stock_total,
+                        "campaign already live: its stock is kept; changing it is an explicit admin action"
+                    );
+                }
+                tracing::info!(campaign = %c.id, remaining = loaded.remaining, created = loaded.created, "campaign loaded");
+                if loaded.remaining <= 0 {
+                    campaign.mark_sold_out();
+                }
+            }
+            Err(reason) => {
+                tracing::error!(campaign = %c.id, %reason, "campaign refused until repaired");
+                campaign.refuse_until_repaired(reason);
+            }
         }
         campaigns.push(campaign);
     }

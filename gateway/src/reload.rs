@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::app::{App, LoadError, load_catalog};
+use crate::app::{App, load_catalog};
 use crate::config::{Config, ConfigError, FieldError};
 use crate::http::ApiError;
 
@@ -101,9 +101,6 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
     .await;
     let catalog = match catalog {
         Ok(catalog) => catalog,
-        Err(e @ LoadError::RedisLostCampaign { .. }) => {
-            return Err(refused("campaigns", e.to_string()));
-        }
         Err(e) => {
             // Redis failed between campaigns: put back the settings of those in force.
             tracing::error!(error = %e, "reload failed while loading campaigns; restoring their settings");
@@ -139,13 +136,14 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
 }
 
 /// Writes the settings of the campaigns in `catalog` to Redis again, after a reload that may
-/// have written some of its own (best effort: Redis just failed).
+/// have written some of its own (best effort: Redis just failed). Settings only: a campaign
+/// Redis no longer holds stays absent, whatever the failure was.
 async fn restore(app: &App, catalog: &crate::pipeline::catalog::Catalog) {
     let mut conn = app.redis.clone();
     for campaign in catalog.campaigns() {
         let spec = crate::app::spec_of(&campaign.config);
         if let Err(e) =
-            flashgate_stock::load_campaign(&mut conn, &app.scripts, &campaign.keys, &spec).await
+            flashgate_stock::apply_settings(&mut conn, &app.scripts, &campaign.keys, &spec).await
         {
             tracing::error!(campaign = %campaign.config.id, error = %e, "could not restore a campaign's settings in Redis");
         }

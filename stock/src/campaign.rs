@@ -4,6 +4,7 @@ use redis::aio::ConnectionLike;
 
 use crate::StockError;
 use crate::keys::CampaignKeys;
+use crate::opening::OpenPermit;
 use crate::scripts::Scripts;
 
 /// The settings of a campaign that the scripts need. Times are Unix ms.
@@ -31,16 +32,52 @@ pub struct Loaded {
     pub remaining: i64,
 }
 
-/// Loads a campaign's settings; sets its stock only if Redis has none (`lua/load_campaign.lua`).
+/// Writes a campaign's settings if Redis holds the campaign, and nothing at all if it does not
+/// (`lua/load_campaign.lua`, settings mode). Returns `None` for a campaign absent from Redis:
+/// whether it may be created is the ledger's call ([`open_campaign`]), never a loader's.
 ///
 /// # Errors
 /// When Redis cannot be reached or answers in an unknown shape.
-pub async fn load_campaign<C: ConnectionLike>(
+pub async fn apply_settings<C: ConnectionLike>(
     conn: &mut C,
     scripts: &Scripts,
     keys: &CampaignKeys,
     spec: &CampaignSpec,
+) -> Result<Option<Loaded>, StockError> {
+    invoke_load(conn, scripts, keys, spec, "settings").await
+}
+
+/// Puts a campaign on sale: sets its stock if Redis has none, and its settings
+/// (`lua/load_campaign.lua`, open mode). The permit is spent, whatever happens.
+///
+/// # Errors
+/// [`StockError::PermitMismatch`] for another campaign's permit (nothing written); otherwise
+/// when Redis cannot be reached or answers in an unknown shape.
+pub async fn open_campaign<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    spec: &CampaignSpec,
+    permit: OpenPermit,
 ) -> Result<Loaded, StockError> {
+    if permit.campaign_id() != keys.campaign_id {
+        return Err(StockError::PermitMismatch {
+            permit: permit.campaign_id().to_owned(),
+            campaign: keys.campaign_id.clone(),
+        });
+    }
+    invoke_load(conn, scripts, keys, spec, "open")
+        .await?
+        .ok_or_else(|| StockError::bad_reply("load_campaign.lua", "open left no stock"))
+}
+
+async fn invoke_load<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    spec: &CampaignSpec,
+    mode: &str,
+) -> Result<Option<Loaded>, StockError> {
     let reply: redis::Value = scripts
         .load_campaign
         .key(&keys.meta)
@@ -52,16 +89,18 @@ pub async fn load_campaign<C: ConnectionLike>(
         .arg(spec.start_ms)
         .arg(spec.end_ms)
         .arg(spec.stock)
+        .arg(mode)
         .invoke_async(conn)
         .await?;
     let fields = crate::reserve::strings(reply)?;
     let bad = || StockError::bad_reply("load_campaign.lua", format!("{fields:?}"));
     match fields.as_slice() {
-        [created, total, remaining] => Ok(Loaded {
+        [absent, ..] if absent == "-1" => Ok(None),
+        [created, total, remaining] => Ok(Some(Loaded {
             created: created == "1",
             stock_total: total.parse().map_err(|_| bad())?,
             remaining: remaining.parse().map_err(|_| bad())?,
-        }),
+        })),
         _ => Err(bad()),
     }
 }

@@ -16,6 +16,10 @@ pub enum StockError {
         script: &'static str,
         detail: String,
     },
+    /// An opening permit was presented for another campaign: a caller bug, refused before
+    /// anything is written.
+    #[error("the opening permit is for campaign {permit}, not {campaign}")]
+    PermitMismatch { permit: String, campaign: String },
 }
 
 impl StockError {

@@ -8,6 +8,8 @@
 //! - [`keys`]: the Redis key layout of a campaign (hash-tagged: one slot per campaign).
 //! - [`scripts`]: the embedded Lua scripts, hashed once, EVALSHA with NOSCRIPT fallback.
 //! - [`campaign`]: loading a campaign without ever resetting live stock; reading stock.
+//! - [`rebuild`]: noticing that Redis went back in time, and rebuilding a campaign from the store.
+//! - [`opening`]: the ledger's permit, without which no campaign's stock is ever created.
 //! - [`reserve`]: the commit point of a purchase, batched.
 //! - [`lifecycle`]: pay, cancel, expire: every change after the reservation, atomically.
 //! - [`journal`]: orders not yet in the store; read, ack (blocking, for persistence threads).
@@ -21,17 +23,21 @@ pub mod error;
 pub mod journal;
 pub mod keys;
 pub mod lifecycle;
+pub mod opening;
 pub mod order;
+pub mod rebuild;
 pub mod record;
 pub mod reserve;
 pub mod scripts;
 
 pub use campaign::{
-    CampaignSpec, Loaded, StockChange, load_campaign, remaining_stock, set_stock_total,
+    CampaignSpec, Loaded, StockChange, apply_settings, open_campaign, remaining_stock, set_stock_total,
 };
 pub use error::StockError;
 pub use keys::CampaignKeys;
 pub use lifecycle::{Expired, PaymentOutcome, Transition};
+pub use opening::{OpenPermit, SalesLedger};
 pub use order::{Order, OrderStatus};
+pub use rebuild::{Rebuilt, orders_held, rebuild_campaign};
 pub use reserve::{Reservation, ReserveOutcome, reserve_batch};
 pub use scripts::Scripts;

@@ -54,6 +54,23 @@ pub fn decode(campaign_id: &str, order_id: u64, record: &str) -> Result<Order, B
     })
 }
 
+/// The record of `order`, as the scripts write it: what a rebuild from the store puts back.
+pub fn encode(order: &Order) -> String {
+    format!(
+        "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        order.user_id,
+        order.quantity,
+        order.unit_price_cents,
+        order.sku,
+        order.status.as_str(),
+        order.version,
+        order.created_at_ms,
+        order.pay_deadline_ms,
+        order.paid_at_ms.map(|ms| ms.to_string()).unwrap_or_default(),
+        order.updated_at_ms
+    )
+}
+
 /// The user a record belongs to, without decoding the rest.
 pub fn owner(record: &str) -> &str {
     record.split('|').next().unwrap_or_default()

@@ -16,6 +16,7 @@ pub struct Scripts {
     pub(crate) set_aside: Script,
     pub(crate) set_stock: Script,
     pub(crate) retry_poisoned: Script,
+    pub(crate) rebuild: Script,
 }
 
 impl Scripts {
@@ -28,11 +29,12 @@ impl Scripts {
             set_aside: Script::new(include_str!("../../lua/set_aside.lua")),
             set_stock: Script::new(include_str!("../../lua/set_stock.lua")),
             retry_poisoned: Script::new(include_str!("../../lua/retry_poisoned.lua")),
+            rebuild: Script::new(include_str!("../../lua/rebuild.lua")),
         }
     }
 
     /// The SHA1 of every script, for readiness checks (`SCRIPT EXISTS`).
-    pub fn hashes(&self) -> [&str; 7] {
+    pub fn hashes(&self) -> [&str; 8] {
         [
             self.reserve.get_hash(),
             self.load_campaign.get_hash(),
@@ -41,6 +43,7 @@ impl Scripts {
             self.set_aside.get_hash(),
             self.set_stock.get_hash(),
             self.retry_poisoned.get_hash(),
+            self.rebuild.get_hash(),
         ]
     }
 
@@ -60,6 +63,7 @@ impl Scripts {
             &self.set_aside,
             &self.set_stock,
             &self.retry_poisoned,
+            &self.rebuild,
         ] {
             script.prepare_invoke().load_async(conn).await?;
         }

@@ -111,6 +111,13 @@ pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiEr
         .as_u64()
         .filter(|n| *n < (1 << 53))
         .ok_or_else(|| bad("stock_total: a whole number from 0 to 2^53-1"))?;
+    if let Some(reason) = campaign.repair_reason() {
+        // Redis' count of what is taken is wrong: a new total would be computed from it.
+        return Err(ApiError::Conflict {
+            code: "campaign_needs_repair",
+            message: format!("rebuild the campaign before changing its stock: {reason}"),
+        });
+    }
     let mut conn = app.redis.clone();
     let change = flashgate_stock::set_stock_total(&mut conn, &app.scripts, &campaign.keys, total)
         .await

@@ -6,9 +6,11 @@
 //! - [`campaigns`]: create or update a campaign, change its stock, close it early; list and
 //!   retry the orders the store refused.
 //! - [`config_file`]: edits go through the config file, so it stays the source of truth.
+//! - [`repair`]: rebuild a campaign's Redis state from the store (lost or older than the store).
 
 pub mod campaigns;
 pub mod config_file;
+pub mod repair;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -28,12 +30,13 @@ use crate::http::{Answer, ApiError, json};
 use crate::metrics::exposition;
 
 /// Every route of the admin listener, as method and path (see `router::ROUTES`).
-pub const ADMIN_ROUTES: [(Method, &str); 8] = [
+pub const ADMIN_ROUTES: [(Method, &str); 9] = [
     (Method::GET, "/metrics"),
     (Method::GET, "/admin/v1/campaigns"),
     (Method::PUT, "/admin/v1/campaigns/{campaign_id}"),
     (Method::POST, "/admin/v1/campaigns/{campaign_id}/stock"),
     (Method::POST, "/admin/v1/campaigns/{campaign_id}/close"),
+    (Method::POST, "/admin/v1/campaigns/{campaign_id}/rebuild"),
     (Method::GET, "/admin/v1/campaigns/{campaign_id}/poisoned"),
     (
         Method::POST,
@@ -131,6 +134,10 @@ where
         (Some("campaigns"), Some(id), Some("close"), None) => {
             only(&req, &Method::POST)?;
             campaigns::close(app, id).await
+        }
+        (Some("campaigns"), Some(id), Some("rebuild"), None) => {
+            only(&req, &Method::POST)?;
+            repair::rebuild(app, id).await
         }
         (Some("reload"), None, None, None) => {
             only(&req, &Method::POST)?;

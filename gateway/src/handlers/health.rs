@@ -19,6 +19,9 @@ struct Readiness {
     redis: &'static str,
     scripts: &'static str,
     store: &'static str,
+    /// Campaigns refused until an operator rebuilds them, and why (empty when none).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    campaigns_needing_repair: std::collections::BTreeMap<String, String>,
 }
 
 /// Ready to take purchases: Redis answers and every script is loaded in it. The store is
@@ -48,6 +51,12 @@ pub async fn readyz(app: &App) -> Answer {
     // The store is not needed to sell: Redis is the commit point and its journal holds what the
     // store has not taken yet. A store outage must not take every gateway out of the balancer.
     let ready = redis == "ok" && scripts == "ok";
+    // A campaign refused until repaired does not make the gateway unready: it sells the others.
+    let campaigns_needing_repair = app
+        .catalog()
+        .campaigns()
+        .filter_map(|c| Some((c.config.id.clone(), c.repair_reason()?)))
+        .collect();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -60,6 +69,7 @@ pub async fn readyz(app: &App) -> Answer {
             redis,
             scripts,
             store,
+            campaigns_needing_repair,
         },
     )
 }

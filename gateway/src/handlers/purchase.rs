@@ -55,6 +55,7 @@ where
 
     let campaign = app.campaign(&request.campaign_id)?;
     let campaign = &*campaign;
+    campaign.check_repaired()?;
     let max = campaign.config.max_quantity;
     let quantity = u32::try_from(quantity)
         .ok()

@@ -7,8 +7,8 @@
 //! sold out and cleared by [`Catalog::refresh_sold_out`] within a second of stock returning.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bloomfilter::Bloom;
 use flashgate_stock::CampaignKeys;
@@ -25,6 +25,11 @@ pub struct Campaign {
     /// Where this campaign's reservations are batched into script calls.
     pub reserver: Reserver,
     sold_out: AtomicBool,
+    /// Set while Redis' state of this campaign cannot be trusted (lost, or older than the
+    /// store): no purchase may run against it until an operator rebuilds it from the store.
+    needs_repair: AtomicBool,
+    /// Why, for `/readyz`, the log and the refusal (read only off the hot path).
+    repair_reason: Mutex<Option<String>>,
 }
 
 impl Campaign {
@@ -34,7 +39,53 @@ impl Campaign {
             keys,
             reserver,
             sold_out: AtomicBool::new(false),
+            needs_repair: AtomicBool::new(false),
+            repair_reason: Mutex::new(None),
         }
+    }
+
+    /// Refuses every purchase of this campaign until [`Campaign::repaired`]: Redis' state of it
+    /// would sell units the store says are taken.
+    pub fn refuse_until_repaired(&self, reason: String) {
+        *self
+            .repair_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        self.needs_repair.store(true, Ordering::Release);
+    }
+
+    /// The campaign's Redis state was rebuilt from the store: it may sell again.
+    pub fn repaired(&self) {
+        self.needs_repair.store(false, Ordering::Release);
+        *self
+            .repair_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Why this campaign is refused, if it is.
+    pub fn repair_reason(&self) -> Option<String> {
+        if !self.needs_repair.load(Ordering::Acquire) {
+            return None;
+        }
+        self.repair_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stage 5½: a campaign whose Redis state needs repair sells nothing (one atomic load).
+    ///
+    /// # Errors
+    /// 503 `campaign_needs_repair`.
+    pub fn check_repaired(&self) -> Result<(), ApiError> {
+        if self.needs_repair.load(Ordering::Acquire) {
+            return Err(ApiError::Unavailable {
+                code: "campaign_needs_repair",
+                message: "this campaign's stock state is being repaired by an operator; retry later",
+            });
+        }
+        Ok(())
     }
 
     /// Stage 6: 403 before the start, 410 from the end on.

@@ -104,6 +104,28 @@ pub trait OrderStore: Send + Sync + 'static {
     /// As for [`OrderStore::get`].
     fn count_of_campaign(&self, campaign_id: &str) -> Result<u64, StoreError>;
 
+    /// The campaign ledger: records that `campaign_id` is being put on sale and says whether it
+    /// may be. Yes only for a campaign never put on sale before, or one whose earlier opening
+    /// never completed (Redis never confirmed it) and that has no order here. A campaign that
+    /// has orders but no ledger entry (sold before the ledger existed) is entered as open.
+    ///
+    /// This is what keeps a campaign that Redis lost from being given its stock again: the
+    /// only way to create stock in Redis takes the permit this answer gives
+    /// ([`flashgate_stock::OpenPermit`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::write_batch`].
+    fn claim_campaign_opening(&self, campaign_id: &str) -> Result<bool, StoreError>;
+
+    /// Records in the ledger that `campaign_id` is on sale in Redis (its opening completed, or a
+    /// gateway found it live there), so that losing it from Redis can never reopen it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::write_batch`].
+    fn confirm_campaign_open(&self, campaign_id: &str) -> Result<(), StoreError>;
+
     /// Up to `limit` orders the store still holds as unpaid whose deadline is before
     /// `before_ms`: what the store-side sweep double-checks against Redis.
     ///
@@ -132,6 +154,15 @@ pub trait OrderStore: Send + Sync + 'static {
     ///
     /// Whatever keeps the store from answering a trivial query.
     fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The store is the sales ledger: it outlives Redis' data, and it holds the orders.
+impl flashgate_stock::SalesLedger for dyn OrderStore {
+    type Error = StoreError;
+
+    fn claim_opening(&self, campaign_id: &str) -> Result<bool, StoreError> {
+        self.claim_campaign_opening(campaign_id)
+    }
 }
 
 impl std::fmt::Debug for dyn OrderStore {

@@ -18,7 +18,7 @@ use super::shards::{COLUMNS, MAX_SHARD_BITS, TABLES, shard_bits_unrecorded, shar
 use super::{OrderStore, StoreError};
 
 /// Schema version recorded in `store_meta`; bump it with each new migration.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long connecting may take before the store counts as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -348,6 +348,14 @@ fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), S
             CREATE INDEX IF NOT EXISTS {table}_unpaid ON {table} (status, pay_deadline);"
         ))?;
     }
+    // Version 2: the campaign ledger (which campaigns have been put on sale).
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS campaign_ledger (
+            campaign_id text PRIMARY KEY,
+            state text NOT NULL CHECK (state IN ('opening', 'open')),
+            updated_at bigint NOT NULL
+        )",
+    )?;
     tx.execute(
         "INSERT INTO store_meta (key, value) VALUES ('schema_version', $1) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -557,6 +565,56 @@ impl OrderStore for PostgresStore {
                 total += u64::try_from(n).unwrap_or(0);
             }
             Ok(total)
+        })
+    }
+
+    fn claim_campaign_opening(&self, campaign_id: &str) -> Result<bool, StoreError> {
+        self.with(|pooled| {
+            let mut counts = Vec::with_capacity(self.shards());
+            for shard in 0..self.shards() {
+                counts.push(pooled.statement(self, shard, Query::CountCampaign)?);
+            }
+            let mut tx = pooled.client.transaction()?;
+            // Row lock (or the insert's conflict) serializes gateways claiming one campaign.
+            tx.execute(
+                "INSERT INTO campaign_ledger (campaign_id, state, updated_at) \
+                 VALUES ($1, 'opening', $2) ON CONFLICT (campaign_id) DO NOTHING",
+                &[&campaign_id, &crate::clock::now_ms()],
+            )?;
+            let state: String = tx
+                .query_one(
+                    "SELECT state FROM campaign_ledger WHERE campaign_id = $1 FOR UPDATE",
+                    &[&campaign_id],
+                )?
+                .try_get(0)?;
+            let mut orders = 0i64;
+            for statement in &counts {
+                let n: i64 = tx.query_one(statement, &[&campaign_id])?.try_get(0)?;
+                orders += n;
+            }
+            let allowed = state != "open" && orders == 0;
+            if !allowed {
+                tx.execute(
+                    "UPDATE campaign_ledger SET state = 'open', updated_at = $2 \
+                     WHERE campaign_id = $1",
+                    &[&campaign_id, &crate::clock::now_ms()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(allowed)
+        })
+    }
+
+    fn confirm_campaign_open(&self, campaign_id: &str) -> Result<(), StoreError> {
+        self.with(|pooled| {
+            pooled.client.execute(
+                "INSERT INTO campaign_ledger (campaign_id, state, updated_at) \
+                 VALUES ($1, 'open', $2) ON CONFLICT (campaign_id) DO UPDATE \
+                 SET state = 'open', updated_at = excluded.updated_at \
+                 WHERE campaign_ledger.state <> 'open'",
+                &[&campaign_id, &crate::clock::now_ms()],
+            )?;
+            Ok(())
         })
     }
 

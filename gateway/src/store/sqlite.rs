@@ -12,7 +12,7 @@ use super::shards::{COLUMNS, MAX_SHARD_BITS, TABLES, shard_bits_unrecorded, shar
 use super::{OrderStore, StoreError};
 
 /// Schema version recorded in `PRAGMA user_version`; bump it with each new migration.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits on a lock held by another connection before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -186,6 +186,14 @@ fn migrate(conn: &mut Connection, shard_bits: u8, tables: &[&str]) -> Result<(),
             CREATE INDEX IF NOT EXISTS {table}_unpaid ON {table} (status, pay_deadline);"
         ))?;
     }
+    // Version 2: the campaign ledger (which campaigns have been put on sale).
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS campaign_ledger (
+            campaign_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL CHECK (state IN ('opening', 'open')),
+            updated_at INTEGER NOT NULL
+        ) STRICT",
+    )?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -301,6 +309,49 @@ impl OrderStore for SqliteStore {
             total += u64::try_from(n).unwrap_or(0);
         }
         Ok(total)
+    }
+
+    fn claim_campaign_opening(&self, campaign_id: &str) -> Result<bool, StoreError> {
+        let mut conn = lock(&self.writer, "writer")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let state: Option<String> = tx
+            .query_row(
+                "SELECT state FROM campaign_ledger WHERE campaign_id = ?1",
+                [campaign_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut orders = 0;
+        for sql in &self.sql {
+            let n: i64 = tx
+                .prepare_cached(&sql.count_campaign)?
+                .query_row([campaign_id], |r| r.get(0))?;
+            orders += n;
+        }
+        let allowed = state.as_deref() != Some("open") && orders == 0;
+        tx.execute(
+            "INSERT INTO campaign_ledger (campaign_id, state, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(campaign_id) DO UPDATE SET state = excluded.state, \
+             updated_at = excluded.updated_at",
+            rusqlite::params![
+                campaign_id,
+                if allowed { "opening" } else { "open" },
+                crate::clock::now_ms()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(allowed)
+    }
+
+    fn confirm_campaign_open(&self, campaign_id: &str) -> Result<(), StoreError> {
+        let conn = lock(&self.writer, "writer")?;
+        conn.execute(
+            "INSERT INTO campaign_ledger (campaign_id, state, updated_at) VALUES (?1, 'open', ?2) \
+             ON CONFLICT(campaign_id) DO UPDATE SET state = 'open', updated_at = excluded.updated_at \
+             WHERE campaign_ledger.state <> 'open'",
+            rusqlite::params![campaign_id, crate::clock::now_ms()],
+        )?;
+        Ok(())
     }
 
     fn ping(&self) -> Result<(), StoreError> {

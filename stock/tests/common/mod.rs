@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use flashgate_stock::{CampaignKeys, CampaignSpec, Scripts, load_campaign};
+use flashgate_stock::{CampaignKeys, CampaignSpec, OpenPermit, SalesLedger, Scripts, open_campaign};
 
 /// The shared Redis of the machine, or `FLASHGATE_TEST_REDIS`.
 pub fn redis_url() -> String {
@@ -58,8 +58,26 @@ pub async fn loaded_campaign(
 ) -> (Scripts, CampaignKeys) {
     let scripts = Scripts::new();
     let keys = unique_campaign(prefix);
-    load_campaign(conn, &scripts, &keys, &spec(stock, per_user_limit))
+    open_campaign(conn, &scripts, &keys, &spec(stock, per_user_limit), permit(&keys))
         .await
         .unwrap();
     (scripts, keys)
+}
+
+/// A ledger that has never seen a campaign: script tests put fresh campaigns on sale.
+pub struct FreshLedger;
+
+impl SalesLedger for FreshLedger {
+    type Error = std::convert::Infallible;
+
+    fn claim_opening(&self, _campaign_id: &str) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+}
+
+/// The permit to open the campaign of `keys`, from a ledger that always gives one.
+pub fn permit(keys: &CampaignKeys) -> OpenPermit {
+    OpenPermit::claim(&FreshLedger, &keys.campaign_id)
+        .unwrap()
+        .unwrap()
 }

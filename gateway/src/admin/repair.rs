@@ -1,0 +1,90 @@
+//! `POST /admin/v1/campaigns/{id}/rebuild`: the operator's repair of a campaign whose Redis
+//! state cannot be trusted, and the explicit re-opening of one that Redis lost.
+//!
+//! A gateway refuses such a campaign (503 `campaign_needs_repair`, reason on `/readyz`) when
+//! Redis has no state for a campaign the store's ledger says was on sale, or holds fewer of its
+//! orders than the store. The rebuild puts every stored order back into Redis and recomputes
+//! stock, buyers and deadlines from them (`lua/rebuild.lua`): units the store says are taken
+//! stay taken, so nothing sells twice. It is the only way back to sale for such a campaign.
+
+use http::StatusCode;
+use serde_json::json;
+
+use crate::app::{App, spec_of};
+use crate::http::{Answer, ApiError, json as answer};
+
+/// Rebuilds campaign `id` from the store and lets it sell again.
+///
+/// # Errors
+/// 404 for a campaign not in the catalog; 503 when the store or Redis cannot be reached
+/// (nothing is released for sale then; a rerun is harmless).
+pub async fn rebuild(app: &App, id: &str) -> Result<Answer, ApiError> {
+    // One at a time with reloads and admin edits: the catalog must not change under it.
+    let _one_at_a_time = app.reloading.lock().await;
+    let campaign = app.campaign(id)?;
+    let store = app.store.clone();
+    let campaign_id = id.to_owned();
+    let stored = tokio::task::spawn_blocking(move || store.orders_of_campaign(&campaign_id))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|e| {
+            tracing::error!(campaign = id, error = %e, "rebuild cannot read the store");
+            ApiError::Unavailable {
+                code: "store_unavailable",
+                message: "the order store cannot be read: nothing was rebuilt",
+            }
+        })?;
+    let mut conn = app.redis.clone();
+    let rebuilt = flashgate_stock::rebuild_campaign(
+        &mut conn,
+        &app.scripts,
+        &campaign.keys,
+        &spec_of(&campaign.config),
+        &stored,
+    )
+    .await
+    .map_err(|e| {
+        tracing::error!(campaign = id, error = %e, "rebuild failed in Redis");
+        ApiError::Unavailable {
+            code: "redis_unavailable",
+            message: "stock service failed during the rebuild: the campaign stays refused; retry",
+        }
+    })?;
+    let store = app.store.clone();
+    let campaign_id = id.to_owned();
+    let confirmed = tokio::task::spawn_blocking(move || store.confirm_campaign_open(&campaign_id))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(e) = confirmed {
+        tracing::warn!(campaign = id, error = %e, "could not record the rebuilt campaign in the ledger");
+    }
+    if rebuilt.left > 0 {
+        campaign.clear_sold_out();
+    } else {
+        campaign.mark_sold_out();
+    }
+    campaign.repaired();
+    if rebuilt.taken > rebuilt.stock_total {
+        tracing::error!(
+            campaign = id,
+            taken = rebuilt.taken,
+            total = rebuilt.stock_total,
+            "the orders hold more units than the campaign's total: nothing left for sale"
+        );
+    }
+    tracing::warn!(campaign = id, ?rebuilt, "campaign rebuilt from the store by an operator");
+    Ok(answer(
+        StatusCode::OK,
+        &json!({
+            "campaign_id": id,
+            "stored_orders": stored.len(),
+            "restored": rebuilt.restored,
+            "newer_in_redis": rebuilt.newer_in_redis,
+            "orders": rebuilt.orders,
+            "stock_total": rebuilt.stock_total,
+            "taken": rebuilt.taken,
+            "remaining": rebuilt.left,
+        }),
+    ))
+}

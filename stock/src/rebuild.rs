@@ -1,0 +1,116 @@
+//! Rebuilding a campaign's Redis state from the order store (`lua/rebuild.lua`), and the check
+//! that says when it is needed.
+//!
+//! Redis is the source of truth while a campaign sells, but Redis can lose data (a restart
+//! without persistence) or go back in time (a restore from an older snapshot). Either way the
+//! store then holds orders that Redis does not, and Redis' stock counts their units as unsold.
+//! [`orders_held`] lets a loader notice (the store has more orders of the campaign than Redis);
+//! [`rebuild_campaign`] is the operator's repair: every stored order back in Redis, and stock,
+//! buyers and deadlines recomputed from all the orders Redis then holds.
+
+use redis::aio::ConnectionLike;
+
+use crate::StockError;
+use crate::campaign::CampaignSpec;
+use crate::keys::CampaignKeys;
+use crate::order::Order;
+use crate::scripts::Scripts;
+
+/// Orders per merge call: bounds how long one script holds Redis.
+const CHUNK: usize = 500;
+
+/// What a rebuild found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Stored orders whose record Redis lacked or held at an older version.
+    pub restored: u64,
+    /// Orders Redis holds at a newer version than the store (kept, and journaled).
+    pub newer_in_redis: u64,
+    /// Orders of the campaign in Redis after the rebuild.
+    pub orders: u64,
+    /// The stock total in force.
+    pub stock_total: u64,
+    /// Units held by unpaid orders or sold.
+    pub taken: u64,
+    /// Units for sale after the rebuild.
+    pub left: u64,
+}
+
+/// How many orders of the campaign Redis holds (any state). Redis never forgets an order while
+/// a campaign lives, so a store holding more orders of a campaign than this means Redis went
+/// back in time.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn orders_held<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &CampaignKeys,
+) -> Result<u64, StockError> {
+    Ok(redis::cmd("HLEN")
+        .arg(&keys.orders)
+        .query_async(conn)
+        .await?)
+}
+
+/// Puts every order of `stored` back into Redis (unless Redis holds a newer version of it),
+/// then recomputes the campaign's stock, buyers and deadlines from the orders and writes its
+/// settings. The stock total is the one in Redis if it still has one, else `spec.stock`.
+///
+/// Meant for a campaign no gateway is selling: the gateways refuse a campaign that needs it.
+///
+/// # Errors
+/// When Redis cannot be reached, or holds a record it cannot read (nothing of the settle step
+/// is written then; merged records stay, and a rerun is harmless).
+pub async fn rebuild_campaign<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    spec: &CampaignSpec,
+    stored: &[Order],
+) -> Result<Rebuilt, StockError> {
+    let (mut restored, mut newer_in_redis) = (0, 0);
+    for chunk in stored.chunks(CHUNK) {
+        let mut call = scripts.rebuild.prepare_invoke();
+        call.key(&keys.meta)
+            .key(&keys.stock)
+            .key(&keys.buyers)
+            .key(&keys.orders)
+            .key(&keys.deadlines)
+            .key(&keys.journal)
+            .arg("merge");
+        for order in chunk {
+            call.arg(order.order_id)
+                .arg(order.version)
+                .arg(crate::record::encode(order));
+        }
+        let (written, newer): (u64, u64) = call.invoke_async(conn).await?;
+        restored += written;
+        newer_in_redis += newer;
+    }
+    let (stock_total, taken, left, orders): (u64, u64, u64, u64) = scripts
+        .rebuild
+        .key(&keys.meta)
+        .key(&keys.stock)
+        .key(&keys.buyers)
+        .key(&keys.orders)
+        .key(&keys.deadlines)
+        .key(&keys.journal)
+        .arg("settle")
+        .arg(&spec.sku)
+        .arg(spec.unit_price_cents)
+        .arg(spec.per_user_limit)
+        .arg(spec.pay_timeout_ms)
+        .arg(spec.start_ms)
+        .arg(spec.end_ms)
+        .arg(spec.stock)
+        .invoke_async(conn)
+        .await?;
+    Ok(Rebuilt {
+        restored,
+        newer_in_redis,
+        orders,
+        stock_total,
+        taken,
+        left,
+    })
+}
