@@ -12,6 +12,7 @@
 //! - [`opening`]: the ledger's permit, without which no campaign's stock is ever created.
 //! - [`reserve`]: the commit point of a purchase, batched.
 //! - [`lifecycle`]: pay, cancel, expire: every change after the reservation, atomically.
+//! - [`lookup`]: one order read back, for idempotent retries.
 //! - [`journal`]: orders not yet in the store; read, ack (blocking, for persistence threads).
 //! - [`record`]: the compact order record the scripts write.
 //! - [`order`]: the order shared by Redis, the store and the API.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod journal;
 pub mod keys;
 pub mod lifecycle;
+pub mod lookup;
 pub mod opening;
 pub mod order;
 pub mod rebuild;

@@ -131,11 +131,20 @@ async fn a_redis_that_lost_its_data_is_not_refilled_from_config() {
     let mut conn = redis.client().get_connection().unwrap();
     let _: () = redis::cmd("FLUSHALL").query(&mut conn).unwrap();
 
-    let refused = InProcess::try_start(&scenario)
-        .err()
-        .expect("must refuse to start");
-    assert!(refused.contains("lost its data"), "{refused}");
-    assert!(refused.contains(&id), "{refused}");
+    // The gateway starts (its other campaigns would sell) but refuses this one and says why.
+    let gateway = InProcess::start(&scenario);
+    let refused = gateway
+        .client()
+        .purchase("second-buyer", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.code(), "campaign_needs_repair");
+    let ready = gateway.client().get("/readyz", None).await;
+    let reason = ready.body["campaigns_needing_repair"][&id]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("lost its data"), "{}", ready.body);
     let stock: Option<i64> = conn.get(format!("fg:{{{id}}}:stock")).unwrap();
     assert_eq!(stock, None, "the stock was not put back on sale");
 }

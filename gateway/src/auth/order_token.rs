@@ -79,6 +79,24 @@ impl OrderTokens {
         user_id: &str,
         now_s: i64,
     ) -> Result<u64, OrderTokenError> {
+        match self.verify_signature(token, campaign_id, user_id)? {
+            (_, expires_s) if expires_s <= now_s => Err(OrderTokenError::Expired),
+            (order_id, _) => Ok(order_id),
+        }
+    }
+
+    /// The order id the token carries and when it expires, if it was issued to this user for
+    /// this campaign, expired or not. An expired token still proves whose order it names: a
+    /// retry may read that order back; only a new purchase needs a token still valid.
+    ///
+    /// # Errors
+    /// Malformed, or signed for someone or something else.
+    pub fn verify_signature(
+        &self,
+        token: &str,
+        campaign_id: &str,
+        user_id: &str,
+    ) -> Result<(u64, i64), OrderTokenError> {
         let mut parts = token.splitn(3, '.');
         let (Some(id), Some(expires), Some(sig)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -93,10 +111,7 @@ impl OrderTokens {
         self.mac_over(order_id, expires_s, campaign_id, user_id)
             .verify_slice(&given[..len])
             .map_err(|_| OrderTokenError::BadSignature)?;
-        if expires_s <= now_s {
-            return Err(OrderTokenError::Expired);
-        }
-        Ok(order_id)
+        Ok((order_id, expires_s))
     }
 }
 

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::identify;
 use super::views::OrderView;
 use crate::app::App;
+use crate::auth::OrderTokenError;
 use crate::clock::{now_ms, now_s};
 use crate::http::body::{parse_strict, read_bounded};
 use crate::http::{Answer, ApiError, json};
@@ -63,21 +64,32 @@ where
         .ok_or_else(|| {
             ApiError::bad_request("invalid_quantity", format!("quantity must be 1 to {max}"))
         })?;
-    let token_order = match &request.token {
-        Some(token) => {
-            Some(
-                app.order_tokens
-                    .verify(token, &campaign.config.id, &identity.user_id, now_s())?,
-            )
-        }
+    // A token's signature proves whose order it names, expired or not: an expired token may
+    // still read that order back; only a new purchase needs it unexpired.
+    let token = match &request.token {
+        Some(token) => Some(app.order_tokens.verify_signature(
+            token,
+            &campaign.config.id,
+            &identity.user_id,
+        )?),
         None => None,
     };
+    if let Some((order_id, expires_s)) = token
+        && expires_s <= now_s()
+    {
+        return match existing_order(app, campaign, order_id, &identity.user_id).await? {
+            Some(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
+            None => Err(ApiError::BadOrderToken(OrderTokenError::Expired)),
+        };
+    }
+    let token_order = token.map(|(order_id, _)| order_id);
     if let Err(refusal) = open_for_sale(campaign) {
         // A retry with an order token may be asking for an order that already exists: it gets
-        // that order, not the refusal new purchases get. (Without a token, the local answer
-        // stands: that is what keeps sold-out rejections free of Redis.)
+        // that order, not the refusal new purchases get; if Redis cannot tell, a 503 (the
+        // refusal would be a wrong final answer). Without a token the local answer stands:
+        // that is what keeps sold-out rejections free of Redis.
         if let Some(order_id) = token_order
-            && let Some(order) = existing_order(app, campaign, order_id, &identity.user_id).await
+            && let Some(order) = existing_order(app, campaign, order_id, &identity.user_id).await?
         {
             return Ok(json(StatusCode::OK, &OrderView::from(&order)));
         }
@@ -91,7 +103,7 @@ where
 
     let outcome = campaign
         .reserver
-        .reserve(identity.user_id, order_id, quantity)
+        .reserve(identity.user_id.clone(), order_id, quantity)
         .await
         .map_err(|e| match e {
             ReserveError::Overloaded => ApiError::Unavailable {
@@ -102,9 +114,14 @@ where
                 code: "redis_unavailable",
                 message: "stock service unavailable; nothing was recorded",
             },
-            ReserveError::OutcomeUnknown => ApiError::Unavailable {
-                code: "outcome_unknown",
-                message: "stock service did not answer; retry with the same order token to learn whether the purchase went through",
+            // The client may not hold a token for this id (it sent none): give it one, so its
+            // retry is this purchase and not a second one.
+            ReserveError::OutcomeUnknown => ApiError::OutcomeUnknown {
+                order_id,
+                token: match &request.token {
+                    Some(token) => token.to_string(),
+                    None => retry_token(app, campaign, order_id, &identity.user_id),
+                },
             },
         })?;
     match outcome {
@@ -144,22 +161,34 @@ fn open_for_sale(campaign: &Campaign) -> Result<(), ApiError> {
 }
 
 /// The caller's order `order_id` in `campaign`, if Redis holds it (one read).
+///
+/// # Errors
+/// 503 when Redis cannot tell: never a definitive refusal for an order that may exist.
 async fn existing_order(
     app: &App,
     campaign: &Campaign,
     order_id: u64,
     user_id: &str,
-) -> Option<Order> {
+) -> Result<Option<Order>, ApiError> {
     let mut conn = app.redis.clone();
-    let record: Option<String> = redis::cmd("HGET")
-        .arg(&campaign.keys.orders)
-        .arg(order_id)
-        .query_async(&mut conn)
+    flashgate_stock::lookup::owned_order(&mut conn, &campaign.keys, order_id, user_id)
         .await
-        .ok()?;
-    let record = record?;
-    if flashgate_stock::record::owner(&record) != user_id {
-        return None;
-    }
-    flashgate_stock::record::decode(&campaign.config.id, order_id, &record).ok()
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot read an order back for a retry");
+            ApiError::Unavailable {
+                code: "redis_unavailable",
+                message: "stock service unavailable; retry with the same order token",
+            }
+        })
+}
+
+/// An order token for `order_id`, valid for the configured order-token lifetime.
+fn retry_token(app: &App, campaign: &Campaign, order_id: u64, user_id: &str) -> String {
+    let ttl = i64::try_from(app.config.auth.order_token_ttl.as_secs()).unwrap_or(i64::MAX);
+    app.order_tokens.issue(
+        order_id,
+        now_s().saturating_add(ttl),
+        &campaign.config.id,
+        user_id,
+    )
 }

@@ -58,6 +58,14 @@ pub enum ApiError {
         code: &'static str,
         message: &'static str,
     },
+    /// Redis did not answer the reservation: it may or may not have been made (503). The
+    /// answer carries the purchase's order id and a token for it, so the client's retry with
+    /// that token is the same purchase, answered with its real outcome.
+    #[error(
+        "stock service did not answer; retry with the token in this answer to learn whether the \
+         purchase went through"
+    )]
+    OutcomeUnknown { order_id: u64, token: String },
     #[error("internal error")]
     Internal,
     /// The client took longer than `server.request_timeout` to send its body (408).
@@ -107,7 +115,9 @@ impl ApiError {
             | Self::NotCancellable
             | Self::AmountMismatch => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::OutcomeUnknown { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -134,6 +144,7 @@ impl ApiError {
             Self::AmountMismatch => "amount_mismatch",
             Self::InvalidSignature => "invalid_signature",
             Self::RateLimited { .. } => "rate_limited",
+            Self::OutcomeUnknown { .. } => "outcome_unknown",
             Self::Internal => "internal",
             Self::Conflict { code, .. } => code,
             Self::RequestTimeout => "request_timeout",
@@ -146,7 +157,7 @@ impl ApiError {
     fn retry_after_s(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after_s, .. } => Some(*retry_after_s),
-            Self::Unavailable { .. } => Some(1),
+            Self::Unavailable { .. } | Self::OutcomeUnknown { .. } => Some(1),
             _ => None,
         }
     }
@@ -162,6 +173,14 @@ impl ApiError {
         body.extend_from_slice(br#"","message":"#);
         if serde_json::to_writer(&mut body, &self.to_string()).is_err() {
             body.extend_from_slice(br#""""#);
+        }
+        if let Self::OutcomeUnknown { order_id, token } = &self {
+            // The token is base64url and the id decimal: nothing to escape.
+            body.extend_from_slice(br#","order_id":""#);
+            body.extend_from_slice(order_id.to_string().as_bytes());
+            body.extend_from_slice(br#"","token":""#);
+            body.extend_from_slice(token.as_bytes());
+            body.push(b'"');
         }
         body.extend_from_slice(b"}}");
         let mut answer = with_body(self.status(), Bytes::from(body));

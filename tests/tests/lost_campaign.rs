@@ -1,0 +1,292 @@
+//! Issue #10 points 1 and 8: a campaign whose Redis state was lost, or went back to an older
+//! snapshot, is never put back on sale by any code path (start, reload, a reload that fails
+//! midway, SIGHUP, admin edit, stock change, close) until an operator rebuilds it from the
+//! store; the rebuild sells exactly what the store says is left.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use flashgate_tests::client::{Client, Reply};
+use flashgate_tests::gateway::{InProcess, Process};
+use flashgate_tests::redis_server::RedisServer;
+use flashgate_tests::scenario::{CampaignSpec, Scenario};
+use flashgate_tests::store_home::{Backend, StoreHome, stored};
+use flashgate_tests::{eventually, free_port};
+use http::{Method, StatusCode};
+use redis::Commands as _;
+use serde_json::json;
+
+const ADMIN_TOKEN: &str = "admin-token-for-the-lost-campaign-tests";
+
+/// A scenario on the private `redis` with an admin listener; the admin address too.
+fn scenario_on(redis: &RedisServer, home: &StoreHome, campaign: CampaignSpec) -> (Scenario, Client) {
+    let mut scenario = home.scenario(vec![campaign]);
+    scenario.redis_url = redis.url();
+    let admin = format!("127.0.0.1:{}", free_port());
+    scenario.extra = format!("\n[admin]\nlisten = \"{admin}\"\ntoken = \"{ADMIN_TOKEN}\"\n");
+    (scenario, Client::new(admin.parse().unwrap()))
+}
+
+async fn admin(admin: &Client, method: Method, path: &str, body: &str) -> Reply {
+    admin
+        .send(method, path, Some(ADMIN_TOKEN), body.to_owned())
+        .await
+        .unwrap()
+}
+
+/// `n` new buyers buy one unit each; every answer must be 202.
+async fn sell(client: &Client, id: &str, prefix: &str, n: usize) {
+    for i in 0..n {
+        let r = client
+            .purchase(&format!("{prefix}-{i}"), json!({ "campaign_id": id }))
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    }
+}
+
+/// Waits until the store holds `n` orders of the campaign.
+async fn stored_count(scenario: &Scenario, id: &str, n: usize) {
+    eventually(Duration::from_secs(10), "orders reach the store", || {
+        let (scenario, id) = (scenario.clone(), id.to_owned());
+        async move { stored(&scenario, &id).len() == n }
+    })
+    .await;
+}
+
+/// Keeps new buyers trying for `for_how_long`; returns how many were accepted.
+async fn accepted_while_trying(client: &Client, id: &str, prefix: &str, for_how_long: Duration) -> usize {
+    let (start, mut accepted, mut i) = (Instant::now(), 0, 0);
+    while start.elapsed() < for_how_long {
+        let r = client
+            .purchase(&format!("{prefix}-{i}"), json!({ "campaign_id": id }))
+            .await
+            .unwrap();
+        if r.status.is_success() {
+            accepted += 1;
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    accepted
+}
+
+fn lose(redis: &RedisServer, id: &str) {
+    let mut conn = redis.client().get_connection().unwrap();
+    let keys: Vec<String> = conn.keys(format!("fg:{{{id}}}:*")).unwrap();
+    assert!(!keys.is_empty());
+    let _: () = conn.del(keys).unwrap();
+}
+
+fn stock_exists(redis: &RedisServer, id: &str) -> bool {
+    let mut conn = redis.client().get_connection().unwrap();
+    conn.exists(format!("fg:{{{id}}}:stock")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_fails_midway_never_puts_a_lost_campaign_back_on_sale() {
+    let redis = RedisServer::start();
+    let home = StoreHome::new(Backend::Sqlite);
+    let campaign = CampaignSpec::open("lost-reload", 3, 1);
+    let id = campaign.id.clone();
+    let (scenario, admin_client) = scenario_on(&redis, &home, campaign);
+    let gateway = InProcess::start_from_file(&scenario, &home.path().join("gateway.toml"));
+    let client = gateway.client();
+    sell(&client, &id, "early", 3).await;
+    stored_count(&scenario, &id, 3).await;
+
+    // Redis loses the campaign; then a reload fails midway because Redis refuses a command.
+    lose(&redis, &id);
+    let mut conn = redis.client().get_connection().unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "default", "-get"])
+        .query(&mut conn)
+        .unwrap();
+    let failed = admin(&admin_client, Method::POST, "/admin/v1/reload", "").await;
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "default", "+get"])
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{}", failed.body);
+
+    assert!(!stock_exists(&redis, &id), "the failed reload put the stock back");
+    let sold_again = accepted_while_trying(&client, &id, "late", Duration::from_secs(3)).await;
+    assert_eq!(sold_again, 0, "units of a sold-out campaign were sold a second time");
+    assert_eq!(stored(&scenario, &id).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_path_reopens_a_lost_campaign_until_an_operator_rebuilds_it() {
+    let redis = RedisServer::start();
+    let home = StoreHome::new(Backend::Sqlite);
+    let campaign = CampaignSpec::open("lost-paths", 5, 1);
+    let id = campaign.id.clone();
+    let (mut scenario, admin_client) = scenario_on(&redis, &home, campaign);
+    scenario.listen = format!("127.0.0.1:{}", free_port());
+    let mut gateway = Process::start(&scenario, home.path());
+    let client = gateway.client();
+    sell(&client, &id, "early", 3).await;
+    stored_count(&scenario, &id, 3).await;
+    lose(&redis, &id);
+
+    // Start: the gateway comes up, but refuses the campaign and says why.
+    gateway.kill();
+    let gateway = Process::start(&scenario, home.path());
+    let refused = client
+        .purchase("after-start", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
+    assert_eq!(refused.code(), "campaign_needs_repair");
+    let ready = client.get("/readyz", None).await;
+    let reason = ready.body["campaigns_needing_repair"][&id].as_str().unwrap_or_default();
+    assert!(reason.contains("lost its data"), "{}", ready.body);
+    assert!(!stock_exists(&redis, &id));
+
+    // Reload, SIGHUP, an admin edit, a stock change, a close: none gives it stock.
+    let config = home.path().join(format!("gateway-{}.toml", gateway.addr.port()));
+    let reloaded = admin(&admin_client, Method::POST, "/admin/v1/reload", "").await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.body);
+    assert!(!stock_exists(&redis, &id), "reload");
+    gateway.hangup();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!stock_exists(&redis, &id), "SIGHUP");
+    let put = admin(
+        &admin_client,
+        Method::PUT,
+        &format!("/admin/v1/campaigns/{id}"),
+        r#"{"unit_price_cents": 2999}"#,
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    assert!(!stock_exists(&redis, &id), "admin edit");
+    let restock = admin(
+        &admin_client,
+        Method::POST,
+        &format!("/admin/v1/campaigns/{id}/stock"),
+        r#"{"stock_total": 50}"#,
+    )
+    .await;
+    assert_eq!(restock.status, StatusCode::CONFLICT, "{}", restock.body);
+    assert!(!stock_exists(&redis, &id), "admin stock change");
+    let sold_again = accepted_while_trying(&client, &id, "late", Duration::from_secs(2)).await;
+    assert_eq!(sold_again, 0);
+    assert!(config.exists());
+
+    // The operator rebuilds it from the store: exactly the 2 units left sell, once.
+    let rebuilt = admin(
+        &admin_client,
+        Method::POST,
+        &format!("/admin/v1/campaigns/{id}/rebuild"),
+        "",
+    )
+    .await;
+    assert_eq!(rebuilt.status, StatusCode::OK, "{}", rebuilt.body);
+    assert_eq!(rebuilt.body["taken"], 3, "{}", rebuilt.body);
+    assert_eq!(rebuilt.body["remaining"], 2, "{}", rebuilt.body);
+    // An early buyer asking again gets their order back, not a second one.
+    let again = client
+        .purchase("early-0", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let sold = accepted_while_trying(&client, &id, "after-rebuild", Duration::from_secs(2)).await;
+    assert_eq!(sold, 2);
+    stored_count(&scenario, &id, 5).await;
+
+    // Closing it early writes its settings, never stock it does not have.
+    let closed = admin(
+        &admin_client,
+        Method::POST,
+        &format!("/admin/v1/campaigns/{id}/close"),
+        "",
+    )
+    .await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
+    let mut conn = redis.client().get_connection().unwrap();
+    let left: i64 = conn.get(format!("fg:{{{id}}}:stock")).unwrap();
+    assert_eq!(left, 0);
+}
+
+/// Copies the campaign's keys (a snapshot) so they can be put back later.
+fn snapshot(redis: &RedisServer, id: &str) -> Vec<(String, Vec<u8>)> {
+    let mut conn = redis.client().get_connection().unwrap();
+    let keys: Vec<String> = conn.keys(format!("fg:{{{id}}}:*")).unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let dump: Vec<u8> = redis::cmd("DUMP").arg(&k).query(&mut conn).unwrap();
+            (k, dump)
+        })
+        .collect()
+}
+
+fn restore(redis: &RedisServer, id: &str, snapshot: &[(String, Vec<u8>)]) {
+    lose(redis, id);
+    let mut conn = redis.client().get_connection().unwrap();
+    for (key, dump) in snapshot {
+        let _: () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(0)
+            .arg(dump.as_slice())
+            .query(&mut conn)
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restored_from_an_older_snapshot_is_refused_until_rebuilt() {
+    let redis = RedisServer::start();
+    let home = StoreHome::new(Backend::Sqlite);
+    let campaign = CampaignSpec::open("stale", 6, 1);
+    let id = campaign.id.clone();
+    let (scenario, admin_client) = scenario_on(&redis, &home, campaign);
+    let gateway = InProcess::start_from_file(&scenario, &home.path().join("gateway.toml"));
+    let client = gateway.client();
+    sell(&client, &id, "before", 2).await;
+    stored_count(&scenario, &id, 2).await;
+    let old = snapshot(&redis, &id);
+    sell(&client, &id, "after", 3).await;
+    stored_count(&scenario, &id, 5).await;
+    gateway.stop().unwrap();
+
+    // Redis comes back from the older snapshot: its stock says 4 left, the store says 1.
+    restore(&redis, &id, &old);
+    let gateway = InProcess::start_from_file(&scenario, &home.path().join("gateway.toml"));
+    let client = gateway.client();
+    let refused = client
+        .purchase("while-stale", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(refused.code(), "campaign_needs_repair", "{}", refused.body);
+    let ready = client.get("/readyz", None).await;
+    let reason = ready.body["campaigns_needing_repair"][&id].as_str().unwrap_or_default();
+    assert!(reason.contains("older state"), "{}", ready.body);
+    // A reload checks again and still refuses it.
+    let reloaded = admin(&admin_client, Method::POST, "/admin/v1/reload", "").await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.body);
+    let still = client
+        .purchase("while-stale-2", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(still.code(), "campaign_needs_repair", "{}", still.body);
+
+    let rebuilt = admin(
+        &admin_client,
+        Method::POST,
+        &format!("/admin/v1/campaigns/{id}/rebuild"),
+        "",
+    )
+    .await;
+    assert_eq!(rebuilt.status, StatusCode::OK, "{}", rebuilt.body);
+    assert_eq!(rebuilt.body["restored"], 3, "{}", rebuilt.body);
+    assert_eq!(rebuilt.body["remaining"], 1, "{}", rebuilt.body);
+    // The buyers the snapshot forgot are held to their limit again.
+    let again = client
+        .purchase("after-1", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let sold = accepted_while_trying(&client, &id, "last", Duration::from_secs(2)).await;
+    assert_eq!(sold, 1, "exactly the one unit the store says is left");
+    stored_count(&scenario, &id, 6).await;
+}
