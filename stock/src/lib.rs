@@ -33,7 +33,8 @@ pub mod reserve;
 pub mod scripts;
 
 pub use campaign::{
-    CampaignSpec, Loaded, StockChange, apply_settings, open_campaign, remaining_stock, set_stock_total,
+    CampaignSpec, Loaded, StockChange, apply_settings, open_campaign, remaining_stock,
+    set_stock_total,
 };
 pub use error::StockError;
 pub use keys::CampaignKeys;

@@ -66,7 +66,10 @@ pub fn encode(order: &Order) -> String {
         order.version,
         order.created_at_ms,
         order.pay_deadline_ms,
-        order.paid_at_ms.map(|ms| ms.to_string()).unwrap_or_default(),
+        order
+            .paid_at_ms
+            .map(|ms| ms.to_string())
+            .unwrap_or_default(),
         order.updated_at_ms
     )
 }

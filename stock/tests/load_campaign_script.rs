@@ -79,7 +79,10 @@ async fn settings_never_bring_a_lost_campaign_back() {
     assert_eq!(applied, None);
     for key in keys.all() {
         let exists: bool = conn.exists(key).await.unwrap();
-        assert!(!exists, "{key} was written for a campaign absent from Redis");
+        assert!(
+            !exists,
+            "{key} was written for a campaign absent from Redis"
+        );
     }
 }
 

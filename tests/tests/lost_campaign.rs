@@ -19,7 +19,11 @@ use serde_json::json;
 const ADMIN_TOKEN: &str = "admin-token-for-the-lost-campaign-tests";
 
 /// A scenario on the private `redis` with an admin listener; the admin address too.
-fn scenario_on(redis: &RedisServer, home: &StoreHome, campaign: CampaignSpec) -> (Scenario, Client) {
+fn scenario_on(
+    redis: &RedisServer,
+    home: &StoreHome,
+    campaign: CampaignSpec,
+) -> (Scenario, Client) {
     let mut scenario = home.scenario(vec![campaign]);
     scenario.redis_url = redis.url();
     let admin = format!("127.0.0.1:{}", free_port());
@@ -55,7 +59,12 @@ async fn stored_count(scenario: &Scenario, id: &str, n: usize) {
 }
 
 /// Keeps new buyers trying for `for_how_long`; returns how many were accepted.
-async fn accepted_while_trying(client: &Client, id: &str, prefix: &str, for_how_long: Duration) -> usize {
+async fn accepted_while_trying(
+    client: &Client,
+    id: &str,
+    prefix: &str,
+    for_how_long: Duration,
+) -> usize {
     let (start, mut accepted, mut i) = (Instant::now(), 0, 0);
     while start.elapsed() < for_how_long {
         let r = client
@@ -107,11 +116,22 @@ async fn a_reload_that_fails_midway_never_puts_a_lost_campaign_back_on_sale() {
         .arg(&["SETUSER", "default", "+get"])
         .query(&mut conn)
         .unwrap();
-    assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{}", failed.body);
+    assert_eq!(
+        failed.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        failed.body
+    );
 
-    assert!(!stock_exists(&redis, &id), "the failed reload put the stock back");
+    assert!(
+        !stock_exists(&redis, &id),
+        "the failed reload put the stock back"
+    );
     let sold_again = accepted_while_trying(&client, &id, "late", Duration::from_secs(3)).await;
-    assert_eq!(sold_again, 0, "units of a sold-out campaign were sold a second time");
+    assert_eq!(
+        sold_again, 0,
+        "units of a sold-out campaign were sold a second time"
+    );
     assert_eq!(stored(&scenario, &id).len(), 3);
 }
 
@@ -136,15 +156,24 @@ async fn no_path_reopens_a_lost_campaign_until_an_operator_rebuilds_it() {
         .purchase("after-start", json!({ "campaign_id": id }))
         .await
         .unwrap();
-    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
     assert_eq!(refused.code(), "campaign_needs_repair");
     let ready = client.get("/readyz", None).await;
-    let reason = ready.body["campaigns_needing_repair"][&id].as_str().unwrap_or_default();
+    let reason = ready.body["campaigns_needing_repair"][&id]
+        .as_str()
+        .unwrap_or_default();
     assert!(reason.contains("lost its data"), "{}", ready.body);
     assert!(!stock_exists(&redis, &id));
 
     // Reload, SIGHUP, an admin edit, a stock change, a close: none gives it stock.
-    let config = home.path().join(format!("gateway-{}.toml", gateway.addr.port()));
+    let config = home
+        .path()
+        .join(format!("gateway-{}.toml", gateway.addr.port()));
     let reloaded = admin(&admin_client, Method::POST, "/admin/v1/reload", "").await;
     assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.body);
     assert!(!stock_exists(&redis, &id), "reload");
@@ -259,7 +288,9 @@ async fn a_redis_restored_from_an_older_snapshot_is_refused_until_rebuilt() {
         .unwrap();
     assert_eq!(refused.code(), "campaign_needs_repair", "{}", refused.body);
     let ready = client.get("/readyz", None).await;
-    let reason = ready.body["campaigns_needing_repair"][&id].as_str().unwrap_or_default();
+    let reason = ready.body["campaigns_needing_repair"][&id]
+        .as_str()
+        .unwrap_or_default();
     assert!(reason.contains("older state"), "{}", ready.body);
     // A reload checks again and still refuses it.
     let reloaded = admin(&admin_client, Method::POST, "/admin/v1/reload", "").await;

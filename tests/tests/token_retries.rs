@@ -53,7 +53,12 @@ async fn a_token_retry_after_sell_out_is_503_not_sold_out_when_redis_cannot_tell
     acl(&redis, "-hget");
     let retry = c.purchase("ada", body.clone()).await.unwrap();
     acl(&redis, "+hget");
-    assert_eq!(retry.status, StatusCode::SERVICE_UNAVAILABLE, "{}", retry.body);
+    assert_eq!(
+        retry.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        retry.body
+    );
     assert!(retry.headers.contains_key("retry-after"));
 
     let retry = c.purchase("ada", body).await.unwrap();
@@ -86,7 +91,12 @@ async fn a_token_retry_after_the_end_is_503_not_ended_when_redis_cannot_tell() {
     acl(&redis, "-hget");
     let retry = c.purchase("cy", body.clone()).await.unwrap();
     acl(&redis, "+hget");
-    assert_eq!(retry.status, StatusCode::SERVICE_UNAVAILABLE, "{}", retry.body);
+    assert_eq!(
+        retry.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        retry.body
+    );
 
     let retry = c.purchase("cy", body).await.unwrap();
     assert_eq!(retry.status, StatusCode::OK, "{}", retry.body);
@@ -156,7 +166,12 @@ async fn an_unknown_outcome_without_a_token_hands_out_the_token_that_resolves_it
         .purchase("fay", json!({ "campaign_id": id }))
         .await
         .unwrap();
-    assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE, "{}", first.body);
+    assert_eq!(
+        first.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        first.body
+    );
     assert_eq!(first.code(), "outcome_unknown", "{}", first.body);
     let order_id = first.body["error"]["order_id"]
         .as_str()

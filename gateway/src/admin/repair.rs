@@ -73,7 +73,11 @@ pub async fn rebuild(app: &App, id: &str) -> Result<Answer, ApiError> {
             "the orders hold more units than the campaign's total: nothing left for sale"
         );
     }
-    tracing::warn!(campaign = id, ?rebuilt, "campaign rebuilt from the store by an operator");
+    tracing::warn!(
+        campaign = id,
+        ?rebuilt,
+        "campaign rebuilt from the store by an operator"
+    );
     Ok(answer(
         StatusCode::OK,
         &json!({

@@ -16,8 +16,11 @@
 //! - `shards.rs`: which table an order lives in, the same for both.
 //! - `row.rs`: checked conversions between an [`Order`] and a row.
 //! - `tests.rs`: unit tests of the SQLite store against temporary files.
+//! - `ledger_tests.rs`: the campaign ledger on both backends.
 
 mod error;
+#[cfg(test)]
+mod ledger_tests;
 mod postgres;
 mod row;
 mod shards;

@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use flashgate_stock::{CampaignKeys, CampaignSpec, OpenPermit, SalesLedger, Scripts, open_campaign};
+use flashgate_stock::{
+    CampaignKeys, CampaignSpec, OpenPermit, SalesLedger, Scripts, open_campaign,
+};
 
 /// The shared Redis of the machine, or `FLASHGATE_TEST_REDIS`.
 pub fn redis_url() -> String {
@@ -58,9 +60,15 @@ pub async fn loaded_campaign(
 ) -> (Scripts, CampaignKeys) {
     let scripts = Scripts::new();
     let keys = unique_campaign(prefix);
-    open_campaign(conn, &scripts, &keys, &spec(stock, per_user_limit), permit(&keys))
-        .await
-        .unwrap();
+    open_campaign(
+        conn,
+        &scripts,
+        &keys,
+        &spec(stock, per_user_limit),
+        permit(&keys),
+    )
+    .await
+    .unwrap();
     (scripts, keys)
 }
 

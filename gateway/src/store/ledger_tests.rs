@@ -1,0 +1,64 @@
+//! The campaign ledger on both backends: a permit to put a campaign on sale is given only to
+//! one never on sale before, and the ledger outlives the process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use flashgate_stock::{OpenPermit, Order, OrderStatus};
+
+use super::OrderStore;
+use super::test_backends::each_backend;
+
+fn order_of(campaign: &str) -> Order {
+    Order {
+        order_id: (7 << 20) | 3,
+        campaign_id: campaign.to_owned(),
+        sku: "sku".into(),
+        user_id: "u".into(),
+        quantity: 1,
+        unit_price_cents: 100,
+        status: OrderStatus::PendingPayment,
+        version: 1,
+        created_at_ms: 1,
+        pay_deadline_ms: 2,
+        paid_at_ms: None,
+        updated_at_ms: 1,
+    }
+}
+
+#[test]
+fn a_campaign_is_opened_once_and_never_again_after_its_opening_is_confirmed() {
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        // An opening that never completed (Redis failed) may be retried while nothing sold.
+        assert!(store.claim_campaign_opening("new").unwrap());
+        assert!(store.claim_campaign_opening("new").unwrap());
+        store.confirm_campaign_open("new").unwrap();
+        assert!(!store.claim_campaign_opening("new").unwrap());
+        store.confirm_campaign_open("new").unwrap();
+        drop(store);
+        // The ledger is durable: a restarted gateway still refuses.
+        let store = fresh.open(4).unwrap();
+        assert!(!store.claim_campaign_opening("new").unwrap());
+        let ledger: &dyn OrderStore = &*store;
+        assert!(OpenPermit::claim(ledger, "new").unwrap().is_none());
+        assert!(OpenPermit::claim(ledger, "other").unwrap().is_some());
+    });
+}
+
+#[test]
+fn a_campaign_with_stored_orders_is_never_opened_again() {
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        // Sold before the ledger existed: no entry, but orders.
+        store.write_batch(&[order_of("legacy")]).unwrap();
+        assert!(!store.claim_campaign_opening("legacy").unwrap());
+        // An opening claimed, then orders stored, then Redis lost before the confirmation.
+        assert!(store.claim_campaign_opening("unconfirmed").unwrap());
+        store
+            .write_batch(&[Order {
+                order_id: (8 << 20) | 5,
+                ..order_of("unconfirmed")
+            }])
+            .unwrap();
+        assert!(!store.claim_campaign_opening("unconfirmed").unwrap());
+    });
+}
