@@ -31,11 +31,7 @@ pub async fn issue<B>(app: &App, req: Request<B>, campaign_id: &str) -> Result<A
         return Err(ApiError::Ended);
     }
     let order_id = app.ids.next(&identity.user_id)?;
-    let ttl = i64::try_from(app.config.auth.order_token_ttl.as_secs()).unwrap_or(i64::MAX);
-    let expires_s = now_s().saturating_add(ttl);
-    let token = app
-        .order_tokens
-        .issue(order_id, expires_s, campaign_id, &identity.user_id);
+    let (token, expires_s) = token_for(app, order_id, campaign_id, &identity.user_id);
     Ok(json(
         StatusCode::CREATED,
         &IssuedToken {
@@ -45,4 +41,20 @@ pub async fn issue<B>(app: &App, req: Request<B>, campaign_id: &str) -> Result<A
             expires_at: rfc3339(expires_s.saturating_mul(1000)),
         },
     ))
+}
+
+/// A token for `order_id`, valid for `auth.order_token_ttl`, and when it expires (Unix s). Also
+/// what a purchase whose outcome is unknown hands out, so its retry is the same purchase.
+pub(crate) fn token_for(
+    app: &App,
+    order_id: u64,
+    campaign_id: &str,
+    user_id: &str,
+) -> (String, i64) {
+    let ttl = i64::try_from(app.config.auth.order_token_ttl.as_secs()).unwrap_or(i64::MAX);
+    let expires_s = now_s().saturating_add(ttl);
+    let token = app
+        .order_tokens
+        .issue(order_id, expires_s, campaign_id, user_id);
+    (token, expires_s)
 }

@@ -8,6 +8,7 @@ use hyper::body::Body;
 use serde::Deserialize;
 
 use super::identify;
+use super::order_tokens::token_for;
 use super::views::OrderView;
 use crate::app::App;
 use crate::auth::OrderTokenError;
@@ -120,7 +121,7 @@ where
                 order_id,
                 token: match &request.token {
                     Some(token) => token.to_string(),
-                    None => retry_token(app, campaign, order_id, &identity.user_id),
+                    None => token_for(app, order_id, &campaign.config.id, &identity.user_id).0,
                 },
             },
         })?;
@@ -182,13 +183,3 @@ async fn existing_order(
         })
 }
 
-/// An order token for `order_id`, valid for the configured order-token lifetime.
-fn retry_token(app: &App, campaign: &Campaign, order_id: u64, user_id: &str) -> String {
-    let ttl = i64::try_from(app.config.auth.order_token_ttl.as_secs()).unwrap_or(i64::MAX);
-    app.order_tokens.issue(
-        order_id,
-        now_s().saturating_add(ttl),
-        &campaign.config.id,
-        user_id,
-    )
-}
