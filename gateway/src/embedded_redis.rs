@@ -10,6 +10,8 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
+
+use crate::config::RedisTarget;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -123,9 +125,9 @@ impl EmbeddedRedis {
         })
     }
 
-    /// The URL clients should connect to.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+    /// Where clients connect to it.
+    pub fn target(&self) -> RedisTarget {
+        RedisTarget::local(self.port)
     }
 
     /// Stops supervision and shuts redis down with `SHUTDOWN` so the AOF is flushed, killing it
@@ -284,7 +286,7 @@ mod tests {
     }
 
     async fn connect(redis: &EmbeddedRedis) -> redis::aio::MultiplexedConnection {
-        let client = redis::Client::open(redis.url()).unwrap();
+        let client = redis::Client::open(redis.target().connection_info()).unwrap();
         client.get_multiplexed_async_connection().await.unwrap()
     }
 
@@ -296,7 +298,7 @@ mod tests {
         let redis = EmbeddedRedis::start(Path::new(BINARY), port, dir.path())
             .await
             .unwrap();
-        assert_eq!(redis.url(), format!("redis://127.0.0.1:{port}"));
+        assert_eq!(redis.target().addr(), format!("127.0.0.1:{port}"));
         let mut conn = connect(&redis).await;
         let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
         assert_eq!(pong, "PONG");
