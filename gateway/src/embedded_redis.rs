@@ -3,7 +3,9 @@
 //! It exists so `flashgate --config config/demo.toml` runs on a bare machine. It is chosen by
 //! config (`[redis] embedded = true`) and never used as a fallback for an unreachable Redis: a
 //! gateway that quietly sold from a private Redis would sell the same stock twice. For the same
-//! reason AOF is always on — a restart of redis or of the gateway must not forget what was sold.
+//! reason AOF is always on — a restart of redis or of the gateway must not forget what was sold,
+//! and the eviction policy is `noeviction` whatever a system-wide redis.conf says: an evicted
+//! key is a lost order or a reset per-user limit.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -164,6 +166,7 @@ impl Launch {
             .arg(&self.dir)
             .args(["--appendonly", "yes", "--appendfsync", "everysec"])
             .args(["--save", "", "--daemonize", "no"])
+            .args(["--maxmemory-policy", "noeviction"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -302,6 +305,8 @@ mod tests {
         let mut conn = connect(&redis).await;
         let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
         assert_eq!(pong, "PONG");
+        let policy = flashgate_stock::eviction_policy(&mut conn).await.unwrap();
+        assert!(!policy.evicts(), "{policy:?}");
         let () = redis::cmd("SET")
             .arg("stock:1")
             .arg("41")

@@ -22,7 +22,7 @@
 //!   [`node_lease`]: the node id each instance leases in Redis so no two share one.
 //! - [`config`]: the TOML config, validated field by field.
 //! - [`embedded_redis`]: a private, supervised `redis-server` when the config asks for one;
-//!   [`redis_health`]: whether a Redis may be used (reachable, logged in).
+//!   [`redis_health`]: whether a Redis may be used (reachable, logged in, never evicting).
 //! - [`app`], [`clock`], [`ids`], [`signal`]: shared state, time, id checks, shutdown signal.
 #![forbid(unsafe_code)]
 

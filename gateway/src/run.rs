@@ -22,7 +22,7 @@ use crate::persistence::{Context, Journals, Persistence};
 use crate::pipeline::catalog::Campaign;
 use crate::pipeline::handoff;
 use crate::pipeline::limits::Limiters;
-use crate::redis_health::RedisRefused;
+use crate::redis_health::{RedisRefused, require_no_eviction};
 use crate::store::{OrderStore, StoreError};
 
 /// Why a gateway could not start.
@@ -101,6 +101,8 @@ pub async fn run(
     let redis = ConnectionManager::new_with_config(client.clone(), manager_config)
         .await
         .map_err(unreachable)?;
+    // Before anything is written: a Redis that may evict keys would lose orders.
+    require_no_eviction(&mut redis.clone(), &target, timeouts.0).await?;
 
     // Before anything else is started: a second gateway with this node id must not run.
     let lease = NodeLease::acquire(
