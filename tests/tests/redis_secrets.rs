@@ -153,10 +153,11 @@ fn silent_redis_refuses_start_without_printing_the_password() {
 }
 
 /// A password from the environment or a file is the one the gateway logs in with: it sells,
-/// and its orders reach the store (the persistence threads log in too); its logs stay clean.
+/// its orders reach the store (the persistence threads log in too), and it logs in again after
+/// Redis restarts; its logs, reconnection failures included, stay clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_given_apart_from_the_url_is_used_and_never_logged() {
-    let redis = RedisServer::start_with(&["--requirepass", SECRET]);
+    let mut redis = RedisServer::start_with(&["--requirepass", SECRET]);
     for how in [Given::Env, Given::File] {
         let home = StoreHome::new(Backend::Sqlite);
         let (mut scenario, env) = configured(&home, &redis.addr(), SECRET, how);
@@ -183,8 +184,25 @@ async fn password_given_apart_from_the_url_is_used_and_never_logged() {
             async move { stored(&scenario, &id).len() == 1 }
         })
         .await;
+
+        // Every background task fails to reach Redis for a while, then logs in again.
+        redis.stop();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let down = client.get("/readyz", None).await;
+        assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE, "{how:?}");
+        redis.restart();
+        flashgate_tests::eventually(Duration::from_secs(10), "ready again", || {
+            let client = client.clone();
+            async move { client.get("/readyz", None).await.status == StatusCode::OK }
+        })
+        .await;
         assert!(gateway.terminate().success());
         let logs = std::fs::read(home.path().join("gateway.log")).unwrap();
+        let text = String::from_utf8_lossy(&logs);
+        assert!(
+            text.contains("expiry sweep failed"),
+            "{how:?}: the outage left no log line to check"
+        );
         if let Some(piece) = leaked(&logs, SECRET) {
             panic!("{how:?}: {piece:?} of the password is in the logs");
         }
