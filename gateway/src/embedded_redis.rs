@@ -4,22 +4,22 @@
 //! config (`[redis] embedded = true`) and never used as a fallback for an unreachable Redis: a
 //! gateway that quietly sold from a private Redis would sell the same stock twice. For the same
 //! reason AOF is always on — a restart of redis or of the gateway must not forget what was sold,
-//! and the eviction policy is `noeviction` whatever a system-wide redis.conf says: an evicted
-//! key is a lost order or a reset per-user limit.
+//! and the eviction policy is set to `noeviction` explicitly rather than left to the server's
+//! defaults: an evicted key is a lost order or a reset per-user limit.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
-
-use crate::config::RedisTarget;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
+
+use crate::config::RedisTarget;
 
 /// How long `start` waits for the first PING to succeed, AOF replay included.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);

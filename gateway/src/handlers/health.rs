@@ -27,9 +27,8 @@ struct Readiness {
 
 /// Ready to take purchases: Redis answers, every script is loaded in it, and its
 /// `maxmemory-policy` is `noeviction` (read on every probe: it can be changed on a running
-/// Redis, and an evicting one loses orders). The store is
-/// `ok`, or `degraded` while it does not answer or writes to it fail (orders then wait in the
-/// Redis journal).
+/// Redis, and an evicting one loses orders). The store is `ok`, or `degraded` while it does not
+/// answer or writes to it fail (orders then wait in the Redis journal).
 pub async fn readyz(app: &App) -> Answer {
     let mut conn = app.redis.clone();
     let scripts: Result<Vec<bool>, _> = redis::cmd("SCRIPT")
