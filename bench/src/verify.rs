@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use flashgate::config::{CampaignConfig, Config, RedisConfig};
+use flashgate::config::{CampaignConfig, Config, RedisConfig, RedisTarget};
 use flashgate_stock::{CampaignKeys, Order, OrderStatus, record};
 use redis::Commands;
 use serde_json::{Value, json};
@@ -92,21 +92,23 @@ impl Verification {
     }
 }
 
-fn redis_url(config: &Config) -> String {
+/// The gateway's Redis, with the password the gateway logs in with.
+fn redis_target(config: &Config) -> RedisTarget {
     match &config.redis {
-        RedisConfig::Url { url, .. } => url.clone(),
-        RedisConfig::Embedded { port, .. } => format!("redis://127.0.0.1:{port}"),
+        RedisConfig::Url { target, .. } => target.clone(),
+        RedisConfig::Embedded { port, .. } => RedisTarget::local(*port),
     }
 }
 
 /// A plain connection to the gateway's Redis, for reading what it holds.
 ///
 /// # Errors
-/// Redis unreachable.
+/// Redis unreachable; named by its address only (the URL may carry a password).
 pub fn redis_connection(config: &Config) -> anyhow::Result<redis::Connection> {
-    redis::Client::open(redis_url(config))?
+    let target = redis_target(config);
+    redis::Client::open(target.connection_info())?
         .get_connection()
-        .context("connecting to the gateway's Redis")
+        .with_context(|| format!("connecting to the gateway's Redis at {target}"))
 }
 
 /// The ids of the orders `campaign` already has, read before a run so verification can tell

@@ -3,7 +3,9 @@
 //! It exists so `flashgate --config config/demo.toml` runs on a bare machine. It is chosen by
 //! config (`[redis] embedded = true`) and never used as a fallback for an unreachable Redis: a
 //! gateway that quietly sold from a private Redis would sell the same stock twice. For the same
-//! reason AOF is always on — a restart of redis or of the gateway must not forget what was sold.
+//! reason AOF is always on — a restart of redis or of the gateway must not forget what was sold,
+//! and the eviction policy is set to `noeviction` explicitly rather than left to the server's
+//! defaults: an evicted key is a lost order or a reset per-user limit.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -16,6 +18,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
+
+use crate::config::RedisTarget;
 
 /// How long `start` waits for the first PING to succeed, AOF replay included.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -123,9 +127,9 @@ impl EmbeddedRedis {
         })
     }
 
-    /// The URL clients should connect to.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+    /// Where clients connect to it.
+    pub fn target(&self) -> RedisTarget {
+        RedisTarget::local(self.port)
     }
 
     /// Stops supervision and shuts redis down with `SHUTDOWN` so the AOF is flushed, killing it
@@ -162,6 +166,7 @@ impl Launch {
             .arg(&self.dir)
             .args(["--appendonly", "yes", "--appendfsync", "everysec"])
             .args(["--save", "", "--daemonize", "no"])
+            .args(["--maxmemory-policy", "noeviction"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -284,7 +289,7 @@ mod tests {
     }
 
     async fn connect(redis: &EmbeddedRedis) -> redis::aio::MultiplexedConnection {
-        let client = redis::Client::open(redis.url()).unwrap();
+        let client = redis::Client::open(redis.target().connection_info()).unwrap();
         client.get_multiplexed_async_connection().await.unwrap()
     }
 
@@ -296,10 +301,12 @@ mod tests {
         let redis = EmbeddedRedis::start(Path::new(BINARY), port, dir.path())
             .await
             .unwrap();
-        assert_eq!(redis.url(), format!("redis://127.0.0.1:{port}"));
+        assert_eq!(redis.target().addr(), format!("127.0.0.1:{port}"));
         let mut conn = connect(&redis).await;
         let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
         assert_eq!(pong, "PONG");
+        let policy = flashgate_stock::eviction_policy(&mut conn).await.unwrap();
+        assert!(!policy.evicts(), "{policy:?}");
         let () = redis::cmd("SET")
             .arg("stock:1")
             .arg("41")

@@ -21,7 +21,8 @@
 //! - [`order_id`]: 64-bit ids unique across instances, with the user's shard gene;
 //!   [`node_lease`]: the node id each instance leases in Redis so no two share one.
 //! - [`config`]: the TOML config, validated field by field.
-//! - [`embedded_redis`]: a private, supervised `redis-server` when the config asks for one.
+//! - [`embedded_redis`]: a private, supervised `redis-server` when the config asks for one;
+//!   [`redis_health`]: whether a Redis may be used (reachable, logged in, never evicting).
 //! - [`app`], [`clock`], [`ids`], [`signal`]: shared state, time, id checks, shutdown signal.
 #![forbid(unsafe_code)]
 
@@ -39,6 +40,7 @@ pub mod node_lease;
 pub mod order_id;
 pub mod persistence;
 pub mod pipeline;
+pub mod redis_health;
 pub mod reload;
 pub mod router;
 pub mod run;

@@ -22,6 +22,7 @@ use crate::persistence::{Context, Journals, Persistence};
 use crate::pipeline::catalog::Campaign;
 use crate::pipeline::handoff;
 use crate::pipeline::limits::Limiters;
+use crate::redis_health::{RedisRefused, require_no_eviction};
 use crate::store::{OrderStore, StoreError};
 
 /// Why a gateway could not start.
@@ -29,14 +30,9 @@ use crate::store::{OrderStore, StoreError};
 pub enum RunError {
     #[error("embedded redis: {0}")]
     EmbeddedRedis(#[from] EmbeddedRedisError),
-    #[error(
-        "redis at {url} is unreachable ({source}); flashgate never falls back to another Redis"
-    )]
-    RedisUnreachable {
-        url: String,
-        #[source]
-        source: redis::RedisError,
-    },
+    /// Named by address only: the URL may carry a password.
+    #[error(transparent)]
+    Redis(#[from] RedisRefused),
     #[error("loading campaigns: {0}")]
     Campaigns(#[from] crate::app::LoadError),
     #[error("order store: {0}")]
@@ -69,12 +65,16 @@ pub async fn run(
     // Handled from the very start: SIGHUP's default action would end the process, and an
     // operator may send it while the gateway is still starting.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let (embedded, redis_url, timeouts) = match &config.redis {
+    let (embedded, target, timeouts) = match &config.redis {
         RedisConfig::Url {
-            url,
+            target,
             response_timeout,
             connection_timeout,
-        } => (None, url.clone(), (*response_timeout, *connection_timeout)),
+        } => (
+            None,
+            target.clone(),
+            (*response_timeout, *connection_timeout),
+        ),
         RedisConfig::Embedded {
             port,
             dir,
@@ -83,15 +83,16 @@ pub async fn run(
             connection_timeout,
         } => {
             let redis = EmbeddedRedis::start(binary, *port, dir).await?;
-            let url = redis.url();
-            (Some(redis), url, (*response_timeout, *connection_timeout))
+            let target = redis.target();
+            (
+                Some(redis),
+                target,
+                (*response_timeout, *connection_timeout),
+            )
         }
     };
-    let unreachable = |source| RunError::RedisUnreachable {
-        url: redis_url.clone(),
-        source,
-    };
-    let client = redis::Client::open(redis_url.as_str()).map_err(unreachable)?;
+    let unreachable = |e| RedisRefused::unreachable(&target, &e, timeouts.1);
+    let client = redis::Client::open(target.connection_info()).map_err(unreachable)?;
     let manager_config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(timeouts.0))
         .set_connection_timeout(Some(timeouts.1))
@@ -100,6 +101,8 @@ pub async fn run(
     let redis = ConnectionManager::new_with_config(client.clone(), manager_config)
         .await
         .map_err(unreachable)?;
+    // Before anything is written: a Redis that may evict keys would lose orders.
+    require_no_eviction(&mut redis.clone(), &target, timeouts.0).await?;
 
     // Before anything else is started: a second gateway with this node id must not run.
     let lease = NodeLease::acquire(

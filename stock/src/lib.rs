@@ -16,11 +16,13 @@
 //! - [`journal`]: orders not yet in the store; read, ack (blocking, for persistence threads).
 //! - [`record`]: the compact order record the scripts write.
 //! - [`order`]: the order shared by Redis, the store and the API.
+//! - [`health`]: whether Redis keeps what the scripts write (its eviction policy).
 //! - [`error`]: failures to reach or understand Redis.
 #![forbid(unsafe_code)]
 
 pub mod campaign;
 pub mod error;
+pub mod health;
 pub mod journal;
 pub mod keys;
 pub mod lifecycle;
@@ -37,6 +39,7 @@ pub use campaign::{
     set_stock_total,
 };
 pub use error::StockError;
+pub use health::{EvictionPolicy, PolicyError, eviction_policy};
 pub use keys::CampaignKeys;
 pub use lifecycle::{Expired, PaymentOutcome, Transition};
 pub use opening::{OpenPermit, SalesLedger};

@@ -256,6 +256,61 @@ impl Drop for Process {
     }
 }
 
+/// What a gateway process that ended by itself left behind.
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    /// Its logs and its last word.
+    pub stderr: Vec<u8>,
+}
+
+/// Runs the binary on `scenario` (written into `dir`) with `env` until it exits by itself, as a
+/// gateway that refuses to start does; fails the test if it is still running after `patience`.
+pub fn run_to_exit(
+    scenario: &Scenario,
+    dir: &Path,
+    env: &[(&str, &str)],
+    patience: Duration,
+) -> Exited {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let config = dir.join(format!("refused-{n}.toml"));
+    let (out, err) = (
+        dir.join(format!("refused-{n}.out")),
+        dir.join(format!("refused-{n}.err")),
+    );
+    std::fs::write(&config, scenario.toml()).unwrap();
+    let mut child = Command::new(binary())
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + patience;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "gateway still running after {patience:?}; stderr: {}",
+                String::from_utf8_lossy(&std::fs::read(&err).unwrap_or_default())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Exited {
+        status,
+        stdout: std::fs::read(&out).unwrap(),
+        stderr: std::fs::read(&err).unwrap(),
+    }
+}
+
 /// A gateway on the shared Redis, with its own store in a temporary directory, selling
 /// `campaign`: the directory (keep it alive), the scenario, the gateway and the campaign id.
 pub fn selling(campaign: CampaignSpec) -> (tempfile::TempDir, Scenario, InProcess, String) {

@@ -1,4 +1,7 @@
 //! A private `redis-server`: free port, temp dir, AOF on, killed on drop.
+//!
+//! [`RedisServer::start_with`] passes extra arguments (`--requirepass`, `--maxmemory-policy`,
+//! `--rename-command`…); the harness's own connections log in with a `--requirepass` password.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,25 +12,52 @@ pub struct RedisServer {
     port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// Passed to every (re)start after the harness's own.
+    args: Vec<String>,
+    /// The `--requirepass` among `args`, which the harness's connections log in with.
+    password: Option<String>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts one with `args` added to the command line (e.g. `["--requirepass", "pw"]`).
+    pub fn start_with(args: &[&str]) -> Self {
+        let password = args
+            .iter()
+            .position(|a| *a == "--requirepass")
+            .map(|i| args[i + 1].to_owned());
         let mut server = Self {
             port: crate::free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            password,
         };
         server.restart();
         server
     }
 
+    /// Its URL, without any password.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://{}", self.addr())
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).unwrap()
+        use redis::IntoConnectionInfo as _;
+        let mut info = self.url().into_connection_info().unwrap();
+        if let Some(password) = &self.password {
+            let login = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(login);
+        }
+        redis::Client::open(info).unwrap()
     }
 
     /// Starts it again on the same port and data (a stopped server's AOF brings the data back).
@@ -45,6 +75,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

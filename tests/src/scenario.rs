@@ -75,6 +75,8 @@ impl CampaignSpec {
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub redis_url: String,
+    /// Extra lines of the `[redis]` table (e.g. `password_file = "…"`).
+    pub redis_extra: String,
     pub store_path: PathBuf,
     /// PostgreSQL instead of SQLite at `store_path`.
     pub store_url: Option<String>,
@@ -93,6 +95,7 @@ impl Scenario {
     pub fn new(redis_url: String, store_path: PathBuf, campaigns: Vec<CampaignSpec>) -> Self {
         Self {
             redis_url,
+            redis_extra: String::new(),
             store_path,
             store_url: None,
             campaigns,
@@ -120,6 +123,7 @@ payment_secret = "{PAYMENT_SECRET}"
 
 [redis]
 url = "{redis}"
+{redis_extra}
 
 [store]
 path = "{store}"
@@ -132,6 +136,7 @@ path = "{store}"
             node = self.node_id,
             server_extra = self.server_extra,
             redis = self.redis_url,
+            redis_extra = self.redis_extra,
             store = self.store_path.display(),
             store_url = self
                 .store_url

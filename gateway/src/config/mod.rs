@@ -3,10 +3,12 @@
 //! field reported at once, so `--check-config` can show an operator the whole list.
 //!
 //! Secrets may come from the environment (`FLASHGATE_JWT_SECRET`,
-//! `FLASHGATE_ORDER_TOKEN_SECRET`, which win over the file) or from `*_secret_file` keys.
+//! `FLASHGATE_ORDER_TOKEN_SECRET`, `FLASHGATE_REDIS_PASSWORD`…, which win over the file) or
+//! from `*_file` keys.
 
 mod campaign;
 mod raw;
+mod redis_target;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -17,6 +19,8 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use redis_target::RedisTarget;
+
 /// Environment variable that overrides `auth.jwt_secret`, so deployments keep it out of files.
 pub const ENV_JWT_SECRET: &str = "FLASHGATE_JWT_SECRET";
 /// Environment variable that overrides `auth.order_token_secret`.
@@ -25,6 +29,8 @@ pub const ENV_ORDER_TOKEN_SECRET: &str = "FLASHGATE_ORDER_TOKEN_SECRET";
 pub const ENV_PAYMENT_SECRET: &str = "FLASHGATE_PAYMENT_SECRET";
 /// Environment variable that overrides `admin.token`.
 pub const ENV_ADMIN_TOKEN: &str = "FLASHGATE_ADMIN_TOKEN";
+/// Environment variable that overrides the password of `redis.url` (and `redis.password_file`).
+pub const ENV_REDIS_PASSWORD: &str = "FLASHGATE_REDIS_PASSWORD";
 /// Environment variable that overrides `store.url`.
 pub const ENV_STORE_URL: &str = "FLASHGATE_STORE_URL";
 
@@ -161,8 +167,9 @@ impl fmt::Debug for Secret {
 pub enum RedisConfig {
     /// An existing Redis; unreachable at start-up is an error.
     Url {
-        /// `redis://`, `rediss://` or `unix://` URL.
-        url: String,
+        /// From the `redis://` or `unix://` URL, with its password held apart (or taken from
+        /// `redis.password_file` / `FLASHGATE_REDIS_PASSWORD`): shown as its address only.
+        target: RedisTarget,
         /// Per-command timeout (default 500ms), so a stalled Redis fails requests fast.
         response_timeout: Duration,
         /// Connect timeout (default 500ms).

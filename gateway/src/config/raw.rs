@@ -58,6 +58,7 @@ pub(super) struct RawAuth {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawRedis {
     pub url: Option<String>,
+    pub password_file: Option<String>,
     pub embedded: Option<bool>,
     pub embedded_port: Option<i64>,
     pub embedded_dir: Option<String>,

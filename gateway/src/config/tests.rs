@@ -62,7 +62,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(
         c.redis,
         RedisConfig::Url {
-            url: "redis://127.0.0.1:6379".into(),
+            target: RedisTarget::local(6379),
             response_timeout: ms500,
             connection_timeout: ms500
         }
@@ -422,4 +422,90 @@ fn a_parse_error_names_where_but_never_quotes_the_line() {
     let bad_redis = "[redis]\nurl = \"http://user:topsecret@cache\"\n";
     let err = Config::from_toml_str_with_env(bad_redis, &no_env).unwrap_err();
     assert!(!err.to_string().contains("topsecret"), "{err}");
+}
+
+/// The target of a config whose `[redis]` table is `redis`, with `env` as the environment.
+fn redis_target(
+    redis: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RedisTarget, ConfigError> {
+    let text = format!(
+        "[auth]\njwt_secret = \"{JWT}\"\norder_token_secret = \"{ORDER}\"\n[redis]\n{redis}\n"
+    );
+    Config::from_toml_str_with_env(&text, env).map(|c| match c.redis {
+        RedisConfig::Url { target, .. } => target,
+        other => panic!("not a url: {other:?}"),
+    })
+}
+
+fn password(target: &RedisTarget) -> Option<String> {
+    target
+        .connection_info()
+        .redis_settings()
+        .password()
+        .map(str::to_owned)
+}
+
+#[test]
+fn redis_password_from_url_env_or_file_is_never_shown() {
+    let url = "url = \"redis://fg:pw-in-url@cache.internal:6390/2\"";
+    let target = redis_target(url, &no_env).unwrap();
+    assert_eq!(password(&target).as_deref(), Some("pw-in-url"));
+    let info = target.connection_info();
+    assert_eq!(info.redis_settings().username(), Some("fg"));
+    assert_eq!(info.redis_settings().db(), 2);
+    assert_eq!(target.to_string(), "cache.internal:6390");
+    let config = parse(&minimal().replace(
+        "redis://127.0.0.1:6379",
+        "redis://fg:pw-in-url@cache.internal:6390/2",
+    ))
+    .unwrap();
+    let shown = format!("{target} {target:?} {config:?}");
+    assert!(!shown.contains("pw-in-url"), "{shown}");
+
+    // The environment wins over the URL's password, as over every secret in the file.
+    let env = |name: &str| (name == ENV_REDIS_PASSWORD).then(|| "pw-from-env".to_owned());
+    assert_eq!(
+        password(&redis_target(url, &env).unwrap()).as_deref(),
+        Some("pw-from-env")
+    );
+
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "pw-from-file").unwrap();
+    let from_file = format!(
+        "url = \"redis://cache.internal\"\npassword_file = \"{}\"",
+        file.path().display()
+    );
+    let target = redis_target(&from_file, &no_env).unwrap();
+    assert_eq!(password(&target).as_deref(), Some("pw-from-file"));
+    assert_eq!(target.addr(), "cache.internal:6379");
+    assert_eq!(
+        password(&redis_target("url = \"redis://h\"", &no_env).unwrap()),
+        None
+    );
+}
+
+#[test]
+fn redis_password_in_two_places_or_a_bad_url_is_named_without_the_secret() {
+    let both = "url = \"redis://:pw-in-url@h\"\npassword_file = \"/nonexistent\"";
+    let Err(ConfigError::Invalid(got)) = redis_target(both, &no_env) else {
+        panic!("accepted a password twice")
+    };
+    assert_eq!(fields(&got), ["redis.password_file"], "{got:?}");
+
+    let bad_port = "url = \"redis://:pw-in-url@h:port\"";
+    let Err(e) = redis_target(bad_port, &no_env) else {
+        panic!("accepted a bad port")
+    };
+    let shown = e.to_string();
+    assert!(
+        shown.contains("redis.url") && !shown.contains("pw-in-url"),
+        "{shown}"
+    );
+
+    let embedded = "embedded = true\npassword_file = \"/nonexistent\"";
+    let Err(ConfigError::Invalid(got)) = redis_target(embedded, &no_env) else {
+        panic!("accepted a password for the embedded redis")
+    };
+    assert_eq!(fields(&got), ["redis.password_file"], "{got:?}");
 }

@@ -14,8 +14,9 @@ const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 use super::raw::{RawAuth, RawConfig, RawLimits, RawRateLimit, RawRedis};
 use super::{
     AdminConfig, AuthConfig, Config, DatabaseUrl, ENV_ADMIN_TOKEN, ENV_JWT_SECRET,
-    ENV_ORDER_TOKEN_SECRET, ENV_PAYMENT_SECRET, ENV_STORE_URL, FieldError, LimitsConfig,
-    PersistenceConfig, RateLimit, RedisConfig, Secret, ServerConfig, StoreConfig,
+    ENV_ORDER_TOKEN_SECRET, ENV_PAYMENT_SECRET, ENV_REDIS_PASSWORD, ENV_STORE_URL, FieldError,
+    LimitsConfig, PersistenceConfig, RateLimit, RedisConfig, RedisTarget, Secret, ServerConfig,
+    StoreConfig,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -190,7 +191,7 @@ pub(super) fn validate(
     };
 
     let auth = auth(e, raw.auth, env);
-    let redis = redis(e, raw.redis);
+    let redis = redis(e, raw.redis, env);
 
     let st = raw.store;
     let store = StoreConfig {
@@ -324,28 +325,8 @@ fn secret(
     file: Option<String>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Secret {
-    let file_field = format!("{field}_file");
-    let (value, source) = match (env(var), inline, file) {
-        (Some(v), _, _) => (v, format!("{field} (from env {var})")),
-        (None, Some(_), Some(_)) => {
-            e.push(file_field, format!("conflicts with {field}: set only one"));
-            return Secret(String::new());
-        }
-        (None, Some(v), None) => (v, field.to_owned()),
-        (None, None, Some(path)) => match std::fs::read_to_string(&path) {
-            Ok(text) => (text.trim().to_owned(), file_field),
-            Err(err) => {
-                e.push(file_field, format!("cannot read {path:?}: {err}"));
-                return Secret(String::new());
-            }
-        },
-        (None, None, None) => {
-            e.push(
-                field,
-                format!("missing: set {field}, {field}_file or env {var}"),
-            );
-            return Secret(String::new());
-        }
+    let Some((value, source)) = secret_text(e, field, var, inline, file, env) else {
+        return Secret(String::new());
     };
     let len = value.len();
     Secret::new(value).unwrap_or_else(|| {
@@ -357,7 +338,72 @@ fn secret(
     })
 }
 
-fn redis(e: &mut Errors, r: RawRedis) -> RedisConfig {
+/// The rule every secret follows: the env var wins; otherwise exactly one of the inline value
+/// and the `_file` key (its text trimmed). The value and where it came from, or `None` with the
+/// reason recorded. No message ever quotes a value.
+fn secret_text(
+    e: &mut Errors,
+    field: &str,
+    var: &str,
+    inline: Option<String>,
+    file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<(String, String)> {
+    let file_field = format!("{field}_file");
+    match (env(var), inline, file) {
+        (Some(v), _, _) => Some((v, format!("{field} (from env {var})"))),
+        (None, Some(_), Some(_)) => {
+            e.push(file_field, format!("conflicts with {field}: set only one"));
+            None
+        }
+        (None, Some(v), None) => Some((v, field.to_owned())),
+        (None, None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(text) => Some((text.trim().to_owned(), file_field)),
+            Err(err) => {
+                e.push(file_field, format!("cannot read {path:?}: {err}"));
+                None
+            }
+        },
+        (None, None, None) => {
+            e.push(
+                field,
+                format!("missing: set {field}, {field}_file or env {var}"),
+            );
+            None
+        }
+    }
+}
+
+/// The Redis password, by the rule of every secret, the URL's password standing for the inline
+/// value. Any non-empty one: how long it must be is the Redis server's business.
+fn redis_password(
+    e: &mut Errors,
+    in_url: Option<String>,
+    file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Secret> {
+    if env(ENV_REDIS_PASSWORD).is_none() {
+        match (&in_url, &file) {
+            (None, None) => return None,
+            (Some(_), Some(_)) => {
+                e.push(
+                    "redis.password_file",
+                    "conflicts with the password in redis.url: set only one",
+                );
+                return None;
+            }
+            _ => {}
+        }
+    }
+    let (value, source) = secret_text(e, "redis.password", ENV_REDIS_PASSWORD, in_url, file, env)?;
+    if value.is_empty() {
+        e.push(source, "must not be empty");
+        return None;
+    }
+    Some(Secret(value))
+}
+
+fn redis(e: &mut Errors, r: RawRedis, env: &dyn Fn(&str) -> Option<String>) -> RedisConfig {
     let half_second = Duration::from_millis(500);
     let response_timeout = e.duration(
         "redis.response_timeout",
@@ -387,20 +433,31 @@ fn redis(e: &mut Errors, r: RawRedis) -> RedisConfig {
         }
         (Some(url), false) => {
             let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
-            if !schemes.iter().any(|s| url.starts_with(s)) {
-                e.push(
-                    "redis.url",
-                    // Not echoed: the URL may carry a password.
-                    format!("must start with one of {schemes:?}"),
-                );
-            }
+            // Never echoed: the URL may carry a password.
+            let parsed = if schemes.iter().any(|s| url.starts_with(s)) {
+                RedisTarget::parse(&url)
+            } else {
+                Err(format!("must start with one of {schemes:?}"))
+            };
+            let (target, in_url) = parsed.unwrap_or_else(|message| {
+                e.push("redis.url", message);
+                (RedisTarget::local(0), None)
+            });
+            let password = redis_password(e, in_url, r.password_file, env);
             return RedisConfig::Url {
-                url,
+                target: target.with_password(password),
                 response_timeout,
                 connection_timeout,
             };
         }
-        (None, true) => {}
+        (None, true) => {
+            if r.password_file.is_some() {
+                e.push(
+                    "redis.password_file",
+                    "only with redis.url: the embedded redis has no password",
+                );
+            }
+        }
     }
     let nonempty = |e: &mut Errors, field: &str, v: Option<String>, default: &str| match v {
         Some(s) if s.trim().is_empty() => {
