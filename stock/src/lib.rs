@@ -11,6 +11,7 @@
 //! - [`reserve`]: the commit point of a purchase, batched.
 //! - [`lifecycle`]: pay, cancel, expire: every change after the reservation, atomically.
 //! - [`journal`]: orders not yet in the store; read, ack (blocking, for persistence threads).
+//! - [`presence`]: whether Redis still knows a campaign (the store-side sweep).
 //! - [`record`]: the compact order record the scripts write.
 //! - [`order`]: the order shared by Redis, the store and the API.
 //! - [`error`]: failures to reach or understand Redis.
@@ -22,6 +23,7 @@ pub mod journal;
 pub mod keys;
 pub mod lifecycle;
 pub mod order;
+pub mod presence;
 pub mod record;
 pub mod reserve;
 pub mod scripts;

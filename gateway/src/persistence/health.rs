@@ -21,6 +21,9 @@ pub struct StoreHealth {
     /// Of those, orders whose id another stored order holds: ids are meant to be unique, so
     /// any is an alarm.
     pub collisions: AtomicU64,
+    /// Unpaid orders past their deadline that Redis no longer knows, expired in the store by
+    /// the store-side sweep.
+    pub settled_in_store: AtomicU64,
 }
 
 impl StoreHealth {
