@@ -12,6 +12,7 @@
 //! - [`lifecycle`]: pay, cancel, expire: every change after the reservation, atomically.
 //! - [`journal`]: orders not yet in the store; read, ack (blocking, for persistence threads).
 //! - [`presence`]: whether Redis still knows a campaign (the store-side sweep).
+//! - [`node`]: the lease on a gateway's node id and the mark of the ids minted under it.
 //! - [`record`]: the compact order record the scripts write.
 //! - [`order`]: the order shared by Redis, the store and the API.
 //! - [`error`]: failures to reach or understand Redis.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod journal;
 pub mod keys;
 pub mod lifecycle;
+pub mod node;
 pub mod order;
 pub mod presence;
 pub mod record;

@@ -172,3 +172,125 @@ async fn scrape(admin: &str) -> HashMap<String, f64> {
         })
         .collect()
 }
+
+/// A clock moved by hand; each wait of the generator moves it 1 ms forward.
+struct HandClock(std::sync::atomic::AtomicI64);
+
+impl HandClock {
+    fn at(ms: i64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self(std::sync::atomic::AtomicI64::new(ms)))
+    }
+    fn set(&self, ms: i64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl flashgate::order_id::Clock for HandClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn pause(&self, _behind_ms: u64) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+type Generator = flashgate::order_id::OrderIdGenerator<std::sync::Arc<HandClock>>;
+
+/// One life of a gateway on `node`: its lease (taken over from an earlier life on the same
+/// address, as a restarted gateway does) and its generator, wired as `flashgate::run` wires
+/// them, on a clock starting at `clock_ms`.
+async fn life(
+    redis: &mut redis::aio::ConnectionManager,
+    node: u16,
+    listen: std::net::SocketAddr,
+    clock_ms: i64,
+) -> (
+    flashgate::node_lease::NodeLease,
+    std::sync::Arc<HandClock>,
+    Generator,
+) {
+    let lease = flashgate::node_lease::NodeLease::acquire(redis, node, listen, true)
+        .await
+        .unwrap();
+    let clock = HandClock::at(clock_ms);
+    let ids = flashgate::order_id::OrderIdGenerator::with_clock(
+        node,
+        clock.clone(),
+        flashgate::order_id::DEFAULT_MAX_ROLLBACK_WAIT,
+    )
+    .unwrap()
+    .leased(lease.held())
+    .starting_after(lease.floor_ms())
+    .minting_until(lease.mint_until());
+    (lease, clock, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_restarted_with_its_clock_stepped_back_never_mints_an_earlier_id() {
+    let node = flashgate_tests::scenario::fresh_node_id();
+    let listen: std::net::SocketAddr = format!("127.0.0.1:{}", flashgate_tests::free_port())
+        .parse()
+        .unwrap();
+    let client = redis::Client::open(flashgate_tests::shared_redis_url()).unwrap();
+    let mut redis = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let now = flashgate::clock::now_ms();
+
+    // First life: 3,000 ids (three milliseconds' worth), then killed (no release).
+    let (_first, _clock, ids) = life(&mut redis, node, listen, now).await;
+    let minted: Vec<u64> = (0..3_000).map(|_| ids.next("42").unwrap()).collect();
+    let highest = *minted.iter().max().unwrap();
+    drop(ids);
+
+    // Second life on the same node id, the clock stepped back two seconds: nothing is minted
+    // until the clock passes what the first life may have minted, and then only above it.
+    let (second, clock, ids) = life(&mut redis, node, listen, now - 2_000).await;
+    assert!(
+        second.floor_ms() >= flashgate::order_id::timestamp_ms_of(highest),
+        "the lease kept the mark"
+    );
+    let refused = ids.next("42");
+    assert!(
+        matches!(
+            refused,
+            Err(flashgate::order_id::OrderIdError::ClockMovedBack { .. })
+        ),
+        "{refused:?}"
+    );
+    clock.set(flashgate::order_id::timestamp_ms_of(highest));
+    assert!(
+        ids.next("42").is_err(),
+        "not in the last millisecond of the first life either"
+    );
+    clock.set(second.floor_ms() + 1);
+    let after: Vec<u64> = (0..100).map(|_| ids.next("42").unwrap()).collect();
+    assert!(
+        after.iter().all(|id| *id > highest),
+        "ids above every earlier one"
+    );
+    // No further ahead than the mark the lease recorded: a successor starts from it.
+    clock.set(
+        second
+            .mint_until()
+            .load(std::sync::atomic::Ordering::SeqCst)
+            + 1,
+    );
+    assert!(matches!(
+        ids.next("42"),
+        Err(flashgate::order_id::OrderIdError::PastLeaseMark { .. })
+    ));
+
+    // A clean stop records the last id minted: a third life, its clock stepped back again, still
+    // mints only above everything before.
+    clock.set(
+        second
+            .mint_until()
+            .load(std::sync::atomic::Ordering::SeqCst),
+    );
+    let last = ids.next("42").unwrap();
+    second.release(&mut redis, ids.last_ms()).await;
+    let (third, clock, ids) = life(&mut redis, node, listen, now - 1_000).await;
+    assert!(ids.next("42").is_err());
+    clock.set(third.floor_ms() + 1);
+    assert!(ids.next("42").unwrap() > last);
+    third.release(&mut redis, ids.last_ms()).await;
+}
