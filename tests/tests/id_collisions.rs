@@ -114,12 +114,9 @@ async fn order_under_a_stored_orders_id(backend: Backend) {
 
     // The stored order is untouched, carol's order is stored, and the alarm is counted.
     let carol: u64 = other.order_id().parse().unwrap();
-    let (kept, carol_row) = {
-        let stored = in_store(&scenario, move |store| {
-            (store.get(order_id).unwrap(), store.get(carol).unwrap())
-        });
-        stored
-    };
+    let (kept, carol_row) = in_store(&scenario, move |store| {
+        (store.get(order_id).unwrap(), store.get(carol).unwrap())
+    });
     assert_eq!(kept, Some(squatter));
     let metrics = scrape(&admin).await;
     assert_eq!(metrics["flashgate_order_id_collisions_total"], 1.0);
