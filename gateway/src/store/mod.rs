@@ -77,7 +77,8 @@ pub trait OrderStore: Send + Sync + 'static {
     fn write_batch(&self, orders: &[Order]) -> Result<Written, StoreError>;
 
     /// Compare-and-set update for later lifecycle work: writes `order` only where the stored
-    /// version is lower than `order.version`; returns whether a row changed.
+    /// version is lower than `order.version` and the stored row is the same order (not another
+    /// one under its id, see [`Collision`]); returns whether a row changed.
     ///
     /// A missing order is not an error: it returns `false` like a stale version does, so insert
     /// first if the row may not exist yet.

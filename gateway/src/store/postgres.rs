@@ -83,7 +83,8 @@ fn sql(query: Query, table: &str) -> String {
             "UPDATE {table} SET campaign_id = $2, sku = $3, user_id = $4, quantity = $5, \
              unit_price_cents = $6, amount_cents = $7, status = $8, version = $9, \
              created_at = $10, pay_deadline = $11, paid_at = $12, updated_at = $13 \
-             WHERE order_id = $1 AND version < $9"
+             WHERE order_id = $1 AND version < $9 AND campaign_id = $2 AND user_id = $4 \
+             AND sku = $3 AND quantity = $5 AND unit_price_cents = $6 AND created_at = $10"
         ),
         Query::Get => format!("SELECT {COLUMNS} FROM {table} WHERE order_id = $1"),
         Query::ByCampaign => format!("SELECT {COLUMNS} FROM {table} WHERE campaign_id = $1"),

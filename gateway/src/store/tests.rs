@@ -161,6 +161,16 @@ fn update_if_newer_applies_only_higher_versions() {
             assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(&paid));
         }
 
+        // Another order under the id never overwrites it, whatever its version.
+        let intruder = Order {
+            campaign_id: "c2".into(),
+            user_id: "mallory".into(),
+            version: 9,
+            ..paid.clone()
+        };
+        assert!(!store.update_if_newer(&intruder).unwrap());
+        assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(&paid));
+
         let missing = order(1, "c1");
         assert!(!store.update_if_newer(&missing).unwrap());
         assert_eq!(store.get(missing.order_id).unwrap(), None);
