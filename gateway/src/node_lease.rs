@@ -6,22 +6,35 @@
 //! with a taken id refuses to start, naming the holder. A gateway that was killed leaves its
 //! lease to expire, but when restarted on the same host and fixed listen address it takes it
 //! over at once: binding that address proves the old process is gone.
+//!
+//! With the lease goes a mark: the highest millisecond this node id may have minted an order id
+//! in. Each renewal raises it to [`MINT_AHEAD`] past now, and the order-id generator mints no
+//! further than the mark last recorded; a clean shutdown lowers it to the last id minted. A
+//! gateway that starts on the node id mints only after the mark, so a clock stepped back across
+//! a restart never repeats an id: a mark a few seconds ahead (a crash) is waited out before
+//! serving, a larger gap (the clock really went back) refuses to mint until the clock passes it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use redis::Script;
+use flashgate_stock::StockError;
+use flashgate_stock::node::{self, Claim, NodeKeys};
 use redis::aio::ConnectionManager;
+
+use crate::clock::now_ms;
 
 /// How long a lease outlives its last renewal.
 pub const LEASE: Duration = Duration::from_secs(10);
 /// How often it is renewed: a few missed renewals (a Redis hiccup) do not lose it.
 const RENEW_EVERY: Duration = Duration::from_secs(2);
-
-static SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/node_lease.lua")));
+/// How far past now each renewal lets ids be minted: two renewals may fail before minting
+/// stops. A gateway restarted after a crash waits at most this long before it serves.
+pub const MINT_AHEAD: Duration = Duration::from_secs(6);
+/// The longest a starting gateway waits for its clock to pass the node id's mark; a mark
+/// further ahead means the clock went back, and minting is refused until it catches up.
+const START_WAIT: Duration = Duration::from_secs(8);
 
 /// Why a node id could not be leased.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +52,7 @@ pub enum LeaseError {
     Redis {
         node_id: u16,
         #[source]
-        source: redis::RedisError,
+        source: StockError,
     },
 }
 
@@ -49,10 +62,14 @@ pub struct NodeLease {
     /// True while the lease is ours; the order-id generator mints only then.
     held: Arc<AtomicBool>,
     node_id: u16,
-    key: String,
+    keys: NodeKeys,
     holder: String,
     /// Holders this one may take over (its own earlier lives), or empty.
     takeover: String,
+    /// The mark as this gateway found it: every id of the node's earlier lives is at or below.
+    floor_ms: i64,
+    /// The mark as last recorded (Unix ms); the generator mints no further.
+    mint_until: Arc<AtomicI64>,
 }
 
 impl NodeLease {
@@ -71,38 +88,78 @@ impl NodeLease {
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "unknown-host".into());
         let base = format!("{host}/{listen}/");
-        let lease = Self {
+        let mut lease = Self {
             held: Arc::new(AtomicBool::new(true)),
             node_id,
-            key: format!("fg:node:{node_id}"),
-            holder: format!("{base}{}/{}", std::process::id(), crate::clock::now_ms()),
+            keys: NodeKeys::new(node_id),
+            holder: format!("{base}{}/{}", std::process::id(), now_ms()),
             takeover: if fixed_port { base } else { String::new() },
+            floor_ms: 0,
+            mint_until: Arc::new(AtomicI64::new(0)),
         };
-        lease.claim(redis, &lease.takeover).await?;
-        tracing::info!(node_id, holder = %lease.holder, "node id leased");
+        lease.floor_ms = lease.claim(redis, &lease.takeover).await?;
+        tracing::info!(node_id, holder = %lease.holder, mark_ms = lease.floor_ms, "node id leased");
         Ok(lease)
     }
 
-    async fn claim(&self, redis: &mut ConnectionManager, takeover: &str) -> Result<(), LeaseError> {
-        let parts: (i64, String, i64) = SCRIPT
-            .key(&self.key)
-            .arg("claim")
-            .arg(&self.holder)
-            .arg(u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX))
-            .arg(takeover)
-            .invoke_async(redis)
-            .await
-            .map_err(|source| LeaseError::Redis {
-                node_id: self.node_id,
-                source,
-            })?;
-        match parts {
-            (1, _, _) => Ok(()),
-            (_, holder, left_ms) => Err(LeaseError::Taken {
+    /// Claims or renews the lease and raises the mark; returns the mark as it was found.
+    async fn claim(
+        &self,
+        redis: &mut ConnectionManager,
+        takeover: &str,
+    ) -> Result<i64, LeaseError> {
+        let ahead = i64::try_from(MINT_AHEAD.as_millis()).unwrap_or(i64::MAX);
+        let claim = node::claim(
+            redis,
+            &self.keys,
+            &self.holder,
+            u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX),
+            takeover,
+            now_ms().saturating_add(ahead),
+        )
+        .await
+        .map_err(|source| LeaseError::Redis {
+            node_id: self.node_id,
+            source,
+        })?;
+        match claim {
+            Claim::Held { mark_before, mark } => {
+                self.mint_until.fetch_max(mark, Ordering::AcqRel);
+                Ok(mark_before)
+            }
+            Claim::Taken { holder, left_ms } => Err(LeaseError::Taken {
                 node_id: self.node_id,
                 holder,
                 left_ms,
             }),
+        }
+    }
+
+    /// The mark as this gateway found it: start minting after it.
+    pub fn floor_ms(&self) -> i64 {
+        self.floor_ms
+    }
+
+    /// The mark as last recorded, raised by each renewal: mint no further.
+    pub fn mint_until(&self) -> Arc<AtomicI64> {
+        self.mint_until.clone()
+    }
+
+    /// Waits for the clock to pass the mark this gateway found, when that takes a few seconds
+    /// (a predecessor on this node id died minting up to its mark): better a slower start than
+    /// purchases refused. A mark further ahead means the clock was stepped back: the wait is
+    /// not taken, and the generator refuses to mint until the clock catches up.
+    pub async fn wait_for_clock(&self) {
+        let ahead = self.floor_ms.saturating_sub(now_ms());
+        if ahead <= 0 {
+            return;
+        }
+        let ahead = Duration::from_millis(u64::try_from(ahead).unwrap_or(u64::MAX));
+        if ahead <= START_WAIT {
+            tracing::info!(node_id = self.node_id, wait = ?ahead, "waiting for the clock to pass the ids this node id minted before");
+            tokio::time::sleep(ahead + Duration::from_millis(1)).await;
+        } else {
+            tracing::error!(node_id = self.node_id, behind = ?ahead, "the clock is behind order ids this node id minted before (stepped back?): no order ids are minted until it passes them");
         }
     }
 
@@ -121,7 +178,7 @@ impl NodeLease {
         loop {
             tick.tick().await;
             match self.claim(&mut redis, "").await {
-                Ok(()) => {
+                Ok(_) => {
                     renewed = tokio::time::Instant::now();
                     if !self.held.swap(true, Ordering::AcqRel) {
                         tracing::warn!(
@@ -145,16 +202,14 @@ impl NodeLease {
         }
     }
 
-    /// Gives the lease back, so a successor need not wait for it to expire.
-    pub async fn release(&self, redis: &mut ConnectionManager) {
-        let released: Result<i64, _> = SCRIPT
-            .key(&self.key)
-            .arg("release")
-            .arg(&self.holder)
-            .arg(0)
-            .arg("")
-            .invoke_async(redis)
-            .await;
+    /// Gives the lease back, so a successor need not wait for it to expire, and records
+    /// `last_minted_ms` (the generator's [`crate::order_id::OrderIdGenerator::last_ms`]) as the
+    /// mark, so a successor need not wait for the mark either. Minting stops first.
+    pub async fn release(&self, redis: &mut ConnectionManager, last_minted_ms: i64) {
+        self.held.store(false, Ordering::Release);
+        // An id being minted right now is at most at the clock's reading now.
+        let mark = last_minted_ms.max(now_ms());
+        let released = node::release(redis, &self.keys, &self.holder, mark).await;
         if let Err(e) = released {
             tracing::warn!(error = %e, node_id = self.node_id, "node id lease not released; it expires by itself");
         }

@@ -114,6 +114,8 @@ pub async fn run(
     .await?;
     // Renewed from now on, not once the rest has started: opening the store may take a while.
     let _keeping = AbortOnDrop(tokio::spawn(lease.clone().keep(redis.clone())));
+    // A predecessor on this node id may have minted ids up to a few seconds ahead.
+    lease.wait_for_clock().await;
 
     // Opening blocks (PostgreSQL connects and migrates): off the async workers.
     let store_config = config.store.clone();
@@ -153,7 +155,10 @@ pub async fn run(
         limits: Limiters::new(&config.limits),
         jwt: JwtVerifier::new(config.auth.jwt_secret.expose().as_bytes()),
         order_tokens: OrderTokens::new(config.auth.order_token_secret.expose().as_bytes()),
-        ids: OrderIdGenerator::new(config.server.node_id)?.leased(lease.held()),
+        ids: OrderIdGenerator::new(config.server.node_id)?
+            .leased(lease.held())
+            .starting_after(lease.floor_ms())
+            .minting_until(lease.mint_until()),
         catalog: ArcSwap::from_pointee(catalog),
         journals,
         reloading: tokio::sync::Mutex::new(()),
@@ -199,7 +204,9 @@ pub async fn run(
     drop(no_more_reloads);
     // No order id is minted from here on: a successor may have the node id at once.
     drop(_keeping);
-    lease.release(&mut app.redis.clone()).await;
+    lease
+        .release(&mut app.redis.clone(), app.ids.last_ms())
+        .await;
     // Workers drain the queue; the reconciler's last pass takes whatever the queue did not.
     drop(app);
     tokio::task::spawn_blocking(move || persistence.shutdown())

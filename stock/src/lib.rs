@@ -14,6 +14,8 @@
 //! - [`lifecycle`]: pay, cancel, expire: every change after the reservation, atomically.
 //! - [`lookup`]: one order read back, for idempotent retries.
 //! - [`journal`]: orders not yet in the store; read, ack (blocking, for persistence threads).
+//! - [`presence`]: whether Redis still knows a campaign (the store-side sweep).
+//! - [`node`]: the lease on a gateway's node id and the mark of the ids minted under it.
 //! - [`record`]: the compact order record the scripts write.
 //! - [`order`]: the order shared by Redis, the store and the API.
 //! - [`health`]: whether Redis keeps what the scripts write (its eviction policy).
@@ -27,8 +29,10 @@ pub mod journal;
 pub mod keys;
 pub mod lifecycle;
 pub mod lookup;
+pub mod node;
 pub mod opening;
 pub mod order;
+pub mod presence;
 pub mod rebuild;
 pub mod record;
 pub mod reserve;

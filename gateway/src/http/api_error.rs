@@ -217,10 +217,12 @@ impl From<crate::order_id::OrderIdError> for ApiError {
         use crate::order_id::OrderIdError;
         tracing::error!(error = %e, "cannot mint order ids");
         match e {
-            OrderIdError::LeaseLost { .. } => Self::Unavailable {
-                code: "node_id_lost",
-                message: "order ids cannot be minted: this gateway's node id is not leased to it",
-            },
+            OrderIdError::LeaseLost { .. } | OrderIdError::PastLeaseMark { .. } => {
+                Self::Unavailable {
+                    code: "node_id_lost",
+                    message: "order ids cannot be minted: this gateway's node id is not leased to it",
+                }
+            }
             _ => Self::Unavailable {
                 code: "clock_unavailable",
                 message: "order ids cannot be minted: the clock moved back",

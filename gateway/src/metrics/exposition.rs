@@ -46,6 +46,16 @@ pub async fn render(app: &App) -> String {
             app.store_health.set_aside.load(Ordering::Relaxed),
         ),
         (
+            "flashgate_order_id_collisions_total",
+            "Orders whose id another stored order holds, set aside in fg:{c}:poisoned (alarm).",
+            app.store_health.collisions.load(Ordering::Relaxed),
+        ),
+        (
+            "flashgate_store_sweep_settled_total",
+            "Unpaid orders past their deadline that Redis no longer knows, expired in the store.",
+            app.store_health.settled_in_store.load(Ordering::Relaxed),
+        ),
+        (
             "flashgate_orders_expired_total",
             "Unpaid orders expired by this gateway's sweeper.",
             app.metrics.expired_orders.load(Ordering::Relaxed),

@@ -28,10 +28,16 @@
 //!
 //! A small rollback (NTP step, VM migration) of at most `max_rollback_wait` is waited out; a
 //! larger one refuses to mint ([`OrderIdError::ClockMovedBack`]) rather than risk a duplicate id.
+//!
+//! The same holds across a restart: the node id's lease in Redis keeps a mark of the highest
+//! millisecond this node may have minted in (see `node_lease`). A new generator starts after it
+//! ([`OrderIdGenerator::starting_after`]), and mints no further ahead than the mark the lease
+//! last recorded ([`OrderIdGenerator::minting_until`]), so a gateway that dies between two
+//! renewals has minted nothing above the mark its successor starts from.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Bits of the user's shard gene; the order store has `2^GENE_BITS` shards.
@@ -191,6 +197,13 @@ pub enum OrderIdError {
     /// could not be renewed in time): its ids could collide with that instance's.
     #[error("node id {node_id} is not leased to this gateway now; refusing to mint order ids")]
     LeaseLost { node_id: u16 },
+    /// The clock is past the mark the node id's lease last recorded (renewals are failing, or
+    /// the clock jumped ahead): an id minted now could be minted again by a successor that
+    /// starts from that mark.
+    #[error(
+        "clock reads {now_ms} (Unix ms), past {mark_ms}, the last mark of the node id's lease; refusing to mint order ids"
+    )]
+    PastLeaseMark { now_ms: i64, mark_ms: i64 },
 }
 
 /// Mints order ids for one node. Share it (e.g. in an `Arc`) across all request tasks of the
@@ -207,6 +220,8 @@ pub struct OrderIdGenerator<C: Clock = SystemClock> {
     /// Whether this gateway holds the lease on `node_id` (see `node_lease`); none in tools and
     /// tests that mint without one.
     lease: Option<Arc<AtomicBool>>,
+    /// The lease's mark (Unix ms): no id is minted at a later millisecond.
+    mint_until: Option<Arc<AtomicI64>>,
 }
 
 impl<C: Clock> fmt::Debug for OrderIdGenerator<C> {
@@ -254,6 +269,7 @@ impl<C: Clock> OrderIdGenerator<C> {
             max_rollback_wait_ms: u64::try_from(max_rollback_wait.as_millis()).unwrap_or(u64::MAX),
             last: AtomicU64::new(0),
             lease: None,
+            mint_until: None,
         })
     }
 
@@ -262,6 +278,37 @@ impl<C: Clock> OrderIdGenerator<C> {
     pub fn leased(mut self, held: Arc<AtomicBool>) -> Self {
         self.lease = Some(held);
         self
+    }
+
+    /// Mints only at milliseconds after `floor_ms` (Unix ms): the mark of the node id's lease
+    /// when this gateway took it, at or above every id its earlier lives minted. A clock behind
+    /// it is a rollback like any other: waited out when small, refused when large.
+    #[must_use]
+    pub fn starting_after(self, floor_ms: i64) -> Self {
+        if let Some(since) = floor_ms
+            .checked_sub(EPOCH_UNIX_MS)
+            .and_then(|s| u64::try_from(s).ok())
+        {
+            let floor = (since.min(MAX_TIMESTAMP) << SEQUENCE_BITS) | MAX_SEQUENCE;
+            self.last.fetch_max(floor, Ordering::AcqRel);
+        }
+        self
+    }
+
+    /// Mints only while the clock is at or before `mark` (Unix ms), which the node id's lease
+    /// raises with each renewal.
+    #[must_use]
+    pub fn minting_until(mut self, mark: Arc<AtomicI64>) -> Self {
+        self.mint_until = Some(mark);
+        self
+    }
+
+    /// The millisecond (Unix ms) of the last id minted, or of the floor it started after: at
+    /// or above every id this node has minted.
+    pub fn last_ms(&self) -> i64 {
+        let ms = self.last.load(Ordering::Acquire) >> SEQUENCE_BITS;
+        // At most 2^41 - 1 (see `epoch_ms`), so the cast is lossless.
+        ms as i64 + EPOCH_UNIX_MS
     }
 
     /// The node id stamped into every id from this generator.
@@ -348,9 +395,16 @@ impl<C: Clock> OrderIdGenerator<C> {
         }
     }
 
-    /// Milliseconds since the order-id epoch, checked against the 41-bit range.
+    /// Milliseconds since the order-id epoch, checked against the 41-bit range and the lease's
+    /// mark.
     fn epoch_ms(&self) -> Result<u64, OrderIdError> {
         let now_ms = self.clock.now_ms();
+        if let Some(mark) = &self.mint_until {
+            let mark_ms = mark.load(Ordering::Acquire);
+            if now_ms > mark_ms {
+                return Err(OrderIdError::PastLeaseMark { now_ms, mark_ms });
+            }
+        }
         let since = now_ms
             .checked_sub(EPOCH_UNIX_MS)
             .ok_or(OrderIdError::ClockBeforeEpoch { now_ms })?;

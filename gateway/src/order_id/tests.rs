@@ -298,3 +298,43 @@ fn system_clock_is_after_the_epoch() {
     let now = SystemClock.now_ms();
     assert!((now - timestamp_ms_of(id)).abs() < 10_000);
 }
+
+#[test]
+fn a_generator_starting_after_a_mark_mints_only_above_it() {
+    let clock = FakeClock::at(T);
+    let generator = fake_gen(3, &clock).starting_after(T + 2);
+    assert_eq!(generator.last_ms(), T + 2);
+    // Within the small rollback that is waited out: the first id is in the millisecond after.
+    let id = generator.next("7").unwrap();
+    assert_eq!(timestamp_ms_of(id), T + 3);
+    // Far behind the mark: refused.
+    let clock = FakeClock::at(T);
+    let generator = fake_gen(3, &clock).starting_after(T + 60_000);
+    assert!(matches!(
+        generator.next("7"),
+        Err(OrderIdError::ClockMovedBack { by_ms: 60_000 })
+    ));
+    clock.set(T + 60_001);
+    assert_eq!(timestamp_ms_of(generator.next("7").unwrap()), T + 60_001);
+    // A mark before the epoch (none recorded yet) changes nothing.
+    let generator = fake_gen(3, &clock).starting_after(0);
+    assert_eq!(timestamp_ms_of(generator.next("7").unwrap()), T + 60_001);
+}
+
+#[test]
+fn a_generator_mints_no_further_than_its_lease_mark() {
+    let clock = FakeClock::at(T);
+    let mark = Arc::new(AtomicI64::new(T + 10));
+    let generator = fake_gen(3, &clock).minting_until(mark.clone());
+    assert!(generator.next("7").is_ok());
+    clock.set(T + 11);
+    assert_eq!(
+        generator.next("7"),
+        Err(OrderIdError::PastLeaseMark {
+            now_ms: T + 11,
+            mark_ms: T + 10
+        })
+    );
+    mark.store(T + 20, Ordering::SeqCst);
+    assert_eq!(timestamp_ms_of(generator.next("7").unwrap()), T + 11);
+}

@@ -18,6 +18,12 @@ pub struct StoreHealth {
     pub repaired: AtomicU64,
     /// Orders the store refused for good and that were set aside.
     pub set_aside: AtomicU64,
+    /// Of those, orders whose id another stored order holds: ids are meant to be unique, so
+    /// any is an alarm.
+    pub collisions: AtomicU64,
+    /// Unpaid orders past their deadline that Redis no longer knows, expired in the store by
+    /// the store-side sweep.
+    pub settled_in_store: AtomicU64,
 }
 
 impl StoreHealth {

@@ -27,11 +27,12 @@ const CHUNK: usize = 512;
 /// `stop` closes.
 pub fn run(context: &Context, stop: &Receiver<()>) {
     let mut acker = Acker::new(context.redis.clone());
+    let mut sweep = store_sweep::StoreSweep::default();
     pass(context, &mut acker, Duration::ZERO);
     loop {
         match stop.recv_timeout(context.config.reconcile_interval) {
             Err(RecvTimeoutError::Timeout) => {
-                store_sweep::run(
+                sweep.run(
                     context,
                     &mut acker,
                     STORE_SWEEP_MARGIN + context.config.reconcile_grace,

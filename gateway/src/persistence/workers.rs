@@ -59,16 +59,22 @@ fn pause(wait: Duration, stop: &AtomicBool) {
 
 /// Writes `batch` and acks what was written. Returns false when the store is unavailable (the
 /// orders stay journaled for the reconciler). An order the store rejects for good is reported
-/// and set aside (`fg:{c}:poisoned`), and never holds back the rest of its batch.
+/// and set aside (`fg:{c}:poisoned`), and never holds back the rest of its batch; so is an
+/// order whose id another stored order holds (a collision), which is never acked as stored.
 pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
     match context.store.write_batch(batch) {
-        Ok(_) => {
+        Ok(written) => {
             context.health.succeeded();
+            let stored = batch.len() - written.collisions.len();
             context
                 .health
                 .persisted
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            acker.ack(&context.scripts, batch);
+                .fetch_add(stored as u64, Ordering::Relaxed);
+            if written.collisions.is_empty() {
+                acker.ack(&context.scripts, batch);
+            } else {
+                set_aside_collisions(context, acker, batch, &written.collisions);
+            }
             true
         }
         Err(e) if e.is_transient() => {
@@ -79,11 +85,13 @@ pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
         Err(e) => {
             tracing::warn!(orders = batch.len(), error = %e, "batch refused; writing its orders one by one");
             for order in batch {
-                match context.store.write_batch(std::slice::from_ref(order)) {
-                    Ok(_) => {
+                let one = std::slice::from_ref(order);
+                match context.store.write_batch(one) {
+                    Ok(written) if written.collisions.is_empty() => {
                         context.health.persisted.fetch_add(1, Ordering::Relaxed);
-                        acker.ack(&context.scripts, std::slice::from_ref(order));
+                        acker.ack(&context.scripts, one);
                     }
+                    Ok(written) => set_aside_collisions(context, acker, one, &written.collisions),
                     Err(e) if e.is_transient() => {
                         context.health.failed();
                         return false;
@@ -104,6 +112,41 @@ pub fn write(context: &Context, acker: &mut Acker, batch: &[Order]) -> bool {
             true
         }
     }
+}
+
+/// Acks the orders of `batch` that were stored and sets the colliding ones aside: another
+/// order holds their id, so acking them would lose them. An alarm: ids are meant to be unique.
+fn set_aside_collisions(
+    context: &Context,
+    acker: &mut Acker,
+    batch: &[Order],
+    collisions: &[crate::store::Collision],
+) {
+    let mut collided = vec![false; batch.len()];
+    for collision in collisions {
+        let Some(order) = batch.get(collision.index) else {
+            continue;
+        };
+        collided[collision.index] = true;
+        let reason = collision.reason();
+        tracing::error!(
+            order_id = order.order_id,
+            campaign = %order.campaign_id,
+            user = %order.user_id,
+            reason,
+            "order id collision: set aside in fg:{{campaign}}:poisoned, not stored"
+        );
+        context.health.collisions.fetch_add(1, Ordering::Relaxed);
+        context.health.set_aside.fetch_add(1, Ordering::Relaxed);
+        acker.set_aside(&context.scripts, order, &reason);
+    }
+    let stored: Vec<Order> = batch
+        .iter()
+        .zip(&collided)
+        .filter(|(_, collided)| !**collided)
+        .map(|(order, _)| order.clone())
+        .collect();
+    acker.ack(&context.scripts, &stored);
 }
 
 /// The sources of `e`, which say what the database objected to.

@@ -15,9 +15,12 @@
 //!   one PostgreSQL database.
 //! - `shards.rs`: which table an order lives in, the same for both.
 //! - `row.rs`: checked conversions between an [`Order`] and a row.
+//! - `collision.rs`: [`Written`] and [`Collision`]: two orders under one id are reported, never
+//!   taken for a replay.
 //! - `tests.rs`: unit tests of the SQLite store against temporary files.
 //! - `ledger_tests.rs`: the campaign ledger on both backends.
 
+mod collision;
 mod error;
 #[cfg(test)]
 mod ledger_tests;
@@ -30,6 +33,7 @@ mod test_backends;
 #[cfg(test)]
 mod tests;
 
+pub use collision::{Collision, Written};
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use shards::MAX_SHARD_BITS;
@@ -62,19 +66,22 @@ pub trait OrderStore: Send + Sync + 'static {
     /// Writes each order: a new order_id is inserted; a stored one is overwritten only by a
     /// higher version (the optimistic lock: an older state never replaces a newer one, whatever
     /// order the workers and the reconciler deliver them in, and replays never create a second
-    /// row). Returns how many rows were inserted or advanced.
+    /// row). Returns how many rows were inserted or advanced, and the orders refused because
+    /// their id belongs to another order (other campaign, user, sku, quantity, price or creation
+    /// time): a [`Collision`] is neither written nor a replay, and must not be acked as stored.
     ///
     /// A batch is all-or-nothing: on error no order of it is stored, so the caller can retry the
-    /// whole batch.
+    /// whole batch. Collisions are not errors: the rest of the batch is written.
     ///
     /// # Errors
     ///
     /// [`StoreError::InvalidOrder`] if an order cannot be represented (nothing is written);
     /// otherwise whatever the backend reports.
-    fn write_batch(&self, orders: &[Order]) -> Result<usize, StoreError>;
+    fn write_batch(&self, orders: &[Order]) -> Result<Written, StoreError>;
 
     /// Compare-and-set update for later lifecycle work: writes `order` only where the stored
-    /// version is lower than `order.version`; returns whether a row changed.
+    /// version is lower than `order.version` and the stored row is the same order (not another
+    /// one under its id, see [`Collision`]); returns whether a row changed.
     ///
     /// A missing order is not an error: it returns `false` like a stale version does, so insert
     /// first if the row may not exist yet.
@@ -136,6 +143,30 @@ pub trait OrderStore: Send + Sync + 'static {
     ///
     /// As for [`OrderStore::get`].
     fn overdue_unpaid(&self, before_ms: i64, limit: usize) -> Result<Vec<Order>, StoreError>;
+
+    /// Up to `limit` orders the store holds as unpaid with a deadline before `before_ms`, in
+    /// (deadline, id) order, starting after the (deadline, id) `after` (from the first when
+    /// `None`). The store-side sweep pages with it, so orders it cannot settle never hide the
+    /// ones behind them.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::get`].
+    fn overdue_unpaid_page(
+        &self,
+        before_ms: i64,
+        after: Option<(i64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError>;
+
+    /// Marks `order` expired at `now_ms`, one version up, if the store still holds it unpaid at
+    /// `order.version` (compare-and-set); returns whether it did. For orders Redis no longer
+    /// knows, so nothing else will ever settle them.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the backend reports.
+    fn expire_unpaid(&self, order: &Order, now_ms: i64) -> Result<bool, StoreError>;
 
     /// Up to `limit` orders of `user_id` with ids below `before`, newest first. `gene` is the
     /// user's shard gene: all of a user's orders are in its one table.

@@ -4,7 +4,8 @@
 //! Batches are written with one `INSERT … SELECT FROM UNNEST(arrays)` per shard table touched,
 //! all in one transaction: a round trip per table rather than per order. That is what makes
 //! the store fast enough for a sale's peak. Conflicts on `order_id` update only to a higher
-//! version, as in SQLite.
+//! version of the same order, as in SQLite; the same statement reports the orders whose id a
+//! different stored order holds (see `collision.rs`).
 
 use std::str::FromStr as _;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -13,8 +14,11 @@ use std::time::{Duration, Instant};
 use flashgate_stock::Order;
 use postgres::{Client, NoTls, Statement};
 
+use super::collision::{Collision, Written, same_order, same_order_sql};
 use super::row::{RawOrder, Row};
-use super::shards::{COLUMNS, MAX_SHARD_BITS, TABLES, shard_bits_unrecorded, shard_of};
+use super::shards::{
+    COLUMNS, MAX_SHARD_BITS, TABLES, first_by_deadline, page_start, shard_bits_unrecorded, shard_of,
+};
 use super::{OrderStore, StoreError};
 
 /// Schema version recorded in `store_meta`; bump it with each new migration.
@@ -43,25 +47,44 @@ enum Query {
     CountCampaign,
     Overdue,
     ByUser,
+    OverduePage,
+    ExpireUnpaid,
 }
 
-const QUERIES: usize = 7;
+const QUERIES: usize = 9;
 
 fn sql(query: Query, table: &str) -> String {
     match query {
+        // One statement: the upsert, then, from the rows it neither inserted nor advanced,
+        // those whose stored row is another order (or, committed by a concurrent writer after
+        // this statement's snapshot, not visible: `holder` NULL, looked up again after commit).
+        // Replays of a stored state, the usual case, cost one anti-join and return nothing.
         Query::Upsert => format!(
-            "INSERT INTO {table} ({COLUMNS}) SELECT * FROM UNNEST($1::int8[], $2::text[], \
-             $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::int8[], \
-             $10::int8[], $11::int8[], $12::int8[], $13::int8[]) \
+            "WITH input AS (SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], \
+             $4::text[], $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::int8[], \
+             $10::int8[], $11::int8[], $12::int8[], $13::int8[]) AS i({COLUMNS})), \
+             written AS (INSERT INTO {table} ({COLUMNS}) SELECT * FROM input \
              ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, \
              version = excluded.version, paid_at = excluded.paid_at, \
-             updated_at = excluded.updated_at WHERE excluded.version > {table}.version"
+             updated_at = excluded.updated_at WHERE excluded.version > {table}.version \
+             AND {same} RETURNING order_id) \
+             SELECT (SELECT count(*) FROM written), \
+             coalesce(array_agg(i.order_id), '{{}}'), \
+             coalesce(array_agg(t.order_id), '{{}}'), \
+             coalesce(array_agg(t.campaign_id), '{{}}'), \
+             coalesce(array_agg(t.user_id), '{{}}') \
+             FROM input i LEFT JOIN {table} t ON t.order_id = i.order_id \
+             WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.order_id = i.order_id) \
+             AND (t.order_id IS NULL OR NOT ({same_t}))",
+            same = same_order_sql(table, "excluded"),
+            same_t = same_order_sql("t", "i"),
         ),
         Query::Update => format!(
             "UPDATE {table} SET campaign_id = $2, sku = $3, user_id = $4, quantity = $5, \
              unit_price_cents = $6, amount_cents = $7, status = $8, version = $9, \
              created_at = $10, pay_deadline = $11, paid_at = $12, updated_at = $13 \
-             WHERE order_id = $1 AND version < $9"
+             WHERE order_id = $1 AND version < $9 AND campaign_id = $2 AND user_id = $4 \
+             AND sku = $3 AND quantity = $5 AND unit_price_cents = $6 AND created_at = $10"
         ),
         Query::Get => format!("SELECT {COLUMNS} FROM {table} WHERE order_id = $1"),
         Query::ByCampaign => format!("SELECT {COLUMNS} FROM {table} WHERE campaign_id = $1"),
@@ -73,6 +96,15 @@ fn sql(query: Query, table: &str) -> String {
         Query::ByUser => format!(
             "SELECT {COLUMNS} FROM {table} WHERE user_id = $1 AND order_id < $2 \
              ORDER BY order_id DESC LIMIT $3"
+        ),
+        Query::OverduePage => format!(
+            "SELECT {COLUMNS} FROM {table} WHERE status = 'pending_payment' \
+             AND pay_deadline < $1 AND (pay_deadline, order_id) > ($2, $3) \
+             ORDER BY pay_deadline, order_id LIMIT $4"
+        ),
+        Query::ExpireUnpaid => format!(
+            "UPDATE {table} SET status = 'expired', version = version + 1, updated_at = $3 \
+             WHERE order_id = $1 AND version = $2 AND status = 'pending_payment'"
         ),
     }
 }
@@ -202,6 +234,8 @@ impl PostgresStore {
                         Query::CountCampaign,
                         Query::Overdue,
                         Query::ByUser,
+                        Query::OverduePage,
+                        Query::ExpireUnpaid,
                     ]
                     .map(|q| sql(q, t))
                 })
@@ -283,6 +317,98 @@ impl PostgresStore {
         let result = f(&mut pooled);
         self.give_back(pooled);
         result
+    }
+
+    /// Writes the orders at `indices` of `orders` (each id's states of one order only), one
+    /// statement per shard table, and reports the collisions with stored orders.
+    fn upsert(
+        &self,
+        orders: &[Order],
+        rows: &[Row<'_>],
+        indices: Vec<usize>,
+    ) -> Result<Written, StoreError> {
+        let mut written = Written::default();
+        // Every state of an order collides when its newest does.
+        let mut indices_of: std::collections::HashMap<i64, Vec<usize>> =
+            std::collections::HashMap::with_capacity(indices.len());
+        for &index in &indices {
+            indices_of
+                .entry(rows[index].order_id)
+                .or_default()
+                .push(index);
+        }
+        // One statement may not touch a row twice: of one order, keep its newest state.
+        let mut newest: Vec<&Row<'_>> = indices.into_iter().map(|i| &rows[i]).collect();
+        newest.sort_by_key(|r| (r.order_id, std::cmp::Reverse(r.order.version)));
+        newest.dedup_by_key(|r| r.order_id);
+        let mut by_shard: Vec<Columns<'_>> =
+            (0..self.shards()).map(|_| Columns::default()).collect();
+        for row in newest {
+            by_shard[self.shard_of(row.order.order_id)].push(row);
+        }
+        let collide = |written: &mut Written, id: i64, campaign_id: &str, user_id: &str| {
+            for &index in indices_of.get(&id).into_iter().flatten() {
+                written.collisions.push(Collision {
+                    index,
+                    order_id: orders[index].order_id,
+                    campaign_id: campaign_id.to_owned(),
+                    user_id: user_id.to_owned(),
+                });
+            }
+        };
+        self.with(|pooled| {
+            let statements = by_shard
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.order_id.is_empty())
+                .map(|(shard, _)| Ok((shard, pooled.statement(self, shard, Query::Upsert)?)))
+                .collect::<Result<Vec<_>, postgres::Error>>()?;
+            let mut tx = pooled.client.transaction()?;
+            // Orders skipped whose holder this statement could not see: looked up after commit.
+            let mut unseen = Vec::new();
+            for (shard, statement) in statements {
+                let reply = tx.query_one(&statement, &by_shard[shard].params())?;
+                let count: i64 = reply.try_get(0)?;
+                written.stored += usize::try_from(count).unwrap_or(0);
+                let ids: Vec<i64> = reply.try_get(1)?;
+                let held: Vec<Option<i64>> = reply.try_get(2)?;
+                let campaigns: Vec<Option<String>> = reply.try_get(3)?;
+                let users: Vec<Option<String>> = reply.try_get(4)?;
+                for (((id, held), campaign_id), user_id) in
+                    ids.into_iter().zip(held).zip(campaigns).zip(users)
+                {
+                    match (held, campaign_id, user_id) {
+                        (Some(_), Some(campaign_id), Some(user_id)) => {
+                            collide(&mut written, id, &campaign_id, &user_id);
+                        }
+                        _ => unseen.push(id),
+                    }
+                }
+            }
+            tx.commit()?;
+            for id in unseen {
+                let Some(&index) = indices_of.get(&id).and_then(|all| all.first()) else {
+                    continue;
+                };
+                let order = &orders[index];
+                let shard = self.shard_of(order.order_id);
+                let statement = pooled.statement(self, shard, Query::Get)?;
+                let holder = match pooled.client.query_opt(&statement, &[&id])? {
+                    Some(row) => read(&row)?,
+                    None => {
+                        return Err(StoreError::Unavailable(format!(
+                            "order {} was neither written nor found; retry",
+                            order.order_id
+                        )));
+                    }
+                };
+                if !same_order(&holder, order) {
+                    collide(&mut written, id, &holder.campaign_id, &holder.user_id);
+                }
+            }
+            written.collisions.sort_by_key(|c| c.index);
+            Ok(written)
+        })
     }
 
     fn shard_of(&self, order_id: u64) -> usize {
@@ -466,35 +592,38 @@ impl<'a> Columns<'a> {
 }
 
 impl OrderStore for PostgresStore {
-    fn write_batch(&self, orders: &[Order]) -> Result<usize, StoreError> {
+    fn write_batch(&self, orders: &[Order]) -> Result<Written, StoreError> {
         if orders.is_empty() {
-            return Ok(0);
+            return Ok(Written::default());
         }
         let rows = orders.iter().map(Row::new).collect::<Result<Vec<_>, _>>()?;
-        // One statement may not touch a row twice: of one order, keep its newest state.
-        let mut newest: Vec<&Row<'_>> = rows.iter().collect();
-        newest.sort_by_key(|r| (r.order_id, std::cmp::Reverse(r.order.version)));
-        newest.dedup_by_key(|r| r.order_id);
-        let mut by_shard: Vec<Columns<'_>> =
-            (0..self.shards()).map(|_| Columns::default()).collect();
-        for row in newest {
-            by_shard[self.shard_of(row.order.order_id)].push(row);
-        }
-        self.with(|pooled| {
-            let statements = by_shard
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| !c.order_id.is_empty())
-                .map(|(shard, _)| Ok((shard, pooled.statement(self, shard, Query::Upsert)?)))
-                .collect::<Result<Vec<_>, postgres::Error>>()?;
-            let mut tx = pooled.client.transaction()?;
-            let mut written = 0;
-            for (shard, statement) in statements {
-                written += tx.execute(&statement, &by_shard[shard].params())?;
+        // Of each id, the states of the order it first comes with go now; another order under
+        // that id in this batch (rare: a collision) goes in a second round, compared then with
+        // whichever order holds the id.
+        let mut first_of = std::collections::HashMap::with_capacity(rows.len());
+        let (mut now, mut later) = (Vec::with_capacity(rows.len()), Vec::new());
+        for (index, row) in rows.iter().enumerate() {
+            let first = *first_of.entry(row.order_id).or_insert(index);
+            if same_order(&orders[first], row.order) {
+                now.push(index);
+            } else {
+                later.push(index);
             }
-            tx.commit()?;
-            Ok(usize::try_from(written).unwrap_or(usize::MAX))
-        })
+        }
+        let mut written = self.upsert(orders, &rows, now)?;
+        if !later.is_empty() {
+            let again: Vec<Order> = later.iter().map(|&i| orders[i].clone()).collect();
+            let more = self.write_batch(&again)?;
+            written.stored += more.stored;
+            written
+                .collisions
+                .extend(more.collisions.into_iter().map(|c| Collision {
+                    index: later[c.index],
+                    ..c
+                }));
+            written.collisions.sort_by_key(|c| c.index);
+        }
+        Ok(written)
     }
 
     fn update_if_newer(&self, order: &Order) -> Result<bool, StoreError> {
@@ -632,6 +761,44 @@ impl OrderStore for PostgresStore {
                 }
             }
             Ok(found)
+        })
+    }
+
+    fn overdue_unpaid_page(
+        &self,
+        before_ms: i64,
+        after: Option<(i64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError> {
+        let (after_deadline, after_id) = page_start(after);
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|pooled| {
+            let mut found = Vec::new();
+            // Each table's first `limit` in (deadline, id) order, merged.
+            for shard in 0..self.shards() {
+                let statement = pooled.statement(self, shard, Query::OverduePage)?;
+                let params: [&(dyn postgres::types::ToSql + Sync); 4] =
+                    [&before_ms, &after_deadline, &after_id, &n];
+                for row in pooled.client.query(&statement, &params)? {
+                    found.push(read(&row)?);
+                }
+            }
+            Ok(first_by_deadline(found, limit))
+        })
+    }
+
+    fn expire_unpaid(&self, order: &Order, now_ms: i64) -> Result<bool, StoreError> {
+        let Ok(id) = i64::try_from(order.order_id) else {
+            return Ok(false);
+        };
+        let shard = self.shard_of(order.order_id);
+        let version = i64::from(order.version);
+        self.with(|pooled| {
+            let statement = pooled.statement(self, shard, Query::ExpireUnpaid)?;
+            Ok(pooled
+                .client
+                .execute(&statement, &[&id, &version, &now_ms])?
+                > 0)
         })
     }
 

@@ -59,3 +59,22 @@ pub(super) fn shard_bits_unrecorded(
         None => Ok(true),
     }
 }
+
+/// Where a page of overdue orders starts, as bound to SQL: after `after`'s (deadline, id), or
+/// from the very first.
+pub(super) fn page_start(after: Option<(i64, u64)>) -> (i64, i64) {
+    after.map_or((i64::MIN, i64::MIN), |(deadline, id)| {
+        (deadline, i64::try_from(id).unwrap_or(i64::MAX))
+    })
+}
+
+/// The first `limit` of every table's first `limit` orders, in (deadline, id) order: the
+/// first `limit` of all tables, since no table can contribute more.
+pub(super) fn first_by_deadline(
+    mut orders: Vec<flashgate_stock::Order>,
+    limit: usize,
+) -> Vec<flashgate_stock::Order> {
+    orders.sort_unstable_by_key(|o| (o.pay_deadline_ms, o.order_id));
+    orders.truncate(limit);
+    orders
+}

@@ -7,8 +7,11 @@ use std::time::Duration;
 use flashgate_stock::Order;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use super::collision::{Collision, Written, same_order_sql};
 use super::row::{RawOrder, Row};
-use super::shards::{COLUMNS, MAX_SHARD_BITS, TABLES, shard_bits_unrecorded, shard_of};
+use super::shards::{
+    COLUMNS, MAX_SHARD_BITS, TABLES, first_by_deadline, page_start, shard_bits_unrecorded, shard_of,
+};
 use super::{OrderStore, StoreError};
 
 /// Schema version recorded in `PRAGMA user_version`; bump it with each new migration.
@@ -17,8 +20,9 @@ const SCHEMA_VERSION: i64 = 2;
 /// How long a statement waits on a lock held by another connection before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Statements cached per connection: each uses two per shard table, so this never evicts.
-const STATEMENT_CACHE: usize = 4 << MAX_SHARD_BITS;
+/// Statements cached per connection: fewer than sixteen kinds per shard table, so this never
+/// evicts.
+const STATEMENT_CACHE: usize = 16 << MAX_SHARD_BITS;
 
 /// Orders in SQLite: WAL mode, one shard table per value of the order id's low `shard_bits`.
 ///
@@ -43,12 +47,16 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct ShardSql {
     insert: String,
+    /// Who holds an id the insert neither inserted nor advanced: a replay, or a collision.
+    holder: String,
     update: String,
     get: String,
     by_campaign: String,
     count_campaign: String,
     by_user: String,
     overdue: String,
+    overdue_page: String,
+    expire_unpaid: String,
 }
 
 impl ShardSql {
@@ -58,13 +66,20 @@ impl ShardSql {
                 "INSERT INTO {table} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
                  ?11, ?12, ?13) ON CONFLICT(order_id) DO UPDATE SET status = excluded.status, \
                  version = excluded.version, paid_at = excluded.paid_at, \
-                 updated_at = excluded.updated_at WHERE excluded.version > {table}.version"
+                 updated_at = excluded.updated_at WHERE excluded.version > {table}.version \
+                 AND {same}",
+                same = same_order_sql(table, "excluded"),
+            ),
+            holder: format!(
+                "SELECT campaign_id, user_id, sku, quantity, unit_price_cents, created_at \
+                 FROM {table} WHERE order_id = ?1"
             ),
             update: format!(
                 "UPDATE {table} SET campaign_id = ?2, sku = ?3, user_id = ?4, quantity = ?5, \
                  unit_price_cents = ?6, amount_cents = ?7, status = ?8, version = ?9, \
                  created_at = ?10, pay_deadline = ?11, paid_at = ?12, updated_at = ?13 \
-                 WHERE order_id = ?1 AND version < ?9"
+                 WHERE order_id = ?1 AND version < ?9 AND campaign_id = ?2 AND user_id = ?4 \
+                 AND sku = ?3 AND quantity = ?5 AND unit_price_cents = ?6 AND created_at = ?10"
             ),
             get: format!("SELECT {COLUMNS} FROM {table} WHERE order_id = ?1"),
             by_campaign: format!("SELECT {COLUMNS} FROM {table} WHERE campaign_id = ?1"),
@@ -72,6 +87,15 @@ impl ShardSql {
             overdue: format!(
                 "SELECT {COLUMNS} FROM {table} WHERE status = 'pending_payment' \
                  AND pay_deadline < ?1 LIMIT ?2"
+            ),
+            overdue_page: format!(
+                "SELECT {COLUMNS} FROM {table} WHERE status = 'pending_payment' \
+                 AND pay_deadline < ?1 AND (pay_deadline, order_id) > (?2, ?3) \
+                 ORDER BY pay_deadline, order_id LIMIT ?4"
+            ),
+            expire_unpaid: format!(
+                "UPDATE {table} SET status = 'expired', version = version + 1, updated_at = ?3 \
+                 WHERE order_id = ?1 AND version = ?2 AND status = 'pending_payment'"
             ),
             by_user: format!(
                 "SELECT {COLUMNS} FROM {table} WHERE user_id = ?1 AND order_id < ?2 \
@@ -210,30 +234,47 @@ fn lock<'a>(
 }
 
 impl OrderStore for SqliteStore {
-    fn write_batch(&self, orders: &[Order]) -> Result<usize, StoreError> {
+    fn write_batch(&self, orders: &[Order]) -> Result<Written, StoreError> {
         if orders.is_empty() {
-            return Ok(0);
+            return Ok(Written::default());
         }
         let rows = orders.iter().map(Row::new).collect::<Result<Vec<_>, _>>()?;
         let mut conn = lock(&self.writer, "writer")?;
         // Immediate: take the write lock up front rather than fail to upgrade mid-batch.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut inserted = 0;
+        let mut written = Written::default();
         {
             // One statement per shard touched, looked up once per batch rather than per row.
             let mut stmts: Vec<Option<rusqlite::CachedStatement<'_>>> =
                 self.sql.iter().map(|_| None).collect();
-            for row in &rows {
+            for (index, row) in rows.iter().enumerate() {
                 let shard = self.shard_of(row.order.order_id);
                 let stmt = match &mut stmts[shard] {
                     Some(stmt) => stmt,
                     slot => slot.insert(tx.prepare_cached(&self.sql[shard].insert)?),
                 };
-                inserted += row.execute(stmt)?;
+                let changed = row.execute(stmt)?;
+                written.stored += changed;
+                if changed == 0 {
+                    // A replay of a stored state, or another order under this id: only the
+                    // rare rows the insert skipped are looked at again.
+                    let holder = tx
+                        .prepare_cached(&self.sql[shard].holder)?
+                        .query_row([row.order_id], Holder::read)
+                        .optional()?;
+                    if let Some(holder) = holder.filter(|h| !h.holds(row.order)) {
+                        written.collisions.push(Collision {
+                            index,
+                            order_id: row.order.order_id,
+                            campaign_id: holder.campaign_id,
+                            user_id: holder.user_id,
+                        });
+                    }
+                }
             }
         }
         tx.commit()?;
-        Ok(inserted)
+        Ok(written)
     }
 
     fn update_if_newer(&self, order: &Order) -> Result<bool, StoreError> {
@@ -297,6 +338,37 @@ impl OrderStore for SqliteStore {
             }
         }
         Ok(found)
+    }
+
+    fn overdue_unpaid_page(
+        &self,
+        before_ms: i64,
+        after: Option<(i64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError> {
+        let (after_deadline, after_id) = page_start(after);
+        let conn = lock(&self.reader, "reader")?;
+        let mut found = Vec::new();
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Each table's first `limit` in (deadline, id) order, merged: the first `limit` overall.
+        for sql in &self.sql {
+            let mut stmt = conn.prepare_cached(&sql.overdue_page)?;
+            let params = rusqlite::params![before_ms, after_deadline, after_id, n];
+            for raw in stmt.query_map(params, RawOrder::read)? {
+                found.push(raw?.into_order()?);
+            }
+        }
+        Ok(first_by_deadline(found, limit))
+    }
+
+    fn expire_unpaid(&self, order: &Order, now_ms: i64) -> Result<bool, StoreError> {
+        let Ok(id) = i64::try_from(order.order_id) else {
+            return Ok(false);
+        };
+        let conn = lock(&self.writer, "writer")?;
+        let mut stmt =
+            conn.prepare_cached(&self.sql[self.shard_of(order.order_id)].expire_unpaid)?;
+        Ok(stmt.execute(rusqlite::params![id, order.version, now_ms])? > 0)
     }
 
     fn count_of_campaign(&self, campaign_id: &str) -> Result<u64, StoreError> {
@@ -365,6 +437,39 @@ impl OrderStore for SqliteStore {
             r.get::<_, i64>(0)
         })?;
         Ok(())
+    }
+}
+
+/// What identifies the stored order holding an id.
+struct Holder {
+    campaign_id: String,
+    user_id: String,
+    sku: String,
+    quantity: i64,
+    unit_price_cents: i64,
+    created_at: i64,
+}
+
+impl Holder {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            campaign_id: r.get(0)?,
+            user_id: r.get(1)?,
+            sku: r.get(2)?,
+            quantity: r.get(3)?,
+            unit_price_cents: r.get(4)?,
+            created_at: r.get(5)?,
+        })
+    }
+
+    /// Whether the stored row is a state of `order` (see `collision::same_order`).
+    fn holds(&self, order: &Order) -> bool {
+        self.campaign_id == order.campaign_id
+            && self.user_id == order.user_id
+            && self.sku == order.sku
+            && self.quantity == i64::from(order.quantity)
+            && self.unit_price_cents == order.unit_price_cents
+            && self.created_at == order.created_at_ms
     }
 }
 

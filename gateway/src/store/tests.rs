@@ -53,7 +53,7 @@ fn insert_then_get_round_trips_every_field() {
                 "{status} not covered"
             );
         }
-        assert_eq!(store.write_batch(&batch).unwrap(), batch.len());
+        assert_eq!(store.write_batch(&batch).unwrap().stored, batch.len());
         for o in &batch {
             assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(o));
         }
@@ -67,10 +67,13 @@ fn inserting_the_same_batch_twice_stores_each_order_once() {
     each_backend(|fresh| {
         let store = fresh.open(4).unwrap();
         let batch = orders(0, 100, "c1");
-        assert_eq!(store.write_batch(&batch).unwrap(), 100);
-        assert_eq!(store.write_batch(&batch).unwrap(), 0);
+        assert_eq!(store.write_batch(&batch).unwrap().stored, 100);
+        assert_eq!(store.write_batch(&batch).unwrap().stored, 0);
         // A replay that overlaps: only the new half counts.
-        assert_eq!(store.write_batch(&orders(50, 150, "c1")).unwrap(), 50);
+        assert_eq!(
+            store.write_batch(&orders(50, 150, "c1")).unwrap().stored,
+            50
+        );
         assert_eq!(store.orders_of_campaign("c1").unwrap().len(), 150);
         assert_eq!(store.count_of_campaign("c1").unwrap(), 150);
     });
@@ -84,7 +87,7 @@ fn replay_does_not_overwrite_a_newer_row() {
         store.write_batch(std::slice::from_ref(&original)).unwrap();
         let mut replay = original.clone();
         replay.status = OrderStatus::Expired;
-        assert_eq!(store.write_batch(&[replay]).unwrap(), 0);
+        assert_eq!(store.write_batch(&[replay]).unwrap().stored, 0);
         assert_eq!(store.get(original.order_id).unwrap(), Some(original));
     });
 }
@@ -103,7 +106,7 @@ fn orders_land_in_the_table_of_their_gene() {
                 })
             })
             .collect();
-        assert_eq!(store.write_batch(&batch).unwrap(), 136);
+        assert_eq!(store.write_batch(&batch).unwrap().stored, 136);
         for gene in 0..16u64 {
             let table = table_of(gene, 4);
             assert_eq!(table, format!("orders_{gene:02}"));
@@ -123,7 +126,7 @@ fn shard_bits_zero_uses_one_table() {
     each_backend(|fresh| {
         let store = fresh.open(0).unwrap();
         let batch = orders(0, 40, "c1");
-        assert_eq!(store.write_batch(&batch).unwrap(), 40);
+        assert_eq!(store.write_batch(&batch).unwrap().stored, 40);
         assert!(batch.iter().all(|o| table_of(o.order_id, 0) == "orders_00"));
         assert_eq!(fresh.count("orders_00"), 40);
         assert_eq!(fresh.order_tables(), 1);
@@ -158,6 +161,16 @@ fn update_if_newer_applies_only_higher_versions() {
             assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(&paid));
         }
 
+        // Another order under the id never overwrites it, whatever its version.
+        let intruder = Order {
+            campaign_id: "c2".into(),
+            user_id: "mallory".into(),
+            version: 9,
+            ..paid.clone()
+        };
+        assert!(!store.update_if_newer(&intruder).unwrap());
+        assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(&paid));
+
         let missing = order(1, "c1");
         assert!(!store.update_if_newer(&missing).unwrap());
         assert_eq!(store.get(missing.order_id).unwrap(), None);
@@ -176,7 +189,7 @@ fn reopening_keeps_the_data_and_the_shard_layout() {
         for o in &batch {
             assert_eq!(store.get(o.order_id).unwrap().as_ref(), Some(o));
         }
-        assert_eq!(store.write_batch(&batch).unwrap(), 0);
+        assert_eq!(store.write_batch(&batch).unwrap().stored, 0);
         drop(store);
         let err = fresh.open(4).unwrap_err();
         assert!(matches!(err, StoreError::Misconfigured(_)), "{err:?}");
@@ -254,12 +267,12 @@ fn a_higher_version_advances_the_row_and_a_lower_one_never_does() {
         v2.updated_at_ms = v1.created_at_ms + 5;
 
         assert_eq!(
-            store.write_batch(&[v2.clone()]).unwrap(),
+            store.write_batch(&[v2.clone()]).unwrap().stored,
             1,
             "newer state first"
         );
         assert_eq!(
-            store.write_batch(&[v1.clone()]).unwrap(),
+            store.write_batch(&[v1.clone()]).unwrap().stored,
             0,
             "older state after it"
         );
@@ -269,7 +282,7 @@ fn a_higher_version_advances_the_row_and_a_lower_one_never_does() {
         let mut v3 = v2.clone();
         v3.version = 3;
         v3.status = OrderStatus::RefundRequired;
-        assert_eq!(store.write_batch(&[v3.clone(), v2]).unwrap(), 1);
+        assert_eq!(store.write_batch(&[v3.clone(), v2]).unwrap().stored, 1);
         assert_eq!(store.get(v1.order_id).unwrap(), Some(v3));
     });
 }
@@ -311,7 +324,7 @@ fn insert_rate() {
         let start = Instant::now();
         let mut new = 0;
         for batch in all.chunks(512) {
-            new += store.write_batch(batch).unwrap();
+            new += store.write_batch(batch).unwrap().stored;
         }
         let secs = start.elapsed().as_secs_f64();
         assert_eq!(new, all.len());
@@ -360,5 +373,189 @@ fn a_lookup_and_a_users_listing_read_only_their_shard_table() {
             .unwrap();
         assert_eq!(listed.len(), 3, "only the user's own table is read");
         assert!(listed.iter().all(|o| o.campaign_id == "c1"));
+    });
+}
+
+/// Another order under a stored order's id is reported as a collision, per order: neither
+/// written over the stored one nor taken for its replay, and the rest of the batch is stored.
+#[test]
+fn an_order_under_another_orders_id_is_reported_not_written() {
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let mut held = order(0, "c1");
+        held.status = OrderStatus::PendingPayment;
+        held.paid_at_ms = None;
+        held.version = 1;
+        store.write_batch(std::slice::from_ref(&held)).unwrap();
+
+        // Same id, another campaign and user; and a higher version, which must not help it.
+        let intruder = Order {
+            campaign_id: "c2".into(),
+            user_id: "mallory".into(),
+            version: 5,
+            ..held.clone()
+        };
+        let mut paid = held.clone();
+        paid.version = 2;
+        paid.status = OrderStatus::Paid;
+        paid.paid_at_ms = Some(held.created_at_ms + 10);
+        let fresh_order = order(21, "c1");
+        let written = store
+            .write_batch(&[intruder.clone(), fresh_order.clone(), paid.clone()])
+            .unwrap();
+        assert_eq!(
+            written.stored, 2,
+            "the new order and the newer state of the held one"
+        );
+        assert_eq!(written.collisions.len(), 1, "{written:?}");
+        let collision = &written.collisions[0];
+        assert_eq!(collision.index, 0);
+        assert_eq!(collision.order_id, held.order_id);
+        assert_eq!(
+            (collision.campaign_id.as_str(), collision.user_id.as_str()),
+            ("c1", "user-0")
+        );
+        assert!(
+            collision.reason().contains("campaign c1 user user-0"),
+            "{}",
+            collision.reason()
+        );
+        assert_eq!(store.get(held.order_id).unwrap(), Some(paid.clone()));
+        assert_eq!(store.get(fresh_order.order_id).unwrap(), Some(fresh_order));
+
+        // Any identifying field differing is another order; a replay of the same one is not.
+        for other in [
+            Order {
+                sku: "other-sku".into(),
+                ..paid.clone()
+            },
+            Order {
+                quantity: paid.quantity + 1,
+                ..paid.clone()
+            },
+            Order {
+                unit_price_cents: 1,
+                ..paid.clone()
+            },
+            Order {
+                created_at_ms: paid.created_at_ms - 1,
+                ..paid.clone()
+            },
+        ] {
+            let written = store.write_batch(&[other]).unwrap();
+            assert_eq!((written.stored, written.collisions.len()), (0, 1));
+        }
+        let replay = store.write_batch(std::slice::from_ref(&paid)).unwrap();
+        assert_eq!((replay.stored, replay.collisions.len()), (0, 0));
+
+        // Two orders under one new id in one batch: one is stored, the other collides with it.
+        let first = order(33, "c1");
+        let second = Order {
+            campaign_id: "c3".into(),
+            user_id: "eve".into(),
+            ..first.clone()
+        };
+        let written = store.write_batch(&[first.clone(), second]).unwrap();
+        assert_eq!(
+            (written.stored, written.collisions.len()),
+            (1, 1),
+            "{written:?}"
+        );
+        assert_eq!(
+            store.count_of_campaign("c1").unwrap() + store.count_of_campaign("c3").unwrap(),
+            3
+        );
+        assert_eq!(store.count_of_campaign("c2").unwrap(), 0);
+    });
+}
+
+/// Overdue unpaid orders come page by page in (deadline, id) order across every table, so a
+/// sweep that cannot settle the first ones still reaches the others.
+#[test]
+fn overdue_unpaid_pages_through_every_table_in_deadline_order() {
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        // 60 unpaid orders over all 16 tables, some sharing a deadline; one paid, one not due.
+        let mut batch: Vec<Order> = (0..60u64)
+            .map(|n| Order {
+                status: OrderStatus::PendingPayment,
+                paid_at_ms: None,
+                pay_deadline_ms: 1_000 + (n / 3) as i64,
+                ..order(n, "c1")
+            })
+            .collect();
+        batch.push(Order {
+            status: OrderStatus::Paid,
+            pay_deadline_ms: 5,
+            ..order(70, "c1")
+        });
+        batch.push(Order {
+            status: OrderStatus::PendingPayment,
+            paid_at_ms: None,
+            pay_deadline_ms: 9_999,
+            ..order(71, "c1")
+        });
+        store.write_batch(&batch).unwrap();
+        let mut want: Vec<(i64, u64)> = batch[..60]
+            .iter()
+            .map(|o| (o.pay_deadline_ms, o.order_id))
+            .collect();
+        want.sort_unstable();
+
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.overdue_unpaid_page(5_000, after, 7).unwrap();
+            assert!(page.len() <= 7);
+            seen.extend(page.iter().map(|o| (o.pay_deadline_ms, o.order_id)));
+            match page.last() {
+                Some(last) if page.len() == 7 => {
+                    after = Some((last.pay_deadline_ms, last.order_id))
+                }
+                _ => break,
+            }
+        }
+        assert_eq!(
+            seen, want,
+            "every overdue unpaid order once, in (deadline, id) order"
+        );
+    });
+}
+
+#[test]
+fn expire_unpaid_is_a_compare_and_set_on_the_version() {
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let unpaid = Order {
+            status: OrderStatus::PendingPayment,
+            paid_at_ms: None,
+            version: 1,
+            ..order(40, "c1")
+        };
+        store.write_batch(std::slice::from_ref(&unpaid)).unwrap();
+        let stale = Order {
+            version: 0,
+            ..unpaid.clone()
+        };
+        assert!(
+            !store.expire_unpaid(&stale, 77).unwrap(),
+            "another version is left alone"
+        );
+        assert!(store.expire_unpaid(&unpaid, 77).unwrap());
+        let expired = store.get(unpaid.order_id).unwrap().unwrap();
+        assert_eq!(
+            (expired.status, expired.version, expired.updated_at_ms),
+            (OrderStatus::Expired, 2, 77)
+        );
+        assert!(!store.expire_unpaid(&unpaid, 78).unwrap(), "only once");
+        // A paid order is never expired, whatever its version.
+        let paid = Order {
+            status: OrderStatus::Paid,
+            version: 3,
+            ..order(41, "c1")
+        };
+        store.write_batch(std::slice::from_ref(&paid)).unwrap();
+        assert!(!store.expire_unpaid(&paid, 79).unwrap());
+        assert_eq!(store.get(paid.order_id).unwrap(), Some(paid));
     });
 }

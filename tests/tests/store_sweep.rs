@@ -1,0 +1,129 @@
+//! The store-side sweep pages through every overdue unpaid order: orders it cannot settle
+//! against Redis (Redis no longer knows them) never hide the ones behind them, and are settled
+//! from the store's own state.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use flashgate_stock::{Order, OrderStatus};
+use flashgate_tests::gateway::InProcess;
+use flashgate_tests::scenario::{CampaignSpec, Scenario, unique_id};
+use flashgate_tests::store_home::{Backend, StoreHome};
+use flashgate_tests::{eventually, shared_redis};
+use http::StatusCode;
+use redis::AsyncCommands;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_redis_does_not_know_never_hide_the_overdue_orders_behind_them() {
+    sweep_behind_unknown_orders(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_redis_does_not_know_never_hide_the_overdue_orders_behind_them_on_postgres() {
+    sweep_behind_unknown_orders(Backend::Postgres).await;
+}
+
+async fn sweep_behind_unknown_orders(backend: Backend) {
+    let home = StoreHome::new(backend);
+    let mut campaign = CampaignSpec::open("sweep", 10, 1);
+    campaign.pay_timeout = "1s".into();
+    let id = campaign.id.clone();
+    let scenario = home.scenario(vec![campaign]);
+    let gateway = InProcess::start(&scenario);
+    let client = gateway.client();
+
+    // One real order, which the Redis deadline sweep will miss: its deadline group is gone.
+    let bought = client
+        .purchase("dora", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(bought.status, StatusCode::ACCEPTED, "{}", bought.body);
+    let order_id: u64 = bought.order_id().parse().unwrap();
+    let mut redis = shared_redis().await;
+    let _: () = redis.del(format!("fg:{{{id}}}:deadlines")).await.unwrap();
+
+    // Ahead of it in deadline order, and in its shard table, 520 unpaid orders Redis does not
+    // know: 300 of a campaign Redis never had, 220 of this campaign that Redis lost.
+    let gene = order_id & 15;
+    let ghost_campaign = unique_id("ghost");
+    let now = flashgate::clock::now_ms();
+    let ghosts: Vec<Order> = (0..520u64)
+        .map(|n| Order {
+            order_id: ((n + 1) << 22) | gene,
+            campaign_id: if n < 300 {
+                ghost_campaign.clone()
+            } else {
+                id.clone()
+            },
+            sku: "GHOST".into(),
+            user_id: format!("ghost-{n}"),
+            quantity: 1,
+            unit_price_cents: 100,
+            status: OrderStatus::PendingPayment,
+            version: 1,
+            created_at_ms: now - 7_200_000,
+            pay_deadline_ms: now - 3_600_000 + n as i64,
+            paid_at_ms: None,
+            updated_at_ms: now - 7_200_000,
+        })
+        .collect();
+    let batch = ghosts.clone();
+    assert_eq!(
+        in_store(&scenario, move |s| s.write_batch(&batch).unwrap().stored),
+        520
+    );
+
+    // Within a few passes (every 500 ms here) the real order is expired, in Redis (its unit
+    // back on sale) and in the store.
+    let s = scenario.clone();
+    eventually(
+        Duration::from_secs(15),
+        "the order behind 520 unknown ones is expired in the store",
+        || {
+            let s = s.clone();
+            async move {
+                in_store(&s, move |store| store.get(order_id).unwrap())
+                    .is_some_and(|o| o.status == OrderStatus::Expired)
+            }
+        },
+    )
+    .await;
+    let seen = client
+        .get(&format!("/api/v1/orders/{order_id}"), Some("dora"))
+        .await;
+    assert_eq!(seen.body["status"], "expired", "{}", seen.body);
+    let stock: i64 = redis.get(format!("fg:{{{id}}}:stock")).await.unwrap();
+    assert_eq!(stock, 10, "its unit is back on sale");
+
+    // Every order Redis does not know ends expired in the store, one version up.
+    let ids: Vec<u64> = ghosts.iter().map(|o| o.order_id).collect();
+    let stored = in_store(&scenario, move |store| {
+        ids.iter()
+            .map(|id| store.get(*id).unwrap().unwrap())
+            .collect::<Vec<_>>()
+    });
+    for (was, now) in ghosts.iter().zip(&stored) {
+        assert_eq!(
+            (now.status, now.version),
+            (OrderStatus::Expired, 2),
+            "{}",
+            was.order_id
+        );
+    }
+    gateway.stop().unwrap();
+}
+
+/// Runs `f` on the scenario's store, on a thread of its own (the PostgreSQL client runs a
+/// runtime of its own, which tokio forbids on a thread that drives async tasks).
+fn in_store<T: Send>(
+    scenario: &Scenario,
+    f: impl FnOnce(&dyn flashgate::store::OrderStore) -> T + Send,
+) -> T {
+    let config = scenario.config().store;
+    std::thread::scope(|s| {
+        s.spawn(move || f(flashgate::store::open(&config).unwrap().as_ref()))
+            .join()
+            .unwrap()
+    })
+}
