@@ -450,3 +450,75 @@ async fn two_gateways_sweeping_expire_every_order_once_and_both_sell_again() {
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_id_reused_for_another_order_is_refused_and_changes_nothing() {
+    let (_dir, _scenario, gateway, id) = selling(CampaignSpec::open("reuse", 5, 1));
+    let c = gateway.client();
+    let first = buy(&c, "first-buyer", &id).await;
+    let second = buy(&c, "second-buyer", &id).await;
+
+    let paid = c.pay_with("pay-shared", &first, PRICE, "succeeded").await;
+    assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
+    assert_eq!(paid.body["payment_outcome"], "applied");
+
+    let mut conn = shared_redis().await;
+    let payments = format!("fg:{{{id}}}:payments");
+    let recorded: HashMap<String, String> = conn.hgetall(&payments).await.unwrap();
+    let reused = c.pay_with("pay-shared", &second, PRICE, "succeeded").await;
+    assert_eq!(
+        (reused.status, reused.code()),
+        (StatusCode::CONFLICT, "payment_id_reused"),
+        "{}",
+        reused.body
+    );
+    assert_ne!(reused.body["payment_outcome"], "applied");
+    let seen = c
+        .get(&format!("/api/v1/orders/{second}"), Some("second-buyer"))
+        .await;
+    assert_eq!(
+        (seen.body["status"].as_str(), seen.body["version"].as_i64()),
+        (Some("pending_payment"), Some(1)),
+        "{}",
+        seen.body
+    );
+    let after: HashMap<String, String> = conn.hgetall(&payments).await.unwrap();
+    assert_eq!(after, recorded, "the payment record is unchanged");
+
+    // The same report for the order it paid is still answered as before.
+    let again = c.pay_with("pay-shared", &first, PRICE, "succeeded").await;
+    assert_eq!(again.body, paid.body);
+    // And the second order can still be paid with its own payment.
+    let own = c.pay_with("pay-second", &second, PRICE, "succeeded").await;
+    assert_eq!(own.body["payment_outcome"], "applied", "{}", own.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_buyers_row_is_answered_500_and_changes_nothing() {
+    let (_dir, _scenario, gateway, id) = selling(CampaignSpec::open("corrupt", 5, 1));
+    let c = gateway.client();
+    let order_id = buy(&c, "damaged", &id).await;
+    let mut conn = shared_redis().await;
+    let _: () = conn
+        .hset(format!("fg:{{{id}}}:buyers"), "damaged", "garbage")
+        .await
+        .unwrap();
+
+    let cancelled = c.cancel("damaged", &order_id).await;
+    assert_eq!(
+        (cancelled.status, cancelled.code()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "order_corrupt"),
+        "{}",
+        cancelled.body
+    );
+    let seen = c
+        .get(&format!("/api/v1/orders/{order_id}"), Some("damaged"))
+        .await;
+    assert_eq!(seen.body["status"], "pending_payment", "{}", seen.body);
+    assert_eq!(remaining(&c, &id).await, 4, "no unit came back");
+    let row: String = conn
+        .hget(format!("fg:{{{id}}}:buyers"), "damaged")
+        .await
+        .unwrap();
+    assert_eq!(row, "garbage");
+}

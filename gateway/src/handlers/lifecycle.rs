@@ -3,7 +3,7 @@
 //! order are decided atomically; the new state reaches the store through the journal.
 
 use bytes::Bytes;
-use flashgate_stock::{Order, PaymentOutcome, Transition, lifecycle};
+use flashgate_stock::{Order, OrderStatus, PaymentOutcome, StockError, Transition, lifecycle};
 use hmac::{Hmac, Mac};
 use http::{Request, StatusCode, header};
 use hyper::body::Body;
@@ -23,6 +23,19 @@ const REDIS_DOWN: ApiError = ApiError::Unavailable {
     code: "redis_unavailable",
     message: "stock service did not answer; the outcome is unknown, retry (retries are safe)",
 };
+
+/// The answer for a lifecycle script that failed. Malformed data in Redis was refused before
+/// any write: it is logged for an operator and answered 500 `order_corrupt`, never as an
+/// outage the caller could wait out.
+fn script_failed(e: &StockError, campaign: &str, order_id: u64) -> ApiError {
+    if e.is_corrupt() {
+        tracing::error!(campaign, order_id, error = %e, "order data in Redis is malformed; nothing changed; needs an operator");
+        ApiError::CorruptOrder
+    } else {
+        tracing::debug!(campaign, order_id, error = %e, "lifecycle script failed");
+        REDIS_DOWN
+    }
+}
 
 /// Bytes in an HMAC-SHA256 signature.
 const SIGNATURE_LEN: usize = 32;
@@ -50,7 +63,7 @@ pub async fn cancel<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, A
         &identity.user_id,
     )
     .await
-    .map_err(|_| REDIS_DOWN)?;
+    .map_err(|e| script_failed(&e, &campaign.config.id, order_id))?;
     match transition {
         Transition::Cancelled(order) => Ok(changed(app, order)),
         Transition::Unchanged(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
@@ -142,7 +155,7 @@ where
         &callback.payment_id,
     )
     .await
-    .map_err(|_| REDIS_DOWN)?;
+    .map_err(|e| script_failed(&e, &campaign.config.id, order_id))?;
     let payment_id = &callback.payment_id;
     match transition {
         Transition::Paid(order) => {
@@ -162,8 +175,14 @@ where
             tracing::warn!(order_id, %payment_id, amount = callback.amount_cents, "payment amount mismatch: refund required");
             Err(ApiError::AmountMismatch)
         }
-        Transition::Repeated(order, PaymentOutcome::Paid) => {
+        // "applied" only ever describes a paid order (the script re-decides a payment whose
+        // effect Redis lost, so this guard is for what it cannot know).
+        Transition::Repeated(order, PaymentOutcome::Paid) if order.status == OrderStatus::Paid => {
             Ok(paid_answer(&order, payment_id, "applied"))
+        }
+        Transition::PaymentIdReused(order) => {
+            tracing::warn!(order_id, %payment_id, status = %order.status, "payment id already reported for another order or amount: refused");
+            Err(ApiError::PaymentIdReused)
         }
         Transition::Repeated(order, PaymentOutcome::RefundRequired) => {
             Ok(paid_answer(&order, payment_id, "refund_required"))
