@@ -22,22 +22,21 @@ async fn snapshot(conn: &mut MultiplexedConnection, keys: &CampaignKeys) -> Vec<
     all
 }
 
+/// What is damaged, which key, and the value written there.
+type Damage = (&'static str, fn(&CampaignKeys) -> &String, &'static str);
+
 #[tokio::test]
 async fn a_reservation_over_malformed_data_writes_nothing() {
-    let damage: [(&str, fn(&CampaignKeys) -> (String, &'static str)); 4] = [
-        ("deadlines of the wrong type", |k| {
-            (k.deadlines.clone(), "x")
-        }),
-        ("journal of the wrong type", |k| (k.journal.clone(), "x")),
-        ("stock Redis cannot decrement", |k| {
-            (k.stock.clone(), "0x10")
-        }),
-        ("garbled stock", |k| (k.stock.clone(), "lots")),
+    let damage: [Damage; 4] = [
+        ("deadlines of the wrong type", |k| &k.deadlines, "x"),
+        ("journal of the wrong type", |k| &k.journal, "x"),
+        ("stock Redis cannot decrement", |k| &k.stock, "0x10"),
+        ("garbled stock", |k| &k.stock, "lots"),
     ];
-    for (what, key_and_value) in damage {
+    for (what, key, value) in damage {
         let mut conn = common::connection().await;
         let (scripts, keys) = common::loaded_campaign(&mut conn, "badres", 10, 2).await;
-        let (key, value) = key_and_value(&keys);
+        let key = key(&keys).to_owned();
         let _: () = conn.set(&key, value).await.unwrap();
         let before = snapshot(&mut conn, &keys).await;
         let batch = [Reservation {
