@@ -168,7 +168,8 @@ if action == 'expire' then
     local group, score = due[i], due[i + 1]
     local plan = {group = group, score = score, expire = {}, bad = {}}
     for oid in string.gmatch(group, '[^,]+') do
-      local record = redis.call('HGET', KEYS[3], oid)
+      -- Order ids are decimal; any other member names no order the gateway made.
+      local record = integer(oid) and redis.call('HGET', KEYS[3], oid)
       if record then
         local f = fields(record)
         if not f then

@@ -602,3 +602,22 @@ async fn a_malformed_stock_fails_the_sweep_before_any_write() {
     );
     assert_eq!(snapshot(&mut conn, &keys).await, before);
 }
+
+#[tokio::test]
+async fn a_deadline_member_that_names_no_order_is_claimed_and_dropped() {
+    let (mut conn, scripts, keys, _) = reserved("quin", 1).await;
+    let _: () = conn
+        .zadd(&keys.deadlines, "junk,\n", T0 + TIMEOUT)
+        .await
+        .unwrap();
+    let sweep = expire_due(&mut conn, &scripts, &keys, T0 + TIMEOUT, 100, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (sweep.orders, sweep.groups, sweep.held_groups),
+        (1, 2, 0),
+        "{sweep:?}"
+    );
+    let left: u64 = conn.zcard(&keys.deadlines).await.unwrap();
+    assert_eq!(left, 0);
+}
