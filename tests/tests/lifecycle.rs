@@ -522,3 +522,62 @@ async fn a_malformed_buyers_row_is_answered_500_and_changes_nothing() {
         .unwrap();
     assert_eq!(row, "garbage");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_logs_a_malformed_order_leaves_it_untouched_and_expires_the_others() {
+    use flashgate_tests::gateway::Process;
+    use flashgate_tests::store_home::{Backend, StoreHome};
+
+    let home = StoreHome::new(Backend::Sqlite);
+    let mut campaign = CampaignSpec::open("heldsweep", 5, 1);
+    campaign.pay_timeout = "1s".into();
+    let id = campaign.id.clone();
+    let mut scenario = home.scenario(vec![campaign]);
+    scenario.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
+    let mut gateway = Process::start(&scenario, home.path());
+    let c = gateway.client();
+    let damaged = buy(&c, "sweep-damaged", &id).await;
+    let healthy = buy(&c, "sweep-healthy", &id).await;
+    let mut conn = shared_redis().await;
+    let buyers = format!("fg:{{{id}}}:buyers");
+    let _: () = conn
+        .hset(&buyers, "sweep-damaged", "garbage")
+        .await
+        .unwrap();
+
+    eventually(Duration::from_secs(5), "the healthy order expires", || {
+        let (c, path) = (c.clone(), format!("/api/v1/orders/{healthy}"));
+        async move { c.get(&path, Some("sweep-healthy")).await.body["status"] == "expired" }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = redis_orders(&id).await[&damaged.parse::<u64>().unwrap()].clone();
+    assert_eq!(
+        (held.status, held.version),
+        (OrderStatus::PendingPayment, 1)
+    );
+    assert_eq!(
+        remaining(&c, &id).await,
+        4,
+        "only the healthy order's unit came back"
+    );
+    let deadline: Option<f64> = conn
+        .zscore(format!("fg:{{{id}}}:deadlines"), &damaged)
+        .await
+        .unwrap();
+    assert!(
+        deadline.is_some(),
+        "the malformed order keeps its deadline entry"
+    );
+
+    let status = tokio::task::spawn_blocking(move || gateway.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let log = std::fs::read_to_string(home.path().join("gateway.log")).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("malformed data in Redis") && l.contains(&damaged))
+        .collect();
+    assert_eq!(lines.len(), 1, "logged once, not every sweep: {log}");
+}
