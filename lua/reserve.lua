@@ -11,6 +11,9 @@
 -- ARGV: 1 now_ms, then (user_id, order_id, quantity) per reservation.
 --
 -- Pure function of keys and arguments: time comes in as now_ms, nothing random is read.
+-- Errors are raised before the first write, never after (Redis does not roll a script back):
+-- a buyers row or a stock value of the wrong shape raises FGCORRUPT, a key of the wrong type
+-- WRONGTYPE, and nothing is written.
 -- Order ids stay strings throughout (they exceed 2^53, Lua numbers are doubles).
 --
 -- Data written:
@@ -54,7 +57,11 @@ end
 -- Reads: one call each for the whole batch.
 local stored = redis.call('HMGET', KEYS[4], unpack(oids))
 local buyer_rows = redis.call('HMGET', KEYS[3], unpack(users))
-local stock = tonumber(redis.call('GET', KEYS[2]) or '0')
+local stock_text = redis.call('GET', KEYS[2]) or '0'
+if not string.match(stock_text, '^%-?%d+$') then
+  error({err = 'FGCORRUPT stock is not an integer'})
+end
+local stock = tonumber(stock_text)
 
 local records, bought, latest = {}, {}, {}
 for i = 1, n do
@@ -66,6 +73,9 @@ for i = 1, n do
     local row = buyer_rows[i]
     if row then
       local units, oid = string.match(row, '^(%d+)|(.*)$')
+      if not units then
+        error({err = 'FGCORRUPT buyers row of a user in this batch'})
+      end
       bought[user] = tonumber(units)
       latest[user] = oid
     else
@@ -127,6 +137,9 @@ end
 
 -- Writes: one call each for the whole batch, in batch order (deterministic).
 if taken > 0 then
+  -- The two keys not read above: a wrong type fails here, before the first write.
+  redis.call('ZCARD', KEYS[5])
+  redis.call('SCARD', KEYS[6])
   local new_buyers = {}
   for _, user in ipairs(changed) do
     new_buyers[#new_buyers + 1] = user

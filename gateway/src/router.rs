@@ -2,7 +2,8 @@
 //!
 //! Stage 1 (the global and per-IP buckets) runs here, before anything is parsed, for every API
 //! route; health probes and the (signed) payment callback are exempt, so neither an
-//! orchestrator nor the payment provider is rate limited with the buyers.
+//! orchestrator nor the payment provider is rate limited with the buyers. The callback has a
+//! bucket of its own instead, also checked before its body is read.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -107,6 +108,7 @@ where
         // HMAC signature, not throttled with the buyers' per-IP bucket.
         *label = Route::PaymentCallback;
         only(&req, &Method::POST)?;
+        app.limits.check_payment_callback()?;
         return lifecycle::payment_callback(app, req).await;
     }
     app.limits.check_client(ip)?;

@@ -251,10 +251,11 @@ fn spawn_background(
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(EXPIRY_SWEEP);
             let mut conn = app.redis.clone();
+            let mut reported = Reported::default();
             loop {
                 tick.tick().await;
                 for campaign in app.catalog().campaigns() {
-                    sweep(&app, &mut conn, campaign).await;
+                    sweep(&app, &mut conn, campaign, &mut reported).await;
                 }
             }
         })
@@ -283,10 +284,27 @@ fn spawn_background(
 
 /// Expires every due unpaid order of `campaign`. Every gateway sweeps; the script claims each
 /// deadline group once, so no order is expired twice and none is missed while one gateway runs.
-async fn sweep(app: &App, conn: &mut ConnectionManager, campaign: &Campaign) {
+/// A group naming a malformed order is held (left as it is) and passed over, so it never
+/// stalls the orders due after it. Malformed data is logged for an operator when it is news
+/// (see [`Reported`]).
+async fn sweep(
+    app: &App,
+    conn: &mut ConnectionManager,
+    campaign: &Campaign,
+    reported: &mut Reported,
+) {
+    let mut held = 0;
+    let mut malformed = Vec::new();
     loop {
-        match lifecycle::expire_due(conn, &app.scripts, &campaign.keys, now_ms(), EXPIRY_GROUPS)
-            .await
+        match lifecycle::expire_due(
+            conn,
+            &app.scripts,
+            &campaign.keys,
+            now_ms(),
+            EXPIRY_GROUPS,
+            held,
+        )
+        .await
         {
             Ok(expired) => {
                 app.metrics
@@ -295,9 +313,17 @@ async fn sweep(app: &App, conn: &mut ConnectionManager, campaign: &Campaign) {
                 if expired.orders > 0 {
                     tracing::info!(campaign = %campaign.config.id, orders = expired.orders, units = expired.units, "unpaid orders expired");
                 }
+                malformed.extend(expired.malformed);
+                held += expired.held_groups;
                 if expired.groups < EXPIRY_GROUPS as u64 {
-                    return;
+                    break;
                 }
+            }
+            Err(e) if e.is_corrupt() => {
+                if reported.refused.insert(campaign.config.id.clone()) {
+                    tracing::error!(campaign = %campaign.config.id, error = %e, "expiry sweep refused: malformed data in Redis, nothing changed; needs an operator");
+                }
+                return;
             }
             Err(e) => {
                 tracing::debug!(error = %e, "expiry sweep failed");
@@ -305,6 +331,26 @@ async fn sweep(app: &App, conn: &mut ConnectionManager, campaign: &Campaign) {
             }
         }
     }
+    reported.refused.remove(&campaign.config.id);
+    let last = reported.malformed.get(&campaign.config.id);
+    if last.map_or(!malformed.is_empty(), |last| *last != malformed) {
+        if !malformed.is_empty() {
+            tracing::error!(campaign = %campaign.config.id, orders = ?malformed, "unpaid orders past their deadline have malformed data in Redis: left as they are, not expired; needs an operator");
+        }
+        reported
+            .malformed
+            .insert(campaign.config.id.clone(), malformed);
+    }
+}
+
+/// What the expiry sweeper last logged about malformed data, per campaign: it sweeps every
+/// 200 ms, so it logs a change, not every sighting.
+#[derive(Debug, Default)]
+struct Reported {
+    /// The malformed orders each sweep held.
+    malformed: std::collections::HashMap<String, Vec<u64>>,
+    /// Campaigns whose sweep is refused (a malformed stock or journal).
+    refused: std::collections::HashSet<String>,
 }
 
 /// Aborts a background task when dropped, on every way out of [`run`].

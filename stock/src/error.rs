@@ -20,6 +20,14 @@ pub enum StockError {
     /// anything is written.
     #[error("the opening permit is for campaign {permit}, not {campaign}")]
     PermitMismatch { permit: String, campaign: String },
+    /// Data in Redis does not have the shape the scripts write (a buyers row, an order record,
+    /// the stock, a key of the wrong type): the script refused before writing anything. Retrying
+    /// cannot help; an operator must repair the data.
+    #[error("malformed data in Redis ({script}): {detail}")]
+    Corrupt {
+        script: &'static str,
+        detail: String,
+    },
 }
 
 impl StockError {
@@ -28,5 +36,26 @@ impl StockError {
             script,
             detail: detail.into(),
         }
+    }
+
+    /// A script's failure: malformed data it refused (`FGCORRUPT`, raised by the scripts before
+    /// any write, or Redis' `WRONGTYPE`) is [`StockError::Corrupt`]; anything else is Redis'.
+    pub(crate) fn from_script(script: &'static str, e: redis::RedisError) -> Self {
+        match e.code() {
+            Some("FGCORRUPT" | "WRONGTYPE") => Self::Corrupt {
+                script,
+                detail: format!(
+                    "{} {}",
+                    e.code().unwrap_or_default(),
+                    e.detail().unwrap_or_default()
+                ),
+            },
+            _ => Self::Redis(e),
+        }
+    }
+
+    /// Whether retrying is pointless until an operator repairs data in Redis.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, Self::Corrupt { .. })
     }
 }

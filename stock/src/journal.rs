@@ -126,7 +126,8 @@ pub fn set_aside<C: ConnectionLike>(
         .arg(order_id)
         .arg(version)
         .arg(reason)
-        .invoke(conn)?;
+        .invoke(conn)
+        .map_err(|e| StockError::from_script("set_aside.lua", e))?;
     Ok(done == 1)
 }
 
@@ -176,6 +177,7 @@ pub async fn retry_poisoned<C: redis::aio::ConnectionLike>(
         .key(&keys.journal)
         .arg(order_id)
         .invoke_async(conn)
-        .await?;
+        .await
+        .map_err(|e| StockError::from_script("retry_poisoned.lua", e))?;
     Ok(done == 1)
 }

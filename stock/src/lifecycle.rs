@@ -36,9 +36,13 @@ pub enum Transition {
     /// Another payment of an order already settled: the order is unchanged, this payment is on
     /// record for a refund.
     DuplicatePayment(Order),
-    /// This payment id was reported before: the order as it is now, and what that first report
-    /// decided.
+    /// This payment id was reported before for this order and amount: the order as it is now,
+    /// and what that first report decided. A first `Paid` comes back only while the order is
+    /// paid (should Redis have lost that change, the payment is decided again instead).
     Repeated(Order, PaymentOutcome),
+    /// This payment id was reported before for another order (or amount): a payment id names
+    /// one payment, so this report is refused and changed nothing. The order as it is now.
+    PaymentIdReused(Order),
 }
 
 /// What a successful payment did, as remembered by its payment id.
@@ -54,11 +58,18 @@ pub enum PaymentOutcome {
 
 /// How many orders an expiry sweep ended, how many units it put back on sale, and how many
 /// deadline groups it took (a full call means more may be due).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expired {
     pub orders: u64,
     pub units: u64,
+    /// Deadline groups looked at, held ones included.
     pub groups: u64,
+    /// Groups left in place because they name a malformed order: the next call of the same
+    /// sweep passes over them (its `skip_groups`), so they never stall the orders behind them.
+    pub held_groups: u64,
+    /// The malformed orders, untouched (record, stock, quota and deadline entry as they were):
+    /// for an operator to repair. Each is reported again by every sweep until then.
+    pub malformed: Vec<u64>,
 }
 
 fn call<'a>(scripts: &'a Scripts, keys: &CampaignKeys) -> redis::ScriptInvocation<'a> {
@@ -75,7 +86,8 @@ fn call<'a>(scripts: &'a Scripts, keys: &CampaignKeys) -> redis::ScriptInvocatio
 /// Records the successful payment `payment_id` of `amount_cents` for `order_id`.
 ///
 /// # Errors
-/// When Redis cannot be reached or answers in an unknown shape.
+/// When Redis cannot be reached or answers in an unknown shape; [`StockError::Corrupt`] when
+/// the order's data in Redis is malformed (nothing was written).
 pub async fn pay<C: ConnectionLike>(
     conn: &mut C,
     scripts: &Scripts,
@@ -91,13 +103,18 @@ pub async fn pay<C: ConnectionLike>(
         .arg(order_id)
         .arg(amount_cents)
         .arg(payment_id);
-    decode(keys, order_id, call.invoke_async(conn).await?)
+    let reply = call
+        .invoke_async(conn)
+        .await
+        .map_err(|e| StockError::from_script(SCRIPT, e))?;
+    decode(keys, order_id, reply)
 }
 
 /// Cancels `order_id` on behalf of `user_id` (only its owner may).
 ///
 /// # Errors
-/// When Redis cannot be reached or answers in an unknown shape.
+/// When Redis cannot be reached or answers in an unknown shape; [`StockError::Corrupt`] when
+/// the order's data in Redis is malformed (nothing was written).
 pub async fn cancel<C: ConnectionLike>(
     conn: &mut C,
     scripts: &Scripts,
@@ -108,7 +125,11 @@ pub async fn cancel<C: ConnectionLike>(
 ) -> Result<Transition, StockError> {
     let mut call = call(scripts, keys);
     call.arg("cancel").arg(now_ms).arg(order_id).arg(user_id);
-    decode(keys, order_id, call.invoke_async(conn).await?)
+    let reply = call
+        .invoke_async(conn)
+        .await
+        .map_err(|e| StockError::from_script(SCRIPT, e))?;
+    decode(keys, order_id, reply)
 }
 
 /// Expires one overdue unpaid order directly (blocking: for the store-side sweep on the
@@ -116,7 +137,8 @@ pub async fn cancel<C: ConnectionLike>(
 /// missed the change catches up.
 ///
 /// # Errors
-/// When Redis cannot be reached or answers in an unknown shape.
+/// When Redis cannot be reached or answers in an unknown shape; [`StockError::Corrupt`] when
+/// the order's data in Redis is malformed (nothing was written).
 pub fn expire_order<C: redis::ConnectionLike>(
     conn: &mut C,
     scripts: &Scripts,
@@ -126,35 +148,48 @@ pub fn expire_order<C: redis::ConnectionLike>(
 ) -> Result<Transition, StockError> {
     let mut call = call(scripts, keys);
     call.arg("expire_order").arg(now_ms).arg(order_id);
-    decode(keys, order_id, call.invoke(conn)?)
+    let reply = call
+        .invoke(conn)
+        .map_err(|e| StockError::from_script(SCRIPT, e))?;
+    decode(keys, order_id, reply)
 }
 
-/// Expires the still-unpaid orders of up to `max_groups` deadline groups due at `now_ms`.
-/// Safe to run from every gateway at once: each group is claimed by exactly one call.
+/// Expires the still-unpaid orders of up to `max_groups` deadline groups due at `now_ms`,
+/// passing over the first `skip_groups` due ones (the groups this sweep's earlier calls held:
+/// the sum of their [`Expired::held_groups`]; 0 to start a sweep). Safe to run from every
+/// gateway at once: each group is claimed by exactly one call. A malformed order does not fail
+/// the sweep: it is left untouched and reported in [`Expired::malformed`].
 ///
 /// # Errors
-/// When Redis cannot be reached or answers in an unknown shape.
+/// When Redis cannot be reached or answers in an unknown shape; [`StockError::Corrupt`] when
+/// the campaign's stock or journal is malformed (nothing was written).
 pub async fn expire_due<C: ConnectionLike>(
     conn: &mut C,
     scripts: &Scripts,
     keys: &CampaignKeys,
     now_ms: i64,
     max_groups: usize,
+    skip_groups: u64,
 ) -> Result<Expired, StockError> {
     let mut call = call(scripts, keys);
-    call.arg("expire").arg(now_ms).arg(max_groups);
-    let reply: Value = call.invoke_async(conn).await?;
+    call.arg("expire")
+        .arg(now_ms)
+        .arg(max_groups)
+        .arg(skip_groups);
+    let reply: Value = call
+        .invoke_async(conn)
+        .await
+        .map_err(|e| StockError::from_script(SCRIPT, e))?;
     let fields = strings(reply)?;
-    let number = |i: usize| -> Result<u64, StockError> {
-        fields
-            .get(i)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| StockError::bad_reply(SCRIPT, format!("{fields:?}")))
-    };
+    let bad = || StockError::bad_reply(SCRIPT, format!("{fields:?}"));
+    let mut numbers = fields.iter().map(|s| s.parse::<u64>().map_err(|_| bad()));
+    let mut next = || numbers.next().unwrap_or_else(|| Err(bad()));
     Ok(Expired {
-        orders: number(0)?,
-        units: number(1)?,
-        groups: number(2)?,
+        orders: next()?,
+        units: next()?,
+        groups: next()?,
+        held_groups: next()?,
+        malformed: numbers.collect::<Result<_, _>>()?,
     })
 }
 
@@ -177,6 +212,7 @@ fn decode(keys: &CampaignKeys, order_id: u64, reply: Value) -> Result<Transition
         Some("not_cancellable") => Transition::NotCancellable(order()?),
         Some("amount_mismatch") => Transition::AmountMismatch(order()?),
         Some("duplicate_payment") => Transition::DuplicatePayment(order()?),
+        Some("payment_id_reused") => Transition::PaymentIdReused(order()?),
         Some("repeated") => Transition::Repeated(
             order()?,
             match fields.get(2).map(String::as_str) {

@@ -48,7 +48,8 @@ const SCRIPT: &str = "reserve.lua";
 ///
 /// # Errors
 /// When Redis cannot be reached (nothing was recorded, unless Redis ran the script and the reply
-/// was lost: the journal then carries the order to the store) or answers in an unknown shape.
+/// was lost: the journal then carries the order to the store) or answers in an unknown shape;
+/// [`StockError::Corrupt`] when the campaign's data in Redis is malformed (nothing was written).
 pub async fn reserve_batch<C: ConnectionLike>(
     conn: &mut C,
     scripts: &Scripts,
@@ -67,7 +68,10 @@ pub async fn reserve_batch<C: ConnectionLike>(
     for r in batch {
         call.arg(r.user_id).arg(r.order_id).arg(r.quantity);
     }
-    let reply: Value = call.invoke_async(conn).await?;
+    let reply: Value = call
+        .invoke_async(conn)
+        .await
+        .map_err(|e| StockError::from_script(SCRIPT, e))?;
     decode_replies(keys, batch.len(), reply)
 }
 

@@ -450,3 +450,134 @@ async fn two_gateways_sweeping_expire_every_order_once_and_both_sell_again() {
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_id_reused_for_another_order_is_refused_and_changes_nothing() {
+    let (_dir, _scenario, gateway, id) = selling(CampaignSpec::open("reuse", 5, 1));
+    let c = gateway.client();
+    let first = buy(&c, "first-buyer", &id).await;
+    let second = buy(&c, "second-buyer", &id).await;
+
+    let paid = c.pay_with("pay-shared", &first, PRICE, "succeeded").await;
+    assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
+    assert_eq!(paid.body["payment_outcome"], "applied");
+
+    let mut conn = shared_redis().await;
+    let payments = format!("fg:{{{id}}}:payments");
+    let recorded: HashMap<String, String> = conn.hgetall(&payments).await.unwrap();
+    let reused = c.pay_with("pay-shared", &second, PRICE, "succeeded").await;
+    assert_eq!(
+        (reused.status, reused.code()),
+        (StatusCode::CONFLICT, "payment_id_reused"),
+        "{}",
+        reused.body
+    );
+    assert_ne!(reused.body["payment_outcome"], "applied");
+    let seen = c
+        .get(&format!("/api/v1/orders/{second}"), Some("second-buyer"))
+        .await;
+    assert_eq!(
+        (seen.body["status"].as_str(), seen.body["version"].as_i64()),
+        (Some("pending_payment"), Some(1)),
+        "{}",
+        seen.body
+    );
+    let after: HashMap<String, String> = conn.hgetall(&payments).await.unwrap();
+    assert_eq!(after, recorded, "the payment record is unchanged");
+
+    // The same report for the order it paid is still answered as before.
+    let again = c.pay_with("pay-shared", &first, PRICE, "succeeded").await;
+    assert_eq!(again.body, paid.body);
+    // And the second order can still be paid with its own payment.
+    let own = c.pay_with("pay-second", &second, PRICE, "succeeded").await;
+    assert_eq!(own.body["payment_outcome"], "applied", "{}", own.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_buyers_row_is_answered_500_and_changes_nothing() {
+    let (_dir, _scenario, gateway, id) = selling(CampaignSpec::open("corrupt", 5, 1));
+    let c = gateway.client();
+    let order_id = buy(&c, "damaged", &id).await;
+    let mut conn = shared_redis().await;
+    let _: () = conn
+        .hset(format!("fg:{{{id}}}:buyers"), "damaged", "garbage")
+        .await
+        .unwrap();
+
+    let cancelled = c.cancel("damaged", &order_id).await;
+    assert_eq!(
+        (cancelled.status, cancelled.code()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "order_corrupt"),
+        "{}",
+        cancelled.body
+    );
+    let seen = c
+        .get(&format!("/api/v1/orders/{order_id}"), Some("damaged"))
+        .await;
+    assert_eq!(seen.body["status"], "pending_payment", "{}", seen.body);
+    assert_eq!(remaining(&c, &id).await, 4, "no unit came back");
+    let row: String = conn
+        .hget(format!("fg:{{{id}}}:buyers"), "damaged")
+        .await
+        .unwrap();
+    assert_eq!(row, "garbage");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_logs_a_malformed_order_leaves_it_untouched_and_expires_the_others() {
+    use flashgate_tests::gateway::Process;
+    use flashgate_tests::store_home::{Backend, StoreHome};
+
+    let home = StoreHome::new(Backend::Sqlite);
+    let mut campaign = CampaignSpec::open("heldsweep", 5, 1);
+    campaign.pay_timeout = "1s".into();
+    let id = campaign.id.clone();
+    let mut scenario = home.scenario(vec![campaign]);
+    scenario.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
+    let mut gateway = Process::start(&scenario, home.path());
+    let c = gateway.client();
+    let damaged = buy(&c, "sweep-damaged", &id).await;
+    let healthy = buy(&c, "sweep-healthy", &id).await;
+    let mut conn = shared_redis().await;
+    let buyers = format!("fg:{{{id}}}:buyers");
+    let _: () = conn
+        .hset(&buyers, "sweep-damaged", "garbage")
+        .await
+        .unwrap();
+
+    eventually(Duration::from_secs(5), "the healthy order expires", || {
+        let (c, path) = (c.clone(), format!("/api/v1/orders/{healthy}"));
+        async move { c.get(&path, Some("sweep-healthy")).await.body["status"] == "expired" }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = redis_orders(&id).await[&damaged.parse::<u64>().unwrap()].clone();
+    assert_eq!(
+        (held.status, held.version),
+        (OrderStatus::PendingPayment, 1)
+    );
+    assert_eq!(
+        remaining(&c, &id).await,
+        4,
+        "only the healthy order's unit came back"
+    );
+    let deadline: Option<f64> = conn
+        .zscore(format!("fg:{{{id}}}:deadlines"), &damaged)
+        .await
+        .unwrap();
+    assert!(
+        deadline.is_some(),
+        "the malformed order keeps its deadline entry"
+    );
+
+    let status = tokio::task::spawn_blocking(move || gateway.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let log = std::fs::read_to_string(home.path().join("gateway.log")).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("malformed data in Redis") && l.contains(&damaged))
+        .collect();
+    assert_eq!(lines.len(), 1, "logged once, not every sweep: {log}");
+}

@@ -230,6 +230,11 @@ pub struct LimitsConfig {
     pub per_ip: Option<RateLimit>,
     /// One bucket per authenticated user.
     pub per_user: Option<RateLimit>,
+    /// One bucket for every payment callback of the node, checked before the body is read
+    /// (default 1000/s, burst 2000): callbacks are exempt from the buyers' buckets (the
+    /// provider sends from few addresses), yet each costs an HMAC and a Redis call, so their
+    /// cost needs a bound of its own. A provider retries a 429.
+    pub payment_callback: RateLimit,
     /// How often idle per-key buckets are dropped (default 10s): keyed limiters grow forever
     /// otherwise.
     pub prune_interval: Duration,

@@ -92,6 +92,7 @@ pub(super) struct RawLimits {
     pub global: Option<RawRateLimit>,
     pub per_ip: Option<RawRateLimit>,
     pub per_user: Option<RawRateLimit>,
+    pub payment_callback: Option<RawRateLimit>,
     pub prune_interval: Option<String>,
 }
 

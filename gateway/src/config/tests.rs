@@ -83,6 +83,12 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.limits.global, None);
     assert_eq!(c.limits.per_ip, None);
     assert_eq!(c.limits.per_user, None);
+    let callbacks = c.limits.payment_callback;
+    assert_eq!(
+        (callbacks.per_second.get(), callbacks.burst.get()),
+        (1000, 2000),
+        "payment callbacks are always bounded"
+    );
     assert_eq!(c.limits.prune_interval, Duration::from_secs(10));
     assert!(c.campaigns.is_empty());
 }
@@ -109,6 +115,17 @@ fn only_present_limit_tables_are_set() {
         (ip.per_second, ip.burst),
         (NonZeroU32::new(20).unwrap(), NonZeroU32::new(40).unwrap())
     );
+}
+
+#[test]
+fn the_payment_callback_limit_is_configurable_and_checked() {
+    let text = minimal() + "[limits.payment_callback]\nper_second = 5\nburst = 7\n";
+    let cb = parse(&text).unwrap().limits.payment_callback;
+    assert_eq!((cb.per_second.get(), cb.burst.get()), (5, 7));
+    let bad = minimal() + "[limits.payment_callback]\nper_second = 0\n";
+    let err = parse(&bad).unwrap_err().to_string();
+    assert!(err.contains("limits.payment_callback.per_second"), "{err}");
+    assert!(err.contains("limits.payment_callback.burst"), "{err}");
 }
 
 #[test]

@@ -480,11 +480,21 @@ fn redis(e: &mut Errors, r: RawRedis, env: &dyn Fn(&str) -> Option<String>) -> R
     }
 }
 
+/// The payment callbacks' bucket when `[limits.payment_callback]` is absent: well above what a
+/// provider sends (one callback per payment), well below what a flood could cost.
+const DEFAULT_CALLBACK_LIMIT: RateLimit = RateLimit {
+    per_second: NonZeroU32::MIN.saturating_add(999),
+    burst: NonZeroU32::MIN.saturating_add(1999),
+};
+
 fn limits(e: &mut Errors, l: RawLimits) -> LimitsConfig {
     LimitsConfig {
         global: l.global.map(|r| rate_limit(e, "limits.global", r)),
         per_ip: l.per_ip.map(|r| rate_limit(e, "limits.per_ip", r)),
         per_user: l.per_user.map(|r| rate_limit(e, "limits.per_user", r)),
+        payment_callback: l.payment_callback.map_or(DEFAULT_CALLBACK_LIMIT, |r| {
+            rate_limit(e, "limits.payment_callback", r)
+        }),
         prune_interval: e.duration(
             "limits.prune_interval",
             l.prune_interval.as_deref(),

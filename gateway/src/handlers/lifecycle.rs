@@ -3,7 +3,7 @@
 //! order are decided atomically; the new state reaches the store through the journal.
 
 use bytes::Bytes;
-use flashgate_stock::{Order, PaymentOutcome, Transition, lifecycle};
+use flashgate_stock::{Order, OrderStatus, PaymentOutcome, StockError, Transition, lifecycle};
 use hmac::{Hmac, Mac};
 use http::{Request, StatusCode, header};
 use hyper::body::Body;
@@ -24,8 +24,29 @@ const REDIS_DOWN: ApiError = ApiError::Unavailable {
     message: "stock service did not answer; the outcome is unknown, retry (retries are safe)",
 };
 
+/// The answer for a lifecycle script that failed. Malformed data in Redis was refused before
+/// any write: it is logged for an operator and answered 500 `order_corrupt`, never as an
+/// outage the caller could wait out.
+fn script_failed(e: &StockError, campaign: &str, order_id: u64) -> ApiError {
+    if e.is_corrupt() {
+        tracing::error!(campaign, order_id, error = %e, "order data in Redis is malformed; nothing changed; needs an operator");
+        ApiError::CorruptOrder
+    } else {
+        tracing::debug!(campaign, order_id, error = %e, "lifecycle script failed");
+        REDIS_DOWN
+    }
+}
+
 /// Bytes in an HMAC-SHA256 signature.
 const SIGNATURE_LEN: usize = 32;
+
+/// Most bytes a payment callback's body may have, whatever `server.max_body_bytes` allows
+/// purchases: a callback is a few hundred bytes, and its body is read (and hashed) before the
+/// signature can be checked, so anything larger is refused (413) unread.
+const CALLBACK_MAX_BODY: usize = 4096;
+
+/// Longest `payment_id` accepted: providers' ids are a few dozen characters.
+const PAYMENT_ID_MAX: usize = 64;
 
 /// The owner cancels an unpaid order: its stock and the owner's quota return.
 ///
@@ -50,7 +71,7 @@ pub async fn cancel<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, A
         &identity.user_id,
     )
     .await
-    .map_err(|_| REDIS_DOWN)?;
+    .map_err(|e| script_failed(&e, &campaign.config.id, order_id))?;
     match transition {
         Transition::Cancelled(order) => Ok(changed(app, order)),
         Transition::Unchanged(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
@@ -86,9 +107,11 @@ enum PaymentStatus {
 /// must be refunded (`refund_required`: late, a second payment, a cancelled order).
 ///
 /// # Errors
-/// 401 `invalid_signature` (a missing or malformed one before the body is read), 400 bad body,
-/// 404 unknown order, 409 `amount_mismatch` (on record for refund), 503 when payments are not
-/// configured, Redis is down, or the order belongs to a campaign this gateway does not serve.
+/// 401 `invalid_signature` (a missing or malformed one before the body is read), 413 for a body
+/// over [`CALLBACK_MAX_BODY`] (one announced larger is not read), 400 bad body or `payment_id`,
+/// 404 unknown order, 409 `amount_mismatch` (on record for refund) or `payment_id_reused`,
+/// 500 `order_corrupt`, 503 when payments are not configured, Redis is down, or the order
+/// belongs to a campaign this gateway does not serve. (The 429 of its bucket comes before.)
 pub async fn payment_callback<B>(app: &App, req: Request<B>) -> Result<Answer, ApiError>
 where
     B: Body,
@@ -113,13 +136,21 @@ where
     let body: Bytes = read_bounded(
         req.into_body(),
         length,
-        app.config.server.max_body_bytes,
+        CALLBACK_MAX_BODY,
         app.config.server.request_timeout,
     )
     .await?;
     verify_signature(secret.expose().as_bytes(), &body, Some(&signature))?;
 
     let callback: PaymentCallback = parse_strict(&body)?;
+    // Before it is logged or becomes a Redis hash field: a newline or a control character
+    // would forge log lines, and a long id would cost memory for the campaign's lifetime.
+    if !valid_payment_id(&callback.payment_id) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "payment_id must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', ':' and '-'",
+        ));
+    }
     let order_id: u64 = callback
         .order_id
         .parse()
@@ -142,7 +173,7 @@ where
         &callback.payment_id,
     )
     .await
-    .map_err(|_| REDIS_DOWN)?;
+    .map_err(|e| script_failed(&e, &campaign.config.id, order_id))?;
     let payment_id = &callback.payment_id;
     match transition {
         Transition::Paid(order) => {
@@ -162,8 +193,14 @@ where
             tracing::warn!(order_id, %payment_id, amount = callback.amount_cents, "payment amount mismatch: refund required");
             Err(ApiError::AmountMismatch)
         }
-        Transition::Repeated(order, PaymentOutcome::Paid) => {
+        // "applied" only ever describes a paid order (the script re-decides a payment whose
+        // effect Redis lost, so this guard is for what it cannot know).
+        Transition::Repeated(order, PaymentOutcome::Paid) if order.status == OrderStatus::Paid => {
             Ok(paid_answer(&order, payment_id, "applied"))
+        }
+        Transition::PaymentIdReused(order) => {
+            tracing::warn!(order_id, %payment_id, status = %order.status, "payment id already reported for another order or amount: refused");
+            Err(ApiError::PaymentIdReused)
         }
         Transition::Repeated(order, PaymentOutcome::RefundRequired) => {
             Ok(paid_answer(&order, payment_id, "refund_required"))
@@ -219,6 +256,15 @@ fn unexpected(transition: &Transition) -> Result<Answer, ApiError> {
     Err(ApiError::Internal)
 }
 
+/// Whether `id` is 1..=[`PAYMENT_ID_MAX`] characters of `[A-Za-z0-9_.:-]`: every provider id
+/// format seen fits, and nothing in it can break a log line or a Redis record.
+fn valid_payment_id(id: &str) -> bool {
+    (1..=PAYMENT_ID_MAX).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
 fn verify_signature(secret: &[u8], body: &[u8], signature: Option<&[u8]>) -> Result<(), ApiError> {
     let signature = signature.ok_or(ApiError::InvalidSignature)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| ApiError::InvalidSignature)?;
@@ -263,5 +309,29 @@ mod tests {
         assert_eq!(decode_hex(b"0aff"), Some(vec![10, 255]));
         assert_eq!(decode_hex(b"0g"), None);
         assert_eq!(decode_hex(b"abc"), None);
+    }
+
+    #[test]
+    fn payment_ids_are_short_plain_tokens() {
+        for good in [
+            "p-1",
+            "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+            "a:b.c",
+            &"x".repeat(64),
+        ] {
+            assert!(valid_payment_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "p\n1",
+            "p\r",
+            "p 1",
+            "p\u{0}",
+            "p\u{1b}[2K",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(!valid_payment_id(bad), "{bad:?}");
+        }
     }
 }

@@ -44,6 +44,14 @@ pub enum ApiError {
     NotCancellable,
     #[error("payment amount does not match the order")]
     AmountMismatch,
+    /// A payment id names one payment of one order: reported again for another order or
+    /// amount, it is refused (409) and changes nothing.
+    #[error("this payment id was already reported for another order or amount; nothing changed")]
+    PaymentIdReused,
+    /// The order's data in Redis is malformed (500): nothing was changed, an operator must
+    /// repair it (the gateway logged it).
+    #[error("this order's data is damaged; nothing was changed and the operator has been alerted")]
+    CorruptOrder,
     #[error("bad or missing callback signature")]
     InvalidSignature,
     /// A token bucket is empty (429); the client may retry after `retry_after_s`.
@@ -113,12 +121,13 @@ impl ApiError {
             | Self::LimitReached { .. }
             | Self::OrderConflict
             | Self::NotCancellable
-            | Self::AmountMismatch => StatusCode::CONFLICT,
+            | Self::AmountMismatch
+            | Self::PaymentIdReused => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } | Self::OutcomeUnknown { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal | Self::CorruptOrder => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -142,6 +151,8 @@ impl ApiError {
             Self::OrderConflict => "order_conflict",
             Self::NotCancellable => "not_cancellable",
             Self::AmountMismatch => "amount_mismatch",
+            Self::PaymentIdReused => "payment_id_reused",
+            Self::CorruptOrder => "order_corrupt",
             Self::InvalidSignature => "invalid_signature",
             Self::RateLimited { .. } => "rate_limited",
             Self::OutcomeUnknown { .. } => "outcome_unknown",

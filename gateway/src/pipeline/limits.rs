@@ -1,4 +1,4 @@
-//! Token-bucket rate limits: global, per client IP, per user.
+//! Token-bucket rate limits: global, per client IP, per user, and the payment callbacks' own.
 //!
 //! The cheapest defence, so it runs first: an empty bucket costs an atomic compare-and-swap and
 //! answers 429 with `Retry-After`. Keyed limiters keep one entry per key, so they are pruned
@@ -19,6 +19,8 @@ pub struct Limiters {
     global: Option<DefaultDirectRateLimiter>,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_user: Option<DefaultKeyedRateLimiter<String>>,
+    /// The payment callbacks' bucket: always on (they are exempt from the others).
+    payment_callback: DefaultDirectRateLimiter,
     clock: DefaultClock,
 }
 
@@ -38,6 +40,7 @@ impl Limiters {
                 .per_user
                 .as_ref()
                 .map(|l| RateLimiter::keyed(quota(l))),
+            payment_callback: RateLimiter::direct(quota(&config.payment_callback)),
             clock: DefaultClock::default(),
         }
     }
@@ -79,6 +82,17 @@ impl Limiters {
                 .map_err(|n| self.refused("user", &n))?;
         }
         Ok(())
+    }
+
+    /// A payment callback's bucket, checked before its body is read: a flood of callbacks
+    /// (forged ones included: the signature is only checked after the body) costs a CAS each.
+    ///
+    /// # Errors
+    /// 429 when it is empty.
+    pub fn check_payment_callback(&self) -> Result<(), ApiError> {
+        self.payment_callback
+            .check()
+            .map_err(|n| self.refused("payment_callback", &n))
     }
 
     /// Forgets keys whose buckets are full again: they hold no information.
@@ -124,6 +138,10 @@ mod tests {
             global,
             per_ip,
             per_user,
+            payment_callback: RateLimit {
+                per_second: NonZeroU32::new(1).unwrap(),
+                burst: NonZeroU32::new(2).unwrap(),
+            },
             prune_interval: Duration::from_secs(10),
         }
     }
@@ -166,5 +184,24 @@ mod tests {
         for _ in 0..1000 {
             assert!(open.check_client("10.0.0.1".parse().unwrap()).is_ok());
         }
+    }
+
+    #[test]
+    fn payment_callbacks_have_their_own_bucket() {
+        let limits = Limiters::new(&config(limit(1, 1), None, None));
+        assert!(limits.check_client("10.0.0.1".parse().unwrap()).is_ok());
+        assert!(limits.check_client("10.0.0.1".parse().unwrap()).is_err());
+        assert!(
+            limits.check_payment_callback().is_ok(),
+            "not spent by buyers"
+        );
+        assert!(limits.check_payment_callback().is_ok());
+        assert!(matches!(
+            limits.check_payment_callback(),
+            Err(ApiError::RateLimited {
+                scope: "payment_callback",
+                retry_after_s: 1
+            })
+        ));
     }
 }
