@@ -9,7 +9,10 @@
 -- once per campaign, asks for 'open'. In 'settings' mode a campaign absent from Redis is left
 -- absent: nothing at all is written, so no failure path can bring its stock back.
 --
--- KEYS: 1 meta, 2 stock
+-- Even with a permit, a campaign whose orders or buyers Redis still holds (its stock key alone
+-- was lost) is not created afresh: its buyers would get a new quota and its units sell twice.
+--
+-- KEYS: 1 meta, 2 stock, 3 orders, 4 buyers
 -- ARGV: 1 sku, 2 unit_price_cents, 3 per_user_limit, 4 pay_timeout_ms, 5 start_ms, 6 end_ms,
 --       7 stock_total, 8 mode ('open' or 'settings')
 -- Reply: {created (1 when this call set the stock, -1 when absent and left so), stock_total in
@@ -19,7 +22,8 @@ local mode = ARGV[8]
 if mode ~= 'open' and mode ~= 'settings' then
   return redis.error_reply('load_campaign: unknown mode ' .. tostring(mode))
 end
-if mode == 'settings' and redis.call('EXISTS', KEYS[2]) == 0 then
+if redis.call('EXISTS', KEYS[2]) == 0
+    and (mode == 'settings' or redis.call('EXISTS', KEYS[3], KEYS[4]) > 0) then
   return {-1, '0', '0'}
 end
 local created = redis.call('SETNX', KEYS[2], ARGV[7])

@@ -19,7 +19,7 @@
 -- merge:  ARGV 1 'merge', then (order_id, version, record) per order
 --         -> {records written, records kept because Redis is newer}
 -- settle: ARGV 1 'settle', 2 sku, 3 unit_price_cents, 4 per_user_limit, 5 pay_timeout_ms,
---         6 start_ms, 7 end_ms, 8 stock_total (used when Redis holds none)
+--         6 start_ms, 7 end_ms, 8 stock_total (the ledger's: Redis' own may be lost or old)
 --         -> {stock_total, units taken, units left, orders}; left is never below 0: a campaign
 --            that sold more than its total (taken > total) is left with nothing for sale
 
@@ -101,14 +101,18 @@ for i = 1, #all, 2 do
   end
 end
 
-local total = tonumber(redis.call('HGET', KEYS[1], 'stock_total') or ARGV[8])
+local total = tonumber(ARGV[8])
 local left = math.max(total - taken, 0)
+-- Counts as integers: Lua 5.1 would print a number above 1e14 in exponent form.
+local function int(n)
+  return string.format('%d', n)
+end
 
 redis.call('DEL', KEYS[3], KEYS[5])
 local rows = {}
 for user, n in pairs(units) do
   rows[#rows + 1] = user
-  rows[#rows + 1] = n .. '|' .. latest[user]
+  rows[#rows + 1] = int(n) .. '|' .. latest[user]
   if #rows >= 1000 then
     redis.call('HSET', KEYS[3], unpack(rows))
     rows = {}
@@ -120,9 +124,9 @@ end
 for i = 1, #deadlines, 1000 do
   redis.call('ZADD', KEYS[5], unpack(deadlines, i, math.min(i + 999, #deadlines)))
 end
-redis.call('SET', KEYS[2], left)
+redis.call('SET', KEYS[2], int(left))
 redis.call('HSET', KEYS[1],
-  'stock_total', total,
+  'stock_total', int(total),
   'sku', ARGV[2],
   'unit_price_cents', ARGV[3],
   'per_user_limit', ARGV[4],

@@ -104,35 +104,67 @@ enum Verdict {
 }
 
 /// Whether Redis' state of `c` can be sold from, decided before anything is written.
+/// `previous` is the campaign as the catalog in force has it, if it does.
 async fn verdict(
     conn: &mut ConnectionManager,
     store: &Arc<dyn OrderStore>,
     c: &CampaignConfig,
+    previous: Option<&Campaign>,
 ) -> Result<Verdict, LoadError> {
     let keys = CampaignKeys::new(&c.id);
-    let id = c.id.clone();
+    let rebuild = format!(
+        "rebuild it from the store (POST /admin/v1/campaigns/{}/rebuild)",
+        c.id
+    );
     if remaining_stock(conn, &keys).await?.is_none() {
-        let permit = blocking(store, move |s| OpenPermit::claim(s, &id)).await?;
+        if flashgate_stock::orders_held(conn, &keys).await? > 0 {
+            return Ok(Verdict::NeedsRepair(format!(
+                "Redis holds orders of campaign {} but no stock: part of its state was lost. \
+                 Its stock is never put back from config; {rebuild}",
+                c.id
+            )));
+        }
+        let (id, stock) = (c.id.clone(), c.stock);
+        let permit = blocking(store, move |s| OpenPermit::claim(s, &id, stock)).await?;
         return Ok(match permit {
             Some(permit) => Verdict::Open(permit),
             None => Verdict::NeedsRepair(format!(
                 "campaign {} has been on sale before (the store's ledger says so) but Redis has \
                  no state for it: Redis lost its data. Its stock is never put back from config; \
-                 restore Redis (AOF/replica) or rebuild the campaign from the store \
-                 (POST /admin/v1/campaigns/{}/rebuild)",
-                c.id, c.id
+                 restore Redis (AOF/replica) or {rebuild}",
+                c.id
             )),
         });
     }
+    // The store first, then Redis: an order reaches the store only after Redis has it, so on a
+    // healthy Redis the count read second is never below the one read first, however busy the
+    // sale.
+    let id = c.id.clone();
+    let in_store = match blocking(store, move |s| s.count_of_campaign(&id)).await {
+        Ok(n) => n,
+        // A store outage must not stop a healthy campaign at a reload: one that was verified
+        // before stays as it was; a new one waits for the next reload.
+        Err(e) => {
+            return Ok(match previous {
+                Some(live) if live.repair_reason().is_none() => {
+                    tracing::warn!(campaign = %c.id, error = %e, "store unavailable: campaign kept as verified before");
+                    Verdict::Live
+                }
+                _ => Verdict::NeedsRepair(format!(
+                    "campaign {} could not be checked against the store ({e}); reload once the \
+                     store is back",
+                    c.id
+                )),
+            });
+        }
+    };
     let in_redis = flashgate_stock::orders_held(conn, &keys).await?;
-    let in_store = blocking(store, move |s| s.count_of_campaign(&id)).await?;
     if in_store > in_redis {
         return Ok(Verdict::NeedsRepair(format!(
             "the store holds {in_store} orders of campaign {} but Redis only {in_redis}: Redis \
              went back to an older state (a restored snapshot?) and would sell the units of the \
-             orders it forgot. Rebuild the campaign from the store \
-             (POST /admin/v1/campaigns/{}/rebuild)",
-            c.id, c.id
+             orders it forgot. {rebuild}",
+            c.id
         )));
     }
     // A campaign live before the ledger existed is entered now (best effort: the ledger also
@@ -164,7 +196,8 @@ pub async fn load_catalog(
     // Every check before any write: a refused load (a reload) leaves Redis as it was.
     let mut verdicts = Vec::with_capacity(config.campaigns.len());
     for c in &config.campaigns {
-        verdicts.push(verdict(&mut conn, store, c).await?);
+        let live = previous.and_then(|p| p.get(&c.id).ok()).map(|c| &**c);
+        verdicts.push(verdict(&mut conn, store, c, live).await?);
     }
     let mut campaigns = Vec::with_capacity(config.campaigns.len());
     for (c, verdict) in config.campaigns.iter().zip(verdicts) {
@@ -173,10 +206,10 @@ pub async fn load_catalog(
         let loaded = match verdict {
             Verdict::Open(permit) => {
                 let loaded = open_campaign(&mut conn, scripts, &keys, &spec, permit).await?;
+                // Not sold until the ledger knows it is open: an opening left unconfirmed could
+                // be granted again if Redis then lost the campaign.
                 let id = c.id.clone();
-                if let Err(e) = blocking(store, move |s| s.confirm_campaign_open(&id)).await {
-                    tracing::warn!(campaign = %c.id, error = %e, "could not confirm the opening in the ledger");
-                }
+                blocking(store, move |s| s.confirm_campaign_open(&id)).await?;
                 Ok(loaded)
             }
             Verdict::Live => match apply_settings(&mut conn, scripts, &keys, &spec).await? {

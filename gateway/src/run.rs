@@ -293,6 +293,11 @@ async fn sweep(
     campaign: &Campaign,
     reported: &mut Reported,
 ) {
+    // Redis' state of a campaign refused until repaired may be older than the store's: an
+    // order paid since would be expired and its units sold again.
+    if campaign.needs_repair() {
+        return;
+    }
     let mut held = 0;
     let mut malformed = Vec::new();
     loop {

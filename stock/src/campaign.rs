@@ -68,7 +68,12 @@ pub async fn open_campaign<C: ConnectionLike>(
     }
     invoke_load(conn, scripts, keys, spec, "open")
         .await?
-        .ok_or_else(|| StockError::bad_reply("load_campaign.lua", "open left no stock"))
+        .ok_or_else(|| {
+            StockError::bad_reply(
+                "load_campaign.lua",
+                "Redis holds orders or buyers of the campaign but no stock: not opened",
+            )
+        })
 }
 
 async fn invoke_load<C: ConnectionLike>(
@@ -82,6 +87,8 @@ async fn invoke_load<C: ConnectionLike>(
         .load_campaign
         .key(&keys.meta)
         .key(&keys.stock)
+        .key(&keys.orders)
+        .key(&keys.buyers)
         .arg(&spec.sku)
         .arg(spec.unit_price_cents)
         .arg(spec.per_user_limit)

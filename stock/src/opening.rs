@@ -18,11 +18,11 @@ pub trait SalesLedger {
 
     /// Records that `campaign_id` is being put on sale, and says whether that is allowed: only
     /// for a campaign never put on sale before, or one whose earlier opening never completed
-    /// and that has no order anywhere in the store.
+    /// and that has no order anywhere in the store. A granted opening records `stock_total`.
     ///
     /// # Errors
     /// When the ledger cannot be read or written.
-    fn claim_opening(&self, campaign_id: &str) -> Result<bool, Self::Error>;
+    fn claim_opening(&self, campaign_id: &str, stock_total: u64) -> Result<bool, Self::Error>;
 }
 
 /// Leave from the ledger to create one campaign's stock in Redis.
@@ -35,17 +35,21 @@ pub struct OpenPermit {
 }
 
 impl OpenPermit {
-    /// Asks `ledger` whether `campaign_id` may be put on sale; `None` when it has been before.
+    /// Asks `ledger` whether `campaign_id` may be put on sale with `stock_total` units; `None`
+    /// when it has been on sale before.
     ///
     /// # Errors
     /// The ledger's.
     pub fn claim<L: SalesLedger + ?Sized>(
         ledger: &L,
         campaign_id: &str,
+        stock_total: u64,
     ) -> Result<Option<Self>, L::Error> {
-        Ok(ledger.claim_opening(campaign_id)?.then(|| Self {
-            campaign_id: campaign_id.to_owned(),
-        }))
+        Ok(ledger
+            .claim_opening(campaign_id, stock_total)?
+            .then(|| Self {
+                campaign_id: campaign_id.to_owned(),
+            }))
     }
 
     /// The campaign this permit is for.

@@ -54,7 +54,7 @@ pub async fn orders_held<C: ConnectionLike>(
 
 /// Puts every order of `stored` back into Redis (unless Redis holds a newer version of it),
 /// then recomputes the campaign's stock, buyers and deadlines from the orders and writes its
-/// settings. The stock total is the one in Redis if it still has one, else `spec.stock`.
+/// settings. `spec.stock` is the total in force (the ledger's), whatever Redis held.
 ///
 /// Meant for a campaign no gateway is selling: the gateways refuse a campaign that needs it.
 ///

@@ -321,3 +321,42 @@ async fn a_redis_restored_from_an_older_snapshot_is_refused_until_rebuilt() {
     assert_eq!(sold, 1, "exactly the one unit the store says is left");
     stored_count(&scenario, &id, 6).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_starts_from_the_stock_total_an_operator_set_not_the_configs() {
+    let redis = RedisServer::start();
+    let home = StoreHome::new(Backend::Postgres);
+    let campaign = CampaignSpec::open("lost-restock", 10, 1);
+    let id = campaign.id.clone();
+    let (scenario, admin_client) = scenario_on(&redis, &home, campaign);
+    let gateway = InProcess::start_from_file(&scenario, &home.path().join("gateway.toml"));
+    let client = gateway.client();
+    sell(&client, &id, "early", 2).await;
+    let restock = admin(
+        &admin_client,
+        Method::POST,
+        &format!("/admin/v1/campaigns/{id}/stock"),
+        r#"{"stock_total": 5}"#,
+    )
+    .await;
+    assert_eq!(restock.status, StatusCode::OK, "{}", restock.body);
+    assert_eq!(restock.body["recorded"], true, "{}", restock.body);
+    stored_count(&scenario, &id, 2).await;
+    gateway.stop().unwrap();
+    lose(&redis, &id);
+
+    let gateway = InProcess::start_from_file(&scenario, &home.path().join("gateway.toml"));
+    let client = gateway.client();
+    let rebuilt = admin(
+        &admin_client,
+        Method::POST,
+        &format!("/admin/v1/campaigns/{id}/rebuild"),
+        "",
+    )
+    .await;
+    assert_eq!(rebuilt.status, StatusCode::OK, "{}", rebuilt.body);
+    assert_eq!(rebuilt.body["stock_total"], 5, "{}", rebuilt.body);
+    assert_eq!(rebuilt.body["remaining"], 3, "{}", rebuilt.body);
+    let sold = accepted_while_trying(&client, &id, "late", Duration::from_secs(2)).await;
+    assert_eq!(sold, 3, "the operator's total of 5, not the config's 10");
+}

@@ -136,6 +136,17 @@ pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiEr
             } else {
                 campaign.mark_sold_out();
             }
+            // The ledger keeps the total a rebuild starts from, should Redis lose this change.
+            let (store, campaign_id) = (app.store.clone(), id.to_owned());
+            let recorded = tokio::task::spawn_blocking(move || {
+                store.record_campaign_stock_total(&campaign_id, total)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+            if let Err(e) = &recorded {
+                tracing::error!(campaign = id, total, error = %e, "stock changed in Redis but not recorded in the store's ledger; a rebuild would start from the old total");
+            }
             tracing::info!(
                 campaign = id,
                 before,
@@ -147,7 +158,7 @@ pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiEr
             Ok(answer(
                 StatusCode::OK,
                 &json!({ "campaign_id": id, "stock_total_before": before, "stock_total": total,
-                         "taken": taken, "remaining": left }),
+                         "taken": taken, "remaining": left, "recorded": recorded.is_ok() }),
             ))
         }
         flashgate_stock::StockChange::BelowTaken { total, taken } => Err(ApiError::Conflict {

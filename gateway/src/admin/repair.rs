@@ -13,7 +13,8 @@ use serde_json::json;
 use crate::app::{App, spec_of};
 use crate::http::{Answer, ApiError, json as answer};
 
-/// Rebuilds campaign `id` from the store and lets it sell again.
+/// Rebuilds campaign `id` from the store and lets it sell again. Other instances let it sell
+/// again at their next reload, which checks it anew.
 ///
 /// # Errors
 /// 404 for a campaign not in the catalog; 503 when the store or Redis cannot be reached
@@ -24,22 +25,30 @@ pub async fn rebuild(app: &App, id: &str) -> Result<Answer, ApiError> {
     let campaign = app.campaign(id)?;
     let store = app.store.clone();
     let campaign_id = id.to_owned();
-    let stored = tokio::task::spawn_blocking(move || store.orders_of_campaign(&campaign_id))
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|e| {
-            tracing::error!(campaign = id, error = %e, "rebuild cannot read the store");
-            ApiError::Unavailable {
-                code: "store_unavailable",
-                message: "the order store cannot be read: nothing was rebuilt",
-            }
-        })?;
+    // The total in force is the ledger's (set at the opening, changed by `/stock`): Redis' may
+    // be lost or old, and the config's only seeds a new campaign.
+    let read = tokio::task::spawn_blocking(move || {
+        let total = store.campaign_stock_total(&campaign_id)?;
+        Ok::<_, crate::store::StoreError>((total, store.orders_of_campaign(&campaign_id)?))
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?
+    .map_err(|e| {
+        tracing::error!(campaign = id, error = %e, "rebuild cannot read the store");
+        ApiError::Unavailable {
+            code: "store_unavailable",
+            message: "the order store cannot be read: nothing was rebuilt",
+        }
+    })?;
+    let (total, stored) = read;
+    let mut spec = spec_of(&campaign.config);
+    spec.stock = total.unwrap_or(spec.stock);
     let mut conn = app.redis.clone();
     let rebuilt = flashgate_stock::rebuild_campaign(
         &mut conn,
         &app.scripts,
         &campaign.keys,
-        &spec_of(&campaign.config),
+        &spec,
         &stored,
     )
     .await

@@ -61,6 +61,7 @@ pub async fn cancel<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, A
     let Some((campaign, _)) = locate(app, order_id).await? else {
         return Err(NOT_FOUND);
     };
+    campaign.check_repaired()?;
     let mut conn = app.redis.clone();
     let transition = lifecycle::cancel(
         &mut conn,
@@ -158,6 +159,8 @@ where
     let Some((campaign, order)) = locate(app, order_id).await? else {
         return Err(not_here(app, order_id).await);
     };
+    // Redis' state may be older than the store's: the provider retries once it is repaired.
+    campaign.check_repaired()?;
     if callback.status == PaymentStatus::Failed {
         tracing::info!(order_id, payment_id = %callback.payment_id, "payment failed; order unchanged");
         return Ok(paid_answer(&order, &callback.payment_id, "none"));

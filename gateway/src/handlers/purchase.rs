@@ -182,4 +182,3 @@ async fn existing_order(
             }
         })
 }
-

@@ -63,9 +63,15 @@ impl Campaign {
             .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
+    /// Whether this campaign is refused until repaired (one atomic load): background work on
+    /// its untrusted Redis state (the expiry sweep) waits too.
+    pub fn needs_repair(&self) -> bool {
+        self.needs_repair.load(Ordering::Acquire)
+    }
+
     /// Why this campaign is refused, if it is.
     pub fn repair_reason(&self) -> Option<String> {
-        if !self.needs_repair.load(Ordering::Acquire) {
+        if !self.needs_repair() {
             return None;
         }
         self.repair_reason
@@ -79,7 +85,7 @@ impl Campaign {
     /// # Errors
     /// 503 `campaign_needs_repair`.
     pub fn check_repaired(&self) -> Result<(), ApiError> {
-        if self.needs_repair.load(Ordering::Acquire) {
+        if self.needs_repair() {
             return Err(ApiError::Unavailable {
                 code: "campaign_needs_repair",
                 message: "this campaign's stock state is being repaired by an operator; retry later",

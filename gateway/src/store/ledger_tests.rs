@@ -29,18 +29,25 @@ fn a_campaign_is_opened_once_and_never_again_after_its_opening_is_confirmed() {
     each_backend(|fresh| {
         let store = fresh.open(4).unwrap();
         // An opening that never completed (Redis failed) may be retried while nothing sold.
-        assert!(store.claim_campaign_opening("new").unwrap());
-        assert!(store.claim_campaign_opening("new").unwrap());
+        assert!(store.claim_campaign_opening("new", 10).unwrap());
+        assert!(store.claim_campaign_opening("new", 10).unwrap());
         store.confirm_campaign_open("new").unwrap();
-        assert!(!store.claim_campaign_opening("new").unwrap());
+        assert!(!store.claim_campaign_opening("new", 10).unwrap());
         store.confirm_campaign_open("new").unwrap();
         drop(store);
         // The ledger is durable: a restarted gateway still refuses.
         let store = fresh.open(4).unwrap();
-        assert!(!store.claim_campaign_opening("new").unwrap());
+        assert!(!store.claim_campaign_opening("new", 10).unwrap());
         let ledger: &dyn OrderStore = &*store;
-        assert!(OpenPermit::claim(ledger, "new").unwrap().is_none());
-        assert!(OpenPermit::claim(ledger, "other").unwrap().is_some());
+        assert!(OpenPermit::claim(ledger, "new", 10).unwrap().is_none());
+        assert!(OpenPermit::claim(ledger, "other", 10).unwrap().is_some());
+        // The total recorded at the opening, then an operator's change, are what a rebuild uses.
+        assert_eq!(store.campaign_stock_total("new").unwrap(), Some(10));
+        store.record_campaign_stock_total("new", 7).unwrap();
+        assert_eq!(store.campaign_stock_total("new").unwrap(), Some(7));
+        assert!(!store.claim_campaign_opening("new", 99).unwrap());
+        assert_eq!(store.campaign_stock_total("new").unwrap(), Some(7));
+        assert_eq!(store.campaign_stock_total("never").unwrap(), None);
     });
 }
 
@@ -50,15 +57,15 @@ fn a_campaign_with_stored_orders_is_never_opened_again() {
         let store = fresh.open(4).unwrap();
         // Sold before the ledger existed: no entry, but orders.
         store.write_batch(&[order_of("legacy")]).unwrap();
-        assert!(!store.claim_campaign_opening("legacy").unwrap());
+        assert!(!store.claim_campaign_opening("legacy", 10).unwrap());
         // An opening claimed, then orders stored, then Redis lost before the confirmation.
-        assert!(store.claim_campaign_opening("unconfirmed").unwrap());
+        assert!(store.claim_campaign_opening("unconfirmed", 10).unwrap());
         store
             .write_batch(&[Order {
                 order_id: (8 << 20) | 5,
                 ..order_of("unconfirmed")
             }])
             .unwrap();
-        assert!(!store.claim_campaign_opening("unconfirmed").unwrap());
+        assert!(!store.claim_campaign_opening("unconfirmed", 10).unwrap());
     });
 }

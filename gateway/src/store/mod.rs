@@ -126,7 +126,12 @@ pub trait OrderStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// As for [`OrderStore::write_batch`].
-    fn claim_campaign_opening(&self, campaign_id: &str) -> Result<bool, StoreError>;
+    /// `stock_total` is recorded with a granted opening: the total a rebuild starts from.
+    fn claim_campaign_opening(
+        &self,
+        campaign_id: &str,
+        stock_total: u64,
+    ) -> Result<bool, StoreError>;
 
     /// Records in the ledger that `campaign_id` is on sale in Redis (its opening completed, or a
     /// gateway found it live there), so that losing it from Redis can never reopen it.
@@ -135,6 +140,25 @@ pub trait OrderStore: Send + Sync + 'static {
     ///
     /// As for [`OrderStore::write_batch`].
     fn confirm_campaign_open(&self, campaign_id: &str) -> Result<(), StoreError>;
+
+    /// Records a campaign's stock total in the ledger when an operator changes it: Redis may
+    /// lose the change, and a rebuild must start from the total in force, not the config's.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::write_batch`].
+    fn record_campaign_stock_total(
+        &self,
+        campaign_id: &str,
+        stock_total: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The stock total the ledger holds for a campaign (set at its opening or by an operator).
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::get`].
+    fn campaign_stock_total(&self, campaign_id: &str) -> Result<Option<u64>, StoreError>;
 
     /// Up to `limit` orders the store still holds as unpaid whose deadline is before
     /// `before_ms`: what the store-side sweep double-checks against Redis.
@@ -194,8 +218,8 @@ pub trait OrderStore: Send + Sync + 'static {
 impl flashgate_stock::SalesLedger for dyn OrderStore {
     type Error = StoreError;
 
-    fn claim_opening(&self, campaign_id: &str) -> Result<bool, StoreError> {
-        self.claim_campaign_opening(campaign_id)
+    fn claim_opening(&self, campaign_id: &str, stock_total: u64) -> Result<bool, StoreError> {
+        self.claim_campaign_opening(campaign_id, stock_total)
     }
 }
 

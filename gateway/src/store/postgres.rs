@@ -479,6 +479,7 @@ fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), S
         "CREATE TABLE IF NOT EXISTS campaign_ledger (
             campaign_id text PRIMARY KEY,
             state text NOT NULL CHECK (state IN ('opening', 'open')),
+            stock_total bigint,
             updated_at bigint NOT NULL
         )",
     )?;
@@ -697,7 +698,11 @@ impl OrderStore for PostgresStore {
         })
     }
 
-    fn claim_campaign_opening(&self, campaign_id: &str) -> Result<bool, StoreError> {
+    fn claim_campaign_opening(
+        &self,
+        campaign_id: &str,
+        stock_total: u64,
+    ) -> Result<bool, StoreError> {
         self.with(|pooled| {
             let mut counts = Vec::with_capacity(self.shards());
             for shard in 0..self.shards() {
@@ -722,7 +727,15 @@ impl OrderStore for PostgresStore {
                 orders += n;
             }
             let allowed = state != "open" && orders == 0;
-            if !allowed {
+            if allowed {
+                tx.execute(
+                    "UPDATE campaign_ledger SET stock_total = $2 WHERE campaign_id = $1",
+                    &[
+                        &campaign_id,
+                        &i64::try_from(stock_total).unwrap_or(i64::MAX),
+                    ],
+                )?;
+            } else {
                 tx.execute(
                     "UPDATE campaign_ledger SET state = 'open', updated_at = $2 \
                      WHERE campaign_id = $1",
@@ -744,6 +757,40 @@ impl OrderStore for PostgresStore {
                 &[&campaign_id, &crate::clock::now_ms()],
             )?;
             Ok(())
+        })
+    }
+
+    fn record_campaign_stock_total(
+        &self,
+        campaign_id: &str,
+        stock_total: u64,
+    ) -> Result<(), StoreError> {
+        self.with(|pooled| {
+            pooled.client.execute(
+                "INSERT INTO campaign_ledger (campaign_id, state, stock_total, updated_at) \
+                 VALUES ($1, 'open', $2, $3) ON CONFLICT (campaign_id) DO UPDATE \
+                 SET stock_total = excluded.stock_total, updated_at = excluded.updated_at",
+                &[
+                    &campaign_id,
+                    &i64::try_from(stock_total).unwrap_or(i64::MAX),
+                    &crate::clock::now_ms(),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn campaign_stock_total(&self, campaign_id: &str) -> Result<Option<u64>, StoreError> {
+        self.with(|pooled| {
+            let row = pooled.client.query_opt(
+                "SELECT stock_total FROM campaign_ledger WHERE campaign_id = $1",
+                &[&campaign_id],
+            )?;
+            let total: Option<i64> = match row {
+                Some(row) => row.try_get(0)?,
+                None => None,
+            };
+            Ok(total.and_then(|n| u64::try_from(n).ok()))
         })
     }
 

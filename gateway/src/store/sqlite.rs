@@ -215,6 +215,7 @@ fn migrate(conn: &mut Connection, shard_bits: u8, tables: &[&str]) -> Result<(),
         "CREATE TABLE IF NOT EXISTS campaign_ledger (
             campaign_id TEXT PRIMARY KEY,
             state TEXT NOT NULL CHECK (state IN ('opening', 'open')),
+            stock_total INTEGER,
             updated_at INTEGER NOT NULL
         ) STRICT",
     )?;
@@ -383,7 +384,11 @@ impl OrderStore for SqliteStore {
         Ok(total)
     }
 
-    fn claim_campaign_opening(&self, campaign_id: &str) -> Result<bool, StoreError> {
+    fn claim_campaign_opening(
+        &self,
+        campaign_id: &str,
+        stock_total: u64,
+    ) -> Result<bool, StoreError> {
         let mut conn = lock(&self.writer, "writer")?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let state: Option<String> = tx
@@ -401,13 +406,16 @@ impl OrderStore for SqliteStore {
             orders += n;
         }
         let allowed = state.as_deref() != Some("open") && orders == 0;
+        let total = allowed.then(|| i64::try_from(stock_total).unwrap_or(i64::MAX));
         tx.execute(
-            "INSERT INTO campaign_ledger (campaign_id, state, updated_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT(campaign_id) DO UPDATE SET state = excluded.state, \
-             updated_at = excluded.updated_at",
+            "INSERT INTO campaign_ledger (campaign_id, state, stock_total, updated_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT(campaign_id) DO UPDATE SET \
+             state = excluded.state, updated_at = excluded.updated_at, \
+             stock_total = coalesce(excluded.stock_total, campaign_ledger.stock_total)",
             rusqlite::params![
                 campaign_id,
                 if allowed { "opening" } else { "open" },
+                total,
                 crate::clock::now_ms()
             ],
         )?;
@@ -424,6 +432,37 @@ impl OrderStore for SqliteStore {
             rusqlite::params![campaign_id, crate::clock::now_ms()],
         )?;
         Ok(())
+    }
+
+    fn record_campaign_stock_total(
+        &self,
+        campaign_id: &str,
+        stock_total: u64,
+    ) -> Result<(), StoreError> {
+        let conn = lock(&self.writer, "writer")?;
+        conn.execute(
+            "INSERT INTO campaign_ledger (campaign_id, state, stock_total, updated_at) \
+             VALUES (?1, 'open', ?2, ?3) ON CONFLICT(campaign_id) DO UPDATE SET \
+             stock_total = excluded.stock_total, updated_at = excluded.updated_at",
+            rusqlite::params![
+                campaign_id,
+                i64::try_from(stock_total).unwrap_or(i64::MAX),
+                crate::clock::now_ms()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn campaign_stock_total(&self, campaign_id: &str) -> Result<Option<u64>, StoreError> {
+        let conn = lock(&self.reader, "reader")?;
+        let total: Option<Option<i64>> = conn
+            .query_row(
+                "SELECT stock_total FROM campaign_ledger WHERE campaign_id = ?1",
+                [campaign_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(total.flatten().and_then(|n| u64::try_from(n).ok()))
     }
 
     fn ping(&self) -> Result<(), StoreError> {

@@ -78,14 +78,14 @@ pub struct FreshLedger;
 impl SalesLedger for FreshLedger {
     type Error = std::convert::Infallible;
 
-    fn claim_opening(&self, _campaign_id: &str) -> Result<bool, Self::Error> {
+    fn claim_opening(&self, _campaign_id: &str, _stock_total: u64) -> Result<bool, Self::Error> {
         Ok(true)
     }
 }
 
 /// The permit to open the campaign of `keys`, from a ledger that always gives one.
 pub fn permit(keys: &CampaignKeys) -> OpenPermit {
-    OpenPermit::claim(&FreshLedger, &keys.campaign_id)
+    OpenPermit::claim(&FreshLedger, &keys.campaign_id, 0)
         .unwrap()
         .unwrap()
 }
