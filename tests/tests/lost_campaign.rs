@@ -38,6 +38,19 @@ async fn admin(admin: &Client, method: Method, path: &str, body: &str) -> Reply 
         .unwrap()
 }
 
+/// The operator's repair; it must succeed. Returns its answer's body.
+async fn rebuild(admin_client: &Client, id: &str) -> serde_json::Value {
+    let rebuilt = admin(
+        admin_client,
+        Method::POST,
+        &format!("/admin/v1/campaigns/{id}/rebuild"),
+        "",
+    )
+    .await;
+    assert_eq!(rebuilt.status, StatusCode::OK, "{}", rebuilt.body);
+    rebuilt.body
+}
+
 /// `n` new buyers buy one unit each; every answer must be 202.
 async fn sell(client: &Client, id: &str, prefix: &str, n: usize) {
     for i in 0..n {
@@ -203,16 +216,9 @@ async fn no_path_reopens_a_lost_campaign_until_an_operator_rebuilds_it() {
     assert!(config.exists());
 
     // The operator rebuilds it from the store: exactly the 2 units left sell, once.
-    let rebuilt = admin(
-        &admin_client,
-        Method::POST,
-        &format!("/admin/v1/campaigns/{id}/rebuild"),
-        "",
-    )
-    .await;
-    assert_eq!(rebuilt.status, StatusCode::OK, "{}", rebuilt.body);
-    assert_eq!(rebuilt.body["taken"], 3, "{}", rebuilt.body);
-    assert_eq!(rebuilt.body["remaining"], 2, "{}", rebuilt.body);
+    let rebuilt = rebuild(&admin_client, &id).await;
+    assert_eq!(rebuilt["taken"], 3, "{rebuilt}");
+    assert_eq!(rebuilt["remaining"], 2, "{rebuilt}");
     // An early buyer asking again gets their order back, not a second one.
     let again = client
         .purchase("early-0", json!({ "campaign_id": id }))
@@ -301,16 +307,9 @@ async fn a_redis_restored_from_an_older_snapshot_is_refused_until_rebuilt() {
         .unwrap();
     assert_eq!(still.code(), "campaign_needs_repair", "{}", still.body);
 
-    let rebuilt = admin(
-        &admin_client,
-        Method::POST,
-        &format!("/admin/v1/campaigns/{id}/rebuild"),
-        "",
-    )
-    .await;
-    assert_eq!(rebuilt.status, StatusCode::OK, "{}", rebuilt.body);
-    assert_eq!(rebuilt.body["restored"], 3, "{}", rebuilt.body);
-    assert_eq!(rebuilt.body["remaining"], 1, "{}", rebuilt.body);
+    let rebuilt = rebuild(&admin_client, &id).await;
+    assert_eq!(rebuilt["restored"], 3, "{rebuilt}");
+    assert_eq!(rebuilt["remaining"], 1, "{rebuilt}");
     // The buyers the snapshot forgot are held to their limit again.
     let again = client
         .purchase("after-1", json!({ "campaign_id": id }))
@@ -347,16 +346,9 @@ async fn a_rebuild_starts_from_the_stock_total_an_operator_set_not_the_configs()
 
     let gateway = InProcess::start_from_file(&scenario, &home.path().join("gateway.toml"));
     let client = gateway.client();
-    let rebuilt = admin(
-        &admin_client,
-        Method::POST,
-        &format!("/admin/v1/campaigns/{id}/rebuild"),
-        "",
-    )
-    .await;
-    assert_eq!(rebuilt.status, StatusCode::OK, "{}", rebuilt.body);
-    assert_eq!(rebuilt.body["stock_total"], 5, "{}", rebuilt.body);
-    assert_eq!(rebuilt.body["remaining"], 3, "{}", rebuilt.body);
+    let rebuilt = rebuild(&admin_client, &id).await;
+    assert_eq!(rebuilt["stock_total"], 5, "{rebuilt}");
+    assert_eq!(rebuilt["remaining"], 3, "{rebuilt}");
     let sold = accepted_while_trying(&client, &id, "late", Duration::from_secs(2)).await;
     assert_eq!(sold, 3, "the operator's total of 5, not the config's 10");
 }

@@ -16,6 +16,16 @@ use http::StatusCode;
 use redis::Commands as _;
 use serde_json::json;
 
+/// A gateway selling `campaign` on a private Redis (the tests change its ACL or pause it).
+fn on_private_redis(campaign: CampaignSpec) -> (RedisServer, tempfile::TempDir, InProcess, String) {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let id = campaign.id.clone();
+    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
+    let gateway = InProcess::start(&scenario);
+    (redis, dir, gateway, id)
+}
+
 fn acl(redis: &RedisServer, rule: &str) {
     let mut conn = redis.client().get_connection().unwrap();
     let _: () = redis::cmd("ACL")
@@ -35,12 +45,7 @@ async fn buy_with_token(c: &Client, user: &str, id: &str) -> (serde_json::Value,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_retry_after_sell_out_is_503_not_sold_out_when_redis_cannot_tell() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let campaign = CampaignSpec::open("retry-soldout", 1, 1);
-    let id = campaign.id.clone();
-    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
-    let gateway = InProcess::start(&scenario);
+    let (redis, _dir, gateway, id) = on_private_redis(CampaignSpec::open("retry-soldout", 1, 1));
     let c = gateway.client();
     let (body, order_id) = buy_with_token(&c, "ada", &id).await;
     let late = c
@@ -68,16 +73,11 @@ async fn a_token_retry_after_sell_out_is_503_not_sold_out_when_redis_cannot_tell
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_retry_after_the_end_is_503_not_ended_when_redis_cannot_tell() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
     let end_ms = flashgate::clock::now_ms() + 3_000;
-    let campaign = CampaignSpec {
+    let (redis, _dir, gateway, id) = on_private_redis(CampaignSpec {
         end: flashgate::clock::rfc3339(end_ms),
         ..CampaignSpec::open("retry-ended", 10, 1)
-    };
-    let id = campaign.id.clone();
-    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
-    let gateway = InProcess::start(&scenario);
+    });
     let c = gateway.client();
     let (body, order_id) = buy_with_token(&c, "cy", &id).await;
     let wait = end_ms - flashgate::clock::now_ms() + 100;
@@ -105,12 +105,7 @@ async fn a_token_retry_after_the_end_is_503_not_ended_when_redis_cannot_tell() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_still_reads_back_its_order_but_buys_nothing_new() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let campaign = CampaignSpec::open("retry-expired", 10, 2);
-    let id = campaign.id.clone();
-    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
-    let gateway = InProcess::start(&scenario);
+    let (redis, _dir, gateway, id) = on_private_redis(CampaignSpec::open("retry-expired", 10, 2));
     let c = gateway.client();
     let (_, order_id) = buy_with_token(&c, "eve", &id).await;
 
@@ -146,12 +141,7 @@ async fn an_expired_token_still_reads_back_its_order_but_buys_nothing_new() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_outcome_without_a_token_hands_out_the_token_that_resolves_it() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let campaign = CampaignSpec::open("retry-unknown", 10, 1);
-    let id = campaign.id.clone();
-    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
-    let gateway = InProcess::start(&scenario);
+    let (redis, _dir, gateway, id) = on_private_redis(CampaignSpec::open("retry-unknown", 10, 1));
     let c = gateway.client();
 
     // Writes (scripts included) wait 1.5 s: longer than the gateway's response timeout.
