@@ -127,3 +127,61 @@ fn in_store<T: Send>(
             .unwrap()
     })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_with_malformed_data_in_redis_is_passed_over_not_a_wall() {
+    let home = StoreHome::new(Backend::Sqlite);
+    let mut campaign = CampaignSpec::open("sweep-corrupt", 10, 1);
+    campaign.pay_timeout = "1s".into();
+    let id = campaign.id.clone();
+    let scenario = home.scenario(vec![campaign]);
+    let gateway = InProcess::start(&scenario);
+    let client = gateway.client();
+    let mut ids = Vec::new();
+    for user in ["first", "second"] {
+        let bought = client
+            .purchase(user, json!({ "campaign_id": id }))
+            .await
+            .unwrap();
+        assert_eq!(bought.status, StatusCode::ACCEPTED, "{}", bought.body);
+        ids.push(bought.order_id().parse::<u64>().unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (first, second) = (ids[0], ids[1]);
+    let s = scenario.clone();
+    eventually(Duration::from_secs(10), "both orders stored", || {
+        let s = s.clone();
+        async move { in_store(&s, move |store| store.get(second).unwrap()).is_some() }
+    })
+    .await;
+    // The Redis deadline sweep misses both; the first (earlier deadline) has a malformed record.
+    let mut redis = shared_redis().await;
+    let _: () = redis.del(format!("fg:{{{id}}}:deadlines")).await.unwrap();
+    let _: () = redis
+        .hset(format!("fg:{{{id}}}:orders"), first, "first|garbage")
+        .await
+        .unwrap();
+
+    let s = scenario.clone();
+    eventually(
+        Duration::from_secs(15),
+        "the order behind a malformed one is expired",
+        || {
+            let s = s.clone();
+            async move {
+                in_store(&s, move |store| store.get(second).unwrap())
+                    .is_some_and(|o| o.status == OrderStatus::Expired)
+            }
+        },
+    )
+    .await;
+    let record: String = redis
+        .hget(format!("fg:{{{id}}}:orders"), first)
+        .await
+        .unwrap();
+    assert_eq!(
+        record, "first|garbage",
+        "the malformed order is left for an operator"
+    );
+    gateway.stop().unwrap();
+}

@@ -83,6 +83,16 @@ impl StoreSweep {
                 Ok(Settled::Expired) => swept.expired += 1,
                 Ok(Settled::InStore) => swept.settled_in_store += 1,
                 Ok(Settled::Nothing) => {}
+                // Malformed data in Redis: only an operator can settle it. Passed over (the
+                // script changed nothing), so it never stalls the orders behind it.
+                Err(e @ StockError::Corrupt { .. }) => {
+                    tracing::error!(
+                        order_id = order.order_id,
+                        campaign = %order.campaign_id,
+                        error = %e,
+                        "store-side sweep: the order's data in Redis is malformed; passed over"
+                    );
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "store-side sweep cannot reach Redis");
                     acker.reset();
