@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use flashgate_stock::{
-    CampaignKeys, CampaignSpec, OpenPermit, Scripts, apply_settings, open_campaign, remaining_stock,
+    CampaignKeys, CampaignSpec, OpenPermit, Scripts, StockConnection, apply_settings,
+    open_campaign, remaining_stock,
 };
-use redis::aio::ConnectionManager;
 
 use crate::auth::{JwtVerifier, OrderTokens};
 use crate::config::{CampaignConfig, Config};
@@ -35,7 +35,7 @@ pub struct App {
     pub order_tokens: OrderTokens,
     pub ids: OrderIdGenerator,
     /// One multiplexed, self-reconnecting connection for every request.
-    pub redis: ConnectionManager,
+    pub redis: StockConnection,
     pub scripts: Arc<Scripts>,
     pub handoff: Handoff,
     pub store: Arc<dyn OrderStore>,
@@ -106,7 +106,7 @@ enum Verdict {
 /// Whether Redis' state of `c` can be sold from, decided before anything is written.
 /// `previous` is the campaign as the catalog in force has it, if it does.
 async fn verdict(
-    conn: &mut ConnectionManager,
+    conn: &mut StockConnection,
     store: &Arc<dyn OrderStore>,
     c: &CampaignConfig,
     previous: Option<&Campaign>,
@@ -185,7 +185,7 @@ async fn verdict(
 /// When Redis or the store cannot be reached.
 pub async fn load_catalog(
     config: &Config,
-    redis: &ConnectionManager,
+    redis: &StockConnection,
     scripts: &Arc<Scripts>,
     store: &Arc<dyn OrderStore>,
     script_seconds: &Arc<crate::metrics::histogram::Histogram>,

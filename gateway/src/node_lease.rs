@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
+use flashgate_stock::StockConnection;
 use flashgate_stock::StockError;
 use flashgate_stock::node::{self, Claim, NodeKeys};
-use redis::aio::ConnectionManager;
 
 use crate::clock::now_ms;
 
@@ -79,7 +79,7 @@ impl NodeLease {
     /// # Errors
     /// [`LeaseError::Taken`] when another live gateway holds the id; Redis errors.
     pub async fn acquire(
-        redis: &mut ConnectionManager,
+        redis: &mut StockConnection,
         node_id: u16,
         listen: SocketAddr,
         fixed_port: bool,
@@ -103,11 +103,7 @@ impl NodeLease {
     }
 
     /// Claims or renews the lease and raises the mark; returns the mark as it was found.
-    async fn claim(
-        &self,
-        redis: &mut ConnectionManager,
-        takeover: &str,
-    ) -> Result<i64, LeaseError> {
+    async fn claim(&self, redis: &mut StockConnection, takeover: &str) -> Result<i64, LeaseError> {
         let ahead = i64::try_from(MINT_AHEAD.as_millis()).unwrap_or(i64::MAX);
         let claim = node::claim(
             redis,
@@ -171,7 +167,7 @@ impl NodeLease {
     /// Renews the lease until the task is aborted. While the lease is not ours (another gateway
     /// took it, or it went unrenewed for longer than it lasts) no order id is minted: purchases
     /// answer 503 rather than risk an id that another instance mints too.
-    pub async fn keep(self, mut redis: ConnectionManager) {
+    pub async fn keep(self, mut redis: StockConnection) {
         let mut tick = tokio::time::interval(RENEW_EVERY);
         tick.tick().await;
         let mut renewed = tokio::time::Instant::now();
@@ -205,7 +201,7 @@ impl NodeLease {
     /// Gives the lease back, so a successor need not wait for it to expire, and records
     /// `last_minted_ms` (the generator's [`crate::order_id::OrderIdGenerator::last_ms`]) as the
     /// mark, so a successor need not wait for the mark either. Minting stops first.
-    pub async fn release(&self, redis: &mut ConnectionManager, last_minted_ms: i64) {
+    pub async fn release(&self, redis: &mut StockConnection, last_minted_ms: i64) {
         self.held.store(false, Ordering::Release);
         // An id being minted right now is at most at the clock's reading now.
         let mark = last_minted_ms.max(now_ms());

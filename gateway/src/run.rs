@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use flashgate_stock::{Scripts, lifecycle};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use flashgate_stock::{StockConnection, Timeouts};
 use tokio::net::TcpListener;
 
 use crate::app::{App, load_catalog};
@@ -93,14 +93,15 @@ pub async fn run(
     };
     let unreachable = |e| RedisRefused::unreachable(&target, &e, timeouts.1);
     let client = redis::Client::open(target.connection_info()).map_err(unreachable)?;
-    let manager_config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(timeouts.0))
-        .set_connection_timeout(Some(timeouts.1))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
-    let redis = ConnectionManager::new_with_config(client.clone(), manager_config)
-        .await
-        .map_err(unreachable)?;
+    let redis = StockConnection::connect(
+        target.connection_info(),
+        Timeouts {
+            response: timeouts.0,
+            connect: timeouts.1,
+        },
+    )
+    .await
+    .map_err(unreachable)?;
     // Before anything is written: a Redis that may evict keys would lose orders.
     require_no_eviction(&mut redis.clone(), &target, timeouts.0).await?;
 
@@ -289,7 +290,7 @@ fn spawn_background(
 /// (see [`Reported`]).
 async fn sweep(
     app: &App,
-    conn: &mut ConnectionManager,
+    conn: &mut StockConnection,
     campaign: &Campaign,
     reported: &mut Reported,
 ) {

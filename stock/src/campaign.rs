@@ -123,6 +123,34 @@ pub async fn remaining_stock<C: ConnectionLike>(
     Ok(redis::cmd("GET").arg(&keys.stock).query_async(conn).await?)
 }
 
+/// (units left, stock total) of each campaign, in order, in one round trip: `None` for a
+/// campaign Redis does not hold.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn live_states<'k, C: ConnectionLike>(
+    conn: &mut C,
+    campaigns: impl IntoIterator<Item = &'k CampaignKeys>,
+) -> Result<Vec<Option<(i64, u64)>>, StockError> {
+    let mut read = redis::pipe();
+    let mut count = 0;
+    for keys in campaigns {
+        read.get(&keys.stock).hget(&keys.meta, "stock_total");
+        count += 1;
+    }
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let flat: Vec<Option<String>> = read.query_async(conn).await?;
+    Ok(flat
+        .chunks(2)
+        .map(|pair| {
+            let n = |i: usize| pair.get(i).cloned().flatten();
+            Some((n(0)?.parse().ok()?, n(1)?.parse().ok()?))
+        })
+        .collect())
+}
+
 /// What an explicit stock change did (`lua/set_stock.lua`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StockChange {

@@ -142,6 +142,36 @@ pub fn backlog<C: ConnectionLike>(conn: &mut C, keys: &CampaignKeys) -> Result<u
     Ok(conn.scard(&keys.journal)?)
 }
 
+/// How many orders of the campaign wait for the store, from an async caller (metrics).
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn waiting<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    keys: &CampaignKeys,
+) -> Result<u64, StockError> {
+    Ok(redis::cmd("SCARD")
+        .arg(&keys.journal)
+        .query_async(conn)
+        .await?)
+}
+
+/// Up to `n` order ids picked at random among those waiting for the store (a lag sample).
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn sample<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    keys: &CampaignKeys,
+    n: usize,
+) -> Result<Vec<u64>, StockError> {
+    Ok(redis::cmd("SRANDMEMBER")
+        .arg(&keys.journal)
+        .arg(n)
+        .query_async(conn)
+        .await?)
+}
+
 /// The orders of a campaign set aside because the store refused them, with the reasons.
 ///
 /// # Errors

@@ -5,6 +5,7 @@
 //! crate, beside the Lua scripts in `lua/` that enforce them atomically.
 //!
 //! # Layout
+//! - [`connection`]: the one async connection every caller shares (one Redis today).
 //! - [`keys`]: the Redis key layout of a campaign (hash-tagged: one slot per campaign).
 //! - [`scripts`]: the embedded Lua scripts, hashed once, EVALSHA with NOSCRIPT fallback.
 //! - [`campaign`]: loading a campaign without ever resetting live stock; reading stock.
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod campaign;
+pub mod connection;
 pub mod error;
 pub mod health;
 pub mod journal;
@@ -42,6 +44,7 @@ pub use campaign::{
     CampaignSpec, Loaded, StockChange, apply_settings, open_campaign, remaining_stock,
     set_stock_total,
 };
+pub use connection::{StockConnection, Timeouts};
 pub use error::StockError;
 pub use health::{EvictionPolicy, PolicyError, eviction_policy};
 pub use keys::CampaignKeys;

@@ -33,3 +33,42 @@ pub async fn owned_order<C: ConnectionLike>(
         .map(Some)
         .map_err(|e| StockError::bad_reply("orders hash", e.to_string()))
 }
+
+/// The records of `order_ids` in one campaign, in order (`None` where Redis has none): one
+/// round trip, for callers that decode them (a reservation whose answer was lost, lag samples).
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn records<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &CampaignKeys,
+    order_ids: &[u64],
+) -> Result<Vec<Option<String>>, StockError> {
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(redis::cmd("HMGET")
+        .arg(&keys.orders)
+        .arg(order_ids)
+        .query_async(conn)
+        .await?)
+}
+
+/// The record of each `(campaign, order id)` pair, in order (`None` where Redis has none): one
+/// round trip over several campaigns.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn records_across<C: ConnectionLike>(
+    conn: &mut C,
+    wanted: &[(&CampaignKeys, u64)],
+) -> Result<Vec<Option<String>>, StockError> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut read = redis::pipe();
+    for (keys, order_id) in wanted {
+        read.hget(&keys.orders, order_id);
+    }
+    Ok(read.query_async(conn).await?)
+}

@@ -47,6 +47,22 @@ impl Scripts {
         ]
     }
 
+    /// Whether Redis holds every script (`SCRIPT EXISTS`): what readiness reports.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn all_loaded<C>(&self, conn: &mut C) -> Result<bool, crate::StockError>
+    where
+        C: redis::aio::ConnectionLike,
+    {
+        let loaded: Vec<bool> = redis::cmd("SCRIPT")
+            .arg("EXISTS")
+            .arg(&self.hashes()[..])
+            .query_async(conn)
+            .await?;
+        Ok(loaded.iter().all(|l| *l))
+    }
+
     /// Loads every script into Redis, so readiness can say the scripts are in place.
     ///
     /// # Errors

@@ -197,7 +197,7 @@ type Generator = flashgate::order_id::OrderIdGenerator<std::sync::Arc<HandClock>
 /// address, as a restarted gateway does) and its generator, wired as `flashgate::run` wires
 /// them, on a clock starting at `clock_ms`.
 async fn life(
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut flashgate_stock::StockConnection,
     node: u16,
     listen: std::net::SocketAddr,
     clock_ms: i64,
@@ -228,8 +228,15 @@ async fn a_gateway_restarted_with_its_clock_stepped_back_never_mints_an_earlier_
     let listen: std::net::SocketAddr = format!("127.0.0.1:{}", flashgate_tests::free_port())
         .parse()
         .unwrap();
-    let client = redis::Client::open(flashgate_tests::shared_redis_url()).unwrap();
-    let mut redis = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let info = redis::IntoConnectionInfo::into_connection_info(flashgate_tests::shared_redis_url())
+        .unwrap();
+    let timeouts = flashgate_stock::Timeouts {
+        response: std::time::Duration::from_secs(2),
+        connect: std::time::Duration::from_secs(2),
+    };
+    let mut redis = flashgate_stock::StockConnection::connect(info, timeouts)
+        .await
+        .unwrap();
     let now = flashgate::clock::now_ms();
 
     // First life: 3,000 ids (three milliseconds' worth), then killed (no release).

@@ -50,32 +50,10 @@ async fn live_state<'k>(
     app: &App,
     keys: impl IntoIterator<Item = &'k CampaignKeys>,
 ) -> Result<Vec<Option<(i64, u64)>>, ApiError> {
-    let mut read = redis::pipe();
-    let mut count = 0;
-    for k in keys {
-        read.get(&k.stock).hget(&k.meta, "stock_total");
-        count += 1;
-    }
     let mut conn = app.redis.clone();
-    let values: Vec<(Option<i64>, Option<u64>)> = if count == 0 {
-        Vec::new()
-    } else {
-        let flat: Vec<Option<String>> =
-            read.query_async(&mut conn).await.map_err(|_| UNAVAILABLE)?;
-        flat.chunks(2)
-            .map(|pair| {
-                let n = |i: usize| pair.get(i).cloned().flatten();
-                (
-                    n(0).and_then(|s| s.parse().ok()),
-                    n(1).and_then(|s| s.parse().ok()),
-                )
-            })
-            .collect()
-    };
-    Ok(values
-        .into_iter()
-        .map(|(left, total)| Some((left?, total?)))
-        .collect())
+    flashgate_stock::campaign::live_states(&mut conn, keys)
+        .await
+        .map_err(|_| UNAVAILABLE)
 }
 
 fn view(campaign: &Campaign, live: Option<(i64, u64)>) -> CampaignView<'_> {

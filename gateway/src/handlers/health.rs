@@ -34,14 +34,10 @@ struct Readiness {
 /// answer or writes to it fail (orders then wait in the Redis journal).
 pub async fn readyz(app: &App) -> Answer {
     let mut conn = app.redis.clone();
-    let scripts: Result<Vec<bool>, _> = redis::cmd("SCRIPT")
-        .arg("EXISTS")
-        .arg(&app.scripts.hashes()[..])
-        .query_async(&mut conn)
-        .await;
+    let scripts = app.scripts.all_loaded(&mut conn).await;
     let (redis, scripts) = match scripts {
-        Ok(loaded) if loaded.iter().all(|l| *l) => ("ok", "ok"),
-        Ok(_) => {
+        Ok(true) => ("ok", "ok"),
+        Ok(false) => {
             // Redis restarted without our scripts: load them now so the next check passes.
             let reloaded = app.scripts.load_all(&mut conn).await.is_ok();
             ("ok", if reloaded { "ok" } else { "missing" })

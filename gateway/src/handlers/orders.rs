@@ -68,19 +68,14 @@ pub(crate) async fn locate(
 ) -> Result<Option<(Arc<Campaign>, Order)>, ApiError> {
     let catalog = app.catalog();
     let campaigns: Vec<_> = catalog.campaigns().collect();
-    let mut lookup = redis::pipe();
-    for campaign in &campaigns {
-        lookup.hget(&campaign.keys.orders, order_id);
-    }
+    let wanted: Vec<_> = campaigns.iter().map(|c| (&*c.keys, order_id)).collect();
     let mut conn = app.redis.clone();
-    let records: Vec<Option<String>> =
-        lookup
-            .query_async(&mut conn)
-            .await
-            .map_err(|_| ApiError::Unavailable {
-                code: "redis_unavailable",
-                message: "stock service unavailable",
-            })?;
+    let records = flashgate_stock::lookup::records_across(&mut conn, &wanted)
+        .await
+        .map_err(|_| ApiError::Unavailable {
+            code: "redis_unavailable",
+            message: "stock service unavailable",
+        })?;
     for (campaign, record) in campaigns.into_iter().zip(records) {
         let Some(record) = record else { continue };
         let order = flashgate_stock::record::decode(&campaign.config.id, order_id, &record)
@@ -169,19 +164,20 @@ fn page_query(query: &str) -> Result<(usize, Option<u64>), ApiError> {
 
 /// Replaces each order's state with Redis' where Redis still has it (one round trip).
 async fn refresh_from_redis(app: &App, orders: &mut [Order]) {
-    let mut read = redis::pipe();
+    let mut campaigns = Vec::new();
     let mut asked = Vec::new();
     for (i, order) in orders.iter().enumerate() {
         if let Ok(campaign) = app.campaign(&order.campaign_id) {
-            read.hget(&campaign.keys.orders, order.order_id);
+            campaigns.push((campaign, order.order_id));
             asked.push(i);
         }
     }
     if asked.is_empty() {
         return;
     }
+    let wanted: Vec<_> = campaigns.iter().map(|(c, id)| (&*c.keys, *id)).collect();
     let mut conn = app.redis.clone();
-    let Ok(records) = read.query_async::<Vec<Option<String>>>(&mut conn).await else {
+    let Ok(records) = flashgate_stock::lookup::records_across(&mut conn, &wanted).await else {
         return; // the store's state stands
     };
     for (i, record) in asked.into_iter().zip(records) {

@@ -3,13 +3,11 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use redis::AsyncCommands as _;
-
 use crate::app::App;
 use crate::clock::now_ms;
 
 /// Journal entries looked at to estimate the age of the oldest unpersisted order.
-const LAG_SAMPLE: isize = 32;
+const LAG_SAMPLE: usize = 32;
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -112,14 +110,14 @@ async fn campaigns(app: &App, out: &mut String) {
     for campaign in catalog.campaigns() {
         let keys = &campaign.keys;
         let id = &campaign.config.id;
-        if let Ok(left) = conn.get::<_, Option<i64>>(&keys.stock).await {
+        if let Ok(left) = flashgate_stock::remaining_stock(&mut conn, keys).await {
             let _ = writeln!(
                 stock,
                 "flashgate_stock_remaining{{campaign=\"{id}\"}} {}",
                 left.unwrap_or(0)
             );
         }
-        if let Ok(waiting) = conn.scard::<_, u64>(&keys.journal).await {
+        if let Ok(waiting) = flashgate_stock::journal::waiting(&mut conn, keys).await {
             let _ = writeln!(
                 backlog,
                 "flashgate_journal_backlog{{campaign=\"{id}\"}} {waiting}"
@@ -156,25 +154,17 @@ async fn campaigns(app: &App, out: &mut String) {
 }
 
 async fn oldest_waiting_ms(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut flashgate_stock::StockConnection,
     keys: &flashgate_stock::CampaignKeys,
     campaign_id: &str,
 ) -> i64 {
-    let Ok(ids) = conn
-        .srandmember_multiple::<_, Vec<u64>>(&keys.journal, LAG_SAMPLE)
-        .await
-    else {
+    let Ok(ids) = flashgate_stock::journal::sample(conn, keys, LAG_SAMPLE).await else {
         return 0;
     };
     if ids.is_empty() {
         return 0;
     }
-    let Ok(records) = redis::cmd("HMGET")
-        .arg(&keys.orders)
-        .arg(&ids)
-        .query_async::<Vec<Option<String>>>(conn)
-        .await
-    else {
+    let Ok(records) = flashgate_stock::lookup::records(conn, keys, &ids).await else {
         return 0;
     };
     let now = now_ms();

@@ -202,7 +202,7 @@ impl Catalog {
     /// When Redis cannot be reached; marks are left as they are.
     pub async fn refresh_sold_out(
         &self,
-        conn: &mut redis::aio::ConnectionManager,
+        conn: &mut flashgate_stock::StockConnection,
     ) -> Result<(), flashgate_stock::StockError> {
         for campaign in self.campaigns().filter(|c| c.is_marked_sold_out()) {
             let left = flashgate_stock::remaining_stock(conn, &campaign.keys).await?;

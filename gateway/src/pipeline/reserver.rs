@@ -9,10 +9,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use flashgate_stock::StockConnection;
 use flashgate_stock::{
     CampaignKeys, Reservation, ReserveOutcome, Scripts, StockError, record, reserve_batch,
 };
-use redis::aio::ConnectionManager;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::clock::now_ms;
@@ -84,7 +84,7 @@ impl std::fmt::Debug for Pending {
 impl Reserver {
     /// Starts the batching task of one campaign; it ends when the last `Reserver` clone is gone.
     pub fn spawn(
-        conn: ConnectionManager,
+        conn: StockConnection,
         scripts: Arc<Scripts>,
         keys: Arc<CampaignKeys>,
         settings: BatchSettings,
@@ -155,7 +155,7 @@ impl Reserver {
 
 async fn batch_loop(
     mut pending: mpsc::Receiver<Pending>,
-    conn: ConnectionManager,
+    conn: StockConnection,
     scripts: Arc<Scripts>,
     keys: Arc<CampaignKeys>,
     settings: BatchSettings,
@@ -186,7 +186,7 @@ async fn batch_loop(
 }
 
 async fn call(
-    conn: &mut ConnectionManager,
+    conn: &mut StockConnection,
     scripts: &Scripts,
     keys: &CampaignKeys,
     batch: Vec<Pending>,
@@ -219,18 +219,14 @@ async fn call(
 /// connection). Redis is asked what it holds for each order id, so a committed order is
 /// answered as such rather than as "nothing recorded".
 async fn answer_after_failure(
-    conn: &mut ConnectionManager,
+    conn: &mut StockConnection,
     keys: &CampaignKeys,
     call_time: i64,
     batch: Vec<Pending>,
     unsure: bool,
 ) {
     let ids: Vec<u64> = batch.iter().map(|p| p.order_id).collect();
-    let records: Result<Vec<Option<String>>, _> = redis::cmd("HMGET")
-        .arg(&keys.orders)
-        .arg(&ids)
-        .query_async(conn)
-        .await;
+    let records = flashgate_stock::lookup::records(conn, keys, &ids).await;
     let Ok(records) = records else {
         let error = if unsure {
             ReserveError::OutcomeUnknown
