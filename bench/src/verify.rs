@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use flashgate::config::{CampaignConfig, Config, RedisConfig, RedisTarget};
-use flashgate_stock::{CampaignKeys, Order, OrderStatus, record};
+use flashgate_stock::{
+    BlockingClient, BlockingConnection, CampaignKeys, Order, OrderStatus, Timeouts, record,
+};
 use redis::Commands;
 use serde_json::{Value, json};
 
@@ -92,23 +94,40 @@ impl Verification {
     }
 }
 
-/// The gateway's Redis, with the password the gateway logs in with.
-fn redis_target(config: &Config) -> RedisTarget {
-    match &config.redis {
-        RedisConfig::Url { target, .. } => target.clone(),
-        RedisConfig::Embedded { port, .. } => RedisTarget::local(*port),
-    }
-}
-
-/// A plain connection to the gateway's Redis, for reading what it holds.
+/// A blocking connection to the gateway's Redis (or Cluster), with the password the gateway
+/// logs in with, for reading what it holds.
 ///
 /// # Errors
 /// Redis unreachable; named by its address only (the URL may carry a password).
-pub fn redis_connection(config: &Config) -> anyhow::Result<redis::Connection> {
-    let target = redis_target(config);
-    redis::Client::open(target.connection_info())?
-        .get_connection()
-        .with_context(|| format!("connecting to the gateway's Redis at {target}"))
+pub fn redis_connection(config: &Config) -> anyhow::Result<BlockingConnection> {
+    let timeouts = Timeouts {
+        response: Duration::from_secs(5),
+        connect: Duration::from_secs(5),
+    };
+    let (client, shown) = match &config.redis {
+        RedisConfig::Url { target, .. } => (
+            BlockingClient::single(target.connection_info())?,
+            target.to_string(),
+        ),
+        RedisConfig::Embedded { port, .. } => {
+            let target = RedisTarget::local(*port);
+            (
+                BlockingClient::single(target.connection_info())?,
+                target.to_string(),
+            )
+        }
+        RedisConfig::Cluster { seeds, .. } => (
+            BlockingClient::cluster(
+                seeds.iter().map(RedisTarget::connection_info).collect(),
+                None,
+                timeouts,
+            )?,
+            seeds.first().map(ToString::to_string).unwrap_or_default(),
+        ),
+    };
+    client
+        .connect(timeouts.response)
+        .with_context(|| format!("connecting to the gateway's Redis at {shown}"))
 }
 
 /// The ids of the orders `campaign` already has, read before a run so verification can tell
@@ -127,7 +146,7 @@ fn orders_before(config: &Config, campaign: &CampaignConfig) -> anyhow::Result<H
 /// # Errors
 /// Redis unreachable.
 pub fn orders_in_redis(
-    conn: &mut redis::Connection,
+    conn: &mut BlockingConnection,
     campaign_id: &str,
 ) -> anyhow::Result<HashMap<u64, Order>> {
     let records: HashMap<String, String> = conn.hgetall(CampaignKeys::new(campaign_id).orders)?;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use flashgate_stock::{BlockingClient, StockConnection, Timeouts};
 use flashgate_stock::{Scripts, lifecycle};
-use flashgate_stock::{StockConnection, Timeouts};
 use tokio::net::TcpListener;
 
 use crate::app::{App, load_catalog};
@@ -65,6 +65,7 @@ pub async fn run(
     // Handled from the very start: SIGHUP's default action would end the process, and an
     // operator may send it while the gateway is still starting.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut seeds = Vec::new();
     let (embedded, target, timeouts) = match &config.redis {
         RedisConfig::Url {
             target,
@@ -75,6 +76,21 @@ pub async fn run(
             target.clone(),
             (*response_timeout, *connection_timeout),
         ),
+        RedisConfig::Cluster {
+            seeds: nodes,
+            response_timeout,
+            connection_timeout,
+        } => {
+            seeds = nodes
+                .iter()
+                .map(crate::config::RedisTarget::connection_info)
+                .collect();
+            let first = nodes
+                .first()
+                .cloned()
+                .unwrap_or_else(|| crate::config::RedisTarget::local(0));
+            (None, first, (*response_timeout, *connection_timeout))
+        }
         RedisConfig::Embedded {
             port,
             dir,
@@ -92,16 +108,25 @@ pub async fn run(
         }
     };
     let unreachable = |e| RedisRefused::unreachable(&target, &e, timeouts.1);
-    let client = redis::Client::open(target.connection_info()).map_err(unreachable)?;
-    let redis = StockConnection::connect(
-        target.connection_info(),
-        Timeouts {
-            response: timeouts.0,
-            connect: timeouts.1,
-        },
-    )
-    .await
-    .map_err(unreachable)?;
+    let stock_timeouts = Timeouts {
+        response: timeouts.0,
+        connect: timeouts.1,
+    };
+    let (client, redis) = if seeds.is_empty() {
+        (
+            BlockingClient::single(target.connection_info()).map_err(unreachable)?,
+            StockConnection::connect(target.connection_info(), stock_timeouts)
+                .await
+                .map_err(unreachable)?,
+        )
+    } else {
+        (
+            BlockingClient::cluster(seeds.clone(), None, stock_timeouts).map_err(unreachable)?,
+            StockConnection::connect_cluster(seeds, None, stock_timeouts)
+                .await
+                .map_err(unreachable)?,
+        )
+    };
     // Before anything is written: a Redis that may evict keys would lose orders.
     require_no_eviction(&mut redis.clone(), &target, timeouts.0).await?;
 

@@ -128,20 +128,33 @@ pub async fn remaining_stock<C: ConnectionLike>(
 ///
 /// # Errors
 /// When Redis cannot be reached.
-pub async fn live_states<'k, C: ConnectionLike>(
-    conn: &mut C,
-    campaigns: impl IntoIterator<Item = &'k CampaignKeys>,
+pub async fn live_states(
+    conn: &mut crate::StockConnection,
+    campaigns: &[&CampaignKeys],
 ) -> Result<Vec<Option<(i64, u64)>>, StockError> {
-    let mut read = redis::pipe();
-    let mut count = 0;
-    for keys in campaigns {
-        read.get(&keys.stock).hget(&keys.meta, "stock_total");
-        count += 1;
+    let mut flat: Vec<Option<String>> = Vec::new();
+    if conn.is_cluster() {
+        // Campaigns live in different slots: one pipeline (one slot) each.
+        for keys in campaigns {
+            let pair: Vec<Option<String>> = redis::pipe()
+                .get(&keys.stock)
+                .hget(&keys.meta, "stock_total")
+                .query_async(conn)
+                .await?;
+            flat.extend(pair);
+        }
+    } else {
+        let mut read = redis::pipe();
+        let mut count = 0;
+        for keys in campaigns {
+            read.get(&keys.stock).hget(&keys.meta, "stock_total");
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        flat = read.query_async(conn).await?;
     }
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    let flat: Vec<Option<String>> = read.query_async(conn).await?;
     Ok(flat
         .chunks(2)
         .map(|pair| {

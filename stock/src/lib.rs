@@ -44,7 +44,7 @@ pub use campaign::{
     CampaignSpec, Loaded, StockChange, apply_settings, open_campaign, remaining_stock,
     set_stock_total,
 };
-pub use connection::{StockConnection, Timeouts};
+pub use connection::{BlockingClient, BlockingConnection, StockConnection, Timeouts};
 pub use error::StockError;
 pub use health::{EvictionPolicy, PolicyError, eviction_policy};
 pub use keys::CampaignKeys;

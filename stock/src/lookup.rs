@@ -59,12 +59,26 @@ pub async fn records<C: ConnectionLike>(
 ///
 /// # Errors
 /// When Redis cannot be reached.
-pub async fn records_across<C: ConnectionLike>(
-    conn: &mut C,
+pub async fn records_across(
+    conn: &mut crate::StockConnection,
     wanted: &[(&CampaignKeys, u64)],
 ) -> Result<Vec<Option<String>>, StockError> {
     if wanted.is_empty() {
         return Ok(Vec::new());
+    }
+    if conn.is_cluster() {
+        // Campaigns live in different slots: one command each.
+        let mut records = Vec::with_capacity(wanted.len());
+        for (keys, order_id) in wanted {
+            records.push(
+                redis::cmd("HGET")
+                    .arg(&keys.orders)
+                    .arg(order_id)
+                    .query_async(conn)
+                    .await?,
+            );
+        }
+        return Ok(records);
     }
     let mut read = redis::pipe();
     for (keys, order_id) in wanted {

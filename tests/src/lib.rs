@@ -18,6 +18,7 @@
 pub mod bench;
 pub mod client;
 pub mod gateway;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod scenario;
 pub mod store_home;

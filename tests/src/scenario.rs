@@ -75,6 +75,8 @@ impl CampaignSpec {
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub redis_url: String,
+    /// Seed URLs of a Redis Cluster: when set, `[redis] cluster` replaces `url`.
+    pub redis_cluster: Vec<String>,
     /// Extra lines of the `[redis]` table (e.g. `password_file = "…"`).
     pub redis_extra: String,
     pub store_path: PathBuf,
@@ -95,6 +97,7 @@ impl Scenario {
     pub fn new(redis_url: String, store_path: PathBuf, campaigns: Vec<CampaignSpec>) -> Self {
         Self {
             redis_url,
+            redis_cluster: Vec::new(),
             redis_extra: String::new(),
             store_path,
             store_url: None,
@@ -122,7 +125,7 @@ order_token_secret = "{ORDER_TOKEN_SECRET}"
 payment_secret = "{PAYMENT_SECRET}"
 
 [redis]
-url = "{redis}"
+{redis}
 {redis_extra}
 
 [store]
@@ -135,7 +138,11 @@ path = "{store}"
             listen = self.listen,
             node = self.node_id,
             server_extra = self.server_extra,
-            redis = self.redis_url,
+            redis = if self.redis_cluster.is_empty() {
+                format!("url = \"{}\"", self.redis_url)
+            } else {
+                format!("cluster = {:?}", self.redis_cluster)
+            },
             redis_extra = self.redis_extra,
             store = self.store_path.display(),
             store_url = self

@@ -175,6 +175,16 @@ pub enum RedisConfig {
         /// Connect timeout (default 500ms).
         connection_timeout: Duration,
     },
+    /// A Redis Cluster, found through some of its nodes; every campaign's keys share one slot.
+    Cluster {
+        /// Seed nodes (`redis.cluster`), each shown as its address only; the password (from
+        /// the URLs, `redis.password_file` or `FLASHGATE_REDIS_PASSWORD`) is the same for all.
+        seeds: Vec<RedisTarget>,
+        /// Per-command timeout (default 500ms).
+        response_timeout: Duration,
+        /// Connect timeout (default 500ms).
+        connection_timeout: Duration,
+    },
     /// A `redis-server` the gateway starts, supervises and stops (AOF on).
     Embedded {
         /// Port it listens on, on 127.0.0.1 (default 6380, to stay clear of a system Redis).

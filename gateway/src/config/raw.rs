@@ -58,6 +58,7 @@ pub(super) struct RawAuth {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawRedis {
     pub url: Option<String>,
+    pub cluster: Option<Vec<String>>,
     pub password_file: Option<String>,
     pub embedded: Option<bool>,
     pub embedded_port: Option<i64>,

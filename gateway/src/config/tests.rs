@@ -526,3 +526,36 @@ fn redis_password_in_two_places_or_a_bad_url_is_named_without_the_secret() {
     };
     assert_eq!(fields(&got), ["redis.password_file"], "{got:?}");
 }
+
+#[test]
+fn a_redis_cluster_is_named_by_its_seed_nodes_and_checked() {
+    let head =
+        format!("[auth]\njwt_secret = \"{JWT}\"\norder_token_secret = \"{ORDER}\"\n[redis]\n");
+    let ok = parse(
+        &(head.clone()
+            + "cluster = [\"redis://:pw@10.0.0.1:7000\", \"redis://:pw@10.0.0.2:7000\"]\n"),
+    )
+    .unwrap();
+    let RedisConfig::Cluster { seeds, .. } = &ok.redis else {
+        panic!("not a cluster: {:?}", ok.redis);
+    };
+    assert_eq!(seeds.len(), 2);
+    assert!(seeds.iter().all(|s| password(s).as_deref() == Some("pw")));
+    assert!(
+        !format!("{:?}", ok.redis).contains("pw\""),
+        "{:?}",
+        ok.redis
+    );
+
+    let both =
+        head.clone() + "url = \"redis://127.0.0.1:6379\"\ncluster = [\"redis://127.0.0.1:7000\"]\n";
+    assert_eq!(fields(&invalid(&both)), ["redis.cluster"]);
+    let empty = head.clone() + "cluster = []\n";
+    assert_eq!(fields(&invalid(&empty)), ["redis.cluster"]);
+    let scheme = head.clone() + "cluster = [\"redis://127.0.0.1:7000\", \"http://secret@x\"]\n";
+    let got = invalid(&scheme);
+    assert_eq!(fields(&got), ["redis.cluster[1]"]);
+    assert!(!got[0].message.contains("secret"), "{got:?}");
+    let mixed = head + "cluster = [\"redis://:a@10.0.0.1:7000\", \"redis://:b@10.0.0.2:7000\"]\n";
+    assert_eq!(fields(&invalid(&mixed)), ["redis.cluster"]);
+}

@@ -418,6 +418,51 @@ fn redis(e: &mut Errors, r: RawRedis, env: &dyn Fn(&str) -> Option<String>) -> R
         MS,
     );
     let embedded = r.embedded.unwrap_or(false);
+    if let Some(urls) = r.cluster {
+        if r.url.is_some() || embedded {
+            e.push(
+                "redis.cluster",
+                "conflicts with redis.url and redis.embedded: set exactly one of them",
+            );
+        }
+        if urls.is_empty() {
+            e.push("redis.cluster", "must name at least one node");
+        }
+        let mut seeds = Vec::with_capacity(urls.len());
+        let mut passwords = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            let field = format!("redis.cluster[{i}]");
+            // Never echoed: the URL may carry a password.
+            let parsed = if url.starts_with("redis://") {
+                RedisTarget::parse(url)
+            } else {
+                Err("must start with redis://".to_owned())
+            };
+            match parsed {
+                Ok((target, password)) => {
+                    seeds.push(target);
+                    passwords.push(password);
+                }
+                Err(message) => e.push(&field, message),
+            }
+        }
+        let in_url = passwords.first().cloned().flatten();
+        if passwords.iter().any(|p| *p != in_url) {
+            e.push(
+                "redis.cluster",
+                "every node must carry the same password (or none: use redis.password_file)",
+            );
+        }
+        let password = redis_password(e, in_url, r.password_file, env);
+        return RedisConfig::Cluster {
+            seeds: seeds
+                .into_iter()
+                .map(|s| s.with_password(password.clone()))
+                .collect(),
+            response_timeout,
+            connection_timeout,
+        };
+    }
     match (r.url, embedded) {
         (Some(_), true) => {
             e.push(

@@ -21,7 +21,7 @@ const UNAVAILABLE: ApiError = ApiError::Unavailable {
 pub async fn get(app: &App, campaign_id: &str) -> Result<Answer, ApiError> {
     let campaign = app.campaign(campaign_id)?;
     let campaign = &*campaign;
-    let live = live_state(app, [&*campaign.keys]).await?;
+    let live = live_state(app, &[&*campaign.keys]).await?;
     Ok(json(StatusCode::OK, &view(campaign, live[0])))
 }
 
@@ -33,7 +33,8 @@ pub async fn list(app: &App) -> Result<Answer, ApiError> {
     let catalog = app.catalog();
     let mut campaigns: Vec<_> = catalog.campaigns().collect();
     campaigns.sort_by_key(|c| (c.config.start_ms, c.config.id.clone()));
-    let live = live_state(app, campaigns.iter().map(|c| &*c.keys)).await?;
+    let keys: Vec<&CampaignKeys> = campaigns.iter().map(|c| &*c.keys).collect();
+    let live = live_state(app, &keys).await?;
     let views: Vec<_> = campaigns
         .iter()
         .zip(live)
@@ -46,9 +47,9 @@ pub async fn list(app: &App) -> Result<Answer, ApiError> {
 }
 
 /// (remaining, stock total) per campaign from Redis, in one round trip; `None` when not loaded.
-async fn live_state<'k>(
+async fn live_state(
     app: &App,
-    keys: impl IntoIterator<Item = &'k CampaignKeys>,
+    keys: &[&CampaignKeys],
 ) -> Result<Vec<Option<(i64, u64)>>, ApiError> {
     let mut conn = app.redis.clone();
     flashgate_stock::campaign::live_states(&mut conn, keys)

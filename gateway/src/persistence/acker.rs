@@ -3,15 +3,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use flashgate_stock::{CampaignKeys, Order, Scripts, journal};
+use flashgate_stock::{BlockingClient, BlockingConnection, CampaignKeys, Order, Scripts, journal};
 
 /// A blocking Redis connection for acks, reopened after any failure.
 ///
 /// A failed ack loses nothing: the order stays journaled and the reconciler writes it again,
 /// which the store's idempotent insert turns into a no-op.
 pub struct Acker {
-    client: redis::Client,
-    conn: Option<redis::Connection>,
+    client: BlockingClient,
+    conn: Option<BlockingConnection>,
     keys: HashMap<String, CampaignKeys>,
 }
 
@@ -26,7 +26,7 @@ impl std::fmt::Debug for Acker {
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Acker {
-    pub fn new(client: redis::Client) -> Self {
+    pub fn new(client: BlockingClient) -> Self {
         Self {
             client,
             conn: None,
@@ -38,15 +38,10 @@ impl Acker {
     ///
     /// # Errors
     /// When Redis cannot be reached.
-    pub fn connection(&mut self) -> redis::RedisResult<&mut redis::Connection> {
+    pub fn connection(&mut self) -> redis::RedisResult<&mut BlockingConnection> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
-            None => {
-                let conn = self.client.get_connection_with_timeout(TIMEOUT)?;
-                conn.set_read_timeout(Some(TIMEOUT))?;
-                conn.set_write_timeout(Some(TIMEOUT))?;
-                conn
-            }
+            None => self.client.connect(TIMEOUT)?,
         };
         Ok(self.conn.insert(conn))
     }

@@ -45,7 +45,7 @@ pub struct Persistence {
 pub struct Context {
     pub store: Arc<dyn OrderStore>,
     /// Blocking Redis connections are opened from it by each thread.
-    pub redis: redis::Client,
+    pub redis: flashgate_stock::BlockingClient,
     pub scripts: Arc<Scripts>,
     /// The campaigns whose journals the reconciler drains; grows when a reload adds one.
     pub campaigns: Journals,

@@ -1,0 +1,106 @@
+//! Issue #11 part 2 (first step): the gateway on a real Redis Cluster (three masters, a
+//! replica each). Purchases, persistence, reads and the lifecycle run unchanged: every
+//! campaign's keys share one slot, and reads over several campaigns go slot by slot.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use flashgate_tests::eventually;
+use flashgate_tests::gateway::InProcess;
+use flashgate_tests::redis_cluster::RedisCluster;
+use flashgate_tests::scenario::CampaignSpec;
+use flashgate_tests::store_home::{Backend, StoreHome, stored};
+use http::StatusCode;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_sells_each_campaign_once_and_every_order_reaches_the_store() {
+    let cluster = RedisCluster::start();
+    let home = StoreHome::new(Backend::Sqlite);
+    let (a, b) = (
+        CampaignSpec::open("cl-a", 100, 1),
+        CampaignSpec::open("cl-b", 50, 1),
+    );
+    let (a_id, b_id) = (a.id.clone(), b.id.clone());
+    let mut scenario = home.scenario(vec![a, b]);
+    scenario.redis_cluster = cluster.urls();
+    let gateway = InProcess::start(&scenario);
+    let client = gateway.client();
+
+    // 300 users, each trying twice on each campaign.
+    let mut tasks = Vec::new();
+    for user in 0..300 {
+        for id in [&a_id, &b_id, &a_id, &b_id] {
+            let (client, id) = (client.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = client
+                    .purchase(&format!("u-{user}"), json!({ "campaign_id": id }))
+                    .await
+                    .unwrap();
+                (id, r)
+            }));
+        }
+    }
+    let mut accepted: Vec<(String, String)> = Vec::new();
+    for task in tasks {
+        let (id, r) = task.await.unwrap();
+        match r.status {
+            StatusCode::ACCEPTED => accepted.push((id, r.order_id().to_owned())),
+            StatusCode::OK => {}
+            StatusCode::CONFLICT => assert_eq!(r.code(), "sold_out", "{}", r.body),
+            other => panic!("{other}: {}", r.body),
+        }
+    }
+    let sold = |id: &str| accepted.iter().filter(|(c, _)| c == id).count();
+    assert_eq!(
+        (sold(&a_id), sold(&b_id)),
+        (100, 50),
+        "exactly the stock, once"
+    );
+    let ids: HashSet<&String> = accepted.iter().map(|(_, o)| o).collect();
+    assert_eq!(ids.len(), 150, "no order id twice");
+
+    for (id, n) in [(&a_id, 100), (&b_id, 50)] {
+        let (s, id) = (scenario.clone(), id.clone());
+        eventually(Duration::from_secs(15), "every order in the store", || {
+            let (s, id) = (s.clone(), id.clone());
+            async move { stored(&s, &id).len() == n }
+        })
+        .await;
+    }
+
+    // Reads over several campaigns (one slot each) and readiness.
+    let listed = client.get("/api/v1/campaigns", None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let remaining: Vec<i64> = listed.body["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["remaining"].as_i64().unwrap())
+        .collect();
+    assert_eq!(remaining, [0, 0], "{}", listed.body);
+    let ready = client.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+
+    // The lifecycle: a cancellation returns its unit, which sells again.
+    let (_, order_id) = accepted.iter().find(|(c, _)| *c == b_id).unwrap().clone();
+    let buyer = {
+        let seen = stored(&scenario, &b_id);
+        seen.into_iter()
+            .find(|o| o.order_id.to_string() == order_id)
+            .unwrap()
+            .user_id
+    };
+    let cancelled = client.cancel(&buyer, &order_id).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    client
+        .eventually_buys("late-buyer", &b_id, Duration::from_secs(5))
+        .await;
+    let listed = client
+        .get(&format!("/api/v1/orders/{order_id}"), Some(&buyer))
+        .await;
+    assert_eq!(listed.body["status"], "cancelled", "{}", listed.body);
+    gateway.stop().unwrap();
+}
