@@ -83,7 +83,10 @@ pub enum LoadError {
 }
 
 /// Runs a store call off the async workers.
-async fn blocking<T: Send + 'static>(
+///
+/// # Errors
+/// The store's; a call that panicked counts as the store unavailable.
+pub(crate) async fn blocking<T: Send + 'static>(
     store: &Arc<dyn OrderStore>,
     call: impl FnOnce(&dyn OrderStore) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, crate::store::StoreError> {

@@ -137,13 +137,11 @@ pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiEr
                 campaign.mark_sold_out();
             }
             // The ledger keeps the total a rebuild starts from, should Redis lose this change.
-            let (store, campaign_id) = (app.store.clone(), id.to_owned());
-            let recorded = tokio::task::spawn_blocking(move || {
-                store.record_campaign_stock_total(&campaign_id, total)
+            let campaign_id = id.to_owned();
+            let recorded = crate::app::blocking(&app.store, move |s| {
+                s.record_campaign_stock_total(&campaign_id, total)
             })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+            .await;
             if let Err(e) = &recorded {
                 tracing::error!(campaign = id, total, error = %e, "stock changed in Redis but not recorded in the store's ledger; a rebuild would start from the old total");
             }

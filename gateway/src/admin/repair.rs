@@ -10,7 +10,7 @@
 use http::StatusCode;
 use serde_json::json;
 
-use crate::app::{App, spec_of};
+use crate::app::{App, blocking, spec_of};
 use crate::http::{Answer, ApiError, json as answer};
 
 /// Rebuilds campaign `id` from the store and lets it sell again. Other instances let it sell
@@ -23,16 +23,14 @@ pub async fn rebuild(app: &App, id: &str) -> Result<Answer, ApiError> {
     // One at a time with reloads and admin edits: the catalog must not change under it.
     let _one_at_a_time = app.reloading.lock().await;
     let campaign = app.campaign(id)?;
-    let store = app.store.clone();
     let campaign_id = id.to_owned();
     // The total in force is the ledger's (set at the opening, changed by `/stock`): Redis' may
     // be lost or old, and the config's only seeds a new campaign.
-    let read = tokio::task::spawn_blocking(move || {
+    let read = blocking(&app.store, move |store| {
         let total = store.campaign_stock_total(&campaign_id)?;
-        Ok::<_, crate::store::StoreError>((total, store.orders_of_campaign(&campaign_id)?))
+        Ok((total, store.orders_of_campaign(&campaign_id)?))
     })
     .await
-    .map_err(|_| ApiError::Internal)?
     .map_err(|e| {
         tracing::error!(campaign = id, error = %e, "rebuild cannot read the store");
         ApiError::Unavailable {
@@ -59,13 +57,8 @@ pub async fn rebuild(app: &App, id: &str) -> Result<Answer, ApiError> {
             message: "stock service failed during the rebuild: the campaign stays refused; retry",
         }
     })?;
-    let store = app.store.clone();
     let campaign_id = id.to_owned();
-    let confirmed = tokio::task::spawn_blocking(move || store.confirm_campaign_open(&campaign_id))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    if let Err(e) = confirmed {
+    if let Err(e) = blocking(&app.store, move |s| s.confirm_campaign_open(&campaign_id)).await {
         tracing::warn!(campaign = id, error = %e, "could not record the rebuilt campaign in the ledger");
     }
     if rebuilt.left > 0 {
