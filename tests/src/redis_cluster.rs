@@ -9,7 +9,8 @@ use tempfile::TempDir;
 
 pub struct RedisCluster {
     ports: Vec<u16>,
-    children: Vec<Child>,
+    /// `None` once [`RedisCluster::kill`] has killed the node.
+    children: Vec<Option<Child>>,
     _dir: TempDir,
 }
 
@@ -24,8 +25,15 @@ fn cluster_port() -> u16 {
 }
 
 impl RedisCluster {
-    /// Three masters, one replica each.
+    /// Three masters, one replica each; a node is failed over 2 s after it stops answering.
     pub fn start() -> Self {
+        Self::start_with_node_timeout(Duration::from_secs(2))
+    }
+
+    /// Three masters, one replica each, failed over after `node_timeout` of silence
+    /// (`--cluster-node-timeout`): short for failover tests.
+    pub fn start_with_node_timeout(node_timeout: Duration) -> Self {
+        let node_timeout = node_timeout.as_millis().to_string();
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<u16> = (0..6).map(|_| cluster_port()).collect();
         let children = ports
@@ -33,7 +41,7 @@ impl RedisCluster {
             .map(|port| {
                 let node_dir = dir.path().join(port.to_string());
                 std::fs::create_dir_all(&node_dir).unwrap();
-                Command::new("redis-server")
+                let child = Command::new("redis-server")
                     .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                     .args([
                         "--cluster-enabled",
@@ -41,14 +49,15 @@ impl RedisCluster {
                         "--cluster-config-file",
                         "nodes.conf",
                     ])
-                    .args(["--cluster-node-timeout", "2000"])
+                    .args(["--cluster-node-timeout", &node_timeout])
                     .args(["--appendonly", "no", "--save", ""])
                     .arg("--dir")
                     .arg(&node_dir)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()
-                    .expect("redis-server on PATH (apt-get install redis-server)")
+                    .expect("redis-server on PATH (apt-get install redis-server)");
+                Some(child)
             })
             .collect();
         let cluster = Self {
@@ -68,8 +77,13 @@ impl RedisCluster {
             .status()
             .expect("redis-cli on PATH (apt-get install redis-tools)");
         assert!(created.success(), "redis-cli --cluster create failed");
+        cluster.wait_until_ok();
+        // A replica that has not synced yet cannot take over: wait for every link.
         for port in &cluster.ports {
-            cluster.wait_for(*port, "cluster_state:ok", &["CLUSTER", "INFO"]);
+            let role = cluster.cli(*port, &["ROLE"]);
+            if role.starts_with("slave") {
+                cluster.wait_for(*port, "master_link_status:up", &["INFO", "replication"]);
+            }
         }
         cluster
     }
@@ -80,6 +94,87 @@ impl RedisCluster {
             .iter()
             .map(|p| format!("redis://127.0.0.1:{p}"))
             .collect()
+    }
+
+    /// The ports of the nodes still running.
+    pub fn live_ports(&self) -> Vec<u16> {
+        self.ports
+            .iter()
+            .zip(&self.children)
+            .filter(|(_, c)| c.is_some())
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// What `redis-cli -p <port> <args>` prints.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The port of the master serving `key`'s slot now, and of its replicas, as the live nodes
+    /// see it.
+    pub fn master_and_replicas_of(&self, key: &str) -> (u16, Vec<u16>) {
+        self.healthy_master_of(key)
+            .unwrap_or_else(|| panic!("no healthy master serves {key}"))
+    }
+
+    /// Like [`RedisCluster::master_and_replicas_of`], but `None` while the slot's master is
+    /// failing and no replica has taken over yet.
+    pub fn healthy_master_of(&self, key: &str) -> Option<(u16, Vec<u16>)> {
+        let port = self.live_ports()[0];
+        let slot: u16 = self
+            .cli(port, &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number");
+        let nodes = self.cli(port, &["CLUSTER", "NODES"]);
+        let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split(' ').collect()).collect();
+        let port_of = |fields: &[&str]| -> u16 {
+            let addr = fields[1].split('@').next().unwrap();
+            addr.rsplit(':').next().unwrap().parse().unwrap()
+        };
+        let serves = |fields: &[&str]| {
+            fields[8..].iter().any(|range| match range.split_once('-') {
+                Some((a, b)) => {
+                    (a.parse().unwrap_or(u16::MAX)..=b.parse().unwrap_or(0)).contains(&slot)
+                }
+                None => range.parse::<u16>() == Ok(slot),
+            })
+        };
+        let master = lines.iter().find(|f| {
+            f.len() > 8 && f[2].contains("master") && !f[2].contains("fail") && serves(f)
+        })?;
+        let replicas = lines
+            .iter()
+            .filter(|f| f[3] == master[0])
+            .map(|f| port_of(f))
+            .collect();
+        Some((port_of(master), replicas))
+    }
+
+    /// SIGKILLs the node on `port`: a crash, nothing saved, no goodbye to the cluster.
+    pub fn kill(&mut self, port: u16) {
+        let i = self
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node of this cluster");
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits until every live node says `cluster_state:ok` (after a failover, say).
+    pub fn wait_until_ok(&self) {
+        for port in self.live_ports() {
+            self.wait_for(port, "cluster_state:ok", &["CLUSTER", "INFO"]);
+        }
     }
 
     fn wait_for(&self, port: u16, expected: &str, command: &[&str]) {
@@ -105,7 +200,7 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for child in self.children.iter_mut().flatten() {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -104,3 +104,25 @@ async fn a_cluster_sells_each_campaign_once_and_every_order_reaches_the_store() 
     assert_eq!(listed.body["status"], "cancelled", "{}", listed.body);
     gateway.stop().unwrap();
 }
+
+/// The harness the failover tests stand on: a killed master's replica takes its slots over.
+#[test]
+fn a_killed_master_is_replaced_by_its_replica() {
+    let mut cluster = RedisCluster::start_with_node_timeout(Duration::from_millis(1000));
+    let key = "fg:{harness}:stock";
+    let (master, replicas) = cluster.master_and_replicas_of(key);
+    assert_eq!(replicas.len(), 1, "one replica per master");
+    cluster.kill(master);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let live = cluster.live_ports()[0];
+        let info = cluster.cli(live, &["CLUSTER", "INFO"]);
+        let promoted = cluster.healthy_master_of(key).map(|(m, _)| m) == Some(replicas[0]);
+        if info.contains("cluster_state:ok") && promoted {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no failover: {info}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!cluster.live_ports().contains(&master));
+}
