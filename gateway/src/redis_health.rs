@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use flashgate_stock::health::NO_EVICTION;
-use flashgate_stock::{EvictionPolicy, PolicyError, eviction_policy};
-use redis::aio::ConnectionLike;
+use flashgate_stock::{EvictionPolicy, MasterPolicy, PolicyError, StockConnection};
+use flashgate_stock::{cluster_state, eviction_policies};
 use redis::{ErrorKind, RedisError};
 
 use crate::config::RedisTarget;
@@ -66,22 +66,32 @@ fn evicting(policy: &EvictionPolicy) -> String {
     )
 }
 
-/// Refuses a Redis that may evict keys, or whose policy cannot be read.
+/// The first master that may evict keys, if any.
+fn first_evicting(policies: Vec<MasterPolicy>) -> Option<MasterPolicy> {
+    policies.into_iter().find(|p| p.policy.evicts())
+}
+
+/// Refuses a Redis that may evict keys, or whose policy cannot be read: the one Redis, or any
+/// master of a Cluster.
 ///
 /// # Errors
-/// [`RedisRefused`] naming the policy and what to set, or why it is not known.
-pub async fn require_no_eviction<C: ConnectionLike>(
-    conn: &mut C,
+/// [`RedisRefused`] naming the policy (and the master) and what to set, or why it is not known.
+pub async fn require_no_eviction(
+    conn: &mut StockConnection,
     target: &RedisTarget,
     timeout: Duration,
 ) -> Result<(), RedisRefused> {
-    let addr = target.addr();
-    match eviction_policy(conn).await {
-        Ok(policy) if policy.evicts() => Err(RedisRefused::Evicting { addr, policy }),
-        Ok(_) => Ok(()),
+    match eviction_policies(conn).await {
+        Ok(policies) => match first_evicting(policies) {
+            Some(MasterPolicy { node, policy }) => Err(RedisRefused::Evicting {
+                addr: node.unwrap_or_else(|| target.addr()),
+                policy,
+            }),
+            None => Ok(()),
+        },
         Err(PolicyError::Redis(e)) => Err(RedisRefused::unreachable(target, &e, timeout)),
         Err(e) => Err(RedisRefused::PolicyUnknown {
-            addr,
+            addr: target.addr(),
             reason: e.to_string(),
         }),
     }
@@ -98,12 +108,40 @@ pub enum Eviction {
     Unknown,
 }
 
-/// Reads the policy for a readiness probe: one cheap command.
-pub async fn eviction<C: ConnectionLike>(conn: &mut C) -> Eviction {
-    match eviction_policy(conn).await {
-        Ok(policy) if policy.evicts() => Eviction::Unsafe(evicting(&policy)),
-        Ok(_) => Eviction::Safe,
+/// Reads the policy for a readiness probe: one cheap command (to each master of a Cluster).
+pub async fn eviction(conn: &mut StockConnection) -> Eviction {
+    match eviction_policies(conn).await {
+        Ok(policies) => match first_evicting(policies) {
+            Some(MasterPolicy {
+                node: Some(node),
+                policy,
+            }) => Eviction::Unsafe(format!("redis at {node}: {}", evicting(&policy))),
+            Some(MasterPolicy { node: None, policy }) => Eviction::Unsafe(evicting(&policy)),
+            None => Eviction::Safe,
+        },
         Err(PolicyError::Redis(_)) => Eviction::Unknown,
         Err(e) => Eviction::Unsafe(e.to_string()),
+    }
+}
+
+/// What a readiness probe learns of a Redis Cluster's state.
+#[derive(Debug)]
+pub enum ClusterHealth {
+    /// One Redis, or a Cluster whose every slot is served.
+    Whole,
+    /// The Cluster says it is not `ok` (the state, as CLUSTER INFO names it): some campaigns'
+    /// slots have no master, and the Cluster refuses every command until they do.
+    Broken(String),
+    /// No node answered.
+    Unknown,
+}
+
+/// Asks the Cluster (any node of it) for its state; the one Redis is always whole.
+pub async fn cluster_health(conn: &mut StockConnection) -> ClusterHealth {
+    match cluster_state(conn).await {
+        Ok(Some(state)) if state == "ok" => ClusterHealth::Whole,
+        Ok(Some(state)) => ClusterHealth::Broken(state),
+        Ok(None) => ClusterHealth::Whole,
+        Err(_) => ClusterHealth::Unknown,
     }
 }

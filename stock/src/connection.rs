@@ -15,7 +15,18 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{Cmd, ConnectionInfo, Pipeline, RedisFuture, RedisResult, Value};
+
+/// How often the cluster client tries a command again (after a redirection, a lost node or
+/// `CLUSTERDOWN`) before it gives up. The library's default, 16 with waits growing to minutes,
+/// keeps a persistence thread (whose connections have no overall deadline) and so a shutdown
+/// hanging for minutes on a cluster that lost a master and its replicas. Two is enough for the
+/// redirections of a failover or a slot move; an error after that is answered 503 (a purchase)
+/// or tried again at the next pass (persistence).
+const CLUSTER_RETRIES: u32 = 2;
+/// The waits between those tries, in ms: short, for the same reason.
+const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (50, 250);
 
 /// How the connection behaves when Redis is slow or gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +94,39 @@ impl StockConnection {
     pub fn is_cluster(&self) -> bool {
         matches!(self.inner, Inner::Cluster(_))
     }
+
+    /// Sends `cmd` to every master: the one Redis, or each master of the Cluster that the
+    /// client is connected to, for commands about a node rather than a key (its settings, its
+    /// state). Each answer comes with its node's address (`None` for the one Redis), and a
+    /// node's error reply is that node's answer, not a failure of the whole (on the one Redis,
+    /// any error is).
+    ///
+    /// # Errors
+    /// When the command could not be sent to the Cluster, or a node did not answer.
+    pub(crate) async fn on_every_master(
+        &mut self,
+        cmd: &Cmd,
+    ) -> RedisResult<Vec<(Option<String>, RedisResult<Value>)>> {
+        match &mut self.inner {
+            Inner::Single(c) => Ok(vec![(None, c.req_packed_command(cmd).await)]),
+            Inner::Cluster(c) => {
+                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                let Value::Map(answers) = c.route_command(cmd.clone(), routing).await? else {
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "a command sent to every master answered other than node by node",
+                    )));
+                };
+                Ok(answers
+                    .into_iter()
+                    .map(|(node, answer)| {
+                        let node = redis::from_redis_value::<String>(node).ok();
+                        (node, answer.extract_error())
+                    })
+                    .collect())
+            }
+        }
+    }
 }
 
 fn cluster_client(
@@ -92,7 +136,10 @@ fn cluster_client(
 ) -> RedisResult<ClusterClient> {
     let mut builder = ClusterClientBuilder::new(seeds)
         .connection_timeout(timeouts.connect)
-        .response_timeout(timeouts.response);
+        .response_timeout(timeouts.response)
+        .retries(CLUSTER_RETRIES)
+        .min_retry_wait(CLUSTER_RETRY_WAIT_MS.0)
+        .max_retry_wait(CLUSTER_RETRY_WAIT_MS.1);
     if let Some(password) = password {
         builder = builder.password(password);
     }

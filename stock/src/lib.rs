@@ -19,7 +19,8 @@
 //! - [`node`]: the lease on a gateway's node id and the mark of the ids minted under it.
 //! - [`record`]: the compact order record the scripts write.
 //! - [`order`]: the order shared by Redis, the store and the API.
-//! - [`health`]: whether Redis keeps what the scripts write (its eviction policy).
+//! - [`health`]: whether Redis keeps what the scripts write (its eviction policy, on every
+//!   master of a Cluster), and whether a Cluster is whole (its state).
 //! - [`error`]: failures to reach or understand Redis.
 #![forbid(unsafe_code)]
 
@@ -46,7 +47,9 @@ pub use campaign::{
 };
 pub use connection::{BlockingClient, BlockingConnection, StockConnection, Timeouts};
 pub use error::StockError;
-pub use health::{EvictionPolicy, PolicyError, eviction_policy};
+pub use health::{
+    EvictionPolicy, MasterPolicy, PolicyError, cluster_state, eviction_policies, eviction_policy,
+};
 pub use keys::CampaignKeys;
 pub use lifecycle::{Expired, PaymentOutcome, Transition};
 pub use opening::{OpenPermit, SalesLedger};

@@ -126,3 +126,167 @@ fn a_killed_master_is_replaced_by_its_replica() {
     }
     assert!(!cluster.live_ports().contains(&master));
 }
+
+/// How long one probe may take: a readiness probe that hangs on a dead node is as bad as a
+/// gateway that hangs.
+const PROBE_PATIENCE: Duration = Duration::from_secs(5);
+
+async fn probe(
+    client: &flashgate_tests::client::Client,
+    path: &str,
+) -> flashgate_tests::client::Reply {
+    tokio::time::timeout(PROBE_PATIENCE, client.get(path, None))
+        .await
+        .unwrap_or_else(|_| panic!("{path} did not answer within {PROBE_PATIENCE:?}"))
+}
+
+/// A master and its replica both dead: the cluster cannot serve their slots. `/readyz` says so
+/// (503, the cluster's state named) within a bounded time, `/healthz` still answers, and the
+/// gateway stops in a bounded time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_a_master_and_its_replica_is_not_ready_and_the_gateway_lives_on() {
+    let mut cluster = RedisCluster::start_with_node_timeout(Duration::from_millis(1000));
+    let home = StoreHome::new(Backend::Sqlite);
+    let campaign = CampaignSpec::open("cl-down", 10, 1);
+    let id = campaign.id.clone();
+    let (master, replicas) = cluster.master_and_replicas_of(&format!("fg:{{{id}}}:stock"));
+    // A second campaign on a master that lives: the Cluster refuses its commands too
+    // (CLUSTERDOWN), which the client would retry for minutes, stalling the stop.
+    let elsewhere = std::iter::repeat_with(|| CampaignSpec::open("cl-up", 10, 1))
+        .find(|c| {
+            cluster
+                .master_and_replicas_of(&format!("fg:{{{}}}:stock", c.id))
+                .0
+                != master
+        })
+        .unwrap();
+    let mut scenario = home.scenario(vec![campaign, elsewhere]);
+    scenario.redis_cluster = cluster.urls();
+    let gateway = InProcess::start(&scenario);
+    let client = gateway.client();
+    let ready = probe(&client, "/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["redis"], "ok", "{}", ready.body);
+    let bought = client
+        .purchase("before", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(bought.status, StatusCode::ACCEPTED, "{}", bought.body);
+
+    cluster.kill(master);
+    for replica in replicas {
+        cluster.kill(replica);
+    }
+
+    let mut last = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = probe(&client, "/readyz").await;
+        if ready.body["redis"] == "cluster_fail" {
+            last = Some(ready);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readyz never named the cluster's state: {} {}",
+            ready.status,
+            ready.body
+        );
+        last.replace(ready);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = last.unwrap();
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    assert_eq!(ready.body["ready"], false, "{}", ready.body);
+    let reason = ready.body["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("cluster_state"), "{}", ready.body);
+    // Still answering, and quickly, probe after probe.
+    for _ in 0..3 {
+        let alive = probe(&client, "/healthz").await;
+        assert_eq!(alive.status, StatusCode::OK, "{}", alive.body);
+        let ready = probe(&client, "/readyz").await;
+        assert_eq!(
+            ready.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            ready.body
+        );
+    }
+
+    // The stop (drain, last reconcile pass) gives up on the dead slots in a bounded time.
+    let stopped = tokio::task::spawn_blocking(move || gateway.stop());
+    tokio::time::timeout(Duration::from_secs(20), stopped)
+        .await
+        .expect("the gateway stopped within 20 s")
+        .unwrap()
+        .unwrap();
+}
+
+/// Each master holds the orders of its own slots: one that may evict them makes the gateway
+/// not ready, whichever master it is, on every probe; set back, the gateway is ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_evicting_master_makes_the_gateway_not_ready() {
+    let cluster = RedisCluster::start();
+    let home = StoreHome::new(Backend::Sqlite);
+    let mut scenario = home.scenario(vec![CampaignSpec::open("cl-evict", 10, 1)]);
+    scenario.redis_cluster = cluster.urls();
+    let gateway = InProcess::start(&scenario);
+    let client = gateway.client();
+    let ready = probe(&client, "/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+
+    let (master, _) = cluster.master_and_replicas_of("fg:{cl-evict-probe}:stock");
+    let set = cluster.cli(
+        master,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+    );
+    assert!(set.contains("OK"), "{set}");
+    // Every probe, not one now and then: each master is read, not one picked at random.
+    for _ in 0..10 {
+        let ready = probe(&client, "/readyz").await;
+        assert_eq!(
+            ready.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            ready.body
+        );
+        assert_eq!(ready.body["redis"], "ok", "{}", ready.body);
+        let reason = ready.body["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("allkeys-lru") && reason.contains(&format!("127.0.0.1:{master}")),
+            "{}",
+            ready.body
+        );
+    }
+
+    cluster.cli(master, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    let ready = probe(&client, "/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    gateway.stop().unwrap();
+}
+
+/// A gateway does not start on a Cluster with an evicting master, and names that master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_an_evicting_master_is_refused_at_start() {
+    let cluster = RedisCluster::start();
+    let (master, _) = cluster.master_and_replicas_of("fg:{cl-refuse-probe}:stock");
+    cluster.cli(
+        master,
+        &["CONFIG", "SET", "maxmemory-policy", "volatile-lru"],
+    );
+    let home = StoreHome::new(Backend::Sqlite);
+    let mut scenario = home.scenario(vec![CampaignSpec::open("cl-refuse", 10, 1)]);
+    scenario.redis_cluster = cluster.urls();
+    let refused = InProcess::try_start(&scenario)
+        .err()
+        .expect("refused to start");
+    assert!(
+        refused.contains("volatile-lru") && refused.contains(&format!("127.0.0.1:{master}")),
+        "{refused}"
+    );
+}

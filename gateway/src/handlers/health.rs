@@ -1,12 +1,26 @@
 //! `/healthz` (the process is alive) and `/readyz` (it can sell: Redis, its scripts and its
 //! eviction policy; and how the store is doing).
 
+use std::future::Future;
+use std::time::Duration;
+
 use http::StatusCode;
 use serde::Serialize;
 
 use crate::app::App;
 use crate::http::{Answer, json};
-use crate::redis_health::{Eviction, eviction};
+use crate::redis_health::{ClusterHealth, Eviction, cluster_health, eviction};
+
+/// How long each Redis call of a probe may take. The connection has its own response timeout,
+/// but a probe must answer even when a call waits on something else (a Cluster client
+/// rediscovering its nodes, a node that accepts connections and never answers): an
+/// orchestrator's probe that times out is no better than a hung gateway.
+const PROBE_CALL: Duration = Duration::from_secs(1);
+
+/// `call`'s output, or `None` when it took longer than [`PROBE_CALL`].
+async fn bounded<T>(call: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(PROBE_CALL, call).await.ok()
+}
 
 /// Alive: the process answers. Nothing else is checked, so an orchestrator never restarts a
 /// gateway because a dependency is down.
@@ -17,10 +31,12 @@ pub fn healthz() -> Answer {
 #[derive(Debug, Serialize)]
 struct Readiness {
     ready: bool,
+    /// `ok`, `down`, or `cluster_fail`: a Redis Cluster that says its state is not ok.
     redis: &'static str,
     scripts: &'static str,
     store: &'static str,
-    /// Why not ready, when Redis answers but may not be used (it may evict keys).
+    /// Why not ready, when Redis answers but may not be used (it may evict keys, or the
+    /// Cluster is not whole).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     /// Campaigns refused until an operator rebuilds them, and why (empty when none).
@@ -28,30 +44,13 @@ struct Readiness {
     campaigns_needing_repair: std::collections::BTreeMap<String, String>,
 }
 
-/// Ready to take purchases: Redis answers, every script is loaded in it, and its
-/// `maxmemory-policy` is `noeviction` (read on every probe: it can be changed on a running
-/// Redis, and an evicting one loses orders). The store is `ok`, or `degraded` while it does not
-/// answer or writes to it fail (orders then wait in the Redis journal).
+/// Ready to take purchases: Redis answers (on a Cluster: its state is `ok`, every slot has a
+/// master), every script is loaded in it, and its `maxmemory-policy` is `noeviction` (on every
+/// master; read on every probe: it can be changed on a running Redis, and an evicting one loses
+/// orders). Each Redis call is bounded by [`PROBE_CALL`]. The store is `ok`, or `degraded`
+/// while it does not answer or writes to it fail (orders then wait in the Redis journal).
 pub async fn readyz(app: &App) -> Answer {
-    let mut conn = app.redis.clone();
-    let scripts = app.scripts.all_loaded(&mut conn).await;
-    let (redis, scripts) = match scripts {
-        Ok(true) => ("ok", "ok"),
-        Ok(false) => {
-            // Redis restarted without our scripts: load them now so the next check passes.
-            let reloaded = app.scripts.load_all(&mut conn).await.is_ok();
-            ("ok", if reloaded { "ok" } else { "missing" })
-        }
-        Err(_) => ("down", "unknown"),
-    };
-    // Only of a Redis that answers: a down one would cost the probe another timeout.
-    let reason = match redis {
-        "ok" => match eviction(&mut conn).await {
-            Eviction::Unsafe(reason) => Some(reason),
-            Eviction::Safe | Eviction::Unknown => None,
-        },
-        _ => None,
-    };
+    let (redis, scripts, reason) = redis_readiness(app).await;
     let store = app.store.clone();
     let store = match tokio::task::spawn_blocking(move || store.ping()).await {
         Ok(Ok(())) if app.store_health.failing_since_ms().is_none() => "ok",
@@ -82,4 +81,39 @@ pub async fn readyz(app: &App) -> Answer {
             reason,
         },
     )
+}
+
+/// What `/readyz` says of Redis: its state, its scripts' and why it may not be used.
+async fn redis_readiness(app: &App) -> (&'static str, &'static str, Option<String>) {
+    let mut conn = app.redis.clone();
+    // First: a Cluster that lost a slot refuses every command, so nothing else could be read.
+    match bounded(cluster_health(&mut conn)).await {
+        Some(ClusterHealth::Whole) => {}
+        Some(ClusterHealth::Broken(state)) => {
+            let reason = format!(
+                "the Redis Cluster reports cluster_state:{state}: some hash slots have no master \
+                 that answers (a master and its replicas down?), and the Cluster refuses \
+                 commands until every slot is served again; see CLUSTER INFO and CLUSTER NODES"
+            );
+            return ("cluster_fail", "unknown", Some(reason));
+        }
+        Some(ClusterHealth::Unknown) | None => return ("down", "unknown", None),
+    }
+    let scripts = match bounded(app.scripts.all_loaded(&mut conn)).await {
+        Some(Ok(true)) => "ok",
+        Some(Ok(false)) => {
+            // Redis restarted without our scripts: load them now so the next check passes.
+            match bounded(app.scripts.load_all(&mut conn)).await {
+                Some(Ok(())) => "ok",
+                _ => "missing",
+            }
+        }
+        Some(Err(_)) | None => return ("down", "unknown", None),
+    };
+    // Only of a Redis that answers: a down one would cost the probe another timeout.
+    let reason = match bounded(eviction(&mut conn)).await {
+        Some(Eviction::Unsafe(reason)) => Some(reason),
+        Some(Eviction::Safe | Eviction::Unknown) | None => None,
+    };
+    ("ok", scripts, reason)
 }
