@@ -290,3 +290,57 @@ async fn a_cluster_with_an_evicting_master_is_refused_at_start() {
         "{refused}"
     );
 }
+
+/// A master killed and replaced by its replica: the gateway finds the new master by itself
+/// (with its few retries) and sells again, every accepted order reaching the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_the_gateway_sells_again() {
+    let mut cluster = RedisCluster::start_with_node_timeout(Duration::from_millis(1000));
+    let home = StoreHome::new(Backend::Sqlite);
+    let campaign = CampaignSpec::open("cl-failover", 100, 1);
+    let id = campaign.id.clone();
+    let mut scenario = home.scenario(vec![campaign]);
+    scenario.redis_cluster = cluster.urls();
+    let gateway = InProcess::start(&scenario);
+    let client = gateway.client();
+    client
+        .eventually_buys("before", &id, Duration::from_secs(5))
+        .await;
+
+    let key = format!("fg:{{{id}}}:stock");
+    let (master, replicas) = cluster.master_and_replicas_of(&key);
+    cluster.kill(master);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cluster.healthy_master_of(&key).map(|(m, _)| m) != Some(replicas[0]) {
+        assert!(std::time::Instant::now() < deadline, "no failover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.wait_until_ok();
+
+    // 503 while the client finds the new master; a purchase whose answer was lost then is
+    // answered 200 (the original order) when asked again.
+    let c = client.clone();
+    let i = id.clone();
+    eventually(
+        Duration::from_secs(10),
+        "a purchase after the failover",
+        || {
+            let (c, i) = (c.clone(), i.clone());
+            async move {
+                let r = c.purchase("after", json!({ "campaign_id": i })).await;
+                r.is_ok_and(|r| r.status.is_success())
+            }
+        },
+    )
+    .await;
+    let ready = probe(&client, "/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    let s = scenario.clone();
+    let i = id.clone();
+    eventually(Duration::from_secs(15), "both orders stored", || {
+        let (s, i) = (s.clone(), i.clone());
+        async move { stored(&s, &i).len() == 2 }
+    })
+    .await;
+    gateway.stop().unwrap();
+}
