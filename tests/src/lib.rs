@@ -2,13 +2,16 @@
 //!
 //! # Layout
 //! - [`redis_server`]: a private `redis-server` per test that needs to stop or restart one.
+//! - [`redis_cluster`]: a private Redis Cluster (three masters, a replica each).
+//! - [`redis_kind`]: one test body on the shared Redis and on a private Cluster
+//!   ([`on_each_redis!`]), and a connection to either for reading keys directly.
 //! - [`gateway`]: a gateway in this process (own runtime, stopped on drop) or as a child
 //!   process (for SIGKILL and SIGTERM).
 //! - [`client`]: a small HTTP client and bearer-token minting.
 //! - [`scenario`]: config text for a test, with campaign ids no other test uses.
 //!
 //! Tests use the machine's Redis (`FLASHGATE_TEST_REDIS`, default 127.0.0.1:6379) unless they
-//! stop or restart Redis; those start their own.
+//! stop or restart Redis, or run on a Cluster; those start their own.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,6 +22,7 @@ pub mod bench;
 pub mod client;
 pub mod gateway;
 pub mod redis_cluster;
+pub mod redis_kind;
 pub mod redis_server;
 pub mod scenario;
 pub mod store_home;

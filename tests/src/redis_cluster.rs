@@ -51,6 +51,9 @@ impl RedisCluster {
                     ])
                     .args(["--cluster-node-timeout", &node_timeout])
                     .args(["--appendonly", "no", "--save", ""])
+                    // A replica's first sync at once, not after the default 5 s wait for
+                    // more replicas to share it: the start waits for every replica's link.
+                    .args(["--repl-diskless-sync-delay", "0"])
                     .arg("--dir")
                     .arg(&node_dir)
                     .stdout(Stdio::null())

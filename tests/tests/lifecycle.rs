@@ -7,13 +7,26 @@ use std::time::{Duration, Instant, SystemTime};
 use flashgate_stock::{Order, OrderStatus};
 use flashgate_tests::client::{Client, sign_hex};
 use flashgate_tests::gateway::{InProcess, selling, stored_orders};
-use flashgate_tests::scenario::{CampaignSpec, Scenario};
-use flashgate_tests::{eventually, shared_redis, shared_redis_url};
+use flashgate_tests::redis_kind::{RedisKind, TestRedis};
+use flashgate_tests::scenario::CampaignSpec;
+use flashgate_tests::{eventually, shared_redis};
 use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
 
 const PRICE: i64 = 1999;
+
+// Everything about an order's life holds the same on one Redis and on a Cluster.
+flashgate_tests::on_each_redis!(
+    paying_in_time_is_paid_in_redis_and_in_the_store,
+    an_unpaid_order_expires_within_a_second_and_its_unit_sells_again,
+    payments_racing_deadlines_settle_every_order_exactly_once,
+    bad_callbacks_and_foreign_cancels_change_nothing_and_cancel_returns_stock,
+    a_user_lists_their_own_orders_newest_first_page_by_page,
+    the_store_side_sweep_settles_an_order_the_deadline_sweep_missed,
+    two_gateways_sweeping_expire_every_order_once_and_both_sell_again,
+    a_payment_id_reused_for_another_order_is_refused_and_changes_nothing,
+);
 
 async fn buy(c: &Client, user: &str, campaign: &str) -> String {
     let r = c
@@ -25,8 +38,8 @@ async fn buy(c: &Client, user: &str, campaign: &str) -> String {
 }
 
 /// Every order of `campaign` as Redis holds it.
-async fn redis_orders(campaign: &str) -> HashMap<u64, Order> {
-    let mut conn = shared_redis().await;
+async fn redis_orders(redis: &TestRedis, campaign: &str) -> HashMap<u64, Order> {
+    let mut conn = redis.conn().await;
     let all: HashMap<String, String> = conn
         .hgetall(format!("fg:{{{campaign}}}:orders"))
         .await
@@ -50,9 +63,8 @@ async fn remaining(c: &Client, campaign: &str) -> i64 {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paying_in_time_is_paid_in_redis_and_in_the_store() {
-    let (_dir, scenario, gateway, id) = selling(CampaignSpec::open("pay", 10, 1));
+async fn paying_in_time_is_paid_in_redis_and_in_the_store(redis: TestRedis) {
+    let (_dir, scenario, gateway, id) = redis.selling(CampaignSpec::open("pay", 10, 1));
     let c = gateway.client();
     let order_id = buy(&c, "payer", &id).await;
 
@@ -79,11 +91,10 @@ async fn paying_in_time_is_paid_in_redis_and_in_the_store() {
     assert!(stored[0].paid_at_ms.is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unpaid_order_expires_within_a_second_and_its_unit_sells_again() {
+async fn an_unpaid_order_expires_within_a_second_and_its_unit_sells_again(redis: TestRedis) {
     let mut campaign = CampaignSpec::open("expire", 1, 1);
     campaign.pay_timeout = "1s".into();
-    let (_dir, _scenario, gateway, id) = selling(campaign);
+    let (_dir, _scenario, gateway, id) = redis.selling(campaign);
     let c = gateway.client();
 
     let r = c
@@ -121,12 +132,11 @@ async fn an_unpaid_order_expires_within_a_second_and_its_unit_sells_again() {
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payments_racing_deadlines_settle_every_order_exactly_once() {
+async fn payments_racing_deadlines_settle_every_order_exactly_once(redis: TestRedis) {
     const ORDERS: usize = 500;
     let mut campaign = CampaignSpec::open("race", ORDERS as u64, 1);
     campaign.pay_timeout = "2s".into();
-    let (_dir, scenario, gateway, id) = selling(campaign);
+    let (_dir, scenario, gateway, id) = redis.selling(campaign);
     let c = gateway.client();
 
     let buys: Vec<_> = (0..ORDERS)
@@ -139,7 +149,7 @@ async fn payments_racing_deadlines_settle_every_order_exactly_once() {
     for b in buys {
         order_ids.push(b.await.unwrap());
     }
-    let deadline = redis_orders(&id)
+    let deadline = redis_orders(&redis, &id)
         .await
         .values()
         .map(|o| o.pay_deadline_ms)
@@ -174,7 +184,7 @@ async fn payments_racing_deadlines_settle_every_order_exactly_once() {
         answers.entry(order_id).or_default().push(status);
     }
     // Past every deadline plus a sweep: nothing is pending any more.
-    let last_deadline = redis_orders(&id)
+    let last_deadline = redis_orders(&redis, &id)
         .await
         .values()
         .map(|o| o.pay_deadline_ms)
@@ -183,7 +193,7 @@ async fn payments_racing_deadlines_settle_every_order_exactly_once() {
     let wait = last_deadline + 600 - flashgate::clock::now_ms();
     tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
 
-    let orders = redis_orders(&id).await;
+    let orders = redis_orders(&redis, &id).await;
     assert_eq!(orders.len(), ORDERS);
     let count = |s: OrderStatus| orders.values().filter(|o| o.status == s).count();
     let (paid, expired, refund) = (
@@ -221,9 +231,10 @@ async fn payments_racing_deadlines_settle_every_order_exactly_once() {
     assert_eq!(stored, orders, "the store ends equal to Redis");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_callbacks_and_foreign_cancels_change_nothing_and_cancel_returns_stock() {
-    let (_dir, _scenario, gateway, id) = selling(CampaignSpec::open("cancel", 5, 1));
+async fn bad_callbacks_and_foreign_cancels_change_nothing_and_cancel_returns_stock(
+    redis: TestRedis,
+) {
+    let (_dir, _scenario, gateway, id) = redis.selling(CampaignSpec::open("cancel", 5, 1));
     let c = gateway.client();
     let order_id = buy(&c, "owner", &id).await;
     let unchanged =
@@ -294,9 +305,8 @@ async fn bad_callbacks_and_foreign_cancels_change_nothing_and_cancel_returns_sto
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_user_lists_their_own_orders_newest_first_page_by_page() {
-    let (_dir, _scenario, gateway, id) = selling(CampaignSpec::open("list", 10, 3));
+async fn a_user_lists_their_own_orders_newest_first_page_by_page(redis: TestRedis) {
+    let (_dir, _scenario, gateway, id) = redis.selling(CampaignSpec::open("list", 10, 3));
     let c = gateway.client();
     let mine = [
         buy(&c, "lister", &id).await,
@@ -351,16 +361,15 @@ async fn a_user_lists_their_own_orders_newest_first_page_by_page() {
     assert_eq!(bad.code(), "invalid_limit");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_store_side_sweep_settles_an_order_the_deadline_sweep_missed() {
+async fn the_store_side_sweep_settles_an_order_the_deadline_sweep_missed(redis: TestRedis) {
     let mut campaign = CampaignSpec::open("missed", 1, 1);
     campaign.pay_timeout = "1s".into();
-    let (_dir, scenario, gateway, id) = selling(campaign);
+    let (_dir, scenario, gateway, id) = redis.selling(campaign);
     let c = gateway.client();
     let order_id = buy(&c, "forgotten", &id).await;
 
     // Redis loses track of the deadline: the deadline sweep can no longer find the order.
-    let mut conn = shared_redis().await;
+    let mut conn = redis.conn().await;
     let removed: u64 = conn
         .zrem(format!("fg:{{{id}}}:deadlines"), &order_id)
         .await
@@ -384,23 +393,15 @@ async fn the_store_side_sweep_settles_an_order_the_deadline_sweep_missed() {
     assert_eq!(stored[0].status, OrderStatus::Expired);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_gateways_sweeping_expire_every_order_once_and_both_sell_again() {
+async fn two_gateways_sweeping_expire_every_order_once_and_both_sell_again(redis: TestRedis) {
     const UNITS: usize = 200;
     let mut campaign = CampaignSpec::open("twosweep", UNITS as u64, 1);
     campaign.pay_timeout = "1s".into();
     let id = campaign.id.clone();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = InProcess::start(&Scenario::new(
-        shared_redis_url(),
-        dir_a.path().join("orders.db"),
-        vec![campaign.clone()],
-    ));
-    let b_scenario = Scenario::new(
-        shared_redis_url(),
-        dir_b.path().join("orders.db"),
-        vec![campaign],
-    );
+    let a =
+        InProcess::start(&redis.scenario(dir_a.path().join("orders.db"), vec![campaign.clone()]));
+    let b_scenario = redis.scenario(dir_b.path().join("orders.db"), vec![campaign]);
     let b = InProcess::start(&b_scenario);
     let (ca, cb) = (a.client(), b.client());
 
@@ -424,17 +425,18 @@ async fn two_gateways_sweeping_expire_every_order_once_and_both_sell_again() {
     }
 
     // Nobody pays: both sweepers run; every order expires exactly once.
+    let redis = &redis;
     eventually(Duration::from_secs(6), "every order expired", || {
         let id = id.clone();
         async move {
-            redis_orders(&id)
+            redis_orders(redis, &id)
                 .await
                 .values()
                 .all(|o| o.status == OrderStatus::Expired)
         }
     })
     .await;
-    let orders = redis_orders(&id).await;
+    let orders = redis_orders(&redis, &id).await;
     assert_eq!(orders.len(), UNITS);
     assert!(orders.values().all(|o| o.version == 2), "expired once each");
     assert_eq!(
@@ -451,9 +453,8 @@ async fn two_gateways_sweeping_expire_every_order_once_and_both_sell_again() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_id_reused_for_another_order_is_refused_and_changes_nothing() {
-    let (_dir, _scenario, gateway, id) = selling(CampaignSpec::open("reuse", 5, 1));
+async fn a_payment_id_reused_for_another_order_is_refused_and_changes_nothing(redis: TestRedis) {
+    let (_dir, _scenario, gateway, id) = redis.selling(CampaignSpec::open("reuse", 5, 1));
     let c = gateway.client();
     let first = buy(&c, "first-buyer", &id).await;
     let second = buy(&c, "second-buyer", &id).await;
@@ -462,7 +463,7 @@ async fn a_payment_id_reused_for_another_order_is_refused_and_changes_nothing() 
     assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
     assert_eq!(paid.body["payment_outcome"], "applied");
 
-    let mut conn = shared_redis().await;
+    let mut conn = redis.conn().await;
     let payments = format!("fg:{{{id}}}:payments");
     let recorded: HashMap<String, String> = conn.hgetall(&payments).await.unwrap();
     let reused = c.pay_with("pay-shared", &second, PRICE, "succeeded").await;
@@ -551,7 +552,8 @@ async fn the_sweeper_logs_a_malformed_order_leaves_it_untouched_and_expires_the_
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let held = redis_orders(&id).await[&damaged.parse::<u64>().unwrap()].clone();
+    let redis = TestRedis::start(RedisKind::Single);
+    let held = redis_orders(&redis, &id).await[&damaged.parse::<u64>().unwrap()].clone();
     assert_eq!(
         (held.status, held.version),
         (OrderStatus::PendingPayment, 1)
