@@ -436,7 +436,7 @@ async fn two_gateways_sweeping_expire_every_order_once_and_both_sell_again(redis
         }
     })
     .await;
-    let orders = redis_orders(&redis, &id).await;
+    let orders = redis_orders(redis, &id).await;
     assert_eq!(orders.len(), UNITS);
     assert!(orders.values().all(|o| o.version == 2), "expired once each");
     assert_eq!(
