@@ -55,7 +55,7 @@ pub async fn records<C: ConnectionLike>(
 }
 
 /// The record of each `(campaign, order id)` pair, in order (`None` where Redis has none): one
-/// round trip over several campaigns.
+/// round trip over several campaigns, or on a Cluster one per campaign asked about.
 ///
 /// # Errors
 /// When Redis cannot be reached.
@@ -67,16 +67,32 @@ pub async fn records_across(
         return Ok(Vec::new());
     }
     if conn.is_cluster() {
-        // Campaigns live in different slots: one command each.
-        let mut records = Vec::with_capacity(wanted.len());
-        for (keys, order_id) in wanted {
-            records.push(
-                redis::cmd("HGET")
-                    .arg(&keys.orders)
-                    .arg(order_id)
-                    .query_async(conn)
-                    .await?,
-            );
+        // Campaigns live in different slots: one HMGET per campaign (one slot each), its
+        // answers put back where they were asked.
+        let mut groups: Vec<(&CampaignKeys, Vec<usize>)> = Vec::new();
+        for (i, (keys, _)) in wanted.iter().enumerate() {
+            match groups.iter_mut().find(|(k, _)| k.orders == keys.orders) {
+                Some((_, asked)) => asked.push(i),
+                None => groups.push((keys, vec![i])),
+            }
+        }
+        let mut records = vec![None; wanted.len()];
+        for (keys, asked) in groups {
+            let mut read = redis::cmd("HMGET");
+            read.arg(&keys.orders);
+            for i in &asked {
+                read.arg(wanted[*i].1);
+            }
+            let found: Vec<Option<String>> = read.query_async(conn).await?;
+            if found.len() != asked.len() {
+                return Err(StockError::bad_reply(
+                    "HMGET",
+                    format!("{} records for {} ids", found.len(), asked.len()),
+                ));
+            }
+            for (i, record) in asked.into_iter().zip(found) {
+                records[i] = record;
+            }
         }
         return Ok(records);
     }

@@ -90,6 +90,27 @@ impl TestRedis {
         (dir, scenario, gateway, id)
     }
 
+    /// A gateway on this Redis selling `campaign`, with its orders in a `backend` store: the
+    /// home (keep it alive), the scenario, the gateway and the campaign id. Like
+    /// [`crate::store_home::selling_on`], on either Redis.
+    pub fn selling_on(
+        &self,
+        backend: crate::store_home::Backend,
+        campaign: CampaignSpec,
+    ) -> (
+        crate::store_home::StoreHome,
+        Scenario,
+        crate::gateway::InProcess,
+        String,
+    ) {
+        let home = crate::store_home::StoreHome::new(backend);
+        let id = campaign.id.clone();
+        let mut scenario = home.scenario(vec![campaign]);
+        self.point(&mut scenario);
+        let gateway = crate::gateway::InProcess::start(&scenario);
+        (home, scenario, gateway, id)
+    }
+
     /// A connection for reading and writing keys behind the gateway's back: on a Cluster, each
     /// command goes to the node of its key's slot.
     pub async fn conn(&self) -> RedisConn {

@@ -1,11 +1,13 @@
-//! Many buyers at once: never oversold, never over a user's limit, every 202 persisted once.
+//! Many buyers at once: never oversold, never over a user's limit, every 202 persisted once;
+//! on one Redis (with either store) and on a Redis Cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
 
 use flashgate_tests::gateway::InProcess;
+use flashgate_tests::redis_kind::{RedisKind, TestRedis};
 use flashgate_tests::scenario::CampaignSpec;
-use flashgate_tests::store_home::{Backend, selling_on, stored};
+use flashgate_tests::store_home::{Backend, stored};
 use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
@@ -38,23 +40,29 @@ async fn burst(
     replies
 }
 
-async fn redis_stock(campaign: &str) -> i64 {
-    let mut conn = flashgate_tests::shared_redis().await;
+async fn redis_stock(redis: &TestRedis, campaign: &str) -> i64 {
+    let mut conn = redis.conn().await;
     conn.get(format!("fg:{{{campaign}}}:stock")).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_attempts_on_a_hundred_units_limit_one() {
-    limit_one(Backend::Sqlite).await;
+    limit_one(TestRedis::start(RedisKind::Single), Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_attempts_on_a_hundred_units_limit_one_on_postgres() {
-    limit_one(Backend::Postgres).await;
+    limit_one(TestRedis::start(RedisKind::Single), Backend::Postgres).await;
 }
 
-async fn limit_one(backend: Backend) {
-    let (_home, scenario, gateway, id) = selling_on(backend, CampaignSpec::open("conc1", 100, 1));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_attempts_on_a_hundred_units_limit_one_on_cluster() {
+    limit_one(TestRedis::start(RedisKind::Cluster), Backend::Sqlite).await;
+}
+
+async fn limit_one(redis: TestRedis, backend: Backend) {
+    let (_home, scenario, gateway, id) =
+        redis.selling_on(backend, CampaignSpec::open("conc1", 100, 1));
 
     let replies = burst(&gateway, &id, 1000, 2000, |_| 1).await;
 
@@ -81,7 +89,7 @@ async fn limit_one(backend: Backend) {
         per_user.values().all(|ids| ids.len() == 1),
         "no user holds two orders"
     );
-    assert_eq!(redis_stock(&id).await, 0);
+    assert_eq!(redis_stock(&redis, &id).await, 0);
 
     gateway.stop().unwrap();
     let stored = stored(&scenario, &id);
@@ -98,16 +106,22 @@ async fn limit_one(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_three_with_mixed_quantities_sells_exactly_the_stock() {
-    limit_three(Backend::Sqlite).await;
+    limit_three(TestRedis::start(RedisKind::Single), Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_three_with_mixed_quantities_sells_exactly_the_stock_on_postgres() {
-    limit_three(Backend::Postgres).await;
+    limit_three(TestRedis::start(RedisKind::Single), Backend::Postgres).await;
 }
 
-async fn limit_three(backend: Backend) {
-    let (_home, scenario, gateway, id) = selling_on(backend, CampaignSpec::open("conc3", 100, 3));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_three_with_mixed_quantities_sells_exactly_the_stock_on_cluster() {
+    limit_three(TestRedis::start(RedisKind::Cluster), Backend::Sqlite).await;
+}
+
+async fn limit_three(redis: TestRedis, backend: Backend) {
+    let (_home, scenario, gateway, id) =
+        redis.selling_on(backend, CampaignSpec::open("conc3", 100, 3));
 
     let replies = burst(&gateway, &id, 1000, 2000, |i| 1 + (i % 3) as u32).await;
 
@@ -125,7 +139,7 @@ async fn limit_three(backend: Backend) {
             r.body
         );
     }
-    assert_eq!(redis_stock(&id).await, 0);
+    assert_eq!(redis_stock(&redis, &id).await, 0);
 
     gateway.stop().unwrap();
     let stored = stored(&scenario, &id);

@@ -1,5 +1,5 @@
 //! The gateway killed or stopped under load: every order that got a 202 ends up in the store,
-//! exactly once.
+//! exactly once; on one Redis (with either store) and on a Redis Cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use flashgate_tests::client::Client;
 use flashgate_tests::gateway::Process;
+use flashgate_tests::redis_kind::{RedisKind, TestRedis};
 use flashgate_tests::scenario::{CampaignSpec, Scenario};
 use flashgate_tests::store_home::{Backend, StoreHome, stored};
 use flashgate_tests::{eventually, free_port};
@@ -79,35 +80,41 @@ async fn load_under_way(
     (stop, load)
 }
 
-async fn redis_order_count(campaign: &str) -> usize {
-    let mut conn = flashgate_tests::shared_redis().await;
+async fn redis_order_count(redis: &TestRedis, campaign: &str) -> usize {
+    let mut conn = redis.conn().await;
     conn.hlen(format!("fg:{{{campaign}}}:orders"))
         .await
         .unwrap()
 }
 
-fn scenario(home: &StoreHome, prefix: &str) -> (Scenario, String) {
+fn scenario(redis: &TestRedis, home: &StoreHome, prefix: &str) -> (Scenario, String) {
     let campaign = CampaignSpec::open(prefix, 1_000_000, 1);
     let id = campaign.id.clone();
     let mut scenario = home.scenario(vec![campaign]);
+    redis.point(&mut scenario);
     scenario.listen = format!("127.0.0.1:{}", free_port());
     (scenario, id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_accepted_order() {
-    sigkill_under_load(Backend::Sqlite).await;
+    sigkill_under_load(TestRedis::start(RedisKind::Single), Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_accepted_order_on_postgres() {
-    sigkill_under_load(Backend::Postgres).await;
+    sigkill_under_load(TestRedis::start(RedisKind::Single), Backend::Postgres).await;
 }
 
-async fn sigkill_under_load(backend: Backend) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_accepted_order_on_cluster() {
+    sigkill_under_load(TestRedis::start(RedisKind::Cluster), Backend::Sqlite).await;
+}
+
+async fn sigkill_under_load(redis: TestRedis, backend: Backend) {
     let home = StoreHome::new(backend);
     let dir = &home.dir;
-    let (mut scenario, id) = scenario(&home, "sigkill");
+    let (mut scenario, id) = scenario(&redis, &home, "sigkill");
     // A one-slot queue and a reconciler that would not run for an hour: most accepted orders
     // are in the Redis journal only when the gateway dies.
     scenario.persistence = "queue_capacity = 1\nreconcile_interval = \"1h\"\n".into();
@@ -119,7 +126,7 @@ async fn sigkill_under_load(backend: Backend) {
     let accepted = load.await.unwrap();
     assert!(accepted.len() >= 500);
 
-    let expected = redis_order_count(&id).await;
+    let expected = redis_order_count(&redis, &id).await;
     assert!(
         expected >= accepted.len(),
         "Redis holds every accepted order"
@@ -152,18 +159,23 @@ async fn sigkill_under_load(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_exits_zero_with_every_order_stored() {
-    sigterm_under_load(Backend::Sqlite).await;
+    sigterm_under_load(TestRedis::start(RedisKind::Single), Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_exits_zero_with_every_order_stored_on_postgres() {
-    sigterm_under_load(Backend::Postgres).await;
+    sigterm_under_load(TestRedis::start(RedisKind::Single), Backend::Postgres).await;
 }
 
-async fn sigterm_under_load(backend: Backend) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_exits_zero_with_every_order_stored_on_cluster() {
+    sigterm_under_load(TestRedis::start(RedisKind::Cluster), Backend::Sqlite).await;
+}
+
+async fn sigterm_under_load(redis: TestRedis, backend: Backend) {
     let home = StoreHome::new(backend);
     let dir = &home.dir;
-    let (scenario, id) = scenario(&home, "sigterm");
+    let (scenario, id) = scenario(&redis, &home, "sigterm");
     let mut gateway = Process::start(&scenario, dir.path());
 
     let (stop, load) = load_under_way(&gateway, &id).await;
@@ -191,5 +203,9 @@ async fn sigterm_under_load(backend: Backend) {
         missing.len(),
         accepted.len()
     );
-    assert_eq!(stored.len(), redis_order_count(&id).await, "store == Redis");
+    assert_eq!(
+        stored.len(),
+        redis_order_count(&redis, &id).await,
+        "store == Redis"
+    );
 }

@@ -26,6 +26,7 @@ flashgate_tests::on_each_redis!(
     the_store_side_sweep_settles_an_order_the_deadline_sweep_missed,
     two_gateways_sweeping_expire_every_order_once_and_both_sell_again,
     a_payment_id_reused_for_another_order_is_refused_and_changes_nothing,
+    a_user_lists_orders_of_several_campaigns_with_the_states_redis_has,
 );
 
 async fn buy(c: &Client, user: &str, campaign: &str) -> String {
@@ -359,6 +360,64 @@ async fn a_user_lists_their_own_orders_newest_first_page_by_page(redis: TestRedi
     assert!(!ids(&theirs).iter().any(|o| mine.contains(o)));
     let bad = c.get("/api/v1/orders?limit=0", Some("lister")).await;
     assert_eq!(bad.code(), "invalid_limit");
+}
+
+/// A user's orders in two campaigns (two slots on a Cluster), interleaved newest first, each
+/// with its state as Redis has it now.
+async fn a_user_lists_orders_of_several_campaigns_with_the_states_redis_has(redis: TestRedis) {
+    let (a, b) = (
+        CampaignSpec::open("list-a", 10, 3),
+        CampaignSpec::open("list-b", 10, 3),
+    );
+    let (a_id, b_id) = (a.id.clone(), b.id.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = InProcess::start(&redis.scenario(dir.path().join("orders.db"), vec![a, b]));
+    let c = gateway.client();
+    let mut mine = Vec::new();
+    for id in [&a_id, &b_id, &a_id, &b_id] {
+        mine.push(buy(&c, "two-campaigns", id).await);
+    }
+    eventually(Duration::from_secs(10), "the orders are persisted", || {
+        let c = c.clone();
+        async move {
+            c.get("/api/v1/orders", Some("two-campaigns")).await.body["orders"]
+                .as_array()
+                .is_some_and(|o| o.len() == 4)
+        }
+    })
+    .await;
+    // Changed in Redis after the store has them: the list shows Redis' state.
+    assert_eq!(
+        c.pay(&mine[1], PRICE, "succeeded").await.body["status"],
+        "paid"
+    );
+    let cancelled = c.cancel("two-campaigns", &mine[2]).await;
+    assert_eq!(cancelled.body["status"], "cancelled", "{}", cancelled.body);
+
+    let listed = c.get("/api/v1/orders", Some("two-campaigns")).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let seen: Vec<(String, String, String)> = listed.body["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let field = |k: &str| o[k].as_str().unwrap().to_owned();
+            (field("order_id"), field("campaign_id"), field("status"))
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        (&mine[3], &b_id, "pending_payment"),
+        (&mine[2], &a_id, "cancelled"),
+        (&mine[1], &b_id, "paid"),
+        (&mine[0], &a_id, "pending_payment"),
+    ]
+    .into_iter()
+    .map(|(o, c, s)| (o.clone(), c.clone(), s.to_owned()))
+    .collect();
+    assert_eq!(
+        seen, expected,
+        "newest first, each with its campaign and state"
+    );
 }
 
 async fn the_store_side_sweep_settles_an_order_the_deadline_sweep_missed(redis: TestRedis) {

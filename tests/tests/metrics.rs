@@ -1,15 +1,19 @@
 //! `/metrics` on the admin listener after a small flash sale: its counters equal what the
-//! clients saw.
+//! clients saw, and its gauges read Redis (stock, journal backlog); on one Redis and on a
+//! Redis Cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use flashgate_tests::gateway::InProcess;
+use flashgate_tests::redis_kind::TestRedis;
 use flashgate_tests::scenario::CampaignSpec;
 use flashgate_tests::store_home::{Backend, StoreHome};
 use flashgate_tests::{eventually, free_port};
 use serde_json::json;
+
+flashgate_tests::on_each_redis!(metrics_after_a_small_flash_sale_equal_what_the_clients_saw);
 
 /// Every sample of a scrape, by `name{labels}`.
 async fn scrape(admin: &str) -> HashMap<String, f64> {
@@ -40,12 +44,12 @@ async fn reqwest_like_get(admin: &str) -> String {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_after_a_small_flash_sale_equal_what_the_clients_saw() {
+async fn metrics_after_a_small_flash_sale_equal_what_the_clients_saw(redis: TestRedis) {
     let home = StoreHome::new(Backend::Sqlite);
     let campaign = CampaignSpec::open("metrics", 50, 1);
     let id = campaign.id.clone();
     let mut scenario = home.scenario(vec![campaign]);
+    redis.point(&mut scenario);
     let admin = format!("127.0.0.1:{}", free_port());
     scenario.extra = format!("\n[admin]\nlisten = \"{admin}\"\n");
     let gateway = InProcess::start(&scenario);

@@ -1,15 +1,23 @@
-//! Retries get the original answer; orders are readable by their owner only.
+//! Retries get the original answer; orders are readable by their owner only; on one Redis and
+//! on a Redis Cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use flashgate_tests::gateway::{selling, stored_orders};
+use flashgate_tests::gateway::stored_orders;
+use flashgate_tests::redis_kind::TestRedis;
 use flashgate_tests::scenario::CampaignSpec;
 use http::StatusCode;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_token_twice_is_one_order() {
+flashgate_tests::on_each_redis!(
+    the_same_token_twice_is_one_order,
+    a_limit_one_buyer_asking_again_gets_the_original_order,
+    orders_are_readable_by_their_owner_only,
+    a_token_retry_gets_its_order_after_sell_out_and_after_the_end,
+);
+
+async fn the_same_token_twice_is_one_order(redis: TestRedis) {
     let campaign = CampaignSpec::open("token", 10, 3);
-    let (_dir, scenario, gateway, id) = selling(campaign);
+    let (_dir, scenario, gateway, id) = redis.selling(campaign);
     let c = gateway.client();
 
     let issued = c.order_token("tina", &id).await;
@@ -49,10 +57,9 @@ async fn the_same_token_twice_is_one_order() {
     assert_eq!(stored.len(), 2, "one row per token: {stored:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_limit_one_buyer_asking_again_gets_the_original_order() {
+async fn a_limit_one_buyer_asking_again_gets_the_original_order(redis: TestRedis) {
     let campaign = CampaignSpec::open("again", 10, 1);
-    let (_dir, _scenario, gateway, id) = selling(campaign);
+    let (_dir, _scenario, gateway, id) = redis.selling(campaign);
     let c = gateway.client();
 
     let first = c
@@ -81,10 +88,9 @@ async fn a_limit_one_buyer_asking_again_gets_the_original_order() {
     assert_eq!(state.body["remaining"], 9, "one unit taken, not three");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_are_readable_by_their_owner_only() {
+async fn orders_are_readable_by_their_owner_only(redis: TestRedis) {
     let campaign = CampaignSpec::open("read", 10, 1);
-    let (_dir, scenario, gateway, id) = selling(campaign);
+    let (_dir, scenario, gateway, id) = redis.selling(campaign);
     let c = gateway.client();
 
     let bought = c
@@ -133,12 +139,11 @@ async fn orders_are_readable_by_their_owner_only() {
     assert_eq!(stored[0].order_id.to_string(), bought.order_id());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_retry_gets_its_order_after_sell_out_and_after_the_end() {
+async fn a_token_retry_gets_its_order_after_sell_out_and_after_the_end(redis: TestRedis) {
     let mut campaign = CampaignSpec::open("retry", 1, 1);
     let ends_at = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
     campaign.end = humantime::format_rfc3339_seconds(ends_at).to_string();
-    let (_dir, _scenario, gateway, id) = selling(campaign);
+    let (_dir, _scenario, gateway, id) = redis.selling(campaign);
     let c = gateway.client();
 
     let issued = c.order_token("rita", &id).await;

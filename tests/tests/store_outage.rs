@@ -1,6 +1,7 @@
 //! The order store down in the middle of a sale: purchases go on (Redis is the commit point),
 //! the journal holds the backlog, `/readyz` says the store is degraded, and once the store is
-//! back the backlog drains with nothing lost and nothing twice.
+//! back the backlog drains with nothing lost and nothing twice; on one Redis and on a Redis
+//! Cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -8,16 +9,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use flashgate_tests::eventually;
 use flashgate_tests::gateway::InProcess;
+use flashgate_tests::redis_kind::TestRedis;
 use flashgate_tests::scenario::CampaignSpec;
 use flashgate_tests::store_home::{Backend, PgDatabase, StoreHome, stored};
-use flashgate_tests::{eventually, shared_redis};
 use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purchases_go_on_through_a_ten_second_postgres_outage_and_the_backlog_drains() {
+flashgate_tests::on_each_redis!(
+    purchases_go_on_through_a_ten_second_postgres_outage_and_the_backlog_drains,
+    an_order_the_store_refuses_for_good_is_set_aside_and_holds_nothing_back,
+);
+
+async fn purchases_go_on_through_a_ten_second_postgres_outage_and_the_backlog_drains(
+    redis: TestRedis,
+) {
     // The test's database belongs to a role of its own: taking that role's login away (and
     // ending its sessions) is, for this gateway, PostgreSQL going down.
     let home = StoreHome {
@@ -27,7 +35,8 @@ async fn purchases_go_on_through_a_ten_second_postgres_outage_and_the_backlog_dr
     let database = home.database.as_ref().unwrap();
     let campaign = CampaignSpec::open("pgdown", 1_000_000, 1);
     let id = campaign.id.clone();
-    let scenario = home.scenario(vec![campaign]);
+    let mut scenario = home.scenario(vec![campaign]);
+    redis.point(&mut scenario);
     let gateway = InProcess::start(&scenario);
     let client = gateway.client();
 
@@ -124,12 +133,12 @@ async fn purchases_go_on_through_a_ten_second_postgres_outage_and_the_backlog_dr
     gateway.stop().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_the_store_refuses_for_good_is_set_aside_and_holds_nothing_back() {
+async fn an_order_the_store_refuses_for_good_is_set_aside_and_holds_nothing_back(redis: TestRedis) {
     let home = StoreHome::new(Backend::Postgres);
     let campaign = CampaignSpec::open("poison", 1_000, 1);
     let id = campaign.id.clone();
     let mut scenario = home.scenario(vec![campaign]);
+    redis.point(&mut scenario);
     let admin_addr = format!("127.0.0.1:{}", flashgate_tests::free_port());
     scenario.extra = format!("\n[admin]\nlisten = \"{admin_addr}\"\ntoken = \"{ADMIN_TOKEN}\"\n");
     let gateway = InProcess::start(&scenario);
@@ -187,7 +196,7 @@ async fn an_order_the_store_refuses_for_good_is_set_aside_and_holds_nothing_back
         .map(|o| o.order_id.to_string())
         .collect();
     assert_eq!(rows, good);
-    let mut redis = shared_redis().await;
+    let mut conn = redis.conn().await;
     let poisoned = format!("fg:{{{id}}}:poisoned");
     let journal = format!("fg:{{{id}}}:journal");
     let (p, i) = (poisoned.clone(), poison_order.clone());
@@ -195,22 +204,22 @@ async fn an_order_the_store_refuses_for_good_is_set_aside_and_holds_nothing_back
         Duration::from_secs(10),
         "the refused order is set aside",
         || {
-            let (mut redis, p, i) = (redis.clone(), p.clone(), i.clone());
-            async move { redis.hexists::<_, _, bool>(&p, &i).await.unwrap() }
+            let (mut conn, p, i) = (conn.clone(), p.clone(), i.clone());
+            async move { conn.hexists::<_, _, bool>(&p, &i).await.unwrap() }
         },
     )
     .await;
-    let reason: String = redis.hget(&poisoned, &poison_order).await.unwrap();
+    let reason: String = conn.hget(&poisoned, &poison_order).await.unwrap();
     assert!(reason.contains("refuse_poison"), "{reason}");
-    let still_journaled: bool = redis.sismember(&journal, &poison_order).await.unwrap();
+    let still_journaled: bool = conn.sismember(&journal, &poison_order).await.unwrap();
     assert!(
         !still_journaled,
         "a refused order must not be retried forever"
     );
     let j = journal.clone();
     eventually(Duration::from_secs(10), "the journal drains", || {
-        let (mut redis, j) = (redis.clone(), j.clone());
-        async move { redis.scard::<_, u64>(&j).await.unwrap() == 0 }
+        let (mut conn, j) = (conn.clone(), j.clone());
+        async move { conn.scard::<_, u64>(&j).await.unwrap() == 0 }
     })
     .await;
 

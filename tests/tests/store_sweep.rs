@@ -1,12 +1,13 @@
 //! The store-side sweep pages through every overdue unpaid order: orders it cannot settle
 //! against Redis (Redis no longer knows them) never hide the ones behind them, and are settled
-//! from the store's own state.
+//! from the store's own state; on one Redis (with either store) and on a Redis Cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use flashgate_stock::{Order, OrderStatus};
 use flashgate_tests::gateway::InProcess;
+use flashgate_tests::redis_kind::{RedisKind, TestRedis};
 use flashgate_tests::scenario::{CampaignSpec, Scenario, unique_id};
 use flashgate_tests::store_home::{Backend, StoreHome};
 use flashgate_tests::{eventually, shared_redis};
@@ -16,20 +17,26 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_redis_does_not_know_never_hide_the_overdue_orders_behind_them() {
-    sweep_behind_unknown_orders(Backend::Sqlite).await;
+    sweep_behind_unknown_orders(TestRedis::start(RedisKind::Single), Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_redis_does_not_know_never_hide_the_overdue_orders_behind_them_on_postgres() {
-    sweep_behind_unknown_orders(Backend::Postgres).await;
+    sweep_behind_unknown_orders(TestRedis::start(RedisKind::Single), Backend::Postgres).await;
 }
 
-async fn sweep_behind_unknown_orders(backend: Backend) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_redis_does_not_know_never_hide_the_overdue_orders_behind_them_on_cluster() {
+    sweep_behind_unknown_orders(TestRedis::start(RedisKind::Cluster), Backend::Sqlite).await;
+}
+
+async fn sweep_behind_unknown_orders(redis: TestRedis, backend: Backend) {
     let home = StoreHome::new(backend);
     let mut campaign = CampaignSpec::open("sweep", 10, 1);
     campaign.pay_timeout = "1s".into();
     let id = campaign.id.clone();
-    let scenario = home.scenario(vec![campaign]);
+    let mut scenario = home.scenario(vec![campaign]);
+    redis.point(&mut scenario);
     let gateway = InProcess::start(&scenario);
     let client = gateway.client();
 
@@ -40,8 +47,8 @@ async fn sweep_behind_unknown_orders(backend: Backend) {
         .unwrap();
     assert_eq!(bought.status, StatusCode::ACCEPTED, "{}", bought.body);
     let order_id: u64 = bought.order_id().parse().unwrap();
-    let mut redis = shared_redis().await;
-    let _: () = redis.del(format!("fg:{{{id}}}:deadlines")).await.unwrap();
+    let mut conn = redis.conn().await;
+    let _: () = conn.del(format!("fg:{{{id}}}:deadlines")).await.unwrap();
 
     // Ahead of it in deadline order, and in its shard table, 520 unpaid orders Redis does not
     // know: 300 of a campaign Redis never had, 220 of this campaign that Redis lost.
@@ -93,7 +100,7 @@ async fn sweep_behind_unknown_orders(backend: Backend) {
         .get(&format!("/api/v1/orders/{order_id}"), Some("dora"))
         .await;
     assert_eq!(seen.body["status"], "expired", "{}", seen.body);
-    let stock: i64 = redis.get(format!("fg:{{{id}}}:stock")).await.unwrap();
+    let stock: i64 = conn.get(format!("fg:{{{id}}}:stock")).await.unwrap();
     assert_eq!(stock, 10, "its unit is back on sale");
 
     // Every order Redis does not know ends expired in the store, one version up.
