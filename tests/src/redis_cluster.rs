@@ -88,6 +88,29 @@ impl RedisCluster {
                 cluster.wait_for(*port, "master_link_status:up", &["INFO", "replication"]);
             }
         }
+        // And until every node knows every replica's master (gossip may lag the sync): a test
+        // asking one node for a master's replicas must not be told there are none.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in &cluster.ports {
+            loop {
+                let nodes = cluster.cli(*port, &["CLUSTER", "NODES"]);
+                let replicas = nodes
+                    .lines()
+                    .filter(|l| {
+                        let f: Vec<&str> = l.split(' ').collect();
+                        f.len() > 3 && f[2].contains("slave") && f[3] != "-"
+                    })
+                    .count();
+                if replicas == cluster.ports.len() / 2 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {port} does not know every replica: {nodes}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         cluster
     }
 
