@@ -70,6 +70,10 @@ pub fn spec_of(c: &CampaignConfig) -> CampaignSpec {
         start_ms: c.start_ms,
         end_ms: c.end_ms,
         stock: c.stock,
+        // The gateway sells every campaign from one bucket until its reserver, journals and
+        // reads are bucket-aware (issue #11 part 3): the stock crate already splits and moves
+        // stock between buckets.
+        buckets: 1,
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`connection`]: the one async connection every caller shares (one Redis today).
-//! - [`keys`]: the Redis key layout of a campaign (hash-tagged: one slot per campaign).
+//! - [`keys`]: the Redis key layout of a campaign and its stock buckets (one slot per bucket).
+//! - [`buckets`]: a hot campaign's stock over several buckets: transfers, repair, census.
 //! - [`scripts`]: the embedded Lua scripts, hashed once, EVALSHA with NOSCRIPT fallback.
 //! - [`campaign`]: loading a campaign without ever resetting live stock; reading stock.
 //! - [`rebuild`]: noticing that Redis went back in time, and rebuilding a campaign from the store.
@@ -23,6 +24,7 @@
 //! - [`error`]: failures to reach or understand Redis.
 #![forbid(unsafe_code)]
 
+pub mod buckets;
 pub mod campaign;
 pub mod connection;
 pub mod error;
@@ -47,7 +49,7 @@ pub use campaign::{
 pub use connection::{BlockingClient, BlockingConnection, StockConnection, Timeouts};
 pub use error::StockError;
 pub use health::{EvictionPolicy, PolicyError, eviction_policy};
-pub use keys::CampaignKeys;
+pub use keys::{CampaignKeys, CampaignLayout, MAX_BUCKETS};
 pub use lifecycle::{Expired, PaymentOutcome, Transition};
 pub use opening::{OpenPermit, SalesLedger};
 pub use order::{Order, OrderStatus};

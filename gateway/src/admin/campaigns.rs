@@ -119,7 +119,8 @@ pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiEr
         });
     }
     let mut conn = app.redis.clone();
-    let change = flashgate_stock::set_stock_total(&mut conn, &app.scripts, &campaign.keys, total)
+    let layout = flashgate_stock::CampaignLayout::new(&campaign.keys.campaign_id, 1);
+    let change = flashgate_stock::set_stock_total(&mut conn, &app.scripts, &layout, total)
         .await
         .map_err(|_| ApiError::Unavailable {
             code: "redis_unavailable",
