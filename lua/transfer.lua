@@ -3,7 +3,8 @@
 -- Buckets live in different slots, so no script can touch two of them: a transfer is two
 -- atomic steps and a clean-up, each on one bucket, each safe to repeat.
 --
---   'out'  on the donor:  take up to `want` units from its stock and record the transfer
+--   'out'  on the donor:  take `want` units or more (up to half its stock), or what it has
+--                         if that is less, from its stock and record the transfer
 --                         (id → units, home, time) in its transfers hash. The id is minted
 --                         here, from a counter in the donor's meta: unique per campaign.
 --   'in'   on the home:   credit the units once per transfer id (the credited set remembers
@@ -54,7 +55,9 @@ if mode == 'out' then
   if not stock or not want or want < 1 or stock <= 0 then
     return {0, '', pending}
   end
-  local units = math.min(stock, want)
+  -- At least what the home needs, and half the donor's stock if that is more: a dry home
+  -- that keeps selling borrows seldom, and stock drifts to where the buyers are.
+  local units = math.min(stock, math.max(want, math.floor(stock / 2)))
   local seq = redis.call('HINCRBY', KEYS[1], 'transfer_seq', 1)
   local bucket = redis.call('HGET', KEYS[1], 'bucket') or '0'
   local id = bucket .. '.' .. seq

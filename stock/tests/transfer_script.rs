@@ -241,3 +241,42 @@ async fn the_stock_of_a_bucketed_campaign_changes_in_bucket_zero() {
         "{lowered:?}"
     );
 }
+
+#[tokio::test]
+async fn a_dry_home_borrows_from_the_other_buckets_until_none_is_left() {
+    let mut conn = common::connection().await;
+    let (scripts, layout) = bucketed(&mut conn, 8, 4).await;
+    // Bucket 1 takes what it needs and half a full donor's stock: stock drifts to the buyers.
+    let got = buckets::borrow(&mut conn, &scripts, &layout, 1, 1, NOW)
+        .await
+        .unwrap();
+    assert_eq!((got.units, got.transfers), (1, 1));
+    let got = buckets::borrow(&mut conn, &scripts, &layout, 1, 100, NOW)
+        .await
+        .unwrap();
+    assert_eq!(got.units, 5, "every unit of the other buckets");
+    let c = census(&mut conn, &layout).await;
+    assert_eq!(c.buckets[1].stock, Some(8));
+    assert!(c.conserved(8, 0), "{c:?}");
+
+    // A transfer a crash left pending toward another home is finished before "nothing left".
+    let (cut, _) = buckets::take(&mut conn, &scripts, &layout.buckets[1], 3, 8, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        cut.unwrap().units,
+        8,
+        "all of bucket 1's stock, pending toward bucket 3"
+    );
+    let got = buckets::borrow(&mut conn, &scripts, &layout, 0, 1, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        (got.repaired, got.units),
+        (1, 4),
+        "finished, then half of it: {got:?}"
+    );
+    let c = census(&mut conn, &layout).await;
+    assert_eq!(c.pending(), 0);
+    assert!(c.conserved(8, 0), "{c:?}");
+}
