@@ -55,6 +55,44 @@ pub async fn live_count<C: ConnectionLike>(
     Ok(stock.map(|_| buckets.unwrap_or(1)))
 }
 
+/// The buckets of `layout` Redis holds no stock for: all of them for a campaign never opened
+/// or lost, some for an opening a crash interrupted (or a partial loss).
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn missing<C: ConnectionLike>(
+    conn: &mut C,
+    layout: &CampaignLayout,
+) -> Result<Vec<u32>, StockError> {
+    let mut missing = Vec::new();
+    for keys in &layout.buckets {
+        let present: bool = redis::cmd("EXISTS")
+            .arg(&keys.stock)
+            .query_async(conn)
+            .await?;
+        if !present {
+            missing.push(keys.bucket);
+        }
+    }
+    Ok(missing)
+}
+
+/// How many orders of the campaign Redis holds, over every bucket (see
+/// [`crate::rebuild::orders_held`]).
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn orders_held<C: ConnectionLike>(
+    conn: &mut C,
+    layout: &CampaignLayout,
+) -> Result<u64, StockError> {
+    let mut held = 0;
+    for keys in &layout.buckets {
+        held += crate::rebuild::orders_held(conn, keys).await?;
+    }
+    Ok(held)
+}
+
 /// Takes `want` units from `donor` for bucket `home` (more, up to half the donor's stock, when
 /// it has plenty; fewer when it has less). `None` when the donor has none;
 /// either way, how many transfers the donor has pending (given and not yet forgotten).
@@ -285,8 +323,10 @@ pub struct BucketCensus {
     /// Transfers given and credited but not yet forgotten (a repair's work, or the normal
     /// path's next step): counted in their home's share, not as pending.
     pub unforgotten: u64,
-    given: u64,
-    received: u64,
+    /// Transfers this bucket ever gave, and ever received (counters for metrics; also what the
+    /// census compares between its two reads).
+    pub given: u64,
+    pub received: u64,
 }
 
 /// Every bucket of a campaign at one moment. Buckets live in different slots, so no single

@@ -157,7 +157,8 @@ async fn invoke_load<C: ConnectionLike>(
     }
 }
 
-/// Units still for sale, or `None` when the campaign is not in Redis.
+/// Units still for sale in one bucket (the whole campaign when it has one), or `None` when
+/// Redis does not hold it.
 ///
 /// # Errors
 /// When Redis cannot be reached.
@@ -168,19 +169,43 @@ pub async fn remaining_stock<C: ConnectionLike>(
     Ok(redis::cmd("GET").arg(&keys.stock).query_async(conn).await?)
 }
 
-/// (units left, stock total) of each campaign, in order, in one round trip: `None` for a
-/// campaign Redis does not hold.
+/// Units of a campaign for sale now or soon (every bucket's stock and every pending
+/// transfer), or `None` when Redis does not hold it.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn units_left<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    layout: &crate::CampaignLayout,
+) -> Result<Option<i64>, StockError> {
+    if !layout.is_bucketed() {
+        return remaining_stock(conn, layout.first()).await;
+    }
+    let census = crate::buckets::Census::take(conn, scripts, layout).await?;
+    Ok(census.loaded().then(|| census.left()))
+}
+
+/// (units left, stock total) of each campaign, in order, `None` for a campaign Redis does not
+/// hold. One round trip on one Redis for campaigns of one bucket; a census for each campaign
+/// split into buckets.
 ///
 /// # Errors
 /// When Redis cannot be reached.
 pub async fn live_states(
     conn: &mut crate::StockConnection,
-    campaigns: &[&CampaignKeys],
+    scripts: &Scripts,
+    campaigns: &[&crate::CampaignLayout],
 ) -> Result<Vec<Option<(i64, u64)>>, StockError> {
+    let single: Vec<&CampaignKeys> = campaigns
+        .iter()
+        .filter(|c| !c.is_bucketed())
+        .map(|c| c.first())
+        .collect();
     let mut flat: Vec<Option<String>> = Vec::new();
     if conn.is_cluster() {
         // Campaigns live in different slots: one pipeline (one slot) each.
-        for keys in campaigns {
+        for keys in &single {
             let pair: Vec<Option<String>> = redis::pipe()
                 .get(&keys.stock)
                 .hget(&keys.meta, "stock_total")
@@ -188,25 +213,31 @@ pub async fn live_states(
                 .await?;
             flat.extend(pair);
         }
-    } else {
+    } else if !single.is_empty() {
         let mut read = redis::pipe();
-        let mut count = 0;
-        for keys in campaigns {
+        for keys in &single {
             read.get(&keys.stock).hget(&keys.meta, "stock_total");
-            count += 1;
-        }
-        if count == 0 {
-            return Ok(Vec::new());
         }
         flat = read.query_async(conn).await?;
     }
-    Ok(flat
-        .chunks(2)
-        .map(|pair| {
-            let n = |i: usize| pair.get(i).cloned().flatten();
-            Some((n(0)?.parse().ok()?, n(1)?.parse().ok()?))
-        })
-        .collect())
+    let mut singles = flat.chunks(2).map(|pair| {
+        let n = |i: usize| pair.get(i).cloned().flatten();
+        Some((n(0)?.parse().ok()?, n(1)?.parse().ok()?))
+    });
+    let mut states = Vec::with_capacity(campaigns.len());
+    for layout in campaigns {
+        if layout.is_bucketed() {
+            let census = crate::buckets::Census::take(conn, scripts, layout).await?;
+            states.push(
+                census
+                    .loaded()
+                    .then(|| (census.left(), u64::try_from(census.total()).unwrap_or(0))),
+            );
+        } else {
+            states.push(singles.next().flatten());
+        }
+    }
+    Ok(states)
 }
 
 /// What an explicit stock change did (`lua/set_stock.lua`).

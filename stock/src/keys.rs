@@ -16,7 +16,7 @@ pub const MAX_BUCKETS: u32 = 16;
 
 /// The names of every Redis key of one bucket of a campaign (of the whole campaign when it has
 /// one bucket).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CampaignKeys {
     /// The campaign these keys belong to; decoded orders carry it.
     pub campaign_id: String,

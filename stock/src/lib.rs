@@ -44,7 +44,7 @@ pub mod scripts;
 
 pub use campaign::{
     CampaignSpec, Loaded, StockChange, apply_settings, open_campaign, remaining_stock,
-    set_stock_total,
+    set_stock_total, units_left,
 };
 pub use connection::{BlockingClient, BlockingConnection, StockConnection, Timeouts};
 pub use error::StockError;
