@@ -119,10 +119,15 @@ pub fn run(
     gateway
         .wait_listening(gateway_addr, Duration::from_secs(30))
         .with_context(|| format!("see {}", log.display()))?;
+    let nodes: Vec<String> = redis
+        .urls()
+        .iter()
+        .map(|u| u.trim_start_matches("redis://").to_owned())
+        .collect();
     eprintln!(
-        "rehearse: gateway on {gateway_addr}, private Redis {} on {}, files in {}",
-        if redis.is_cluster() { "Cluster" } else { "" },
-        redis.urls().join(" "),
+        "rehearse: gateway on {gateway_addr}, private Redis{} on {}, files in {}",
+        if redis.is_cluster() { " Cluster" } else { "" },
+        nodes.join(" "),
         dir.display()
     );
 
