@@ -12,11 +12,17 @@
 -- Even with a permit, a campaign whose orders or buyers Redis still holds (its stock key alone
 -- was lost) is not created afresh: its buyers would get a new quota and its units sell twice.
 --
--- KEYS: 1 meta, 2 stock, 3 orders, 4 buyers
+-- A campaign split into buckets (DESIGN §7) runs this once per bucket, on that bucket's keys,
+-- with the bucket's share as its stock. The number of buckets is fixed when the stock is
+-- created and never changed by a later load: a user's home bucket, where their per-user limit is
+-- counted, must not move. A campaign loaded before buckets existed has no `buckets` field and
+-- reads as one bucket.
+--
+-- KEYS: 1 meta, 2 stock, 3 orders, 4 buyers (of one bucket)
 -- ARGV: 1 sku, 2 unit_price_cents, 3 per_user_limit, 4 pay_timeout_ms, 5 start_ms, 6 end_ms,
---       7 stock_total, 8 mode ('open' or 'settings')
+--       7 stock (this bucket's share), 8 mode ('open' or 'settings'), 9 buckets, 10 this bucket
 -- Reply: {created (1 when this call set the stock, -1 when absent and left so), stock_total in
---         force, units left}
+--         force (this bucket's share), units left, buckets in force}
 
 local mode = ARGV[8]
 if mode ~= 'open' and mode ~= 'settings' then
@@ -24,11 +30,11 @@ if mode ~= 'open' and mode ~= 'settings' then
 end
 if redis.call('EXISTS', KEYS[2]) == 0
     and (mode == 'settings' or redis.call('EXISTS', KEYS[3], KEYS[4]) > 0) then
-  return {-1, '0', '0'}
+  return {-1, '0', '0', '0'}
 end
 local created = redis.call('SETNX', KEYS[2], ARGV[7])
 if created == 1 then
-  redis.call('HSET', KEYS[1], 'stock_total', ARGV[7])
+  redis.call('HSET', KEYS[1], 'stock_total', ARGV[7], 'buckets', ARGV[9], 'bucket', ARGV[10])
 end
 redis.call('HSET', KEYS[1],
   'sku', ARGV[1],
@@ -38,4 +44,5 @@ redis.call('HSET', KEYS[1],
   'start_ms', ARGV[5],
   'end_ms', ARGV[6])
 local total = redis.call('HGET', KEYS[1], 'stock_total') or ARGV[7]
-return {created, total, redis.call('GET', KEYS[2])}
+local buckets = redis.call('HGET', KEYS[1], 'buckets') or '1'
+return {created, total, redis.call('GET', KEYS[2]), buckets}

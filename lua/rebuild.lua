@@ -15,11 +15,17 @@
 -- a half-rebuilt state; a stale one is refused by the gateways until they see it repaired.
 -- Every argument is checked before the first write.
 --
--- KEYS: 1 meta, 2 stock, 3 buyers, 4 orders, 5 deadlines, 6 journal
+-- A campaign split into stock buckets is rebuilt bucket by bucket, each with its own orders.
+-- Its pending transfers are dropped (the shares are recomputed from the total): every bucket
+-- but 0 is settled with the units it has taken as its share ('taken'), and bucket 0 with the
+-- rest of the total, which the other buckets then borrow as they sell.
+--
+-- KEYS: 1 meta, 2 stock, 3 buyers, 4 orders, 5 deadlines, 6 journal, 7 transfers
 -- merge:  ARGV 1 'merge', then (order_id, version, record) per order
 --         -> {records written, records kept because Redis is newer}
 -- settle: ARGV 1 'settle', 2 sku, 3 unit_price_cents, 4 per_user_limit, 5 pay_timeout_ms,
---         6 start_ms, 7 end_ms, 8 stock_total (the ledger's: Redis' own may be lost or old)
+--         6 start_ms, 7 end_ms, 8 stock_total (the ledger's: Redis' own may be lost or old;
+--         'taken': the units this bucket's orders hold), 9 buckets, 10 this bucket
 --         -> {stock_total, units taken, units left, orders}; left is never below 0: a campaign
 --            that sold more than its total (taken > total) is left with nothing for sale
 
@@ -66,8 +72,8 @@ end
 if ARGV[1] ~= 'settle' then
   return redis.error_reply('rebuild: unknown mode ' .. tostring(ARGV[1]))
 end
-for i = 3, 8 do
-  if not tonumber(ARGV[i]) then
+for i = 3, 10 do
+  if not tonumber(ARGV[i]) and not (i == 8 and ARGV[i] == 'taken') then
     return redis.error_reply('rebuild settle: argument ' .. i .. ' is not a number')
   end
 end
@@ -101,14 +107,14 @@ for i = 1, #all, 2 do
   end
 end
 
-local total = tonumber(ARGV[8])
+local total = tonumber(ARGV[8]) or taken
 local left = math.max(total - taken, 0)
 -- Counts as integers: Lua 5.1 would print a number above 1e14 in exponent form.
 local function int(n)
   return string.format('%d', n)
 end
 
-redis.call('DEL', KEYS[3], KEYS[5])
+redis.call('DEL', KEYS[3], KEYS[5], KEYS[7])
 local rows = {}
 for user, n in pairs(units) do
   rows[#rows + 1] = user
@@ -132,5 +138,7 @@ redis.call('HSET', KEYS[1],
   'per_user_limit', ARGV[4],
   'pay_timeout_ms', ARGV[5],
   'start_ms', ARGV[6],
-  'end_ms', ARGV[7])
+  'end_ms', ARGV[7],
+  'buckets', ARGV[9],
+  'bucket', ARGV[10])
 return {total, taken, left, orders}

@@ -4,8 +4,13 @@
 -- them, and what is left for sale becomes new total - taken. One atomic step, so no
 -- reservation is ever counted twice or lost while the stock changes.
 --
+-- A campaign split into buckets is changed in its bucket 0, by a delta ('delta' mode): each
+-- bucket's `stock_total` is its own share, which transfers move, so only the change itself is
+-- meaningful there, applied atomically to the share in force.
+--
 -- KEYS: 1 meta, 2 stock
--- ARGV: 1 the new stock total
+-- ARGV: 1 the new stock total ('total' mode) or the change to this bucket's share ('delta'),
+--       2 mode ('total' when absent)
 -- Reply: {status, total before, taken, left for sale after}
 --        status 1 applied, 0 refused (the new total is below what is taken), -1 not loaded,
 --        -2 inconsistent (more left than the total)
@@ -21,9 +26,12 @@ if taken < 0 then
   return {-2, total, taken, left}
 end
 local wanted = tonumber(ARGV[1])
+if ARGV[2] == 'delta' then
+  wanted = total + wanted
+end
 if wanted < taken then
   return {0, total, taken, left}
 end
-redis.call('HSET', KEYS[1], 'stock_total', ARGV[1])
+redis.call('HSET', KEYS[1], 'stock_total', wanted)
 redis.call('SET', KEYS[2], wanted - taken)
 return {1, total, taken, wanted - taken}

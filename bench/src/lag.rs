@@ -6,11 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flashgate::config::{CampaignConfig, Config};
-use flashgate_stock::CampaignKeys;
-use redis::Commands as _;
 use serde_json::{Value, json};
 
-use crate::verify::redis_connection;
+use crate::verify::{journal_backlog, layout_of, redis_connection};
 
 const EVERY: Duration = Duration::from_millis(10);
 
@@ -38,14 +36,14 @@ impl LagProbe {
     /// Redis unreachable.
     pub fn start(config: &Config, campaign: &CampaignConfig) -> anyhow::Result<Self> {
         let mut conn = redis_connection(config)?;
-        let journal = CampaignKeys::new(&campaign.id).journal;
+        let layout = layout_of(&mut conn, &campaign.id)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
             let mut lag = Lag::default();
             while !flag.load(Ordering::Relaxed) {
-                if let Ok(backlog) = conn.scard::<_, u64>(&journal) {
+                if let Ok(backlog) = journal_backlog(&mut conn, &layout) {
                     let at = started.elapsed();
                     lag.samples += 1;
                     if backlog > lag.max_backlog {

@@ -5,7 +5,8 @@
 //! - Scenarios: [`flash`] (many users, one campaign, at once; with [`lifecycle`], buyers then
 //!   pay, cancel or let orders expire), [`steady`] (open-loop constant rate, mixed requests),
 //!   [`compare`] (gateway vs reference server), [`plain`] (what `wrk` sends, to measure the
-//!   engine itself), [`rehearse`] (all of it on a private Redis and gateway).
+//!   engine itself), [`rehearse`] (all of it on a private Redis or Redis Cluster and gateway;
+//!   [`private_redis`] starts either and reads what each master spent).
 //! - [`engine`]: keep-alive connections driving prepared requests, closed or open loop;
 //!   [`wire`]: HTTP/1.1 spoken directly on the socket, as `wrk` does; [`play`]: a run with its
 //!   runtime and progress bar.
@@ -26,6 +27,7 @@ mod lifecycle;
 mod plain;
 mod play;
 mod plot;
+mod private_redis;
 mod processes;
 mod reference;
 mod rehearse;

@@ -1,7 +1,8 @@
-//! `rehearse`: a whole rehearsal in one command. It starts a private `redis-server` and a
-//! gateway from the given config (on that Redis, with a fresh SQLite store or the PostgreSQL
-//! database given, and a free port), runs a scenario against them with verification, and stops
-//! both, whatever happened.
+//! `rehearse`: a whole rehearsal in one command. It starts a private `redis-server` (or, with
+//! `--cluster`, a private Redis Cluster) and a gateway from the given config (on that Redis,
+//! with a fresh SQLite store or the PostgreSQL database given, and a free port), runs a scenario
+//! against them with verification, and stops both, whatever happened. On a cluster it reports
+//! what each master spent on commands during the scenario.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::private_redis::{self, PrivateRedis};
 use crate::processes::{self, Server};
 
 /// What a rehearsal is told.
@@ -24,6 +26,21 @@ pub struct RehearseArgs {
     pub gateway: Option<PathBuf>,
     #[arg(long, default_value = "redis-server")]
     pub redis_server: PathBuf,
+    #[arg(long, default_value = "redis-cli")]
+    pub redis_cli: PathBuf,
+    /// Start a private Redis Cluster instead of one Redis.
+    #[arg(long)]
+    pub cluster: bool,
+    /// Masters of the `--cluster`.
+    #[arg(long, default_value_t = 3)]
+    pub cluster_masters: u16,
+    /// Replicas of each master of the `--cluster` (0 keeps the cores for the masters).
+    #[arg(long, default_value_t = 0)]
+    pub cluster_replicas: u16,
+    /// Write what each master of the `--cluster` spent on commands during the scenario here
+    /// (JSON).
+    #[arg(long)]
+    pub redis_stats: Option<PathBuf>,
     /// Store orders in this PostgreSQL database instead of a fresh SQLite file. Give it an
     /// empty one: verification compares it with the rehearsal's fresh Redis.
     #[arg(long)]
@@ -60,22 +77,16 @@ pub fn run(
         .unwrap_or_else(|| temporary.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
 
-    let redis_addr = processes::free_addr()?;
-    let mut redis = Server::spawn(
-        "redis-server",
-        Command::new(&args.redis_server)
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &redis_addr.port().to_string(),
-            ])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null()),
+    let redis = PrivateRedis::start(
+        &private_redis::Plan {
+            redis_server: args.redis_server.clone(),
+            redis_cli: args.redis_cli.clone(),
+            cluster: args
+                .cluster
+                .then_some((args.cluster_masters.max(3), args.cluster_replicas)),
+        },
+        &dir,
     )?;
-    redis.wait_listening(redis_addr, Duration::from_secs(10))?;
 
     let gateway_addr = processes::free_addr()?;
     let config = dir.join("gateway.toml");
@@ -84,7 +95,8 @@ pub fn run(
         private_config(
             &args.config,
             &dir,
-            redis_addr,
+            &redis.urls(),
+            redis.is_cluster(),
             gateway_addr,
             args.store_url.as_deref(),
         )?,
@@ -107,15 +119,28 @@ pub fn run(
     gateway
         .wait_listening(gateway_addr, Duration::from_secs(30))
         .with_context(|| format!("see {}", log.display()))?;
+    let nodes: Vec<String> = redis
+        .urls()
+        .iter()
+        .map(|u| u.trim_start_matches("redis://").to_owned())
+        .collect();
     eprintln!(
-        "rehearse: gateway on {gateway_addr}, private Redis on {redis_addr}, files in {}",
+        "rehearse: gateway on {gateway_addr}, private Redis{} on {}, files in {}",
+        if redis.is_cluster() { " Cluster" } else { "" },
+        nodes.join(" "),
         dir.display()
     );
 
     let mut argv = args.scenario.clone();
     argv.extend(["--addr".into(), gateway_addr.to_string(), "--config".into()]);
     argv.push(config.display().to_string());
+    if redis.is_cluster() {
+        redis.reset_stats()?;
+    }
     let passed = scenario(argv)?;
+    if redis.is_cluster() {
+        report_command_time(&redis, args.redis_stats.as_deref())?;
+    }
 
     let status = gateway.terminate(Duration::from_secs(30))?;
     drop(redis);
@@ -132,11 +157,29 @@ pub fn run(
     Ok(passed && status.success())
 }
 
+/// What each master spent on commands during the scenario, printed and written to `out`.
+fn report_command_time(redis: &PrivateRedis, out: Option<&Path>) -> anyhow::Result<()> {
+    let times = redis.command_time()?;
+    for t in &times {
+        eprintln!(
+            "rehearse: master {}: {} µs on commands, {} script calls ({} µs)",
+            t.addr, t.usec, t.script_calls, t.script_usec
+        );
+    }
+    if let Some(out) = out {
+        let json: Vec<_> = times.iter().map(|t| t.to_json()).collect();
+        std::fs::write(out, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
 /// `original` with its listen address, Redis and store replaced by the private ones.
 fn private_config(
     original: &Path,
     dir: &Path,
-    redis: SocketAddr,
+    redis_urls: &[String],
+    cluster: bool,
     listen: SocketAddr,
     store_url: Option<&str>,
 ) -> anyhow::Result<String> {
@@ -155,7 +198,11 @@ fn private_config(
     server.insert("listen".into(), listen.to_string().into());
     let mut redis_section = section(&mut table, "redis")?;
     redis_section.retain(|key, _| key.ends_with("_timeout"));
-    redis_section.insert("url".into(), format!("redis://{redis}").into());
+    if cluster {
+        redis_section.insert("cluster".into(), redis_urls.to_vec().into());
+    } else {
+        redis_section.insert("url".into(), redis_urls.concat().into());
+    }
     let mut store = section(&mut table, "store")?;
     store.insert(
         "path".into(),
@@ -184,13 +231,11 @@ mod tests {
                     [redis]\nembedded = true\nresponse_timeout = \"2s\"\n\
                     [[campaigns]]\nid = \"c1\"\n";
         std::fs::write(&original, text).unwrap_or_else(|e| unreachable!("{e}"));
-        let redis: SocketAddr = "127.0.0.1:7001"
-            .parse()
-            .unwrap_or_else(|e| unreachable!("{e}"));
+        let redis = ["redis://127.0.0.1:7001".to_owned()];
         let listen: SocketAddr = "127.0.0.1:7002"
             .parse()
             .unwrap_or_else(|e| unreachable!("{e}"));
-        let out = private_config(&original, Path::new("/w"), redis, listen, None)
+        let out = private_config(&original, Path::new("/w"), &redis, false, listen, None)
             .unwrap_or_else(|e| unreachable!("{e}"));
         let t: toml::Table = toml::from_str(&out).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(t["server"]["listen"].as_str(), Some("127.0.0.1:7002"));
@@ -200,5 +245,18 @@ mod tests {
         assert!(t["redis"].get("embedded").is_none());
         assert_eq!(t["store"]["path"].as_str(), Some("/w/orders.db"));
         assert_eq!(t["campaigns"][0]["id"].as_str(), Some("c1"));
+
+        let seeds = [
+            "redis://127.0.0.1:7001".to_owned(),
+            "redis://127.0.0.1:7002".to_owned(),
+        ];
+        let out = private_config(&original, Path::new("/w"), &seeds, true, listen, None)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let t: toml::Table = toml::from_str(&out).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(t["redis"].get("url").is_none());
+        assert_eq!(
+            t["redis"]["cluster"][1].as_str(),
+            Some("redis://127.0.0.1:7002")
+        );
     }
 }

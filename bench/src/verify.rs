@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use flashgate::config::{CampaignConfig, Config, RedisConfig, RedisTarget};
+use flashgate_stock::buckets::Census;
 use flashgate_stock::{
-    BlockingClient, BlockingConnection, CampaignKeys, Order, OrderStatus, Timeouts, record,
+    BlockingClient, BlockingConnection, CampaignKeys, CampaignLayout, Order, OrderStatus, Scripts,
+    StockConnection, Timeouts, record,
 };
 use redis::Commands;
 use serde_json::{Value, json};
@@ -136,9 +138,53 @@ pub fn redis_connection(config: &Config) -> anyhow::Result<BlockingConnection> {
 /// # Errors
 /// Redis unreachable.
 fn orders_before(config: &Config, campaign: &CampaignConfig) -> anyhow::Result<HashSet<u64>> {
-    let ids: Vec<String> =
-        redis_connection(config)?.hkeys(CampaignKeys::new(&campaign.id).orders)?;
-    Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+    let mut conn = redis_connection(config)?;
+    Ok(orders_in_redis(&mut conn, &campaign.id)?
+        .into_keys()
+        .collect())
+}
+
+/// The buckets `campaign_id` was opened with (one for a campaign Redis does not hold, or one
+/// from before buckets).
+///
+/// # Errors
+/// Redis unreachable.
+pub fn layout_of(
+    conn: &mut BlockingConnection,
+    campaign_id: &str,
+) -> anyhow::Result<CampaignLayout> {
+    let count: Option<u32> = conn.hget(CampaignKeys::new(campaign_id).meta, "buckets")?;
+    Ok(CampaignLayout::new(campaign_id, count.unwrap_or(1)))
+}
+
+/// Every bucket of a campaign at one moment (see [`Census`]), read over the gateway's Redis.
+///
+/// # Errors
+/// Redis unreachable, or its data malformed.
+pub fn census(config: &Config, layout: &CampaignLayout) -> anyhow::Result<Census> {
+    let timeouts = Timeouts {
+        response: Duration::from_secs(5),
+        connect: Duration::from_secs(5),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut conn = match &config.redis {
+            RedisConfig::Url { target, .. } => {
+                StockConnection::connect(target.connection_info(), timeouts).await?
+            }
+            RedisConfig::Embedded { port, .. } => {
+                StockConnection::connect(RedisTarget::local(*port).connection_info(), timeouts)
+                    .await?
+            }
+            RedisConfig::Cluster { seeds, .. } => {
+                let seeds = seeds.iter().map(RedisTarget::connection_info).collect();
+                StockConnection::connect_cluster(seeds, None, timeouts).await?
+            }
+        };
+        Ok(Census::take(&mut conn, &Scripts::new(), layout).await?)
+    })
 }
 
 /// Every order of `campaign_id` as Redis holds it (unreadable records left out).
@@ -149,21 +195,42 @@ pub fn orders_in_redis(
     conn: &mut BlockingConnection,
     campaign_id: &str,
 ) -> anyhow::Result<HashMap<u64, Order>> {
-    let records: HashMap<String, String> = conn.hgetall(CampaignKeys::new(campaign_id).orders)?;
-    Ok(records
-        .iter()
-        .filter_map(|(id, rec)| {
+    let mut orders = HashMap::new();
+    for keys in layout_of(conn, campaign_id)?.buckets {
+        let records: HashMap<String, String> = conn.hgetall(&keys.orders)?;
+        orders.extend(records.iter().filter_map(|(id, rec)| {
             let id: u64 = id.parse().ok()?;
             record::decode(campaign_id, id, rec).ok().map(|o| (id, o))
-        })
-        .collect())
+        }));
+    }
+    Ok(orders)
+}
+
+/// Orders of a campaign waiting for the store, over every bucket's journal.
+///
+/// # Errors
+/// Redis unreachable.
+pub fn journal_backlog(
+    conn: &mut BlockingConnection,
+    layout: &CampaignLayout,
+) -> anyhow::Result<u64> {
+    let mut waiting = 0;
+    for keys in &layout.buckets {
+        waiting += conn.scard::<_, u64>(&keys.journal)?;
+    }
+    Ok(waiting)
 }
 
 /// Redis and the store for one campaign, read once the journal has drained into the store.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// Σ bucket shares + Σ pending transfers.
     pub stock_total: u64,
+    /// Σ bucket stock + Σ pending transfers.
     pub remaining: i64,
+    /// Stock buckets, and transfers between them still pending.
+    pub buckets: u32,
+    pub pending_transfers: u64,
     pub in_redis: HashMap<u64, Order>,
     pub stored: HashMap<u64, Order>,
     /// Orders still waiting for the store when patience ran out.
@@ -189,19 +256,19 @@ impl Snapshot {
         patience: Duration,
         before: HashSet<u64>,
     ) -> anyhow::Result<Self> {
-        let keys = CampaignKeys::new(&campaign.id);
         let mut conn = redis_connection(config)?;
+        let layout = layout_of(&mut conn, &campaign.id)?;
         let started = Instant::now();
-        let mut backlog: u64 = conn.scard(&keys.journal)?;
+        let mut backlog = journal_backlog(&mut conn, &layout)?;
         let backlog_at_end = backlog;
         while backlog > 0 && started.elapsed() < patience {
             std::thread::sleep(Duration::from_millis(100));
-            backlog = conn.scard(&keys.journal)?;
+            backlog = journal_backlog(&mut conn, &layout)?;
         }
-        let stock_total: u64 = conn
-            .hget(&keys.meta, "stock_total")
-            .context("campaign meta")?;
-        let remaining: i64 = conn.get(&keys.stock)?;
+        let census = census(config, &layout).context("campaign stock")?;
+        anyhow::ensure!(census.loaded(), "campaign {} is not in Redis", campaign.id);
+        let stock_total = u64::try_from(census.total()).unwrap_or(0);
+        let remaining = census.left();
         let in_redis = orders_in_redis(&mut conn, &campaign.id)?;
         let store = flashgate::store::open(&config.store)?;
         let stored = store
@@ -212,6 +279,8 @@ impl Snapshot {
         Ok(Self {
             stock_total,
             remaining,
+            buckets: layout.count(),
+            pending_transfers: census.pending(),
             in_redis,
             stored,
             backlog,
@@ -301,7 +370,11 @@ pub fn verify(
             "stock conserved",
             i64::try_from(stock_total).unwrap_or(i64::MAX) - remaining
                 == i64::try_from(held_units).unwrap_or(i64::MAX),
-            format!("{stock_total} total - {remaining} left vs {held_units} held by orders"),
+            format!(
+                "{stock_total} total - {remaining} left (over {} buckets, {} transfers \
+                 pending) vs {held_units} held by orders",
+                snapshot.buckets, snapshot.pending_transfers
+            ),
         ),
         check(
             "per-user limit held",

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use flashgate_stock::{
-    CampaignKeys, CampaignSpec, OpenPermit, Scripts, StockConnection, apply_settings,
-    open_campaign, remaining_stock,
+    CampaignLayout, CampaignSpec, OpenPermit, Scripts, StockConnection, apply_settings, buckets,
+    open_campaign,
 };
 
 use crate::auth::{JwtVerifier, OrderTokens};
@@ -70,6 +70,7 @@ pub fn spec_of(c: &CampaignConfig) -> CampaignSpec {
         start_ms: c.start_ms,
         end_ms: c.end_ms,
         stock: c.stock,
+        buckets: c.buckets,
     }
 }
 
@@ -114,13 +115,15 @@ async fn verdict(
     c: &CampaignConfig,
     previous: Option<&Campaign>,
 ) -> Result<Verdict, LoadError> {
-    let keys = CampaignKeys::new(&c.id);
+    // A live campaign keeps the bucket count it was opened with, whatever the config says now.
+    let count = buckets::live_count(conn, &c.id).await?;
+    let layout = CampaignLayout::new(&c.id, count.unwrap_or(c.buckets));
     let rebuild = format!(
         "rebuild it from the store (POST /admin/v1/campaigns/{}/rebuild)",
         c.id
     );
-    if remaining_stock(conn, &keys).await?.is_none() {
-        if flashgate_stock::orders_held(conn, &keys).await? > 0 {
+    if !buckets::missing(conn, &layout).await?.is_empty() {
+        if buckets::orders_held(conn, &layout).await? > 0 {
             return Ok(Verdict::NeedsRepair(format!(
                 "Redis holds orders of campaign {} but no stock: part of its state was lost. \
                  Its stock is never put back from config; {rebuild}",
@@ -161,7 +164,7 @@ async fn verdict(
             });
         }
     };
-    let in_redis = flashgate_stock::orders_held(conn, &keys).await?;
+    let in_redis = buckets::orders_held(conn, &layout).await?;
     if in_store > in_redis {
         return Ok(Verdict::NeedsRepair(format!(
             "the store holds {in_store} orders of campaign {} but Redis only {in_redis}: Redis \
@@ -204,18 +207,18 @@ pub async fn load_catalog(
     }
     let mut campaigns = Vec::with_capacity(config.campaigns.len());
     for (c, verdict) in config.campaigns.iter().zip(verdicts) {
-        let keys = Arc::new(CampaignKeys::new(&c.id));
+        let first = flashgate_stock::CampaignKeys::new(&c.id);
         let spec = spec_of(c);
         let loaded = match verdict {
             Verdict::Open(permit) => {
-                let loaded = open_campaign(&mut conn, scripts, &keys, &spec, permit).await?;
+                let loaded = open_campaign(&mut conn, scripts, &first, &spec, permit).await?;
                 // Not sold until the ledger knows it is open: an opening left unconfirmed could
                 // be granted again if Redis then lost the campaign.
                 let id = c.id.clone();
                 blocking(store, move |s| s.confirm_campaign_open(&id)).await?;
                 Ok(loaded)
             }
-            Verdict::Live => match apply_settings(&mut conn, scripts, &keys, &spec).await? {
+            Verdict::Live => match apply_settings(&mut conn, scripts, &first, &spec).await? {
                 Some(loaded) => Ok(loaded),
                 None => Err(format!(
                     "campaign {} vanished from Redis while it was loaded: Redis lost its data",
@@ -224,18 +227,35 @@ pub async fn load_catalog(
             },
             Verdict::NeedsRepair(reason) => Err(reason),
         };
-        // A campaign already on sale keeps its reserver: reservations in flight carry on.
-        let reserver = match previous.and_then(|p| p.get(&c.id).ok()) {
-            Some(live) => live.reserver.clone(),
-            None => Reserver::spawn(
-                redis.clone(),
-                scripts.clone(),
-                keys.clone(),
-                BatchSettings::default(),
-                script_seconds.clone(),
-            ),
+        // The bucket count in force is Redis' (fixed at opening); a campaign refused until
+        // repaired keeps the one it had, or the config's.
+        let previous_campaign = previous.and_then(|p| p.get(&c.id).ok());
+        let count = match (&loaded, previous_campaign) {
+            (Ok(loaded), _) => loaded.buckets,
+            (Err(_), Some(live)) => live.layout.count(),
+            (Err(_), None) => c.buckets,
         };
-        let campaign = Campaign::new(c.clone(), keys, reserver);
+        if count != c.buckets {
+            tracing::warn!(campaign = %c.id, configured = c.buckets, in_force = count, "a campaign keeps the bucket count it was opened with");
+        }
+        // A campaign already on sale keeps its reserver: reservations in flight carry on.
+        let (layout, reserver) = match previous_campaign {
+            Some(live) if live.layout.count() == count => {
+                (live.layout.clone(), live.reserver.clone())
+            }
+            _ => {
+                let layout = Arc::new(CampaignLayout::new(&c.id, count));
+                let reserver = Reserver::spawn(
+                    redis.clone(),
+                    scripts.clone(),
+                    layout.clone(),
+                    BatchSettings::default(),
+                    script_seconds.clone(),
+                );
+                (layout, reserver)
+            }
+        };
+        let campaign = Campaign::new(c.clone(), layout, reserver);
         match loaded {
             Ok(loaded) => {
                 if !loaded.created && loaded.stock_total != c.stock {

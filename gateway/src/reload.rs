@@ -119,8 +119,10 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
     // The reconciler drains every journal it ever knew: add the new campaigns' before they sell.
     let mut journals = (*app.journals.load_full()).clone();
     for campaign in catalog.campaigns() {
-        if !journals.iter().any(|k| k.campaign_id == campaign.config.id) {
-            journals.push(campaign.keys.clone());
+        for keys in &campaign.layout.buckets {
+            if !journals.iter().any(|k| **k == *keys) {
+                journals.push(Arc::new(keys.clone()));
+            }
         }
     }
     app.journals.store(Arc::new(journals));
@@ -143,7 +145,8 @@ async fn restore(app: &App, catalog: &crate::pipeline::catalog::Catalog) {
     for campaign in catalog.campaigns() {
         let spec = crate::app::spec_of(&campaign.config);
         if let Err(e) =
-            flashgate_stock::apply_settings(&mut conn, &app.scripts, &campaign.keys, &spec).await
+            flashgate_stock::apply_settings(&mut conn, &app.scripts, campaign.layout.first(), &spec)
+                .await
         {
             tracing::error!(campaign = %campaign.config.id, error = %e, "could not restore a campaign's settings in Redis");
         }

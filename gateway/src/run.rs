@@ -161,7 +161,10 @@ pub async fn run(
     )
     .await?;
     let journals: Journals = Arc::new(ArcSwap::from_pointee(
-        catalog.campaigns().map(|c| c.keys.clone()).collect(),
+        catalog
+            .campaigns()
+            .flat_map(|c| c.layout.buckets.iter().cloned().map(Arc::new))
+            .collect::<Vec<_>>(),
     ));
     let (handoff, queued) = handoff::channel(config.persistence.queue_capacity);
     let store_health = Arc::new(StoreHealth::default());
@@ -266,7 +269,11 @@ fn spawn_background(
             let mut conn = app.redis.clone();
             loop {
                 tick.tick().await;
-                if let Err(e) = app.catalog().refresh_sold_out(&mut conn).await {
+                if let Err(e) = app
+                    .catalog()
+                    .refresh_sold_out(&mut conn, &app.scripts)
+                    .await
+                {
                     tracing::debug!(error = %e, "sold-out refresh failed");
                 }
             }
@@ -324,42 +331,29 @@ async fn sweep(
     if campaign.needs_repair() {
         return;
     }
-    let mut held = 0;
     let mut malformed = Vec::new();
-    loop {
-        match lifecycle::expire_due(
-            conn,
-            &app.scripts,
-            &campaign.keys,
-            now_ms(),
-            EXPIRY_GROUPS,
-            held,
-        )
-        .await
-        {
-            Ok(expired) => {
-                app.metrics
-                    .expired_orders
-                    .fetch_add(expired.orders, std::sync::atomic::Ordering::Relaxed);
-                if expired.orders > 0 {
-                    tracing::info!(campaign = %campaign.config.id, orders = expired.orders, units = expired.units, "unpaid orders expired");
-                }
-                malformed.extend(expired.malformed);
-                held += expired.held_groups;
-                if expired.groups < EXPIRY_GROUPS as u64 {
-                    break;
-                }
-            }
-            Err(e) if e.is_corrupt() => {
+    for keys in &campaign.layout.buckets {
+        if let Err(e) = sweep_bucket(app, conn, keys, &mut malformed).await {
+            if e.is_corrupt() {
                 if reported.refused.insert(campaign.config.id.clone()) {
-                    tracing::error!(campaign = %campaign.config.id, error = %e, "expiry sweep refused: malformed data in Redis, nothing changed; needs an operator");
+                    tracing::error!(campaign = %campaign.config.id, bucket = keys.bucket, error = %e, "expiry sweep refused: malformed data in Redis, nothing changed; needs an operator");
                 }
-                return;
-            }
-            Err(e) => {
+            } else {
                 tracing::debug!(error = %e, "expiry sweep failed");
-                return;
             }
+            return;
+        }
+    }
+    if campaign.layout.is_bucketed() {
+        let given_before = now_ms() - TRANSFER_REPAIR_AGE_MS;
+        match flashgate_stock::buckets::repair(conn, &app.scripts, &campaign.layout, given_before)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(campaign = %campaign.config.id, transfers = n, "finished stock transfers a crash left half done")
+            }
+            Err(e) => tracing::debug!(error = %e, "transfer repair failed"),
         }
     }
     reported.refused.remove(&campaign.config.id);
@@ -371,6 +365,35 @@ async fn sweep(
         reported
             .malformed
             .insert(campaign.config.id.clone(), malformed);
+    }
+}
+
+/// A transfer between buckets still pending after this long was cut in half by a crash (the
+/// normal path completes one within a few round trips): the sweeper finishes it.
+const TRANSFER_REPAIR_AGE_MS: i64 = 2_000;
+
+/// Expires the due unpaid orders of one bucket, collecting the malformed ones it passed over.
+async fn sweep_bucket(
+    app: &App,
+    conn: &mut StockConnection,
+    keys: &flashgate_stock::CampaignKeys,
+    malformed: &mut Vec<u64>,
+) -> Result<(), flashgate_stock::StockError> {
+    let mut held = 0;
+    loop {
+        let expired =
+            lifecycle::expire_due(conn, &app.scripts, keys, now_ms(), EXPIRY_GROUPS, held).await?;
+        app.metrics
+            .expired_orders
+            .fetch_add(expired.orders, std::sync::atomic::Ordering::Relaxed);
+        if expired.orders > 0 {
+            tracing::info!(campaign = %keys.campaign_id, bucket = keys.bucket, orders = expired.orders, units = expired.units, "unpaid orders expired");
+        }
+        malformed.extend(expired.malformed);
+        held += expired.held_groups;
+        if expired.groups < EXPIRY_GROUPS as u64 {
+            return Ok(());
+        }
     }
 }
 

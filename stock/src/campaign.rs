@@ -18,6 +18,9 @@ pub struct CampaignSpec {
     pub end_ms: i64,
     /// Units to put on sale if the campaign is not yet in Redis; ignored if it is.
     pub stock: u64,
+    /// Buckets to split the stock into if the campaign is not yet in Redis (a power of two up
+    /// to [`crate::MAX_BUCKETS`]); a live campaign keeps the count it was opened with.
+    pub buckets: u32,
 }
 
 /// What loading found or did.
@@ -30,11 +33,14 @@ pub struct Loaded {
     pub stock_total: u64,
     /// Units still for sale.
     pub remaining: i64,
+    /// The buckets in force: the count the campaign was opened with.
+    pub buckets: u32,
 }
 
-/// Writes a campaign's settings if Redis holds the campaign, and nothing at all if it does not
-/// (`lua/load_campaign.lua`, settings mode). Returns `None` for a campaign absent from Redis:
-/// whether it may be created is the ledger's call ([`open_campaign`]), never a loader's.
+/// Writes a campaign's settings into every bucket Redis holds, and nothing at all if it does not
+/// hold the campaign (`lua/load_campaign.lua`, settings mode; `keys` are the campaign's, its
+/// bucket 0's). Returns `None` for a campaign absent from Redis: whether it may be created is the
+/// ledger's call ([`open_campaign`]), never a loader's.
 ///
 /// # Errors
 /// When Redis cannot be reached or answers in an unknown shape.
@@ -44,7 +50,19 @@ pub async fn apply_settings<C: ConnectionLike>(
     keys: &CampaignKeys,
     spec: &CampaignSpec,
 ) -> Result<Option<Loaded>, StockError> {
-    invoke_load(conn, scripts, keys, spec, "settings").await
+    let Some(first) = invoke_load(conn, scripts, keys, spec, spec.stock, "settings").await? else {
+        return Ok(None);
+    };
+    let mut loaded = first;
+    for bucket in 1..first.buckets {
+        let keys = CampaignKeys::bucket(&keys.campaign_id, bucket);
+        // A bucket an interrupted opening never created stays absent: the ledger's permit
+        // completes it ([`open_campaign`]); settings never create stock.
+        if let Some(more) = invoke_load(conn, scripts, &keys, spec, 0, "settings").await? {
+            loaded.add(more);
+        }
+    }
+    Ok(Some(loaded))
 }
 
 /// Puts a campaign on sale: sets its stock if Redis has none, and its settings
@@ -66,14 +84,34 @@ pub async fn open_campaign<C: ConnectionLike>(
             campaign: keys.campaign_id.clone(),
         });
     }
-    invoke_load(conn, scripts, keys, spec, "open")
+    let refused = || {
+        StockError::bad_reply(
+            "load_campaign.lua",
+            "Redis holds orders or buyers of the campaign but no stock: not opened",
+        )
+    };
+    let shares = crate::buckets::shares(spec.stock, spec.buckets);
+    let mut loaded = invoke_load(conn, scripts, keys, spec, shares[0], "open")
         .await?
-        .ok_or_else(|| {
-            StockError::bad_reply(
-                "load_campaign.lua",
-                "Redis holds orders or buyers of the campaign but no stock: not opened",
-            )
-        })
+        .ok_or_else(refused)?;
+    // A campaign an interrupted opening left half done keeps the count it was opened with.
+    let shares = crate::buckets::shares(spec.stock, loaded.buckets);
+    for (bucket, share) in (1..loaded.buckets).zip(shares.into_iter().skip(1)) {
+        let keys = CampaignKeys::bucket(&keys.campaign_id, bucket);
+        let more = invoke_load(conn, scripts, &keys, spec, share, "open")
+            .await?
+            .ok_or_else(refused)?;
+        loaded.add(more);
+    }
+    Ok(loaded)
+}
+
+impl Loaded {
+    fn add(&mut self, bucket: Loaded) {
+        self.created |= bucket.created;
+        self.stock_total += bucket.stock_total;
+        self.remaining += bucket.remaining;
+    }
 }
 
 async fn invoke_load<C: ConnectionLike>(
@@ -81,6 +119,7 @@ async fn invoke_load<C: ConnectionLike>(
     scripts: &Scripts,
     keys: &CampaignKeys,
     spec: &CampaignSpec,
+    share: u64,
     mode: &str,
 ) -> Result<Option<Loaded>, StockError> {
     let reply: redis::Value = scripts
@@ -95,24 +134,31 @@ async fn invoke_load<C: ConnectionLike>(
         .arg(spec.pay_timeout_ms)
         .arg(spec.start_ms)
         .arg(spec.end_ms)
-        .arg(spec.stock)
+        .arg(share)
         .arg(mode)
+        .arg(spec.buckets.max(1))
+        .arg(keys.bucket)
         .invoke_async(conn)
         .await?;
     let fields = crate::reserve::strings(reply)?;
     let bad = || StockError::bad_reply("load_campaign.lua", format!("{fields:?}"));
     match fields.as_slice() {
         [absent, ..] if absent == "-1" => Ok(None),
-        [created, total, remaining] => Ok(Some(Loaded {
+        [created, total, remaining, buckets] => Ok(Some(Loaded {
             created: created == "1",
             stock_total: total.parse().map_err(|_| bad())?,
             remaining: remaining.parse().map_err(|_| bad())?,
+            buckets: buckets
+                .parse::<u32>()
+                .map_err(|_| bad())?
+                .clamp(1, crate::MAX_BUCKETS),
         })),
         _ => Err(bad()),
     }
 }
 
-/// Units still for sale, or `None` when the campaign is not in Redis.
+/// Units still for sale in one bucket (the whole campaign when it has one), or `None` when
+/// Redis does not hold it.
 ///
 /// # Errors
 /// When Redis cannot be reached.
@@ -123,19 +169,43 @@ pub async fn remaining_stock<C: ConnectionLike>(
     Ok(redis::cmd("GET").arg(&keys.stock).query_async(conn).await?)
 }
 
-/// (units left, stock total) of each campaign, in order, in one round trip: `None` for a
-/// campaign Redis does not hold.
+/// Units of a campaign for sale now or soon (every bucket's stock and every pending
+/// transfer), or `None` when Redis does not hold it.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn units_left<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    layout: &crate::CampaignLayout,
+) -> Result<Option<i64>, StockError> {
+    if !layout.is_bucketed() {
+        return remaining_stock(conn, layout.first()).await;
+    }
+    let census = crate::buckets::Census::take(conn, scripts, layout).await?;
+    Ok(census.loaded().then(|| census.left()))
+}
+
+/// (units left, stock total) of each campaign, in order, `None` for a campaign Redis does not
+/// hold. One round trip on one Redis for campaigns of one bucket; a census for each campaign
+/// split into buckets.
 ///
 /// # Errors
 /// When Redis cannot be reached.
 pub async fn live_states(
     conn: &mut crate::StockConnection,
-    campaigns: &[&CampaignKeys],
+    scripts: &Scripts,
+    campaigns: &[&crate::CampaignLayout],
 ) -> Result<Vec<Option<(i64, u64)>>, StockError> {
+    let single: Vec<&CampaignKeys> = campaigns
+        .iter()
+        .filter(|c| !c.is_bucketed())
+        .map(|c| c.first())
+        .collect();
     let mut flat: Vec<Option<String>> = Vec::new();
     if conn.is_cluster() {
         // Campaigns live in different slots: one pipeline (one slot) each.
-        for keys in campaigns {
+        for keys in &single {
             let pair: Vec<Option<String>> = redis::pipe()
                 .get(&keys.stock)
                 .hget(&keys.meta, "stock_total")
@@ -143,25 +213,31 @@ pub async fn live_states(
                 .await?;
             flat.extend(pair);
         }
-    } else {
+    } else if !single.is_empty() {
         let mut read = redis::pipe();
-        let mut count = 0;
-        for keys in campaigns {
+        for keys in &single {
             read.get(&keys.stock).hget(&keys.meta, "stock_total");
-            count += 1;
-        }
-        if count == 0 {
-            return Ok(Vec::new());
         }
         flat = read.query_async(conn).await?;
     }
-    Ok(flat
-        .chunks(2)
-        .map(|pair| {
-            let n = |i: usize| pair.get(i).cloned().flatten();
-            Some((n(0)?.parse().ok()?, n(1)?.parse().ok()?))
-        })
-        .collect())
+    let mut singles = flat.chunks(2).map(|pair| {
+        let n = |i: usize| pair.get(i).cloned().flatten();
+        Some((n(0)?.parse().ok()?, n(1)?.parse().ok()?))
+    });
+    let mut states = Vec::with_capacity(campaigns.len());
+    for layout in campaigns {
+        if layout.is_bucketed() {
+            let census = crate::buckets::Census::take(conn, scripts, layout).await?;
+            states.push(
+                census
+                    .loaded()
+                    .then(|| (census.left(), u64::try_from(census.total()).unwrap_or(0))),
+            );
+        } else {
+            states.push(singles.next().flatten());
+        }
+    }
+    Ok(states)
 }
 
 /// What an explicit stock change did (`lua/set_stock.lua`).
@@ -178,21 +254,65 @@ pub enum StockChange {
     Inconsistent,
 }
 
-/// Sets a live campaign's stock total to `total`, keeping every unit already taken.
+/// Sets a live campaign's stock total to `total`, keeping every unit already taken. A campaign
+/// split into buckets changes by the difference, in its bucket 0: lowering it takes back only
+/// what bucket 0 has for sale.
 ///
 /// # Errors
 /// When Redis cannot be reached.
 pub async fn set_stock_total<C: ConnectionLike>(
     conn: &mut C,
     scripts: &Scripts,
-    keys: &CampaignKeys,
+    layout: &crate::CampaignLayout,
     total: u64,
+) -> Result<StockChange, StockError> {
+    if !layout.is_bucketed() {
+        return set_share(conn, scripts, layout.first(), i128::from(total), "total").await;
+    }
+    let census = crate::buckets::Census::take(conn, scripts, layout).await?;
+    if !census.loaded() {
+        return Ok(StockChange::NotLoaded);
+    }
+    let (before, taken) = (census.total(), census.taken());
+    let delta = i128::from(total) - i128::from(before);
+    let change = set_share(conn, scripts, layout.first(), delta, "delta").await?;
+    let (before, taken) = (
+        u64::try_from(before).unwrap_or(0),
+        u64::try_from(taken).unwrap_or(0),
+    );
+    Ok(match change {
+        StockChange::Applied { .. } => StockChange::Applied {
+            before,
+            taken,
+            left: i64::try_from(i128::from(total) - i128::from(taken)).unwrap_or(i64::MAX),
+        },
+        // Only bucket 0's units for sale can be taken back: the rest counts as taken here.
+        StockChange::BelowTaken { .. } => StockChange::BelowTaken {
+            total: before,
+            taken: before.saturating_sub(
+                census.buckets[0]
+                    .stock
+                    .and_then(|s| u64::try_from(s).ok())
+                    .unwrap_or(0),
+            ),
+        },
+        other => other,
+    })
+}
+
+async fn set_share<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+    value: i128,
+    mode: &str,
 ) -> Result<StockChange, StockError> {
     let (status, before, taken, left): (i64, i64, i64, i64) = scripts
         .set_stock
         .key(&keys.meta)
         .key(&keys.stock)
-        .arg(total)
+        .arg(value.to_string())
+        .arg(mode)
         .invoke_async(conn)
         .await?;
     let (before, taken) = (

@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`connection`]: the one async connection every caller shares (one Redis today).
-//! - [`keys`]: the Redis key layout of a campaign (hash-tagged: one slot per campaign).
+//! - [`keys`]: the Redis key layout of a campaign and its stock buckets (one slot per bucket).
+//! - [`buckets`]: a hot campaign's stock over several buckets: transfers, repair, census.
 //! - [`scripts`]: the embedded Lua scripts, hashed once, EVALSHA with NOSCRIPT fallback.
 //! - [`campaign`]: loading a campaign without ever resetting live stock; reading stock.
 //! - [`rebuild`]: noticing that Redis went back in time, and rebuilding a campaign from the store.
@@ -24,6 +25,7 @@
 //! - [`error`]: failures to reach or understand Redis.
 #![forbid(unsafe_code)]
 
+pub mod buckets;
 pub mod campaign;
 pub mod connection;
 pub mod error;
@@ -43,14 +45,14 @@ pub mod scripts;
 
 pub use campaign::{
     CampaignSpec, Loaded, StockChange, apply_settings, open_campaign, remaining_stock,
-    set_stock_total,
+    set_stock_total, units_left,
 };
 pub use connection::{BlockingClient, BlockingConnection, StockConnection, Timeouts};
 pub use error::StockError;
 pub use health::{
     EvictionPolicy, MasterPolicy, PolicyError, cluster_state, eviction_policies, eviction_policy,
 };
-pub use keys::CampaignKeys;
+pub use keys::{CampaignKeys, CampaignLayout, MAX_BUCKETS};
 pub use lifecycle::{Expired, PaymentOutcome, Transition};
 pub use opening::{OpenPermit, SalesLedger};
 pub use order::{Order, OrderStatus};

@@ -12,7 +12,7 @@ use redis::aio::ConnectionLike;
 
 use crate::StockError;
 use crate::campaign::CampaignSpec;
-use crate::keys::CampaignKeys;
+use crate::keys::{CampaignKeys, CampaignLayout};
 use crate::order::Order;
 use crate::scripts::Scripts;
 
@@ -54,63 +54,86 @@ pub async fn orders_held<C: ConnectionLike>(
 
 /// Puts every order of `stored` back into Redis (unless Redis holds a newer version of it),
 /// then recomputes the campaign's stock, buyers and deadlines from the orders and writes its
-/// settings. `spec.stock` is the total in force (the ledger's), whatever Redis held.
+/// settings. `spec.stock` is the total in force (the ledger's), whatever Redis held. A campaign
+/// split into buckets is rebuilt bucket by bucket; its pending transfers are dropped and every
+/// unit not taken goes to bucket 0, from which the others borrow.
 ///
 /// Meant for a campaign no gateway is selling: the gateways refuse a campaign that needs it.
 ///
 /// # Errors
-/// When Redis cannot be reached, or holds a record it cannot read (nothing of the settle step
+/// When Redis cannot be reached, or holds a record it cannot read (nothing of that settle step
 /// is written then; merged records stay, and a rerun is harmless).
 pub async fn rebuild_campaign<C: ConnectionLike>(
     conn: &mut C,
     scripts: &Scripts,
-    keys: &CampaignKeys,
+    layout: &CampaignLayout,
     spec: &CampaignSpec,
     stored: &[Order],
 ) -> Result<Rebuilt, StockError> {
-    let (mut restored, mut newer_in_redis) = (0, 0);
-    for chunk in stored.chunks(CHUNK) {
-        let mut call = scripts.rebuild.prepare_invoke();
-        call.key(&keys.meta)
-            .key(&keys.stock)
-            .key(&keys.buyers)
-            .key(&keys.orders)
-            .key(&keys.deadlines)
-            .key(&keys.journal)
-            .arg("merge");
-        for order in chunk {
-            call.arg(order.order_id)
-                .arg(order.version)
-                .arg(crate::record::encode(order));
+    let mut rebuilt = Rebuilt {
+        restored: 0,
+        newer_in_redis: 0,
+        orders: 0,
+        stock_total: 0,
+        taken: 0,
+        left: 0,
+    };
+    let mut taken_elsewhere = 0;
+    // Bucket 0 last: its share is what the others have not taken.
+    for keys in layout.buckets.iter().skip(1).chain(layout.buckets.first()) {
+        let mine: Vec<&Order> = stored
+            .iter()
+            .filter(|o| layout.of_order(o.order_id).bucket == keys.bucket)
+            .collect();
+        for chunk in mine.chunks(CHUNK) {
+            let mut call = invoke(scripts, keys);
+            call.arg("merge");
+            for order in chunk {
+                call.arg(order.order_id)
+                    .arg(order.version)
+                    .arg(crate::record::encode(order));
+            }
+            let (written, newer): (u64, u64) = call.invoke_async(conn).await?;
+            rebuilt.restored += written;
+            rebuilt.newer_in_redis += newer;
         }
-        let (written, newer): (u64, u64) = call.invoke_async(conn).await?;
-        restored += written;
-        newer_in_redis += newer;
+        let share = if keys.bucket == 0 {
+            spec.stock.saturating_sub(taken_elsewhere).to_string()
+        } else {
+            "taken".to_owned()
+        };
+        let (_share, taken, left, orders): (u64, u64, u64, u64) = invoke(scripts, keys)
+            .arg("settle")
+            .arg(&spec.sku)
+            .arg(spec.unit_price_cents)
+            .arg(spec.per_user_limit)
+            .arg(spec.pay_timeout_ms)
+            .arg(spec.start_ms)
+            .arg(spec.end_ms)
+            .arg(share)
+            .arg(layout.count())
+            .arg(keys.bucket)
+            .invoke_async(conn)
+            .await?;
+        if keys.bucket != 0 {
+            taken_elsewhere += taken;
+        }
+        rebuilt.taken += taken;
+        rebuilt.left += left;
+        rebuilt.orders += orders;
     }
-    let (stock_total, taken, left, orders): (u64, u64, u64, u64) = scripts
-        .rebuild
-        .key(&keys.meta)
+    rebuilt.stock_total = spec.stock;
+    Ok(rebuilt)
+}
+
+fn invoke<'s>(scripts: &'s Scripts, keys: &CampaignKeys) -> redis::ScriptInvocation<'s> {
+    let mut call = scripts.rebuild.prepare_invoke();
+    call.key(&keys.meta)
         .key(&keys.stock)
         .key(&keys.buyers)
         .key(&keys.orders)
         .key(&keys.deadlines)
         .key(&keys.journal)
-        .arg("settle")
-        .arg(&spec.sku)
-        .arg(spec.unit_price_cents)
-        .arg(spec.per_user_limit)
-        .arg(spec.pay_timeout_ms)
-        .arg(spec.start_ms)
-        .arg(spec.end_ms)
-        .arg(spec.stock)
-        .invoke_async(conn)
-        .await?;
-    Ok(Rebuilt {
-        restored,
-        newer_in_redis,
-        orders,
-        stock_total,
-        taken,
-        left,
-    })
+        .key(&keys.transfers);
+    call
 }

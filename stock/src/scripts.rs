@@ -17,6 +17,7 @@ pub struct Scripts {
     pub(crate) set_stock: Script,
     pub(crate) retry_poisoned: Script,
     pub(crate) rebuild: Script,
+    pub(crate) transfer: Script,
 }
 
 impl Scripts {
@@ -30,11 +31,12 @@ impl Scripts {
             set_stock: Script::new(include_str!("../../lua/set_stock.lua")),
             retry_poisoned: Script::new(include_str!("../../lua/retry_poisoned.lua")),
             rebuild: Script::new(include_str!("../../lua/rebuild.lua")),
+            transfer: Script::new(include_str!("../../lua/transfer.lua")),
         }
     }
 
     /// The SHA1 of every script, for readiness checks (`SCRIPT EXISTS`).
-    pub fn hashes(&self) -> [&str; 8] {
+    pub fn hashes(&self) -> [&str; 9] {
         [
             self.reserve.get_hash(),
             self.load_campaign.get_hash(),
@@ -44,6 +46,7 @@ impl Scripts {
             self.set_stock.get_hash(),
             self.retry_poisoned.get_hash(),
             self.rebuild.get_hash(),
+            self.transfer.get_hash(),
         ]
     }
 
@@ -80,6 +83,7 @@ impl Scripts {
             &self.set_stock,
             &self.retry_poisoned,
             &self.rebuild,
+            &self.transfer,
         ] {
             script.prepare_invoke().load_async(conn).await?;
         }

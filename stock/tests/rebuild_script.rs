@@ -38,9 +38,15 @@ async fn a_lost_campaign_is_rebuilt_from_its_stored_orders() {
         order(&keys, 13, "ben", OrderStatus::Cancelled),
         order(&keys, 14, "cat", OrderStatus::Expired),
     ];
-    let rebuilt = rebuild_campaign(&mut conn, &scripts, &keys, &common::spec(10, 4), &stored)
-        .await
-        .unwrap();
+    let rebuilt = rebuild_campaign(
+        &mut conn,
+        &scripts,
+        &flashgate_stock::CampaignLayout::new(&keys.campaign_id, 1),
+        &common::spec(10, 4),
+        &stored,
+    )
+    .await
+    .unwrap();
     assert_eq!(rebuilt.restored, 4);
     assert_eq!(rebuilt.orders, 4);
     assert_eq!(
@@ -122,7 +128,7 @@ async fn a_newer_state_in_redis_is_kept_and_journaled() {
     let rebuilt = rebuild_campaign(
         &mut conn,
         &scripts,
-        &keys,
+        &flashgate_stock::CampaignLayout::new(&keys.campaign_id, 1),
         &common::spec(10, 4),
         std::slice::from_ref(live),
     )

@@ -20,6 +20,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod conservation;
 pub mod gateway;
 pub mod redis_cluster;
 pub mod redis_kind;

@@ -19,6 +19,8 @@ pub struct CampaignSpec {
     pub end: String,
     pub pay_timeout: String,
     pub unit_price_cents: i64,
+    /// Stock buckets (1: not split).
+    pub buckets: u32,
 }
 
 /// A campaign id no other test or run uses, so tests can share one Redis.
@@ -67,6 +69,7 @@ impl CampaignSpec {
             end: "2099-01-01T00:00:00Z".into(),
             pay_timeout: "15m".into(),
             unit_price_cents: 1999,
+            buckets: 1,
         }
     }
 }
@@ -166,6 +169,7 @@ max_quantity = {max}
 start = "{start}"
 end = "{end}"
 pay_timeout = "{pay}"
+buckets = {buckets}
 "#,
                 id = c.id,
                 price = c.unit_price_cents,
@@ -175,6 +179,7 @@ pay_timeout = "{pay}"
                 start = c.start,
                 end = c.end,
                 pay = c.pay_timeout,
+                buckets = c.buckets,
             )
             .unwrap();
         }

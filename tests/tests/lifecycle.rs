@@ -321,9 +321,15 @@ async fn a_user_lists_their_own_orders_newest_first_page_by_page(redis: TestRedi
     eventually(Duration::from_secs(10), "the orders are persisted", || {
         let c = c.clone();
         async move {
-            c.get("/api/v1/orders", Some("lister")).await.body["orders"]
-                .as_array()
-                .is_some_and(|o| o.len() == 3)
+            let persisted = |user: &'static str, n: usize| {
+                let c = c.clone();
+                async move {
+                    c.get("/api/v1/orders", Some(user)).await.body["orders"]
+                        .as_array()
+                        .is_some_and(|o| o.len() == n)
+                }
+            };
+            persisted("lister", 3).await && persisted("someone-else", 1).await
         }
     })
     .await;

@@ -17,7 +17,7 @@ flashgate_tests::on_each_redis!(metrics_after_a_small_flash_sale_equal_what_the_
 
 /// Every sample of a scrape, by `name{labels}`.
 async fn scrape(admin: &str) -> HashMap<String, f64> {
-    let text = reqwest_like_get(admin).await;
+    let text = flashgate_tests::client::metrics_text(admin).await;
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| {
@@ -25,23 +25,6 @@ async fn scrape(admin: &str) -> HashMap<String, f64> {
             Some((series.to_owned(), value.parse().ok()?))
         })
         .collect()
-}
-
-/// `GET /metrics` over a plain HTTP/1.1 connection.
-async fn reqwest_like_get(admin: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(admin).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap()
 }
 
 async fn metrics_after_a_small_flash_sale_equal_what_the_clients_saw(redis: TestRedis) {

@@ -119,7 +119,7 @@ pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiEr
         });
     }
     let mut conn = app.redis.clone();
-    let change = flashgate_stock::set_stock_total(&mut conn, &app.scripts, &campaign.keys, total)
+    let change = flashgate_stock::set_stock_total(&mut conn, &app.scripts, &campaign.layout, total)
         .await
         .map_err(|_| ApiError::Unavailable {
             code: "redis_unavailable",
@@ -225,9 +225,14 @@ const REDIS_DOWN: ApiError = ApiError::Unavailable {
 pub async fn poisoned(app: &App, id: &str) -> Result<Answer, ApiError> {
     let campaign = app.campaign(id)?;
     let mut conn = app.redis.clone();
-    let orders = flashgate_stock::journal::poisoned(&mut conn, &campaign.keys)
-        .await
-        .map_err(|_| REDIS_DOWN)?;
+    let mut orders = Vec::new();
+    for keys in &campaign.layout.buckets {
+        orders.extend(
+            flashgate_stock::journal::poisoned(&mut conn, keys)
+                .await
+                .map_err(|_| REDIS_DOWN)?,
+        );
+    }
     let orders: Vec<Value> = orders
         .into_iter()
         .map(|(order_id, reason)| json!({ "order_id": order_id.to_string(), "reason": reason }))
@@ -254,10 +259,14 @@ pub async fn retry_poisoned(app: &App, id: &str, order_id: &str) -> Result<Answe
         return Err(not_set_aside);
     };
     let mut conn = app.redis.clone();
-    let retried =
-        flashgate_stock::journal::retry_poisoned(&mut conn, &app.scripts, &campaign.keys, order_id)
-            .await
-            .map_err(|_| REDIS_DOWN)?;
+    let retried = flashgate_stock::journal::retry_poisoned(
+        &mut conn,
+        &app.scripts,
+        campaign.layout.of_order(order_id),
+        order_id,
+    )
+    .await
+    .map_err(|_| REDIS_DOWN)?;
     if !retried {
         return Err(not_set_aside);
     }

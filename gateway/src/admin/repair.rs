@@ -45,7 +45,7 @@ pub async fn rebuild(app: &App, id: &str) -> Result<Answer, ApiError> {
     let rebuilt = flashgate_stock::rebuild_campaign(
         &mut conn,
         &app.scripts,
-        &campaign.keys,
+        &campaign.layout,
         &spec,
         &stored,
     )

@@ -101,6 +101,19 @@ fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
         ),
         None => Duration::ZERO,
     };
+    let buckets: u32 = e.int(
+        &f("buckets"),
+        c.buckets,
+        1,
+        1,
+        i64::from(flashgate_stock::MAX_BUCKETS),
+    );
+    if !buckets.is_power_of_two() {
+        e.push(
+            f("buckets"),
+            format!("must be a power of two, got {buckets}"),
+        );
+    }
     CampaignConfig {
         id,
         sku,
@@ -112,6 +125,7 @@ fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
         start_ms: start_ms.unwrap_or(0),
         end_ms: end_ms.unwrap_or(0),
         pay_timeout,
+        buckets,
     }
 }
 

@@ -282,6 +282,10 @@ pub struct CampaignConfig {
     pub end_ms: i64,
     /// Unpaid orders are released back to stock after this long.
     pub pay_timeout: Duration,
+    /// Stock buckets (a power of two, 1..=16, default 1): a hot campaign's stock split over as
+    /// many slots, so it sells on several Redis Cluster masters at once. Fixed when the campaign
+    /// is first put on sale.
+    pub buckets: u32,
 }
 
 /// One bad field, named by its path in the file (`campaigns[1].stock`, `limits.per_ip.burst`).

@@ -117,4 +117,5 @@ pub(super) struct RawCampaign {
     pub start: Option<String>,
     pub end: Option<String>,
     pub pay_timeout: Option<String>,
+    pub buckets: Option<i64>,
 }

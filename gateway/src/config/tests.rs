@@ -559,3 +559,22 @@ fn a_redis_cluster_is_named_by_its_seed_nodes_and_checked() {
     let mixed = head + "cluster = [\"redis://:a@10.0.0.1:7000\", \"redis://:b@10.0.0.2:7000\"]\n";
     assert_eq!(fields(&invalid(&mixed)), ["redis.cluster"]);
 }
+
+#[test]
+fn stock_buckets_default_to_one_and_must_be_a_power_of_two_up_to_sixteen() {
+    let c = parse(&(minimal() + CAMPAIGN)).unwrap();
+    assert_eq!(c.campaign("c1").unwrap().buckets, 1);
+    let with = |n: i64| format!("{}{CAMPAIGN}buckets = {n}\n", minimal());
+    assert_eq!(parse(&with(8)).unwrap().campaign("c1").unwrap().buckets, 8);
+    assert_eq!(
+        parse(&with(16)).unwrap().campaign("c1").unwrap().buckets,
+        16
+    );
+    for bad in [0, 3, 12, 32] {
+        assert_eq!(
+            fields(&invalid(&with(bad))),
+            ["campaigns[0].buckets"],
+            "{bad}"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! `GET /api/v1/campaigns` and `GET /api/v1/campaigns/{id}`: public campaign state.
 
-use flashgate_stock::CampaignKeys;
+use flashgate_stock::CampaignLayout;
 use http::StatusCode;
 
 use super::views::CampaignView;
@@ -21,7 +21,7 @@ const UNAVAILABLE: ApiError = ApiError::Unavailable {
 pub async fn get(app: &App, campaign_id: &str) -> Result<Answer, ApiError> {
     let campaign = app.campaign(campaign_id)?;
     let campaign = &*campaign;
-    let live = live_state(app, &[&*campaign.keys]).await?;
+    let live = live_state(app, &[&*campaign.layout]).await?;
     Ok(json(StatusCode::OK, &view(campaign, live[0])))
 }
 
@@ -33,7 +33,7 @@ pub async fn list(app: &App) -> Result<Answer, ApiError> {
     let catalog = app.catalog();
     let mut campaigns: Vec<_> = catalog.campaigns().collect();
     campaigns.sort_by_key(|c| (c.config.start_ms, c.config.id.clone()));
-    let keys: Vec<&CampaignKeys> = campaigns.iter().map(|c| &*c.keys).collect();
+    let keys: Vec<&CampaignLayout> = campaigns.iter().map(|c| &*c.layout).collect();
     let live = live_state(app, &keys).await?;
     let views: Vec<_> = campaigns
         .iter()
@@ -46,13 +46,13 @@ pub async fn list(app: &App) -> Result<Answer, ApiError> {
     ))
 }
 
-/// (remaining, stock total) per campaign from Redis, in one round trip; `None` when not loaded.
+/// (remaining, stock total) per campaign from Redis; `None` when not loaded.
 async fn live_state(
     app: &App,
-    keys: &[&CampaignKeys],
+    layouts: &[&CampaignLayout],
 ) -> Result<Vec<Option<(i64, u64)>>, ApiError> {
     let mut conn = app.redis.clone();
-    flashgate_stock::campaign::live_states(&mut conn, keys)
+    flashgate_stock::campaign::live_states(&mut conn, &app.scripts, layouts)
         .await
         .map_err(|_| UNAVAILABLE)
 }

@@ -66,7 +66,7 @@ pub async fn cancel<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, A
     let transition = lifecycle::cancel(
         &mut conn,
         &app.scripts,
-        &campaign.keys,
+        campaign.layout.of_order(order_id),
         now_ms(),
         order_id,
         &identity.user_id,
@@ -169,7 +169,7 @@ where
     let transition = lifecycle::pay(
         &mut conn,
         &app.scripts,
-        &campaign.keys,
+        campaign.layout.of_order(order_id),
         now_ms(),
         order_id,
         callback.amount_cents,

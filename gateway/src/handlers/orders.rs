@@ -68,7 +68,10 @@ pub(crate) async fn locate(
 ) -> Result<Option<(Arc<Campaign>, Order)>, ApiError> {
     let catalog = app.catalog();
     let campaigns: Vec<_> = catalog.campaigns().collect();
-    let wanted: Vec<_> = campaigns.iter().map(|c| (&*c.keys, order_id)).collect();
+    let wanted: Vec<_> = campaigns
+        .iter()
+        .map(|c| (c.layout.of_order(order_id), order_id))
+        .collect();
     let mut conn = app.redis.clone();
     let records = flashgate_stock::lookup::records_across(&mut conn, &wanted)
         .await
@@ -175,7 +178,10 @@ async fn refresh_from_redis(app: &App, orders: &mut [Order]) {
     if asked.is_empty() {
         return;
     }
-    let wanted: Vec<_> = campaigns.iter().map(|(c, id)| (&*c.keys, *id)).collect();
+    let wanted: Vec<_> = campaigns
+        .iter()
+        .map(|(c, id)| (c.layout.of_order(*id), *id))
+        .collect();
     let mut conn = app.redis.clone();
     let Ok(records) = flashgate_stock::lookup::records_across(&mut conn, &wanted).await else {
         return; // the store's state stands

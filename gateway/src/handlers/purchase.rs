@@ -172,13 +172,18 @@ async fn existing_order(
     user_id: &str,
 ) -> Result<Option<Order>, ApiError> {
     let mut conn = app.redis.clone();
-    flashgate_stock::lookup::owned_order(&mut conn, &campaign.keys, order_id, user_id)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "cannot read an order back for a retry");
-            ApiError::Unavailable {
-                code: "redis_unavailable",
-                message: "stock service unavailable; retry with the same order token",
-            }
-        })
+    flashgate_stock::lookup::owned_order(
+        &mut conn,
+        campaign.layout.of_order(order_id),
+        order_id,
+        user_id,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "cannot read an order back for a retry");
+        ApiError::Unavailable {
+            code: "redis_unavailable",
+            message: "stock service unavailable; retry with the same order token",
+        }
+    })
 }

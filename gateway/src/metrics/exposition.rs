@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
+use flashgate_stock::buckets::Census;
+
 use crate::app::App;
 use crate::clock::now_ms;
 
@@ -102,28 +104,57 @@ pub async fn render(app: &App) -> String {
 }
 
 /// Stock left, journal backlog and the age of the oldest order waiting for the store, per
-/// campaign, read from Redis. A Redis that does not answer leaves these out.
+/// campaign, and each stock bucket's stock and transfers, read from Redis. A Redis that does
+/// not answer leaves these out.
 async fn campaigns(app: &App, out: &mut String) {
     let mut conn = app.redis.clone();
     let (mut stock, mut backlog, mut lag) = (String::new(), String::new(), String::new());
+    let (mut bucket_stock, mut transfers, mut pending) =
+        (String::new(), String::new(), String::new());
     let catalog = app.catalog();
     for campaign in catalog.campaigns() {
-        let keys = &campaign.keys;
+        let layout = &campaign.layout;
         let id = &campaign.config.id;
-        if let Ok(left) = flashgate_stock::remaining_stock(&mut conn, keys).await {
+        if let Ok(census) = Census::take(&mut conn, &app.scripts, layout).await {
             let _ = writeln!(
                 stock,
                 "flashgate_stock_remaining{{campaign=\"{id}\"}} {}",
-                left.unwrap_or(0)
+                if census.loaded() { census.left() } else { 0 }
             );
+            for (b, bucket) in census.buckets.iter().enumerate() {
+                let labels = format!("campaign=\"{id}\",bucket=\"{b}\"");
+                let _ = writeln!(
+                    bucket_stock,
+                    "flashgate_bucket_stock{{{labels}}} {}",
+                    bucket.stock.unwrap_or(0)
+                );
+                let _ = writeln!(
+                    transfers,
+                    "flashgate_bucket_transfers_total{{{labels}}} {}",
+                    bucket.given
+                );
+                let _ = writeln!(
+                    pending,
+                    "flashgate_bucket_pending_transfers{{{labels}}} {}",
+                    bucket.pending
+                );
+            }
         }
-        if let Ok(waiting) = flashgate_stock::journal::waiting(&mut conn, keys).await {
+        let mut waiting_all = Some(0);
+        let mut age = 0;
+        for keys in &layout.buckets {
+            waiting_all = match flashgate_stock::journal::waiting(&mut conn, keys).await {
+                Ok(waiting) => waiting_all.map(|w| w + waiting),
+                Err(_) => None,
+            };
+            age = age.max(oldest_waiting_ms(&mut conn, keys, id).await);
+        }
+        if let Some(waiting) = waiting_all {
             let _ = writeln!(
                 backlog,
                 "flashgate_journal_backlog{{campaign=\"{id}\"}} {waiting}"
             );
         }
-        let age = oldest_waiting_ms(&mut conn, keys, id).await;
         let _ = writeln!(
             lag,
             "flashgate_persistence_lag_seconds{{campaign=\"{id}\"}} {}",
@@ -134,9 +165,30 @@ async fn campaigns(app: &App, out: &mut String) {
         out,
         "flashgate_stock_remaining",
         "gauge",
-        "Units still for sale, in Redis.",
+        "Units still for sale, in Redis (with units moving between buckets).",
     );
     out.push_str(&stock);
+    family(
+        out,
+        "flashgate_bucket_stock",
+        "gauge",
+        "Units for sale in each stock bucket of a campaign.",
+    );
+    out.push_str(&bucket_stock);
+    family(
+        out,
+        "flashgate_bucket_transfers_total",
+        "counter",
+        "Transfers of stock a bucket gave to a dry bucket.",
+    );
+    out.push_str(&transfers);
+    family(
+        out,
+        "flashgate_bucket_pending_transfers",
+        "gauge",
+        "Transfers a bucket gave whose receiving bucket is not credited yet.",
+    );
+    out.push_str(&pending);
     family(
         out,
         "flashgate_journal_backlog",

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use flashgate_stock::{BlockingClient, BlockingConnection, CampaignKeys, Order, Scripts, journal};
+use flashgate_stock::{BlockingClient, BlockingConnection, Order, Scripts, journal};
+
+use super::{Journals, bucket_keys};
 
 /// A blocking Redis connection for acks, reopened after any failure.
 ///
@@ -12,7 +14,8 @@ use flashgate_stock::{BlockingClient, BlockingConnection, CampaignKeys, Order, S
 pub struct Acker {
     client: BlockingClient,
     conn: Option<BlockingConnection>,
-    keys: HashMap<String, CampaignKeys>,
+    /// Where each campaign's buckets are: an order is acked in its own bucket's journal.
+    journals: Journals,
 }
 
 impl std::fmt::Debug for Acker {
@@ -26,12 +29,17 @@ impl std::fmt::Debug for Acker {
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Acker {
-    pub fn new(client: BlockingClient) -> Self {
+    pub fn new(client: BlockingClient, journals: Journals) -> Self {
         Self {
             client,
             conn: None,
-            keys: HashMap::new(),
+            journals,
         }
+    }
+
+    /// The keys of the bucket holding `order`.
+    pub fn keys_of(&self, order: &Order) -> flashgate_stock::CampaignKeys {
+        bucket_keys(&self.journals, &order.campaign_id, order.order_id)
     }
 
     /// The connection, opened if needed.
@@ -53,11 +61,7 @@ impl Acker {
 
     /// Sets `order`, which the store refused for good, aside out of the journal.
     pub fn set_aside(&mut self, scripts: &Scripts, order: &Order, reason: &str) {
-        let keys = self
-            .keys
-            .entry(order.campaign_id.clone())
-            .or_insert_with(|| CampaignKeys::new(&order.campaign_id))
-            .clone();
+        let keys = self.keys_of(order);
         let result = self
             .connection()
             .map_err(flashgate_stock::StockError::from)
@@ -70,27 +74,22 @@ impl Acker {
         }
     }
 
-    /// Acks `orders` (just written to the store) campaign by campaign.
+    /// Acks `orders` (just written to the store) bucket by bucket.
     pub fn ack(&mut self, scripts: &Scripts, orders: &[Order]) {
-        let mut by_campaign: HashMap<&str, Vec<(u64, u32)>> = HashMap::new();
+        let mut by_bucket: HashMap<flashgate_stock::CampaignKeys, Vec<(u64, u32)>> = HashMap::new();
         for order in orders {
-            by_campaign
-                .entry(order.campaign_id.as_str())
+            by_bucket
+                .entry(self.keys_of(order))
                 .or_default()
                 .push((order.order_id, order.version));
         }
-        for (campaign_id, written) in by_campaign {
-            let keys = self
-                .keys
-                .entry(campaign_id.to_owned())
-                .or_insert_with(|| CampaignKeys::new(campaign_id))
-                .clone();
+        for (keys, written) in by_bucket {
             let result = self
                 .connection()
                 .map_err(flashgate_stock::StockError::from)
                 .and_then(|conn| journal::ack(conn, scripts, &keys, &written));
             if let Err(e) = result {
-                tracing::warn!(campaign = campaign_id, error = %e, "journal ack failed; the reconciler will redo it");
+                tracing::warn!(campaign = %keys.campaign_id, bucket = keys.bucket, error = %e, "journal ack failed; the reconciler will redo it");
                 self.reset();
             }
         }

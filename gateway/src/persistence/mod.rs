@@ -29,8 +29,25 @@ use flashgate_stock::{CampaignKeys, Order, Scripts};
 use crate::config::PersistenceConfig;
 use crate::store::OrderStore;
 
-/// Every campaign's keys whose journal is drained, swapped whole when a reload adds one.
+/// Every campaign's keys whose journal is drained, bucket by bucket (a campaign split into
+/// stock buckets has one journal per bucket), swapped whole when a reload adds one.
 pub type Journals = Arc<arc_swap::ArcSwap<Vec<Arc<CampaignKeys>>>>;
+
+/// The keys of the bucket holding order `order_id` of `campaign_id`: the journals list every
+/// bucket of every campaign loaded here, so their count is the campaign's bucket count. A
+/// campaign this gateway never loaded reads as one bucket.
+pub fn bucket_keys(journals: &Journals, campaign_id: &str, order_id: u64) -> CampaignKeys {
+    let all = journals.load();
+    let count = all
+        .iter()
+        .filter(|k| k.campaign_id == campaign_id)
+        .count()
+        .max(1);
+    let bucket = u32::try_from(order_id & (count as u64 - 1)).unwrap_or(0);
+    all.iter()
+        .find(|k| k.campaign_id == campaign_id && k.bucket == bucket)
+        .map_or_else(|| CampaignKeys::new(campaign_id), |k| (**k).clone())
+}
 
 /// The running persistence threads.
 #[derive(Debug)]

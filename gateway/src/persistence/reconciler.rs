@@ -26,7 +26,7 @@ const CHUNK: usize = 512;
 /// Runs a full pass at start, then one every `reconcile_interval`, and a last full pass when
 /// `stop` closes.
 pub fn run(context: &Context, stop: &Receiver<()>) {
-    let mut acker = Acker::new(context.redis.clone());
+    let mut acker = Acker::new(context.redis.clone(), context.campaigns.clone());
     let mut sweep = store_sweep::StoreSweep::default();
     pass(context, &mut acker, Duration::ZERO);
     loop {

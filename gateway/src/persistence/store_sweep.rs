@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use flashgate_stock::{CampaignKeys, Order, StockError, Transition, lifecycle, presence};
+use flashgate_stock::{Order, StockError, Transition, lifecycle, presence};
 
 use super::Context;
 use super::acker::Acker;
@@ -139,7 +139,7 @@ fn settle(
     order: &Order,
     now: i64,
 ) -> Result<Settled, StockError> {
-    let keys = CampaignKeys::new(&order.campaign_id);
+    let keys = acker.keys_of(order);
     let conn = acker.connection()?;
     match lifecycle::expire_order(conn, &context.scripts, &keys, now, order.order_id)? {
         Transition::Expired(_) => return Ok(Settled::Expired),

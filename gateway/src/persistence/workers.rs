@@ -20,7 +20,7 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 
 /// One worker's loop, until the queue is closed, or `stop` is set and the queue is empty.
 pub fn run(orders: &Receiver<Order>, context: &Context, stop: &AtomicBool) {
-    let mut acker = Acker::new(context.redis.clone());
+    let mut acker = Acker::new(context.redis.clone(), context.campaigns.clone());
     let mut batch = Vec::with_capacity(context.config.batch_size);
     let mut backoff = Backoff::default();
     loop {

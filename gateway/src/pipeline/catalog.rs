@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bloomfilter::Bloom;
-use flashgate_stock::CampaignKeys;
+use flashgate_stock::CampaignLayout;
 
 use super::reserver::Reserver;
 use crate::config::CampaignConfig;
@@ -21,7 +21,8 @@ use crate::http::ApiError;
 #[derive(Debug)]
 pub struct Campaign {
     pub config: CampaignConfig,
-    pub keys: Arc<CampaignKeys>,
+    /// Its Redis keys, bucket by bucket (one bucket unless its stock is split).
+    pub layout: Arc<CampaignLayout>,
     /// Where this campaign's reservations are batched into script calls.
     pub reserver: Reserver,
     sold_out: AtomicBool,
@@ -33,10 +34,10 @@ pub struct Campaign {
 }
 
 impl Campaign {
-    pub fn new(config: CampaignConfig, keys: Arc<CampaignKeys>, reserver: Reserver) -> Self {
+    pub fn new(config: CampaignConfig, layout: Arc<CampaignLayout>, reserver: Reserver) -> Self {
         Self {
             config,
-            keys,
+            layout,
             reserver,
             sold_out: AtomicBool::new(false),
             needs_repair: AtomicBool::new(false),
@@ -203,9 +204,10 @@ impl Catalog {
     pub async fn refresh_sold_out(
         &self,
         conn: &mut flashgate_stock::StockConnection,
+        scripts: &flashgate_stock::Scripts,
     ) -> Result<(), flashgate_stock::StockError> {
         for campaign in self.campaigns().filter(|c| c.is_marked_sold_out()) {
-            let left = flashgate_stock::remaining_stock(conn, &campaign.keys).await?;
+            let left = flashgate_stock::units_left(conn, scripts, &campaign.layout).await?;
             if left.is_some_and(|n| n > 0) {
                 campaign.clear_sold_out();
             }

@@ -5,13 +5,20 @@
 //! carries all of them (up to `max_batch`). An idle gateway therefore sends each purchase at
 //! once, and a busy one amortises the cost of a script call over many purchases — which is what
 //! lets the gateway approach Redis' pipelined ceiling rather than its per-call one.
+//!
+//! A campaign split into stock buckets has a batching task per bucket (each bucket is its own
+//! slot, so one script call never spans two), and a purchase goes to its buyer's home bucket,
+//! which the order id names. A home bucket that runs dry borrows from the others
+//! ([`flashgate_stock::buckets::borrow`]) and the purchases it could not serve are tried again
+//! in the same task: "sold out" is only answered when no bucket had a unit to lend.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use flashgate_stock::StockConnection;
 use flashgate_stock::{
-    CampaignKeys, Reservation, ReserveOutcome, Scripts, StockError, record, reserve_batch,
+    CampaignKeys, CampaignLayout, Reservation, ReserveOutcome, Scripts, StockError, buckets,
+    record, reserve_batch,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -63,9 +70,15 @@ struct Pending {
     reply: oneshot::Sender<Result<ReserveOutcome, ReserveError>>,
 }
 
-/// The entrance to one campaign's batching task.
+/// The entrance to one campaign's batching tasks, one per stock bucket.
 #[derive(Debug, Clone)]
 pub struct Reserver {
+    lanes: Arc<[Lane]>,
+}
+
+/// The entrance to one bucket's batching task.
+#[derive(Debug, Clone)]
+struct Lane {
     queue: mpsc::Sender<Pending>,
     /// Permits for script calls; [`Reserver::close`] takes them all.
     in_flight: Arc<Semaphore>,
@@ -82,11 +95,81 @@ impl std::fmt::Debug for Pending {
 }
 
 impl Reserver {
-    /// Starts the batching task of one campaign; it ends when the last `Reserver` clone is gone.
+    /// Starts the batching tasks of one campaign, one per bucket; they end when the last
+    /// `Reserver` clone is gone.
     pub fn spawn(
         conn: StockConnection,
         scripts: Arc<Scripts>,
-        keys: Arc<CampaignKeys>,
+        layout: Arc<CampaignLayout>,
+        settings: BatchSettings,
+        script_seconds: Arc<Histogram>,
+    ) -> Self {
+        let lanes = (0..layout.buckets.len())
+            .map(|bucket| {
+                let bucket = Bucket {
+                    layout: layout.clone(),
+                    index: bucket,
+                };
+                Lane::spawn(
+                    conn.clone(),
+                    scripts.clone(),
+                    bucket,
+                    settings,
+                    script_seconds.clone(),
+                )
+            })
+            .collect();
+        Self { lanes }
+    }
+
+    /// Stops this campaign's reservations for shutdown: new ones are refused, and once this
+    /// returns no script call is running or can start, so a final journal pass sees every
+    /// commit. Waits at most `patience` for calls in flight.
+    pub async fn close(&self, patience: std::time::Duration) {
+        for lane in self.lanes.iter() {
+            lane.close(patience).await;
+        }
+    }
+
+    /// Reserves `quantity` units for `user_id` under `order_id`, in the bucket the order id
+    /// names (its buyer's home bucket).
+    ///
+    /// # Errors
+    /// [`ReserveError::Overloaded`] when the queue is full, [`ReserveError::Unavailable`] when
+    /// Redis did not answer.
+    pub async fn reserve(
+        &self,
+        user_id: String,
+        order_id: u64,
+        quantity: u32,
+    ) -> Result<ReserveOutcome, ReserveError> {
+        let mask = (self.lanes.len() - 1) as u64;
+        let lane = usize::try_from(order_id & mask).unwrap_or(0);
+        match self.lanes.get(lane) {
+            Some(lane) => lane.reserve(user_id, order_id, quantity).await,
+            None => Err(ReserveError::Unavailable),
+        }
+    }
+}
+
+/// One bucket of a campaign: its keys, and the campaign's others to borrow from.
+#[derive(Debug, Clone)]
+struct Bucket {
+    layout: Arc<CampaignLayout>,
+    index: usize,
+}
+
+impl Bucket {
+    fn keys(&self) -> &CampaignKeys {
+        &self.layout.buckets[self.index]
+    }
+}
+
+impl Lane {
+    fn spawn(
+        conn: StockConnection,
+        scripts: Arc<Scripts>,
+        keys: Bucket,
         settings: BatchSettings,
         script_seconds: Arc<Histogram>,
     ) -> Self {
@@ -110,10 +193,7 @@ impl Reserver {
         }
     }
 
-    /// Stops this campaign's reservations for shutdown: new ones are refused, and once this
-    /// returns no script call is running or can start, so a final journal pass sees every
-    /// commit. Waits at most `patience` for calls in flight.
-    pub async fn close(&self, patience: std::time::Duration) {
+    async fn close(&self, patience: std::time::Duration) {
         self.closed.store(true, Ordering::SeqCst);
         match tokio::time::timeout(patience, self.in_flight.acquire_many(self.max_in_flight)).await
         {
@@ -124,12 +204,7 @@ impl Reserver {
         }
     }
 
-    /// Reserves `quantity` units for `user_id` under `order_id`.
-    ///
-    /// # Errors
-    /// [`ReserveError::Overloaded`] when the queue is full, [`ReserveError::Unavailable`] when
-    /// Redis did not answer.
-    pub async fn reserve(
+    async fn reserve(
         &self,
         user_id: String,
         order_id: u64,
@@ -157,7 +232,7 @@ async fn batch_loop(
     mut pending: mpsc::Receiver<Pending>,
     conn: StockConnection,
     scripts: Arc<Scripts>,
-    keys: Arc<CampaignKeys>,
+    keys: Bucket,
     settings: BatchSettings,
     in_flight: Arc<Semaphore>,
     script_seconds: Arc<Histogram>,
@@ -185,34 +260,126 @@ async fn batch_loop(
     }
 }
 
-async fn call(
-    conn: &mut StockConnection,
-    scripts: &Scripts,
-    keys: &CampaignKeys,
-    batch: Vec<Pending>,
-) {
-    let reservations: Vec<Reservation<'_>> = batch
+async fn call(conn: &mut StockConnection, scripts: &Scripts, bucket: &Bucket, batch: Vec<Pending>) {
+    let keys = bucket.keys();
+    let now = now_ms();
+    let outcomes = {
+        let reservations = reservations(&batch);
+        reserve_batch(conn, scripts, keys, now, &reservations).await
+    };
+    match outcomes {
+        Ok(outcomes) => {
+            let mut outcomes: Vec<Result<ReserveOutcome, ReserveError>> =
+                outcomes.into_iter().map(Ok).collect();
+            if bucket.layout.is_bucketed() {
+                borrow_for_dry(conn, scripts, bucket, now, &batch, &mut outcomes).await;
+            }
+            for (p, outcome) in batch.into_iter().zip(outcomes) {
+                // A client that went away still has its order: the journal carries it.
+                let _ = p.reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(campaign = %keys.campaign_id, bucket = keys.bucket, error = %e, "reserve call failed");
+            let unsure = !matches!(&e, StockError::Redis(r) if r.is_connection_refusal());
+            answer_after_failure(conn, keys, now, batch, unsure).await;
+        }
+    }
+}
+
+fn reservations(batch: &[Pending]) -> Vec<Reservation<'_>> {
+    batch
         .iter()
         .map(|p| Reservation {
             user_id: &p.user_id,
             order_id: p.order_id,
             quantity: p.quantity,
         })
-        .collect();
-    let now = now_ms();
-    match reserve_batch(conn, scripts, keys, now, &reservations).await {
-        Ok(outcomes) => {
-            for (p, outcome) in batch.into_iter().zip(outcomes) {
-                // A client that went away still has its order: the journal carries it.
-                let _ = p.reply.send(Ok(outcome));
+        .collect()
+}
+
+/// Rounds of borrow-and-retry one call makes for purchases its bucket could not serve.
+const BORROW_ROUNDS: usize = 3;
+
+/// The home bucket ran dry for some purchases of this call: borrows what they need from the
+/// other buckets and tries them again, so they are answered sold out only when no bucket had a
+/// unit to lend. A failure to borrow or to retry answers them as the failure says (nothing
+/// was reserved for them, unless the retry's reply was lost: then Redis is asked, as for any
+/// call).
+async fn borrow_for_dry(
+    conn: &mut StockConnection,
+    scripts: &Scripts,
+    bucket: &Bucket,
+    now: i64,
+    batch: &[Pending],
+    outcomes: &mut [Result<ReserveOutcome, ReserveError>],
+) {
+    let home = u32::try_from(bucket.index).unwrap_or(0);
+    for _ in 0..BORROW_ROUNDS {
+        let dry: Vec<usize> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| {
+                matches!(
+                    o,
+                    Ok(ReserveOutcome::SoldOut | ReserveOutcome::InsufficientStock { .. })
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if dry.is_empty() {
+            return;
+        }
+        let need: u64 = dry.iter().map(|&i| u64::from(batch[i].quantity)).sum();
+        match buckets::borrow(conn, scripts, &bucket.layout, home, need, now).await {
+            Ok(borrowed) if borrowed.units == 0 => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(campaign = %bucket.layout.campaign_id, bucket = home, error = %e, "borrowing stock failed");
+                for &i in &dry {
+                    outcomes[i] = Err(ReserveError::Unavailable);
+                }
+                return;
             }
         }
-        Err(e) => {
-            tracing::warn!(campaign = %keys.campaign_id, error = %e, "reserve call failed");
-            let unsure = !matches!(&e, StockError::Redis(r) if r.is_connection_refusal());
-            answer_after_failure(conn, keys, now, batch, unsure).await;
+        let retry: Vec<Reservation<'_>> = dry
+            .iter()
+            .map(|&i| Reservation {
+                user_id: &batch[i].user_id,
+                order_id: batch[i].order_id,
+                quantity: batch[i].quantity,
+            })
+            .collect();
+        match reserve_batch(conn, scripts, bucket.keys(), now, &retry).await {
+            Ok(again) => {
+                for (&i, outcome) in dry.iter().zip(again) {
+                    outcomes[i] = Ok(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(campaign = %bucket.layout.campaign_id, bucket = home, error = %e, "reserve call after borrowing failed");
+                let ids: Vec<u64> = dry.iter().map(|&i| batch[i].order_id).collect();
+                let unsure = !matches!(&e, StockError::Redis(r) if r.is_connection_refusal());
+                let answers = answers_from_records(
+                    conn,
+                    bucket.keys(),
+                    now,
+                    &ids,
+                    &batch_users(batch, &dry),
+                    unsure,
+                )
+                .await;
+                for (&i, answer) in dry.iter().zip(answers) {
+                    outcomes[i] = answer;
+                }
+                return;
+            }
         }
     }
+}
+
+fn batch_users<'a>(batch: &'a [Pending], which: &[usize]) -> Vec<&'a str> {
+    which.iter().map(|&i| batch[i].user_id.as_str()).collect()
 }
 
 /// The call failed, but it may have committed (a reply lost to a timeout or a dropped
@@ -226,30 +393,43 @@ async fn answer_after_failure(
     unsure: bool,
 ) {
     let ids: Vec<u64> = batch.iter().map(|p| p.order_id).collect();
-    let records = flashgate_stock::lookup::records(conn, keys, &ids).await;
-    let Ok(records) = records else {
+    let users: Vec<&str> = batch.iter().map(|p| p.user_id.as_str()).collect();
+    let answers = answers_from_records(conn, keys, call_time, &ids, &users, unsure).await;
+    for (p, answer) in batch.into_iter().zip(answers) {
+        let _ = p.reply.send(answer);
+    }
+}
+
+/// What Redis holds for each order id of a failed call, as the answers to give.
+async fn answers_from_records(
+    conn: &mut StockConnection,
+    keys: &CampaignKeys,
+    call_time: i64,
+    ids: &[u64],
+    users: &[&str],
+    unsure: bool,
+) -> Vec<Result<ReserveOutcome, ReserveError>> {
+    let Ok(records) = flashgate_stock::lookup::records(conn, keys, ids).await else {
         let error = if unsure {
             ReserveError::OutcomeUnknown
         } else {
             ReserveError::Unavailable
         };
-        for p in batch {
-            let _ = p.reply.send(Err(error));
-        }
-        return;
+        return vec![Err(error); ids.len()];
     };
-    for (p, record) in batch.into_iter().zip(records) {
-        let answer = match record {
+    ids.iter()
+        .zip(users)
+        .zip(records)
+        .map(|((&order_id, &user), record)| match record {
             None => Err(ReserveError::Unavailable),
-            Some(record) if record::owner(&record) != p.user_id => Ok(ReserveOutcome::Conflict),
-            Some(record) => match record::decode(&keys.campaign_id, p.order_id, &record) {
+            Some(record) if record::owner(&record) != user => Ok(ReserveOutcome::Conflict),
+            Some(record) => match record::decode(&keys.campaign_id, order_id, &record) {
                 Ok(order) if order.created_at_ms == call_time => {
                     Ok(ReserveOutcome::Accepted(order))
                 }
                 Ok(order) => Ok(ReserveOutcome::Replayed(order)),
                 Err(_) => Err(ReserveError::OutcomeUnknown),
             },
-        };
-        let _ = p.reply.send(answer);
-    }
+        })
+        .collect()
 }

@@ -48,6 +48,7 @@ pub fn spec(stock: u64, per_user_limit: u32) -> CampaignSpec {
         start_ms: 0,
         end_ms: i64::MAX,
         stock,
+        buckets: 1,
     }
 }
 
