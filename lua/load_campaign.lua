@@ -20,7 +20,8 @@
 --
 -- KEYS: 1 meta, 2 stock, 3 orders, 4 buyers (of one bucket)
 -- ARGV: 1 sku, 2 unit_price_cents, 3 per_user_limit, 4 pay_timeout_ms, 5 start_ms, 6 end_ms,
---       7 stock (this bucket's share), 8 mode ('open' or 'settings'), 9 buckets, 10 this bucket
+--       7 stock (this bucket's share), 8 mode ('open' or 'settings'), 9 buckets, 10 this bucket,
+--       11 the campaign's whole stock (kept in bucket 0 as `campaign_total`)
 -- Reply: {created (1 when this call set the stock, -1 when absent and left so), stock_total in
 --         force (this bucket's share), units left, buckets in force}
 
@@ -35,6 +36,9 @@ end
 local created = redis.call('SETNX', KEYS[2], ARGV[7])
 if created == 1 then
   redis.call('HSET', KEYS[1], 'stock_total', ARGV[7], 'buckets', ARGV[9], 'bucket', ARGV[10])
+  if ARGV[10] == '0' then
+    redis.call('HSET', KEYS[1], 'campaign_total', ARGV[11])
+  end
 end
 redis.call('HSET', KEYS[1],
   'sku', ARGV[1],

@@ -25,7 +25,8 @@
 --         -> {records written, records kept because Redis is newer}
 -- settle: ARGV 1 'settle', 2 sku, 3 unit_price_cents, 4 per_user_limit, 5 pay_timeout_ms,
 --         6 start_ms, 7 end_ms, 8 stock_total (the ledger's: Redis' own may be lost or old;
---         'taken': the units this bucket's orders hold), 9 buckets, 10 this bucket
+--         'taken': the units this bucket's orders hold), 9 buckets, 10 this bucket,
+--         11 the campaign's whole stock (bucket 0 keeps it as `campaign_total`)
 --         -> {stock_total, units taken, units left, orders}; left is never below 0: a campaign
 --            that sold more than its total (taken > total) is left with nothing for sale
 
@@ -141,4 +142,7 @@ redis.call('HSET', KEYS[1],
   'end_ms', ARGV[7],
   'buckets', ARGV[9],
   'bucket', ARGV[10])
+if ARGV[10] == '0' then
+  redis.call('HSET', KEYS[1], 'campaign_total', ARGV[11])
+end
 return {total, taken, left, orders}

@@ -6,7 +6,7 @@
 --   'out'  on the donor:  take `want` units or more (up to half its stock), or what it has
 --                         if that is less, from its stock and record the transfer
 --                         (id → units, home, time) in its transfers hash. The id is minted
---                         here, from a counter in the donor's meta: unique per campaign.
+--                         here: bucket, time and a counter in the donor's meta.
 --   'in'   on the home:   credit the units once per transfer id (the credited set remembers
 --                         every id for as long as the campaign lives), so a repair that races
 --                         the normal path never credits twice.
@@ -60,7 +60,9 @@ if mode == 'out' then
   local units = math.min(stock, math.max(want, math.floor(stock / 2)))
   local seq = redis.call('HINCRBY', KEYS[1], 'transfer_seq', 1)
   local bucket = redis.call('HGET', KEYS[1], 'bucket') or '0'
-  local id = bucket .. '.' .. seq
+  -- The time keeps an id unique even if this bucket lost its meta (and counter) since: a home
+  -- remembers every id it was credited for, and must never take a new transfer for an old one.
+  local id = bucket .. '.' .. ARGV[4] .. '.' .. seq
   redis.call('DECRBY', KEYS[2], units)
   redis.call('HINCRBY', KEYS[1], 'stock_total', -units)
   redis.call('HSET', KEYS[3], id, units .. '|' .. ARGV[3] .. '|' .. ARGV[4])

@@ -203,10 +203,11 @@ pub async fn load_catalog(
     let mut verdicts = Vec::with_capacity(config.campaigns.len());
     for c in &config.campaigns {
         let live = previous.and_then(|p| p.get(&c.id).ok()).map(|c| &**c);
-        verdicts.push(verdict(&mut conn, store, c, live).await?);
+        let count = buckets::live_count(&mut conn, &c.id).await?;
+        verdicts.push((verdict(&mut conn, store, c, live).await?, count));
     }
     let mut campaigns = Vec::with_capacity(config.campaigns.len());
-    for (c, verdict) in config.campaigns.iter().zip(verdicts) {
+    for (c, (verdict, live_count)) in config.campaigns.iter().zip(verdicts) {
         let first = flashgate_stock::CampaignKeys::new(&c.id);
         let spec = spec_of(c);
         let loaded = match verdict {
@@ -227,13 +228,15 @@ pub async fn load_catalog(
             },
             Verdict::NeedsRepair(reason) => Err(reason),
         };
-        // The bucket count in force is Redis' (fixed at opening); a campaign refused until
-        // repaired keeps the one it had, or the config's.
+        // The bucket count in force is Redis' (fixed at opening), even for a campaign refused
+        // until repaired; only a campaign Redis holds nothing of falls back to the one it had, or
+        // the config's.
         let previous_campaign = previous.and_then(|p| p.get(&c.id).ok());
-        let count = match (&loaded, previous_campaign) {
-            (Ok(loaded), _) => loaded.buckets,
-            (Err(_), Some(live)) => live.layout.count(),
-            (Err(_), None) => c.buckets,
+        let count = match (&loaded, live_count, previous_campaign) {
+            (Ok(loaded), _, _) => loaded.buckets,
+            (Err(_), Some(count), _) => count,
+            (Err(_), None, Some(live)) => live.layout.count(),
+            (Err(_), None, None) => c.buckets,
         };
         if count != c.buckets {
             tracing::warn!(campaign = %c.id, configured = c.buckets, in_force = count, "a campaign keeps the bucket count it was opened with");

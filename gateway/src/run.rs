@@ -332,16 +332,18 @@ async fn sweep(
         return;
     }
     let mut malformed = Vec::new();
+    let mut refused = false;
+    // A bucket that cannot be swept (malformed data, its master down) holds no other back.
     for keys in &campaign.layout.buckets {
         if let Err(e) = sweep_bucket(app, conn, keys, &mut malformed).await {
             if e.is_corrupt() {
+                refused = true;
                 if reported.refused.insert(campaign.config.id.clone()) {
                     tracing::error!(campaign = %campaign.config.id, bucket = keys.bucket, error = %e, "expiry sweep refused: malformed data in Redis, nothing changed; needs an operator");
                 }
             } else {
                 tracing::debug!(error = %e, "expiry sweep failed");
             }
-            return;
         }
     }
     if campaign.layout.is_bucketed() {
@@ -356,7 +358,9 @@ async fn sweep(
             Err(e) => tracing::debug!(error = %e, "transfer repair failed"),
         }
     }
-    reported.refused.remove(&campaign.config.id);
+    if !refused {
+        reported.refused.remove(&campaign.config.id);
+    }
     let last = reported.malformed.get(&campaign.config.id);
     if last.map_or(!malformed.is_empty(), |last| *last != malformed) {
         if !malformed.is_empty() {

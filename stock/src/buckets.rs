@@ -20,7 +20,7 @@ const SCRIPT: &str = "transfer.lua";
 /// Units taken from a donor bucket for a home bucket, not yet forgotten by the donor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
-    /// Unique within the campaign: `<donor bucket>.<donor's counter>`.
+    /// Unique within the campaign: `<donor bucket>.<ms>.<donor's counter>`.
     pub id: String,
     pub donor: u32,
     pub home: u32,
@@ -172,7 +172,8 @@ pub async fn forget<C: ConnectionLike>(
     Ok(())
 }
 
-/// Credits then forgets: the second and third steps, also what a repair runs.
+/// Credits then forgets: the second and third steps, also what a repair runs. True when this
+/// call made the credit (false: a repair or the normal path made it before).
 ///
 /// # Errors
 /// When Redis cannot be reached: the transfer stays pending for [`repair`].
@@ -181,7 +182,7 @@ pub async fn complete<C: ConnectionLike>(
     scripts: &Scripts,
     layout: &CampaignLayout,
     transfer: &Transfer,
-) -> Result<(), StockError> {
+) -> Result<bool, StockError> {
     let (Some(home), Some(donor)) = (
         layout.buckets.get(transfer.home as usize),
         layout.buckets.get(transfer.donor as usize),
@@ -191,8 +192,9 @@ pub async fn complete<C: ConnectionLike>(
             format!("transfer {} names a bucket the campaign lacks", transfer.id),
         ));
     };
-    credit(conn, scripts, home, transfer).await?;
-    forget(conn, scripts, donor, &transfer.id).await
+    let made = credit(conn, scripts, home, transfer).await?;
+    forget(conn, scripts, donor, &transfer.id).await?;
+    Ok(made)
 }
 
 /// The transfers `donor` has given and not yet forgotten.
@@ -209,24 +211,27 @@ pub async fn pending<C: ConnectionLike>(
         .await?;
     recorded
         .into_iter()
-        .map(|(id, value)| {
-            let mut parts = value.split('|');
-            let mut next = || parts.next().and_then(|p| p.parse::<i64>().ok());
-            match (next(), next(), next()) {
-                (Some(units), Some(home), Some(at_ms)) if units > 0 && home >= 0 => Ok(Transfer {
-                    id,
-                    donor: donor.bucket,
-                    home: u32::try_from(home).unwrap_or(u32::MAX),
-                    units: units.unsigned_abs(),
-                    at_ms,
-                }),
-                _ => Err(StockError::Corrupt {
-                    script: SCRIPT,
-                    detail: format!("transfer {id} of bucket {} reads {value:?}", donor.bucket),
-                }),
-            }
-        })
+        .map(|(id, value)| parse_transfer(donor.bucket, id, &value))
         .collect()
+}
+
+/// A transfer as its donor records it: `"<units>|<home>|<ms>"` under its id.
+fn parse_transfer(donor: u32, id: String, value: &str) -> Result<Transfer, StockError> {
+    let mut parts = value.split('|');
+    let mut next = || parts.next().and_then(|p| p.parse::<i64>().ok());
+    match (next(), next(), next()) {
+        (Some(units), Some(home), Some(at_ms)) if units > 0 && home >= 0 => Ok(Transfer {
+            id,
+            donor,
+            home: u32::try_from(home).unwrap_or(u32::MAX),
+            units: units.unsigned_abs(),
+            at_ms,
+        }),
+        _ => Err(StockError::Corrupt {
+            script: SCRIPT,
+            detail: format!("transfer {id} of bucket {donor} reads {value:?}"),
+        }),
+    }
 }
 
 /// Finishes every transfer given at or before `given_before_ms` that is still pending: what a
@@ -241,16 +246,30 @@ pub async fn repair<C: ConnectionLike>(
     layout: &CampaignLayout,
     given_before_ms: i64,
 ) -> Result<u64, StockError> {
-    let mut finished = 0;
+    // One bucket or transfer that cannot be finished (its home lost, its master down) holds
+    // none of the others back; the first failure is returned once all were tried.
+    let (mut finished, mut failure) = (0, None);
     for donor in &layout.buckets {
-        for transfer in pending(conn, donor).await? {
-            if transfer.at_ms <= given_before_ms {
-                complete(conn, scripts, layout, &transfer).await?;
-                finished += 1;
+        let transfers = match pending(conn, donor).await {
+            Ok(transfers) => transfers,
+            Err(e) => {
+                failure.get_or_insert(e);
+                continue;
+            }
+        };
+        for transfer in transfers.iter().filter(|t| t.at_ms <= given_before_ms) {
+            match complete(conn, scripts, layout, transfer).await {
+                Ok(_) => finished += 1,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
             }
         }
     }
-    Ok(finished)
+    match failure {
+        Some(e) if finished == 0 => Err(e),
+        _ => Ok(finished),
+    }
 }
 
 /// What [`borrow`] moved into a home bucket.
@@ -309,6 +328,22 @@ pub async fn borrow<C: ConnectionLike>(
     Ok(borrowed)
 }
 
+/// (units left, total) of a campaign from one pass over its buckets, `None` when Redis does
+/// not hold it: cheap, for a display or for clearing a sold-out mark (any unit anywhere clears
+/// it), not for accounting — a transfer moving between two reads may be counted twice or not
+/// at all. [`Census`] is the exact reading.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn glance<C: ConnectionLike>(
+    conn: &mut C,
+    scripts: &Scripts,
+    layout: &CampaignLayout,
+) -> Result<Option<(i64, i64)>, StockError> {
+    let census = Census::collect(conn, scripts, layout).await?;
+    Ok(census.loaded().then(|| (census.left(), census.total())))
+}
+
 /// One bucket as Redis holds it, read atomically.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketCensus {
@@ -327,6 +362,8 @@ pub struct BucketCensus {
     /// census compares between its two reads).
     pub given: u64,
     pub received: u64,
+    /// The transfers recorded pending when the bucket was read.
+    transfers: Vec<Transfer>,
 }
 
 /// Every bucket of a campaign at one moment. Buckets live in different slots, so no single
@@ -392,36 +429,40 @@ impl Census {
                     .and_then(|f| f.parse().ok())
                     .ok_or_else(|| StockError::bad_reply(SCRIPT, format!("{fields:?}")))
             };
-            let pending = fields.get(5..).unwrap_or_default();
-            let pending_units = pending
+            let transfers = fields
+                .get(5..)
+                .unwrap_or_default()
                 .chunks(2)
-                .filter_map(|pair| pair.get(1)?.split('|').next()?.parse::<u64>().ok())
-                .sum();
+                .map(|pair| match pair {
+                    [id, value] => parse_transfer(keys.bucket, id.clone(), value),
+                    _ => Err(StockError::bad_reply(SCRIPT, format!("{fields:?}"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             buckets.push(BucketCensus {
                 stock: (number(0)? == 1).then_some(number(1)?),
                 share: number(2)?,
-                pending: (pending.len() / 2) as u64,
-                pending_units,
+                pending: transfers.len() as u64,
+                pending_units: transfers.iter().map(|t| t.units).sum(),
                 unforgotten: 0,
                 given: number(3)?.unsigned_abs(),
                 received: number(4)?.unsigned_abs(),
+                transfers,
             });
         }
         Ok(Self { buckets })
     }
 
-    /// Moves every recorded transfer whose home already has the credit out of `pending`.
+    /// Moves every transfer this read found pending whose home already has the credit out of
+    /// `pending`. The ids are the ones this read saw: one the donor forgot since was credited
+    /// before it was forgotten, and the home's credited set says so.
     async fn settle_credits<C: ConnectionLike>(
         &mut self,
         conn: &mut C,
         scripts: &Scripts,
         layout: &CampaignLayout,
     ) -> Result<(), StockError> {
-        for (donor, census) in layout.buckets.iter().zip(self.buckets.iter_mut()) {
-            if census.pending == 0 {
-                continue;
-            }
-            for transfer in pending(conn, donor).await? {
+        for census in &mut self.buckets {
+            for transfer in std::mem::take(&mut census.transfers) {
                 let Some(home) = layout.buckets.get(transfer.home as usize) else {
                     continue;
                 };

@@ -138,6 +138,7 @@ async fn invoke_load<C: ConnectionLike>(
         .arg(mode)
         .arg(spec.buckets.max(1))
         .arg(keys.bucket)
+        .arg(spec.stock)
         .invoke_async(conn)
         .await?;
     let fields = crate::reserve::strings(reply)?;
@@ -182,8 +183,9 @@ pub async fn units_left<C: ConnectionLike>(
     if !layout.is_bucketed() {
         return remaining_stock(conn, layout.first()).await;
     }
-    let census = crate::buckets::Census::take(conn, scripts, layout).await?;
-    Ok(census.loaded().then(|| census.left()))
+    Ok(crate::buckets::glance(conn, scripts, layout)
+        .await?
+        .map(|(left, _)| left))
 }
 
 /// (units left, stock total) of each campaign, in order, `None` for a campaign Redis does not
@@ -227,12 +229,8 @@ pub async fn live_states(
     let mut states = Vec::with_capacity(campaigns.len());
     for layout in campaigns {
         if layout.is_bucketed() {
-            let census = crate::buckets::Census::take(conn, scripts, layout).await?;
-            states.push(
-                census
-                    .loaded()
-                    .then(|| (census.left(), u64::try_from(census.total()).unwrap_or(0))),
-            );
+            let glance = crate::buckets::glance(conn, scripts, layout).await?;
+            states.push(glance.map(|(left, total)| (left, u64::try_from(total).unwrap_or(0))));
         } else {
             states.push(singles.next().flatten());
         }
@@ -269,33 +267,23 @@ pub async fn set_stock_total<C: ConnectionLike>(
     if !layout.is_bucketed() {
         return set_share(conn, scripts, layout.first(), i128::from(total), "total").await;
     }
-    let census = crate::buckets::Census::take(conn, scripts, layout).await?;
-    if !census.loaded() {
-        return Ok(StockChange::NotLoaded);
-    }
-    let (before, taken) = (census.total(), census.taken());
-    let delta = i128::from(total) - i128::from(before);
-    let change = set_share(conn, scripts, layout.first(), delta, "delta").await?;
-    let (before, taken) = (
-        u64::try_from(before).unwrap_or(0),
-        u64::try_from(taken).unwrap_or(0),
-    );
+    let change = set_share(conn, scripts, layout.first(), i128::from(total), "campaign").await?;
     Ok(match change {
-        StockChange::Applied { .. } => StockChange::Applied {
-            before,
-            taken,
-            left: i64::try_from(i128::from(total) - i128::from(taken)).unwrap_or(i64::MAX),
-        },
-        // Only bucket 0's units for sale can be taken back: the rest counts as taken here.
-        StockChange::BelowTaken { .. } => StockChange::BelowTaken {
-            total: before,
-            taken: before.saturating_sub(
-                census.buckets[0]
-                    .stock
-                    .and_then(|s| u64::try_from(s).ok())
-                    .unwrap_or(0),
-            ),
-        },
+        // What is taken over every bucket, read once the change is in force.
+        StockChange::Applied { before, left, .. } => {
+            match crate::buckets::Census::take(conn, scripts, layout).await {
+                Ok(census) => StockChange::Applied {
+                    before,
+                    taken: u64::try_from(census.taken()).unwrap_or(0),
+                    left: census.left(),
+                },
+                Err(_) => StockChange::Applied {
+                    before,
+                    taken: 0,
+                    left,
+                },
+            }
+        }
         other => other,
     })
 }

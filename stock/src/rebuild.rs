@@ -113,6 +113,7 @@ pub async fn rebuild_campaign<C: ConnectionLike>(
             .arg(share)
             .arg(layout.count())
             .arg(keys.bucket)
+            .arg(spec.stock)
             .invoke_async(conn)
             .await?;
         if keys.bucket != 0 {

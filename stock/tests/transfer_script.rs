@@ -222,6 +222,15 @@ async fn the_stock_of_a_bucketed_campaign_changes_in_bucket_zero() {
         (c.total(), c.buckets[0].stock, c.buckets[1].stock),
         (12, Some(8), Some(4))
     );
+    // A repeated request (a retry, a second gateway) changes nothing more.
+    let again = set_stock_total(&mut conn, &scripts, &layout, 12)
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, StockChange::Applied { before: 12, .. }),
+        "{again:?}"
+    );
+    assert_eq!(census(&mut conn, &layout).await.total(), 12);
     // Bucket 0 holds 8 for sale: the total can fall to 4, not below.
     let refused = set_stock_total(&mut conn, &scripts, &layout, 3)
         .await
