@@ -48,11 +48,15 @@ local function stock_of()
   return tonumber(text)
 end
 
+-- A bucket without meta is not on sale (never opened, lost, or fenced by a rebuild): it
+-- gives nothing and takes no credit.
+local on_sale = redis.call('EXISTS', KEYS[1]) == 1
+
 if mode == 'out' then
   local want = tonumber(ARGV[2])
   local pending = redis.call('HLEN', KEYS[3])
   local stock = stock_of()
-  if not stock or not want or want < 1 or stock <= 0 then
+  if not on_sale or not stock or not want or want < 1 or stock <= 0 then
     return {0, '', pending}
   end
   -- At least what the home needs, and half the donor's stock if that is more: a dry home
@@ -70,7 +74,7 @@ if mode == 'out' then
 elseif mode == 'in' then
   local units = tonumber(ARGV[3])
   local stock = stock_of()
-  if not stock then
+  if not on_sale or not stock then
     return {-1, 0}
   end
   if not units or units < 1 then

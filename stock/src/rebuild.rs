@@ -58,7 +58,9 @@ pub async fn orders_held<C: ConnectionLike>(
 /// split into buckets is rebuilt bucket by bucket; its pending transfers are dropped and every
 /// unit not taken goes to bucket 0, from which the others borrow.
 ///
-/// Meant for a campaign no gateway is selling: the gateways refuse a campaign that needs it.
+/// Meant for a campaign no gateway is selling: the gateways refuse a campaign that needs it,
+/// and every bucket is fenced first (see [`fence`]), so the buckets of a campaign that lost only
+/// some of them stop selling too while it runs.
 ///
 /// # Errors
 /// When Redis cannot be reached, or holds a record it cannot read (nothing of that settle step
@@ -78,6 +80,7 @@ pub async fn rebuild_campaign<C: ConnectionLike>(
         taken: 0,
         left: 0,
     };
+    fence(conn, layout).await?;
     let mut taken_elsewhere = 0;
     // Bucket 0 last: its share is what the others have not taken.
     for keys in layout.buckets.iter().skip(1).chain(layout.buckets.first()) {
@@ -125,6 +128,30 @@ pub async fn rebuild_campaign<C: ConnectionLike>(
     }
     rebuilt.stock_total = spec.stock;
     Ok(rebuilt)
+}
+
+/// Stops every bucket selling and lending before any is settled: a bucket settled while
+/// another still sells, or a transfer credited after its home was settled, would count units
+/// twice. Each bucket's meta goes (the reservation script then answers "not loaded", a
+/// transfer neither gives nor credits) until its settle writes it back, and every transfer
+/// still pending is marked credited at its home, so a credit arriving late changes nothing:
+/// the settles recompute every share from the orders.
+async fn fence<C: ConnectionLike>(conn: &mut C, layout: &CampaignLayout) -> Result<(), StockError> {
+    for keys in &layout.buckets {
+        let _: () = redis::cmd("DEL").arg(&keys.meta).query_async(conn).await?;
+    }
+    for keys in &layout.buckets {
+        for transfer in crate::buckets::pending(conn, keys).await? {
+            if let Some(home) = layout.buckets.get(transfer.home as usize) {
+                let _: () = redis::cmd("SADD")
+                    .arg(&home.credited)
+                    .arg(&transfer.id)
+                    .query_async(conn)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn invoke<'s>(scripts: &'s Scripts, keys: &CampaignKeys) -> redis::ScriptInvocation<'s> {

@@ -289,3 +289,43 @@ async fn a_dry_home_borrows_from_the_other_buckets_until_none_is_left() {
     assert_eq!(c.pending(), 0);
     assert!(c.conserved(8, 0), "{c:?}");
 }
+
+#[tokio::test]
+async fn a_rebuild_fences_every_bucket_and_a_late_credit_changes_nothing() {
+    let mut conn = common::connection().await;
+    let (scripts, layout) = bucketed(&mut conn, 8, 2).await;
+    // A gateway took units for bucket 1 and has not credited them when the rebuild starts.
+    let (late, _) = buckets::take(&mut conn, &scripts, &layout.buckets[0], 1, 1, NOW)
+        .await
+        .unwrap();
+    let late = late.unwrap();
+    let mut spec = common::spec(8, 1);
+    spec.buckets = 2;
+    let rebuilt = flashgate_stock::rebuild_campaign(&mut conn, &scripts, &layout, &spec, &[])
+        .await
+        .unwrap();
+    assert_eq!((rebuilt.stock_total, rebuilt.left), (8, 8));
+    // Its credit lands after the rebuild: already counted by the settle, so nothing changes.
+    assert!(
+        !buckets::credit(&mut conn, &scripts, &layout.buckets[1], &late)
+            .await
+            .unwrap()
+    );
+    let c = census(&mut conn, &layout).await;
+    assert_eq!((c.total(), c.left(), c.pending()), (8, 8, 0), "{c:?}");
+    // And it sells on: the stock change reads the campaign total the rebuild wrote.
+    let change = set_stock_total(&mut conn, &scripts, &layout, 9)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            change,
+            StockChange::Applied {
+                before: 8,
+                left: 9,
+                ..
+            }
+        ),
+        "{change:?}"
+    );
+}
