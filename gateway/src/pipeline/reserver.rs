@@ -15,6 +15,7 @@ use flashgate_stock::{
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::replicas::ReplicaWait;
 use crate::clock::now_ms;
 use crate::metrics::histogram::Histogram;
 
@@ -83,25 +84,26 @@ impl std::fmt::Debug for Pending {
 
 impl Reserver {
     /// Starts the batching task of one campaign; it ends when the last `Reserver` clone is gone.
+    /// With `replicas`, every batch waits for them before it is answered.
     pub fn spawn(
         conn: StockConnection,
         scripts: Arc<Scripts>,
         keys: Arc<CampaignKeys>,
         settings: BatchSettings,
         script_seconds: Arc<Histogram>,
+        replicas: Option<ReplicaWait>,
     ) -> Self {
         let (queue, pending) = mpsc::channel(settings.queue.max(1));
         let max_in_flight = u32::try_from(settings.max_in_flight.clamp(1, 1024)).unwrap_or(1);
         let in_flight = Arc::new(Semaphore::new(max_in_flight as usize));
-        tokio::spawn(batch_loop(
-            pending,
+        let calls = Calls {
             conn,
             scripts,
             keys,
-            settings,
-            in_flight.clone(),
             script_seconds,
-        ));
+            replicas,
+        };
+        tokio::spawn(batch_loop(pending, calls, settings, in_flight.clone()));
         Self {
             queue,
             in_flight,
@@ -153,14 +155,21 @@ impl Reserver {
     }
 }
 
-async fn batch_loop(
-    mut pending: mpsc::Receiver<Pending>,
+/// What every script call of one campaign needs; each call's task gets a clone.
+#[derive(Clone)]
+struct Calls {
     conn: StockConnection,
     scripts: Arc<Scripts>,
     keys: Arc<CampaignKeys>,
+    script_seconds: Arc<Histogram>,
+    replicas: Option<ReplicaWait>,
+}
+
+async fn batch_loop(
+    mut pending: mpsc::Receiver<Pending>,
+    calls: Calls,
     settings: BatchSettings,
     in_flight: Arc<Semaphore>,
-    script_seconds: Arc<Histogram>,
 ) {
     while let Some(first) = pending.recv().await {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -174,23 +183,31 @@ async fn batch_loop(
                 Err(_) => break,
             }
         }
-        let (mut conn, scripts, keys) = (conn.clone(), scripts.clone(), keys.clone());
-        let script_seconds = script_seconds.clone();
+        let mut calls = calls.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            call(&mut conn, &scripts, &keys, batch).await;
-            script_seconds.observe(started.elapsed());
+            let mut answers = call(&mut calls.conn, &calls.scripts, &calls.keys, &batch).await;
+            calls.script_seconds.observe(started.elapsed());
+            // Before any answer, the permit still held (a shutdown waits for it).
+            if let Some(replicas) = &calls.replicas {
+                replicas.confirm(&calls.keys, &mut answers).await;
+            }
+            for (p, answer) in batch.into_iter().zip(answers) {
+                // A client that went away still has its order: the journal carries it.
+                let _ = p.reply.send(answer);
+            }
             drop(permit);
         });
     }
 }
 
+/// One script call for `batch`: the answer of each reservation, in order.
 async fn call(
     conn: &mut StockConnection,
     scripts: &Scripts,
     keys: &CampaignKeys,
-    batch: Vec<Pending>,
-) {
+    batch: &[Pending],
+) -> Vec<Result<ReserveOutcome, ReserveError>> {
     let reservations: Vec<Reservation<'_>> = batch
         .iter()
         .map(|p| Reservation {
@@ -201,16 +218,11 @@ async fn call(
         .collect();
     let now = now_ms();
     match reserve_batch(conn, scripts, keys, now, &reservations).await {
-        Ok(outcomes) => {
-            for (p, outcome) in batch.into_iter().zip(outcomes) {
-                // A client that went away still has its order: the journal carries it.
-                let _ = p.reply.send(Ok(outcome));
-            }
-        }
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(e) => {
             tracing::warn!(campaign = %keys.campaign_id, error = %e, "reserve call failed");
             let unsure = !matches!(&e, StockError::Redis(r) if r.is_connection_refusal());
-            answer_after_failure(conn, keys, now, batch, unsure).await;
+            answer_after_failure(conn, keys, now, batch, unsure).await
         }
     }
 }
@@ -222,9 +234,9 @@ async fn answer_after_failure(
     conn: &mut StockConnection,
     keys: &CampaignKeys,
     call_time: i64,
-    batch: Vec<Pending>,
+    batch: &[Pending],
     unsure: bool,
-) {
+) -> Vec<Result<ReserveOutcome, ReserveError>> {
     let ids: Vec<u64> = batch.iter().map(|p| p.order_id).collect();
     let records = flashgate_stock::lookup::records(conn, keys, &ids).await;
     let Ok(records) = records else {
@@ -233,13 +245,12 @@ async fn answer_after_failure(
         } else {
             ReserveError::Unavailable
         };
-        for p in batch {
-            let _ = p.reply.send(Err(error));
-        }
-        return;
+        return vec![Err(error); batch.len()];
     };
-    for (p, record) in batch.into_iter().zip(records) {
-        let answer = match record {
+    batch
+        .iter()
+        .zip(records)
+        .map(|(p, record)| match record {
             None => Err(ReserveError::Unavailable),
             Some(record) if record::owner(&record) != p.user_id => Ok(ReserveOutcome::Conflict),
             Some(record) => match record::decode(&keys.campaign_id, p.order_id, &record) {
@@ -249,7 +260,6 @@ async fn answer_after_failure(
                 Ok(order) => Ok(ReserveOutcome::Replayed(order)),
                 Err(_) => Err(ReserveError::OutcomeUnknown),
             },
-        };
-        let _ = p.reply.send(answer);
-    }
+        })
+        .collect()
 }
