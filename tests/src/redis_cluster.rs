@@ -11,6 +11,8 @@ pub struct RedisCluster {
     ports: Vec<u16>,
     /// `None` once [`RedisCluster::kill`] has killed the node.
     children: Vec<Option<Child>>,
+    /// `--cluster-node-timeout`, for a node started again.
+    node_timeout: Duration,
     _dir: TempDir,
 }
 
@@ -33,36 +35,16 @@ impl RedisCluster {
     /// Three masters, one replica each, failed over after `node_timeout` of silence
     /// (`--cluster-node-timeout`): short for failover tests.
     pub fn start_with_node_timeout(node_timeout: Duration) -> Self {
-        let node_timeout = node_timeout.as_millis().to_string();
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<u16> = (0..6).map(|_| cluster_port()).collect();
         let children = ports
             .iter()
-            .map(|port| {
-                let node_dir = dir.path().join(port.to_string());
-                std::fs::create_dir_all(&node_dir).unwrap();
-                let child = Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args([
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                    ])
-                    .args(["--cluster-node-timeout", &node_timeout])
-                    .args(["--appendonly", "no", "--save", ""])
-                    .arg("--dir")
-                    .arg(&node_dir)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-server on PATH (apt-get install redis-server)");
-                Some(child)
-            })
+            .map(|port| Some(spawn_node(dir.path(), *port, node_timeout)))
             .collect();
         let cluster = Self {
             ports,
             children,
+            node_timeout,
             _dir: dir,
         };
         for port in &cluster.ports {
@@ -170,6 +152,52 @@ impl RedisCluster {
         }
     }
 
+    /// Starts the node on `port` again after [`RedisCluster::kill`], on its cluster config
+    /// (`nodes.conf`) and without data (the cluster keeps none on disk): a failed master comes
+    /// back as a replica of the node that took its slots over, and syncs from it.
+    pub fn restart(&mut self, port: u16) {
+        let i = self.index(port);
+        assert!(self.children[i].is_none(), "node {port} is running");
+        self.children[i] = Some(spawn_node(self._dir.path(), port, self.node_timeout));
+        self.wait_for(port, "PONG", &["PING"]);
+    }
+
+    /// SIGSTOPs the node on `port`: it neither reads nor answers anything (its replication
+    /// link included) until [`RedisCluster::resume`]; the kernel still buffers what is sent to
+    /// it.
+    pub fn pause(&self, port: u16) {
+        self.signal(port, "-STOP");
+    }
+
+    /// SIGCONTs a node [`RedisCluster::pause`] stopped.
+    pub fn resume(&self, port: u16) {
+        self.signal(port, "-CONT");
+    }
+
+    fn signal(&self, port: u16, signal: &str) {
+        let child = self.children[self.index(port)]
+            .as_ref()
+            .expect("a running node");
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {signal} {port}");
+    }
+
+    fn index(&self, port: u16) -> usize {
+        self.ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node of this cluster")
+    }
+
+    /// Waits until the replica on `port` has a live replication link to its master.
+    pub fn wait_until_replicating(&self, port: u16) {
+        self.wait_for(port, "role:slave", &["INFO", "replication"]);
+        self.wait_for(port, "master_link_status:up", &["INFO", "replication"]);
+    }
+
     /// Waits until every live node says `cluster_state:ok` (after a failover, say).
     pub fn wait_until_ok(&self) {
         for port in self.live_ports() {
@@ -196,6 +224,31 @@ impl RedisCluster {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// One cluster node on `port`, its data and `nodes.conf` under `dir/<port>`.
+fn spawn_node(dir: &std::path::Path, port: u16, node_timeout: Duration) -> Child {
+    let node_dir = dir.join(port.to_string());
+    std::fs::create_dir_all(&node_dir).unwrap();
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ])
+        .args([
+            "--cluster-node-timeout",
+            &node_timeout.as_millis().to_string(),
+        ])
+        .args(["--appendonly", "no", "--save", ""])
+        .arg("--dir")
+        .arg(&node_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH (apt-get install redis-server)")
 }
 
 impl Drop for RedisCluster {
