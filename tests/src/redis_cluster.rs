@@ -60,14 +60,48 @@ impl RedisCluster {
             .expect("redis-cli on PATH (apt-get install redis-tools)");
         assert!(created.success(), "redis-cli --cluster create failed");
         cluster.wait_until_ok();
-        // A replica that has not synced yet cannot take over: wait for every link.
-        for port in &cluster.ports {
-            let role = cluster.cli(*port, &["ROLE"]);
-            if role.starts_with("slave") {
-                cluster.wait_for(*port, "master_link_status:up", &["INFO", "replication"]);
+        // A replica that has not synced yet cannot take over: wait for every link. Each node
+        // is asked until all three replicas are up, not once: right after `--cluster create` a
+        // replica may not know it is one yet, and its first sync waits out the master's
+        // `repl-diskless-sync-delay` (5 s).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let synced = cluster
+                .ports
+                .iter()
+                .filter(|p| {
+                    let info = cluster.cli(**p, &["INFO", "replication"]);
+                    info.contains("role:slave") && info.contains("master_link_status:up")
+                })
+                .count();
+            if synced == cluster.ports.len() / 2 {
+                break;
             }
+            assert!(Instant::now() < deadline, "replicas never synced");
+            std::thread::sleep(Duration::from_millis(50));
         }
         cluster
+    }
+
+    /// Waits until the replica on `replica` has applied everything its master on `master` had
+    /// written when this was called (replication offsets).
+    pub fn wait_until_caught_up(&self, master: u16, replica: u16) {
+        let offset = |port: u16| -> u64 {
+            self.cli(port, &["INFO", "replication"])
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("master_repl_offset:"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let wanted = offset(master);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while offset(replica) < wanted {
+            assert!(
+                Instant::now() < deadline,
+                "replica {replica} never caught up with {master}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The seed URLs of every node.

@@ -31,7 +31,11 @@ async fn cluster_conn(cluster: &RedisCluster) -> StockConnection {
     let seeds = cluster
         .live_ports()
         .iter()
-        .map(|p| format!("redis://127.0.0.1:{p}").into_connection_info().unwrap())
+        .map(|p| {
+            format!("redis://127.0.0.1:{p}")
+                .into_connection_info()
+                .unwrap()
+        })
         .collect();
     let timeouts = Timeouts {
         response: Duration::from_secs(2),
@@ -234,6 +238,8 @@ async fn sell_through_a_failover_with_a_silenced_replica(replica_acks: bool) -> 
         acknowledged.push(order_id(&r));
     }
 
+    // Everything so far is on the replica; from now on nothing reaches it.
+    cluster.wait_until_caught_up(master, replica);
     cluster.pause(replica);
     cluster.cli(master, &["CLIENT", "KILL", "TYPE", "replica"]);
     let info = cluster.cli(master, &["INFO", "replication"]);
@@ -316,11 +322,14 @@ async fn sell_through_a_failover_with_a_silenced_replica(replica_acks: bool) -> 
 async fn with_replica_acks_a_failover_loses_no_acknowledged_order() {
     let sale = sell_through_a_failover_with_a_silenced_replica(true).await;
     assert_eq!(
+        sale.lost, [0u64; 0],
+        "acknowledged orders lost in the failover"
+    );
+    assert_eq!(sale.not_stored, [0u64; 0], "acknowledged orders not stored");
+    assert_eq!(
         sale.unknown, 5,
         "what the silenced replica never got was not acknowledged"
     );
-    assert_eq!(sale.lost, [0u64; 0], "acknowledged orders lost in the failover");
-    assert_eq!(sale.not_stored, [0u64; 0], "acknowledged orders not stored");
     let distinct: HashSet<u64> = sale.acknowledged.iter().copied().collect();
     assert_eq!(distinct.len(), sale.acknowledged.len(), "an order id twice");
     assert_eq!(
@@ -479,7 +488,13 @@ async fn a_master_killed_under_load_loses_no_acknowledged_order() {
     eprintln!("{} purchases: {codes:?}", sales.len());
     // Every unknown outcome settled by its token retry: a real order, or nothing.
     for (s, token) in &unknown {
-        let r = settle(&clients[s.gateway], &s.user, &s.campaign, Some(token.clone())).await;
+        let r = settle(
+            &clients[s.gateway],
+            &s.user,
+            &s.campaign,
+            Some(token.clone()),
+        )
+        .await;
         match r.status {
             StatusCode::ACCEPTED | StatusCode::OK => acknowledged
                 .entry(&s.campaign)
@@ -499,13 +514,23 @@ async fn a_master_killed_under_load_loses_no_acknowledged_order() {
         assert_eq!(lost, [0u64; 0], "acknowledged orders of {id} lost");
         // Redis holds exactly the acknowledged orders, and their units are gone from its stock.
         let keys = CampaignKeys::new(id);
-        let held = flashgate_stock::orders_held(&mut conn, &keys).await.unwrap();
-        assert_eq!(held, orders.len() as u64, "orders of {id} nobody was told of");
+        let held = flashgate_stock::orders_held(&mut conn, &keys)
+            .await
+            .unwrap();
+        assert_eq!(
+            held,
+            orders.len() as u64,
+            "orders of {id} nobody was told of"
+        );
         let left = flashgate_stock::remaining_stock(&mut conn, &keys)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(left as u64 + held, stock, "units of {id} counted twice or lost");
+        assert_eq!(
+            left as u64 + held,
+            stock,
+            "units of {id} counted twice or lost"
+        );
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let in_store: HashSet<u64> = stored(&base, id).iter().map(|o| o.order_id).collect();
