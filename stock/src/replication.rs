@@ -45,11 +45,12 @@ use crate::keys::CampaignKeys;
 /// must not stay behind once a campaign is gone.
 const MARK_TTL_MS: u64 = 60_000;
 
-/// The mark's key: in the campaign's slot (its hash tag), beside its other keys.
+/// The mark's key: the hash tag of the orders hash it is read with, so the pipeline stays in
+/// one slot (`fg:{<campaign>}:replicated`).
 fn mark_key(keys: &CampaignKeys) -> String {
-    match keys.meta.find('}') {
-        Some(end) => format!("{}:replicated", &keys.meta[..=end]),
-        None => format!("{}:replicated", keys.meta),
+    match keys.orders.find('}') {
+        Some(end) => format!("{}:replicated", &keys.orders[..=end]),
+        None => format!("{}:replicated", keys.orders),
     }
 }
 

@@ -52,7 +52,9 @@ pub enum ReserveError {
     #[error("redis unavailable")]
     Unavailable,
     /// The script call failed in a way that leaves open whether it committed (a timeout, a
-    /// dropped connection) and Redis could not be asked afterwards.
+    /// dropped connection) and Redis could not be asked afterwards; or, with
+    /// `redis.replica_acks`, the order exists on the master but too few replicas acknowledged
+    /// it, so a failover could still lose it (see [`super::replicas`]).
     #[error("outcome unknown")]
     OutcomeUnknown,
 }
@@ -188,7 +190,10 @@ async fn batch_loop(
             let started = std::time::Instant::now();
             let mut answers = call(&mut calls.conn, &calls.scripts, &calls.keys, &batch).await;
             calls.script_seconds.observe(started.elapsed());
-            // Before any answer, the permit still held (a shutdown waits for it).
+            // The permit is held through the wait for replicas: releasing it before lets the
+            // next script start with the few purchases queued by then, and many small batches
+            // then queue their waits behind each other (measured: less than half the rate,
+            // docs/BENCHMARKS.md §7). Held, a batch gathers what arrives during its wait.
             if let Some(replicas) = &calls.replicas {
                 replicas.confirm(&calls.keys, &mut answers).await;
             }
