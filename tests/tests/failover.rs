@@ -434,8 +434,15 @@ async fn a_master_killed_under_load_loses_no_acknowledged_order() {
     };
 
     let began = Instant::now();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(accepted_on_a_since(began, 0) && accepted_on_a_since(began, 1));
+    while !(accepted_on_a_since(began, 0) && accepted_on_a_since(began, 1)) {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "no sale before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Mid-load: the kill lands while batches are in flight.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     cluster.kill(master);
     let killed = Instant::now();
     let cluster = tokio::task::spawn_blocking(move || {
