@@ -16,6 +16,7 @@ use crate::persistence::Journals;
 use crate::pipeline::catalog::{Campaign, Catalog};
 use crate::pipeline::handoff::Handoff;
 use crate::pipeline::limits::Limiters;
+use crate::pipeline::replicas::ReplicaWait;
 use crate::pipeline::reserver::{BatchSettings, Reserver};
 use crate::store::OrderStore;
 
@@ -36,6 +37,9 @@ pub struct App {
     pub ids: OrderIdGenerator,
     /// One multiplexed, self-reconnecting connection for every request.
     pub redis: StockConnection,
+    /// The wait for replicas after each reservation batch (`redis.replica_acks`), on a
+    /// connection of its own.
+    pub replica_wait: Option<ReplicaWait>,
     pub scripts: Arc<Scripts>,
     pub handoff: Handoff,
     pub store: Arc<dyn OrderStore>,
@@ -195,6 +199,7 @@ pub async fn load_catalog(
     scripts: &Arc<Scripts>,
     store: &Arc<dyn OrderStore>,
     script_seconds: &Arc<crate::metrics::histogram::Histogram>,
+    replica_wait: Option<&ReplicaWait>,
     previous: Option<&Catalog>,
 ) -> Result<Catalog, LoadError> {
     let mut conn = redis.clone();
@@ -254,6 +259,7 @@ pub async fn load_catalog(
                     layout.clone(),
                     BatchSettings::default(),
                     script_seconds.clone(),
+                    replica_wait.cloned(),
                 );
                 (layout, reserver)
             }

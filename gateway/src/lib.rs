@@ -12,8 +12,8 @@
 //! - [`server`]: the accept loop and graceful connection handling.
 //! - [`router`]: which handler answers which request; stage 1 rate limits.
 //! - [`handlers`]: one module per API resource.
-//! - [`pipeline`]: the purchase stages — limits, catalog (Bloom, window, sold-out), reserver,
-//!   hand-off.
+//! - [`pipeline`]: the purchase stages — limits, catalog (Bloom, window, sold-out), reserver
+//!   (and its wait for replicas), hand-off.
 //! - [`auth`]: bearer-token identity and order tokens.
 //! - [`http`]: errors as answers (in one place), JSON, bounded bodies.
 //! - [`persistence`]: workers, reconciler and journal acks, on std threads.

@@ -96,6 +96,7 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
         &app.scripts,
         &app.store,
         &app.metrics.script_seconds,
+        app.replica_wait.as_ref(),
         Some(&current),
     )
     .await;

@@ -22,6 +22,7 @@ use crate::persistence::{Context, Journals, Persistence};
 use crate::pipeline::catalog::Campaign;
 use crate::pipeline::handoff;
 use crate::pipeline::limits::Limiters;
+use crate::pipeline::replicas::ReplicaWait;
 use crate::redis_health::{RedisRefused, require_no_eviction};
 use crate::store::{OrderStore, StoreError};
 
@@ -71,6 +72,7 @@ pub async fn run(
             target,
             response_timeout,
             connection_timeout,
+            ..
         } => (
             None,
             target.clone(),
@@ -80,6 +82,7 @@ pub async fn run(
             seeds: nodes,
             response_timeout,
             connection_timeout,
+            ..
         } => {
             seeds = nodes
                 .iter()
@@ -122,10 +125,33 @@ pub async fn run(
     } else {
         (
             BlockingClient::cluster(seeds.clone(), None, stock_timeouts).map_err(unreachable)?,
-            StockConnection::connect_cluster(seeds, None, stock_timeouts)
+            StockConnection::connect_cluster(seeds.clone(), None, stock_timeouts)
                 .await
                 .map_err(unreachable)?,
         )
+    };
+    // `WAIT` blocks the connection it is sent on: the waits for replicas get a connection of
+    // their own, so scripts and reads never queue behind them, and a response timeout that
+    // leaves room for the wait.
+    let replica_acks = match config.redis.replica_acks() {
+        None => None,
+        Some(acks) => {
+            let timeouts = Timeouts {
+                response: stock_timeouts.response + acks.timeout,
+                ..stock_timeouts
+            };
+            let conn = if seeds.is_empty() {
+                StockConnection::connect(target.connection_info(), timeouts).await
+            } else {
+                StockConnection::connect_cluster(seeds, None, timeouts).await
+            };
+            tracing::info!(
+                replicas = acks.replicas,
+                timeout = ?acks.timeout,
+                "every reservation batch waits for replicas before it is answered"
+            );
+            Some((conn.map_err(unreachable)?, acks))
+        }
     };
     // Before anything is written: a Redis that may evict keys would lose orders.
     require_no_eviction(&mut redis.clone(), &target, timeouts.0).await?;
@@ -151,12 +177,21 @@ pub async fn run(
             .map_err(|e| StoreError::Unavailable(format!("opening the store: {e}")))??;
     let scripts = Arc::new(Scripts::new());
     let metrics = Arc::new(Metrics::default());
+    let replica_wait = replica_acks.map(|(conn, acks)| {
+        ReplicaWait::new(
+            conn,
+            acks,
+            metrics.replica_wait_seconds.clone(),
+            metrics.replica_shortfalls.clone(),
+        )
+    });
     let catalog = load_catalog(
         &config,
         &redis,
         &scripts,
         &store,
         &metrics.script_seconds,
+        replica_wait.as_ref(),
         None,
     )
     .await?;
@@ -192,6 +227,7 @@ pub async fn run(
         journals,
         reloading: tokio::sync::Mutex::new(()),
         redis,
+        replica_wait,
         scripts,
         handoff,
         store,

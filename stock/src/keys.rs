@@ -49,6 +49,9 @@ pub struct CampaignKeys {
     /// Ids of the transfers this bucket has been credited for (set), kept while the campaign
     /// lives: a repair racing the normal path finds the credit made and never makes it twice.
     pub credited: String,
+    /// A short-lived mark a reservation batch writes before `WAIT` (`redis.replica_acks`), so
+    /// the wait covers everything the master wrote until then (see [`crate::replication`]).
+    pub replicated: String,
 }
 
 impl CampaignKeys {
@@ -79,11 +82,12 @@ impl CampaignKeys {
             poisoned: key("poisoned"),
             transfers: key("transfers"),
             credited: key("credited"),
+            replicated: key("replicated"),
         }
     }
 
     /// Every key, for tests and tools that wipe a campaign.
-    pub fn all(&self) -> [&str; 10] {
+    pub fn all(&self) -> [&str; 11] {
         [
             &self.meta,
             &self.stock,
@@ -95,6 +99,7 @@ impl CampaignKeys {
             &self.poisoned,
             &self.transfers,
             &self.credited,
+            &self.replicated,
         ]
     }
 }

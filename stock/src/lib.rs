@@ -13,6 +13,7 @@
 //! - [`rebuild`]: noticing that Redis went back in time, and rebuilding a campaign from the store.
 //! - [`opening`]: the ledger's permit, without which no campaign's stock is ever created.
 //! - [`reserve`]: the commit point of a purchase, batched.
+//! - [`replication`]: waiting until replicas hold a batch's orders (failover without loss).
 //! - [`lifecycle`]: pay, cancel, expire: every change after the reservation, atomically.
 //! - [`lookup`]: one order read back, for idempotent retries.
 //! - [`journal`]: orders not yet in the store; read, ack (blocking, for persistence threads).
@@ -40,6 +41,7 @@ pub mod order;
 pub mod presence;
 pub mod rebuild;
 pub mod record;
+pub mod replication;
 pub mod reserve;
 pub mod scripts;
 
@@ -57,5 +59,6 @@ pub use lifecycle::{Expired, PaymentOutcome, Transition};
 pub use opening::{OpenPermit, SalesLedger};
 pub use order::{Order, OrderStatus};
 pub use rebuild::{Rebuilt, orders_held, rebuild_campaign};
+pub use replication::wait_for_replicas;
 pub use reserve::{Reservation, ReserveOutcome, reserve_batch};
 pub use scripts::Scripts;

@@ -11,6 +11,8 @@ pub struct RedisCluster {
     ports: Vec<u16>,
     /// `None` once [`RedisCluster::kill`] has killed the node.
     children: Vec<Option<Child>>,
+    /// `--cluster-node-timeout`, for a node started again.
+    node_timeout: Duration,
     _dir: TempDir,
 }
 
@@ -33,39 +35,16 @@ impl RedisCluster {
     /// Three masters, one replica each, failed over after `node_timeout` of silence
     /// (`--cluster-node-timeout`): short for failover tests.
     pub fn start_with_node_timeout(node_timeout: Duration) -> Self {
-        let node_timeout = node_timeout.as_millis().to_string();
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<u16> = (0..6).map(|_| cluster_port()).collect();
         let children = ports
             .iter()
-            .map(|port| {
-                let node_dir = dir.path().join(port.to_string());
-                std::fs::create_dir_all(&node_dir).unwrap();
-                let child = Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args([
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                    ])
-                    .args(["--cluster-node-timeout", &node_timeout])
-                    .args(["--appendonly", "no", "--save", ""])
-                    // A replica's first sync at once, not after the default 5 s wait for
-                    // more replicas to share it: the start waits for every replica's link.
-                    .args(["--repl-diskless-sync-delay", "0"])
-                    .arg("--dir")
-                    .arg(&node_dir)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-server on PATH (apt-get install redis-server)");
-                Some(child)
-            })
+            .map(|port| Some(spawn_node(dir.path(), *port, node_timeout)))
             .collect();
         let cluster = Self {
             ports,
             children,
+            node_timeout,
             _dir: dir,
         };
         for port in &cluster.ports {
@@ -81,12 +60,25 @@ impl RedisCluster {
             .expect("redis-cli on PATH (apt-get install redis-tools)");
         assert!(created.success(), "redis-cli --cluster create failed");
         cluster.wait_until_ok();
-        // A replica that has not synced yet cannot take over: wait for every link.
-        for port in &cluster.ports {
-            let role = cluster.cli(*port, &["ROLE"]);
-            if role.starts_with("slave") {
-                cluster.wait_for(*port, "master_link_status:up", &["INFO", "replication"]);
+        // A replica that has not synced yet cannot take over: wait for every link. Each node
+        // is asked until all three replicas are up, not once: right after `--cluster create` a
+        // replica may not know it is one yet, and its first sync waits out the master's
+        // `repl-diskless-sync-delay` (5 s).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let synced = cluster
+                .ports
+                .iter()
+                .filter(|p| {
+                    let info = cluster.cli(**p, &["INFO", "replication"]);
+                    info.contains("role:slave") && info.contains("master_link_status:up")
+                })
+                .count();
+            if synced == cluster.ports.len() / 2 {
+                break;
             }
+            assert!(Instant::now() < deadline, "replicas never synced");
+            std::thread::sleep(Duration::from_millis(50));
         }
         // And until every node knows every replica's master (gossip may lag the sync): a test
         // asking one node for a master's replicas must not be told there are none.
@@ -112,6 +104,27 @@ impl RedisCluster {
             }
         }
         cluster
+    }
+
+    /// Waits until the replica on `replica` has applied everything its master on `master` had
+    /// written when this was called (replication offsets).
+    pub fn wait_until_caught_up(&self, master: u16, replica: u16) {
+        let offset = |port: u16| -> u64 {
+            self.cli(port, &["INFO", "replication"])
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("master_repl_offset:"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let wanted = offset(master);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while offset(replica) < wanted {
+            assert!(
+                Instant::now() < deadline,
+                "replica {replica} never caught up with {master}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The seed URLs of every node.
@@ -196,6 +209,52 @@ impl RedisCluster {
         }
     }
 
+    /// Starts the node on `port` again after [`RedisCluster::kill`], on its cluster config
+    /// (`nodes.conf`) and without data (the cluster keeps none on disk): a failed master comes
+    /// back as a replica of the node that took its slots over, and syncs from it.
+    pub fn restart(&mut self, port: u16) {
+        let i = self.index(port);
+        assert!(self.children[i].is_none(), "node {port} is running");
+        self.children[i] = Some(spawn_node(self._dir.path(), port, self.node_timeout));
+        self.wait_for(port, "PONG", &["PING"]);
+    }
+
+    /// SIGSTOPs the node on `port`: it neither reads nor answers anything (its replication
+    /// link included) until [`RedisCluster::resume`]; the kernel still buffers what is sent to
+    /// it.
+    pub fn pause(&self, port: u16) {
+        self.signal(port, "-STOP");
+    }
+
+    /// SIGCONTs a node [`RedisCluster::pause`] stopped.
+    pub fn resume(&self, port: u16) {
+        self.signal(port, "-CONT");
+    }
+
+    fn signal(&self, port: u16, signal: &str) {
+        let child = self.children[self.index(port)]
+            .as_ref()
+            .expect("a running node");
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {signal} {port}");
+    }
+
+    fn index(&self, port: u16) -> usize {
+        self.ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node of this cluster")
+    }
+
+    /// Waits until the replica on `port` has a live replication link to its master.
+    pub fn wait_until_replicating(&self, port: u16) {
+        self.wait_for(port, "role:slave", &["INFO", "replication"]);
+        self.wait_for(port, "master_link_status:up", &["INFO", "replication"]);
+    }
+
     /// Waits until every live node says `cluster_state:ok` (after a failover, say).
     pub fn wait_until_ok(&self) {
         for port in self.live_ports() {
@@ -222,6 +281,34 @@ impl RedisCluster {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// One cluster node on `port`, its data and `nodes.conf` under `dir/<port>`.
+fn spawn_node(dir: &std::path::Path, port: u16, node_timeout: Duration) -> Child {
+    let node_dir = dir.join(port.to_string());
+    std::fs::create_dir_all(&node_dir).unwrap();
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ])
+        .args([
+            "--cluster-node-timeout",
+            &node_timeout.as_millis().to_string(),
+        ])
+        .args(["--appendonly", "no", "--save", ""])
+        // A replica's first sync at once, not after the default 5 s wait for more replicas to
+        // share it: the start waits for every replica's link.
+        .args(["--repl-diskless-sync-delay", "0"])
+        .arg("--dir")
+        .arg(&node_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH (apt-get install redis-server)")
 }
 
 impl Drop for RedisCluster {

@@ -110,6 +110,31 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOPs it: it reads and answers nothing (a replica sends no acknowledgement) until
+    /// [`Self::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONTs it after [`Self::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("a running redis-server");
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {signal}");
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// How many times Redis has run `command` (from `INFO commandstats`), e.g. "evalsha".
     pub fn calls(&self, command: &str) -> u64 {
         let mut c = self.client().get_connection().unwrap();

@@ -174,6 +174,8 @@ pub enum RedisConfig {
         response_timeout: Duration,
         /// Connect timeout (default 500ms).
         connection_timeout: Duration,
+        /// Replicas that must hold a reservation batch before it is answered (off by default).
+        replica_acks: Option<ReplicaAcks>,
     },
     /// A Redis Cluster, found through some of its nodes; every campaign's keys share one slot.
     Cluster {
@@ -184,6 +186,9 @@ pub enum RedisConfig {
         response_timeout: Duration,
         /// Connect timeout (default 500ms).
         connection_timeout: Duration,
+        /// Replicas of the campaign's master that must hold a reservation batch before it is
+        /// answered (off by default).
+        replica_acks: Option<ReplicaAcks>,
     },
     /// A `redis-server` the gateway starts, supervises and stops (AOF on).
     Embedded {
@@ -198,6 +203,31 @@ pub enum RedisConfig {
         /// Connect timeout (default 500ms).
         connection_timeout: Duration,
     },
+}
+
+impl RedisConfig {
+    /// The replicas every reservation batch waits for, if any (never for the embedded Redis,
+    /// which has none).
+    pub fn replica_acks(&self) -> Option<ReplicaAcks> {
+        match self {
+            Self::Url { replica_acks, .. } | Self::Cluster { replica_acks, .. } => *replica_acks,
+            Self::Embedded { .. } => None,
+        }
+    }
+}
+
+/// `redis.replica_acks` and `redis.replica_ack_timeout`: after each reservation batch, and
+/// before any answer, the gateway waits until `replicas` replicas of the master hold what the
+/// batch wrote (Redis `WAIT`). A batch they do not acknowledge within `timeout` is answered
+/// 503 `outcome_unknown`: Redis replicates asynchronously, and a master that dies before its
+/// replicas have an order takes the order with it when a replica takes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaAcks {
+    /// Replicas that must acknowledge (1..=16; `replica_acks = 0`, the default, is off).
+    pub replicas: u32,
+    /// Longest wait for them (1ms..=5s, default 50ms): with a replica missing, every purchase
+    /// waits this long before its 503.
+    pub timeout: Duration,
 }
 
 /// `[store]`: where orders are kept for good: SQLite at `path` (the embedded default), or

@@ -66,6 +66,8 @@ pub(super) struct RawRedis {
     pub embedded_binary: Option<String>,
     pub response_timeout: Option<String>,
     pub connection_timeout: Option<String>,
+    pub replica_acks: Option<i64>,
+    pub replica_ack_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -64,7 +64,8 @@ fn minimal_config_gets_defaults() {
         RedisConfig::Url {
             target: RedisTarget::local(6379),
             response_timeout: ms500,
-            connection_timeout: ms500
+            connection_timeout: ms500,
+            replica_acks: None,
         }
     );
     assert_eq!(
@@ -577,4 +578,61 @@ fn stock_buckets_default_to_one_and_must_be_a_power_of_two_up_to_sixteen() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn replica_acks_are_off_by_default_and_checked_when_set() {
+    assert_eq!(parse(&minimal()).unwrap().redis.replica_acks(), None);
+    let head =
+        format!("[auth]\njwt_secret = \"{JWT}\"\norder_token_secret = \"{ORDER}\"\n[redis]\n");
+    let with = |lines: &str| format!("{}{lines}\n", minimal());
+
+    let on = parse(&with("replica_acks = 1")).unwrap();
+    assert_eq!(
+        on.redis.replica_acks(),
+        Some(ReplicaAcks {
+            replicas: 1,
+            timeout: Duration::from_millis(50)
+        })
+    );
+    let tuned = parse(&with("replica_acks = 2\nreplica_ack_timeout = \"20ms\"")).unwrap();
+    assert_eq!(
+        tuned.redis.replica_acks(),
+        Some(ReplicaAcks {
+            replicas: 2,
+            timeout: Duration::from_millis(20)
+        })
+    );
+    let cluster =
+        parse(&(head.clone() + "cluster = [\"redis://127.0.0.1:7000\"]\nreplica_acks = 1\n"))
+            .unwrap();
+    assert_eq!(cluster.redis.replica_acks().map(|a| a.replicas), Some(1));
+    // 0 is off, whatever the timeout says.
+    let off = parse(&with("replica_acks = 0\nreplica_ack_timeout = \"10ms\"")).unwrap();
+    assert_eq!(off.redis.replica_acks(), None);
+
+    // Every bad field named at once.
+    let bad = invalid(&with("replica_acks = -1\nreplica_ack_timeout = \"0ms\""));
+    assert_eq!(
+        fields(&bad),
+        ["redis.replica_acks", "redis.replica_ack_timeout"],
+        "{bad:?}"
+    );
+    assert_eq!(
+        fields(&invalid(&with("replica_acks = 17"))),
+        ["redis.replica_acks"]
+    );
+    assert_eq!(
+        fields(&invalid(&with(
+            "replica_acks = 1\nreplica_ack_timeout = \"6s\""
+        ))),
+        ["redis.replica_ack_timeout"]
+    );
+    assert_eq!(
+        fields(&invalid(&with("replica_ack_timeout = \"soon\""))),
+        ["redis.replica_ack_timeout"]
+    );
+    // The embedded Redis has no replica: no purchase could ever be acknowledged.
+    let embedded = head + "embedded = true\nreplica_acks = 1\n";
+    assert_eq!(fields(&invalid(&embedded)), ["redis.replica_acks"]);
 }

@@ -15,8 +15,8 @@ use super::raw::{RawAuth, RawConfig, RawLimits, RawRateLimit, RawRedis};
 use super::{
     AdminConfig, AuthConfig, Config, DatabaseUrl, ENV_ADMIN_TOKEN, ENV_JWT_SECRET,
     ENV_ORDER_TOKEN_SECRET, ENV_PAYMENT_SECRET, ENV_REDIS_PASSWORD, ENV_STORE_URL, FieldError,
-    LimitsConfig, PersistenceConfig, RateLimit, RedisConfig, RedisTarget, Secret, ServerConfig,
-    StoreConfig,
+    LimitsConfig, PersistenceConfig, RateLimit, RedisConfig, RedisTarget, ReplicaAcks, Secret,
+    ServerConfig, StoreConfig,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -418,6 +418,7 @@ fn redis(e: &mut Errors, r: RawRedis, env: &dyn Fn(&str) -> Option<String>) -> R
         MS,
     );
     let embedded = r.embedded.unwrap_or(false);
+    let replica_acks = replica_acks(e, r.replica_acks, r.replica_ack_timeout.as_deref());
     if let Some(urls) = r.cluster {
         if r.url.is_some() || embedded {
             e.push(
@@ -461,6 +462,7 @@ fn redis(e: &mut Errors, r: RawRedis, env: &dyn Fn(&str) -> Option<String>) -> R
                 .collect(),
             response_timeout,
             connection_timeout,
+            replica_acks,
         };
     }
     match (r.url, embedded) {
@@ -493,6 +495,7 @@ fn redis(e: &mut Errors, r: RawRedis, env: &dyn Fn(&str) -> Option<String>) -> R
                 target: target.with_password(password),
                 response_timeout,
                 connection_timeout,
+                replica_acks,
             };
         }
         (None, true) => {
@@ -500,6 +503,13 @@ fn redis(e: &mut Errors, r: RawRedis, env: &dyn Fn(&str) -> Option<String>) -> R
                 e.push(
                     "redis.password_file",
                     "only with redis.url: the embedded redis has no password",
+                );
+            }
+            if replica_acks.is_some() {
+                e.push(
+                    "redis.replica_acks",
+                    "only with redis.url or redis.cluster: the embedded redis has no replicas, so \
+                     no purchase could ever be acknowledged",
                 );
             }
         }
@@ -523,6 +533,22 @@ fn redis(e: &mut Errors, r: RawRedis, env: &dyn Fn(&str) -> Option<String>) -> R
         response_timeout,
         connection_timeout,
     }
+}
+
+/// `redis.replica_acks` and its timeout; `None` when off (0, the default).
+fn replica_acks(e: &mut Errors, acks: Option<i64>, timeout: Option<&str>) -> Option<ReplicaAcks> {
+    let replicas: u32 = e.int("redis.replica_acks", acks, 0, 0, 16);
+    let field = "redis.replica_ack_timeout";
+    let longest = Duration::from_secs(5);
+    let mut timeout = e.duration(field, timeout, 50 * MS, MS);
+    if timeout > longest {
+        e.push(
+            field,
+            "must be at most 5s: with a replica missing, every purchase waits this long",
+        );
+        timeout = longest;
+    }
+    (replicas > 0).then_some(ReplicaAcks { replicas, timeout })
 }
 
 /// The payment callbacks' bucket when `[limits.payment_callback]` is absent: well above what a

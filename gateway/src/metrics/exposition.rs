@@ -28,6 +28,17 @@ pub async fn render(app: &App) -> String {
     app.metrics
         .script_seconds
         .render(&mut out, "flashgate_redis_script_duration_seconds", "");
+    family(
+        &mut out,
+        "flashgate_replica_wait_duration_seconds",
+        "histogram",
+        "Wait for replicas after one reservation batch (redis.replica_acks).",
+    );
+    app.metrics.replica_wait_seconds.render(
+        &mut out,
+        "flashgate_replica_wait_duration_seconds",
+        "",
+    );
 
     let counters = [
         (
@@ -59,6 +70,11 @@ pub async fn render(app: &App) -> String {
             "flashgate_orders_expired_total",
             "Unpaid orders expired by this gateway's sweeper.",
             app.metrics.expired_orders.load(Ordering::Relaxed),
+        ),
+        (
+            "flashgate_replica_ack_shortfalls_total",
+            "Reservation batches answered outcome_unknown: fewer replicas than redis.replica_acks acknowledged them.",
+            app.metrics.replica_shortfalls.load(Ordering::Relaxed),
         ),
         (
             "flashgate_bloom_rejections_total",

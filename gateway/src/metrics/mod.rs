@@ -25,4 +25,8 @@ pub struct Metrics {
     pub script_seconds: std::sync::Arc<histogram::Histogram>,
     /// Unpaid orders expired by this gateway's sweeper.
     pub expired_orders: AtomicU64,
+    /// Waits for replicas after a reservation batch (`redis.replica_acks`).
+    pub replica_wait_seconds: std::sync::Arc<histogram::Histogram>,
+    /// Batches answered `outcome_unknown` because too few replicas acknowledged them.
+    pub replica_shortfalls: std::sync::Arc<AtomicU64>,
 }

@@ -5,6 +5,7 @@
 //! - [`catalog`]: the known campaigns behind a Bloom filter; window and sold-out mark
 //!   (stages 5–7).
 //! - [`reserver`]: batches reservations into single Redis script calls (stage 8).
+//! - [`replicas`]: with `redis.replica_acks`, a batch is answered only once replicas hold it.
 //! - [`handoff`]: the bounded queue to the persistence workers (stage 9).
 //!
 //! Identity (stage 2) is [`crate::auth`], body parsing (stage 4) [`crate::http::body`]; the
@@ -13,4 +14,5 @@
 pub mod catalog;
 pub mod handoff;
 pub mod limits;
+pub mod replicas;
 pub mod reserver;

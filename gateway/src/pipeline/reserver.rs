@@ -22,6 +22,7 @@ use flashgate_stock::{
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::replicas::ReplicaWait;
 use crate::clock::now_ms;
 use crate::metrics::histogram::Histogram;
 
@@ -58,7 +59,9 @@ pub enum ReserveError {
     #[error("redis unavailable")]
     Unavailable,
     /// The script call failed in a way that leaves open whether it committed (a timeout, a
-    /// dropped connection) and Redis could not be asked afterwards.
+    /// dropped connection) and Redis could not be asked afterwards; or, with
+    /// `redis.replica_acks`, the order exists on the master but too few replicas acknowledged
+    /// it, so a failover could still lose it (see [`super::replicas`]).
     #[error("outcome unknown")]
     OutcomeUnknown,
 }
@@ -96,13 +99,15 @@ impl std::fmt::Debug for Pending {
 
 impl Reserver {
     /// Starts the batching tasks of one campaign, one per bucket; they end when the last
-    /// `Reserver` clone is gone.
+    /// `Reserver` clone is gone. With `replicas`, every batch waits for them before it is
+    /// answered.
     pub fn spawn(
         conn: StockConnection,
         scripts: Arc<Scripts>,
         layout: Arc<CampaignLayout>,
         settings: BatchSettings,
         script_seconds: Arc<Histogram>,
+        replicas: Option<ReplicaWait>,
     ) -> Self {
         let lanes = (0..layout.buckets.len())
             .map(|bucket| {
@@ -110,13 +115,14 @@ impl Reserver {
                     layout: layout.clone(),
                     index: bucket,
                 };
-                Lane::spawn(
-                    conn.clone(),
-                    scripts.clone(),
+                let calls = Calls {
+                    conn: conn.clone(),
+                    scripts: scripts.clone(),
                     bucket,
-                    settings,
-                    script_seconds.clone(),
-                )
+                    script_seconds: script_seconds.clone(),
+                    replicas: replicas.clone(),
+                };
+                Lane::spawn(calls, settings)
             })
             .collect();
         Self { lanes }
@@ -166,25 +172,11 @@ impl Bucket {
 }
 
 impl Lane {
-    fn spawn(
-        conn: StockConnection,
-        scripts: Arc<Scripts>,
-        keys: Bucket,
-        settings: BatchSettings,
-        script_seconds: Arc<Histogram>,
-    ) -> Self {
+    fn spawn(calls: Calls, settings: BatchSettings) -> Self {
         let (queue, pending) = mpsc::channel(settings.queue.max(1));
         let max_in_flight = u32::try_from(settings.max_in_flight.clamp(1, 1024)).unwrap_or(1);
         let in_flight = Arc::new(Semaphore::new(max_in_flight as usize));
-        tokio::spawn(batch_loop(
-            pending,
-            conn,
-            scripts,
-            keys,
-            settings,
-            in_flight.clone(),
-            script_seconds,
-        ));
+        tokio::spawn(batch_loop(pending, calls, settings, in_flight.clone()));
         Self {
             queue,
             in_flight,
@@ -228,14 +220,21 @@ impl Lane {
     }
 }
 
-async fn batch_loop(
-    mut pending: mpsc::Receiver<Pending>,
+/// What every script call of one bucket needs; each call's task gets a clone.
+#[derive(Clone)]
+struct Calls {
     conn: StockConnection,
     scripts: Arc<Scripts>,
-    keys: Bucket,
+    bucket: Bucket,
+    script_seconds: Arc<Histogram>,
+    replicas: Option<ReplicaWait>,
+}
+
+async fn batch_loop(
+    mut pending: mpsc::Receiver<Pending>,
+    calls: Calls,
     settings: BatchSettings,
     in_flight: Arc<Semaphore>,
-    script_seconds: Arc<Histogram>,
 ) {
     while let Some(first) = pending.recv().await {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -249,22 +248,39 @@ async fn batch_loop(
                 Err(_) => break,
             }
         }
-        let (mut conn, scripts, keys) = (conn.clone(), scripts.clone(), keys.clone());
-        let script_seconds = script_seconds.clone();
+        let mut calls = calls.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            call(&mut conn, &scripts, &keys, batch).await;
-            script_seconds.observe(started.elapsed());
+            let mut answers = call(&mut calls.conn, &calls.scripts, &calls.bucket, &batch).await;
+            calls.script_seconds.observe(started.elapsed());
+            // The permit is held through the wait for replicas: releasing it before lets the
+            // next script start with the few purchases queued by then, and many small batches
+            // then queue their waits behind each other (measured: less than half the rate,
+            // docs/BENCHMARKS.md §7). Held, a batch gathers what arrives during its wait.
+            if let Some(replicas) = &calls.replicas {
+                replicas.confirm(calls.bucket.keys(), &mut answers).await;
+            }
+            for (p, answer) in batch.into_iter().zip(answers) {
+                // A client that went away still has its order: the journal carries it.
+                let _ = p.reply.send(answer);
+            }
             drop(permit);
         });
     }
 }
 
-async fn call(conn: &mut StockConnection, scripts: &Scripts, bucket: &Bucket, batch: Vec<Pending>) {
+/// One script call for `batch` in its bucket (and, for purchases the bucket could not serve,
+/// borrowing and a retry): the answer of each reservation, in order.
+async fn call(
+    conn: &mut StockConnection,
+    scripts: &Scripts,
+    bucket: &Bucket,
+    batch: &[Pending],
+) -> Vec<Result<ReserveOutcome, ReserveError>> {
     let keys = bucket.keys();
     let now = now_ms();
     let outcomes = {
-        let reservations = reservations(&batch);
+        let reservations = reservations(batch);
         reserve_batch(conn, scripts, keys, now, &reservations).await
     };
     match outcomes {
@@ -272,17 +288,16 @@ async fn call(conn: &mut StockConnection, scripts: &Scripts, bucket: &Bucket, ba
             let mut outcomes: Vec<Result<ReserveOutcome, ReserveError>> =
                 outcomes.into_iter().map(Ok).collect();
             if bucket.layout.is_bucketed() {
-                borrow_for_dry(conn, scripts, bucket, now, &batch, &mut outcomes).await;
+                borrow_for_dry(conn, scripts, bucket, now, batch, &mut outcomes).await;
             }
-            for (p, outcome) in batch.into_iter().zip(outcomes) {
-                // A client that went away still has its order: the journal carries it.
-                let _ = p.reply.send(outcome);
-            }
+            outcomes
         }
         Err(e) => {
             tracing::warn!(campaign = %keys.campaign_id, bucket = keys.bucket, error = %e, "reserve call failed");
             let unsure = !matches!(&e, StockError::Redis(r) if r.is_connection_refusal());
-            answer_after_failure(conn, keys, now, batch, unsure).await;
+            let ids: Vec<u64> = batch.iter().map(|p| p.order_id).collect();
+            let users: Vec<&str> = batch.iter().map(|p| p.user_id.as_str()).collect();
+            answers_from_records(conn, keys, now, &ids, &users, unsure).await
         }
     }
 }
@@ -382,25 +397,9 @@ fn batch_users<'a>(batch: &'a [Pending], which: &[usize]) -> Vec<&'a str> {
     which.iter().map(|&i| batch[i].user_id.as_str()).collect()
 }
 
-/// The call failed, but it may have committed (a reply lost to a timeout or a dropped
-/// connection). Redis is asked what it holds for each order id, so a committed order is
+/// What Redis holds for each order id of a failed call, as the answers to give: the call may
+/// have committed (a reply lost to a timeout or a dropped connection), so a committed order is
 /// answered as such rather than as "nothing recorded".
-async fn answer_after_failure(
-    conn: &mut StockConnection,
-    keys: &CampaignKeys,
-    call_time: i64,
-    batch: Vec<Pending>,
-    unsure: bool,
-) {
-    let ids: Vec<u64> = batch.iter().map(|p| p.order_id).collect();
-    let users: Vec<&str> = batch.iter().map(|p| p.user_id.as_str()).collect();
-    let answers = answers_from_records(conn, keys, call_time, &ids, &users, unsure).await;
-    for (p, answer) in batch.into_iter().zip(answers) {
-        let _ = p.reply.send(answer);
-    }
-}
-
-/// What Redis holds for each order id of a failed call, as the answers to give.
 async fn answers_from_records(
     conn: &mut StockConnection,
     keys: &CampaignKeys,
