@@ -23,6 +23,19 @@ pub struct CampaignSpec {
     pub buckets: u32,
 }
 
+impl CampaignSpec {
+    /// The settings every script that writes a campaign's meta takes, in the order they take
+    /// them: sku, unit price, per-user limit, payment timeout, start, end.
+    pub(crate) fn settings_args(&self, call: &mut redis::ScriptInvocation<'_>) {
+        call.arg(&self.sku)
+            .arg(self.unit_price_cents)
+            .arg(self.per_user_limit)
+            .arg(self.pay_timeout_ms)
+            .arg(self.start_ms)
+            .arg(self.end_ms);
+    }
+}
+
 /// What loading found or did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Loaded {
@@ -122,18 +135,13 @@ async fn invoke_load<C: ConnectionLike>(
     share: u64,
     mode: &str,
 ) -> Result<Option<Loaded>, StockError> {
-    let reply: redis::Value = scripts
-        .load_campaign
-        .key(&keys.meta)
+    let mut call = scripts.load_campaign.prepare_invoke();
+    call.key(&keys.meta)
         .key(&keys.stock)
         .key(&keys.orders)
-        .key(&keys.buyers)
-        .arg(&spec.sku)
-        .arg(spec.unit_price_cents)
-        .arg(spec.per_user_limit)
-        .arg(spec.pay_timeout_ms)
-        .arg(spec.start_ms)
-        .arg(spec.end_ms)
+        .key(&keys.buyers);
+    spec.settings_args(&mut call);
+    let reply: redis::Value = call
         .arg(share)
         .arg(mode)
         .arg(spec.buckets.max(1))

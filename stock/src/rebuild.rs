@@ -105,14 +105,10 @@ pub async fn rebuild_campaign<C: ConnectionLike>(
         } else {
             "taken".to_owned()
         };
-        let (_share, taken, left, orders): (u64, u64, u64, u64) = invoke(scripts, keys)
-            .arg("settle")
-            .arg(&spec.sku)
-            .arg(spec.unit_price_cents)
-            .arg(spec.per_user_limit)
-            .arg(spec.pay_timeout_ms)
-            .arg(spec.start_ms)
-            .arg(spec.end_ms)
+        let mut call = invoke(scripts, keys);
+        call.arg("settle");
+        spec.settings_args(&mut call);
+        let (_share, taken, left, orders): (u64, u64, u64, u64) = call
             .arg(share)
             .arg(layout.count())
             .arg(keys.bucket)
