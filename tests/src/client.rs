@@ -230,3 +230,16 @@ pub async fn metrics_text(admin: &str) -> String {
         .map(|(_, body)| body.to_owned())
         .unwrap()
 }
+
+/// Every sample of a `/metrics` scrape, by `name{labels}`.
+pub async fn metrics_series(admin: &str) -> std::collections::HashMap<String, f64> {
+    metrics_text(admin)
+        .await
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}

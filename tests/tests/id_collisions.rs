@@ -3,7 +3,6 @@
 //! below those it minted before.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use flashgate_stock::{Order, OrderStatus};
@@ -118,7 +117,7 @@ async fn order_under_a_stored_orders_id(backend: Backend) {
         (store.get(order_id).unwrap(), store.get(carol).unwrap())
     });
     assert_eq!(kept, Some(squatter));
-    let metrics = scrape(&admin).await;
+    let metrics = flashgate_tests::client::metrics_series(&admin).await;
     assert_eq!(metrics["flashgate_order_id_collisions_total"], 1.0);
     assert_eq!(metrics["flashgate_orders_set_aside_total"], 1.0);
     if carol_row.is_none() {
@@ -144,30 +143,6 @@ fn in_store<T: Send>(
             .join()
             .unwrap()
     })
-}
-
-/// `GET /metrics` from the admin listener, as series → value.
-async fn scrape(admin: &str) -> HashMap<String, f64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(admin).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap();
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
 }
 
 /// A clock moved by hand; each wait of the generator moves it 1 ms forward.

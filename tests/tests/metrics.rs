@@ -15,18 +15,6 @@ use serde_json::json;
 
 flashgate_tests::on_each_redis!(metrics_after_a_small_flash_sale_equal_what_the_clients_saw);
 
-/// Every sample of a scrape, by `name{labels}`.
-async fn scrape(admin: &str) -> HashMap<String, f64> {
-    let text = flashgate_tests::client::metrics_text(admin).await;
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
-
 async fn metrics_after_a_small_flash_sale_equal_what_the_clients_saw(redis: TestRedis) {
     let home = StoreHome::new(Backend::Sqlite);
     let campaign = CampaignSpec::open("metrics", 50, 1);
@@ -68,14 +56,14 @@ async fn metrics_after_a_small_flash_sale_equal_what_the_clients_saw(redis: Test
         let a = a.clone();
         // At least: the reconciler may write an order the workers wrote too (idempotently).
         async move {
-            scrape(&a)
+            flashgate_tests::client::metrics_series(&a)
                 .await
                 .get("flashgate_orders_persisted_total")
                 .is_some_and(|n| *n >= 50.0)
         }
     })
     .await;
-    let m = scrape(&admin).await;
+    let m = flashgate_tests::client::metrics_series(&admin).await;
     for ((status, code), count) in &seen {
         let series = format!(
             "flashgate_requests_total{{route=\"purchase\",status=\"{status}\",code=\"{code}\"}}"
