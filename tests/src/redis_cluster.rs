@@ -37,9 +37,13 @@ impl RedisCluster {
     pub fn start_with_node_timeout(node_timeout: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<u16> = (0..6).map(|_| cluster_port()).collect();
+        // The cluster forms on a patient timeout and gets the test's own once it is whole: with
+        // a short one, a node starved of CPU (tests run in parallel on two cores) drops a
+        // handshake half-done and may not learn of a peer for a long while.
+        let forming = node_timeout.max(Duration::from_secs(5));
         let children = ports
             .iter()
-            .map(|port| Some(spawn_node(dir.path(), *port, node_timeout)))
+            .map(|port| Some(spawn_node(dir.path(), *port, forming)))
             .collect();
         let cluster = Self {
             ports,
@@ -82,8 +86,9 @@ impl RedisCluster {
         }
         // And until every node knows every replica's master (gossip may lag the sync): a test
         // asking one node for a master's replicas must not be told there are none.
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         for port in &cluster.ports {
+            let mut nudged = Instant::now();
             loop {
                 let nodes = cluster.cli(*port, &["CLUSTER", "NODES"]);
                 let replicas = nodes
@@ -100,10 +105,28 @@ impl RedisCluster {
                     Instant::now() < deadline,
                     "node {port} does not know every replica: {nodes}"
                 );
+                // Gossip brings a missing peer back in the end; a MEET brings it now (a MEET
+                // of a known node is dropped as a duplicate once answered).
+                if nudged.elapsed() > Duration::from_secs(2) {
+                    cluster.meet_all(*port);
+                    nudged = Instant::now();
+                }
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        let millis = node_timeout.as_millis().to_string();
+        for port in &cluster.ports {
+            let set = cluster.cli(*port, &["CONFIG", "SET", "cluster-node-timeout", &millis]);
+            assert!(set.contains("OK"), "node {port}: {set}");
+        }
         cluster
+    }
+
+    /// Has the node on `port` meet every other node of the cluster.
+    fn meet_all(&self, port: u16) {
+        for other in self.ports.iter().filter(|p| **p != port) {
+            self.cli(port, &["CLUSTER", "MEET", "127.0.0.1", &other.to_string()]);
+        }
     }
 
     /// Waits until the replica on `replica` has applied everything its master on `master` had
