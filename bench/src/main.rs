@@ -14,12 +14,14 @@
 //! - [`report`]: outcomes, percentiles and the timeline; [`plot`]: its SVG chart.
 //! - [`verify`]: Redis and the store checked against each other and the client's view;
 //!   [`lag`]: the persistence lag sampled while a flash runs.
-//! - [`reference`]: the bare hyper hello-world server every gateway figure is a ratio of;
+//! - [`reference`]: the yardsticks every gateway figure is a ratio of (a bare hyper
+//!   hello-world, and a naive gateway doing one Redis script call per request);
 //!   [`processes`]: servers a command starts for itself.
 //! - [`args`]: options every scenario shares; [`tokens`]: `mint-tokens` for other tools.
 
 mod args;
 mod compare;
+mod cpu;
 mod engine;
 mod flash;
 mod lag;
@@ -70,9 +72,13 @@ enum Command {
     /// Start a private Redis and a gateway, run a scenario against them, verify, stop both.
     Rehearse(rehearse::RehearseArgs),
     /// Serve a bare hyper hello-world: the same server stack as the gateway, doing nothing.
+    /// With --naive-redis, serve the naive gateway instead: one EVALSHA of a 6-line stock
+    /// script per `POST /buy/<user>` on that Redis (DESIGN §10).
     ReferenceServer {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
+        #[arg(long)]
+        naive_redis: Option<String>,
     },
     /// Write bearer tokens for users `<prefix>0` … `<prefix>{count-1}`, one per line.
     MintTokens {
@@ -118,7 +124,14 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             );
             execute(args.command)
         }),
-        Command::ReferenceServer { listen } => reference::serve(listen).map(|()| true),
+        Command::ReferenceServer {
+            listen,
+            naive_redis: None,
+        } => reference::serve(listen).map(|()| true),
+        Command::ReferenceServer {
+            listen,
+            naive_redis: Some(url),
+        } => reference::serve_naive(listen, &url).map(|()| true),
         Command::MintTokens {
             secret,
             count,

@@ -100,19 +100,22 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-/// The reference server, started from this very binary.
+/// A reference server, started from this very binary: hello-world, or the naive gateway on
+/// the Redis at `naive_redis`.
 ///
 /// # Errors
 /// It could not be started or did not listen.
-pub fn reference_server() -> anyhow::Result<(Server, SocketAddr)> {
+pub fn reference_server(naive_redis: Option<&str>) -> anyhow::Result<(Server, SocketAddr)> {
     let addr = free_addr()?;
     let exe = std::env::current_exe().context("locating flashgate-bench")?;
-    let mut server = Server::spawn(
-        "reference server",
-        Command::new(exe)
-            .args(["reference-server", "--listen", &addr.to_string()])
-            .stderr(std::process::Stdio::null()),
-    )?;
+    let mut command = Command::new(exe);
+    command
+        .args(["reference-server", "--listen", &addr.to_string()])
+        .stderr(std::process::Stdio::null());
+    if let Some(url) = naive_redis {
+        command.args(["--naive-redis", url]);
+    }
+    let mut server = Server::spawn("reference server", &mut command)?;
     server.wait_listening(addr, Duration::from_secs(10))?;
     Ok((server, addr))
 }
