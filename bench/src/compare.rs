@@ -3,6 +3,7 @@
 //! each server spent per request read from outside it. Every gateway figure we publish is such
 //! a ratio.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,8 +84,10 @@ struct Side {
     server_us: Option<f64>,
     /// CPU µs per request of the Redis process.
     redis_us: Option<f64>,
-    /// `INFO commandstats` µs per reservation.
-    redis_cmd_us: Option<f64>,
+    /// Redis's script time (`INFO commandstats`) µs per reservation.
+    redis_script_us: Option<f64>,
+    /// CPU µs per request of the server's threads, by thread name.
+    threads: BTreeMap<String, f64>,
 }
 
 impl Side {
@@ -95,7 +98,8 @@ impl Side {
             "answers": self.statuses,
             "server_cpu_us_per_request": self.server_us,
             "redis_cpu_us_per_request": self.redis_us,
-            "redis_command_us_per_reservation": self.redis_cmd_us,
+            "redis_script_us_per_reservation": self.redis_script_us,
+            "server_cpu_us_per_request_by_thread": self.threads,
         })
     }
 }
@@ -114,9 +118,9 @@ impl WatchedRedis {
             .unwrap_or_default()
     }
 
-    /// (process CPU time, command µs) now.
+    /// (process CPU time, script µs) now.
     fn spent(&mut self) -> (Option<Duration>, u64) {
-        let usec = cpu::command_usec(&self.info("commandstats"));
+        let usec = cpu::script_usec(&self.info("commandstats"));
         (self.pid.and_then(cpu::process_time), usec)
     }
 }
@@ -227,6 +231,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
 
     let mut load = |subject: &Subject, requests: Vec<Prepared>| -> anyhow::Result<Side> {
         let server_before = subject.pid.and_then(cpu::process_time);
+        let threads_before = subject.pid.map(cpu::thread_times).unwrap_or_default();
         let redis_before = watched.as_mut().map(WatchedRedis::spent);
         let (outcomes, duration) = play(
             subject.addr,
@@ -245,12 +250,23 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             .and_then(cpu::process_time)
             .zip(server_before)
             .map(|(after, before)| per(after.saturating_sub(before), requests));
+        let threads = subject
+            .pid
+            .map(cpu::thread_times)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, after)| {
+                let before = threads_before.get(&name).copied().unwrap_or_default();
+                (name, per(after.saturating_sub(before), requests))
+            })
+            .filter(|(_, us)| *us > 0.0)
+            .collect();
         let reservations = report
             .by_status
             .get(&subject.reserved)
             .copied()
             .unwrap_or(0);
-        let (mut redis_us, mut redis_cmd_us) = (None, None);
+        let (mut redis_us, mut redis_script_us) = (None, None);
         if let (true, Some(redis), Some((cpu_before, usec_before))) =
             (subject.uses_redis, watched.as_mut(), redis_before)
         {
@@ -258,7 +274,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             redis_us = cpu_after
                 .zip(cpu_before)
                 .map(|(a, b)| per(a.saturating_sub(b), requests));
-            redis_cmd_us = (reservations > 0)
+            redis_script_us = (reservations > 0)
                 .then(|| usec_after.saturating_sub(usec_before) as f64 / reservations as f64);
         }
         Ok(Side {
@@ -275,7 +291,8 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
                 .join(" "),
             server_us,
             redis_us,
-            redis_cmd_us,
+            redis_script_us,
+            threads,
         })
     };
 
@@ -284,7 +301,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         target.campaign.id, args.engine.connections, args.engine.threads, args.duration
     );
     println!(
-        "| round | server | req/s | p50 ms | p99 ms | server CPU µs/req | Redis CPU µs/req | Redis cmd µs/reservation | answers |"
+        "| round | server | req/s | p50 ms | p99 ms | server CPU µs/req | Redis CPU µs/req | Redis script µs/reservation | answers |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
@@ -306,9 +323,17 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
                 side.p99,
                 show(side.server_us),
                 show(side.redis_us),
-                show(side.redis_cmd_us),
+                show(side.redis_script_us),
                 side.statuses
             );
+            if subject.name == "gateway" && !side.threads.is_empty() {
+                let by_thread: Vec<String> = side
+                    .threads
+                    .iter()
+                    .map(|(name, us)| format!("{name} {us:.1}"))
+                    .collect();
+                eprintln!("gateway CPU µs/req by thread: {}", by_thread.join(", "));
+            }
             sides.push(side);
         }
         rounds.push(sides);

@@ -230,11 +230,11 @@ async fn compare_loads_the_gateway_and_both_reference_servers_it_starts() {
     let ratio_naive = report["ratio_naive"].as_f64().unwrap();
     assert!((ratio_naive - gateway_rate / naive_rate).abs() < 1e-9);
     // What each server spent was read from outside it: the gateway's and Redis's CPU per
-    // request, and Redis's command time per reservation.
+    // request, and Redis's script time per reservation.
     for side in ["gateway", "naive"] {
         for figure in [
             "server_cpu_us_per_request",
-            "redis_command_us_per_reservation",
+            "redis_script_us_per_reservation",
         ] {
             let value = round[side][figure].as_f64();
             assert!(
