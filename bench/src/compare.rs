@@ -179,11 +179,13 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    // The yardsticks run on as many threads as the gateway: the same server stack.
+    let workers = target.config.server.workers;
     let mut started: Vec<Server> = Vec::new();
     let hello = match args.reference {
         Some(addr) => addr,
         None => {
-            let (server, addr) = processes::reference_server(None)?;
+            let (server, addr) = processes::reference_server(None, workers)?;
             started.push(server);
             addr
         }
@@ -194,7 +196,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         .or_else(|| redis_target.as_ref().map(|t| format!("redis://{t}")));
     let naive = match (&naive_url, args.no_naive) {
         (Some(url), false) => {
-            let (server, addr) = processes::reference_server(Some(url))?;
+            let (server, addr) = processes::reference_server(Some(url), workers)?;
             started.push(server);
             Some(addr)
         }

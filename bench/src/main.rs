@@ -79,6 +79,9 @@ enum Command {
         listen: SocketAddr,
         #[arg(long)]
         naive_redis: Option<String>,
+        /// Worker threads (default: one per core), as the gateway's `server.workers`.
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Write bearer tokens for users `<prefix>0` … `<prefix>{count-1}`, one per line.
     MintTokens {
@@ -127,11 +130,13 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         Command::ReferenceServer {
             listen,
             naive_redis: None,
-        } => reference::serve(listen).map(|()| true),
+            workers,
+        } => reference::serve(listen, workers).map(|()| true),
         Command::ReferenceServer {
             listen,
             naive_redis: Some(url),
-        } => reference::serve_naive(listen, &url).map(|()| true),
+            workers,
+        } => reference::serve_naive(listen, &url, workers).map(|()| true),
         Command::MintTokens {
             secret,
             count,

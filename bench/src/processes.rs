@@ -101,11 +101,14 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
 }
 
 /// A reference server, started from this very binary: hello-world, or the naive gateway on
-/// the Redis at `naive_redis`.
+/// the Redis at `naive_redis`; on `workers` threads, like the gateway it is compared with.
 ///
 /// # Errors
 /// It could not be started or did not listen.
-pub fn reference_server(naive_redis: Option<&str>) -> anyhow::Result<(Server, SocketAddr)> {
+pub fn reference_server(
+    naive_redis: Option<&str>,
+    workers: Option<usize>,
+) -> anyhow::Result<(Server, SocketAddr)> {
     let addr = free_addr()?;
     let exe = std::env::current_exe().context("locating flashgate-bench")?;
     let mut command = Command::new(exe);
@@ -114,6 +117,9 @@ pub fn reference_server(naive_redis: Option<&str>) -> anyhow::Result<(Server, So
         .stderr(std::process::Stdio::null());
     if let Some(url) = naive_redis {
         command.args(["--naive-redis", url]);
+    }
+    if let Some(workers) = workers {
+        command.args(["--workers", &workers.to_string()]);
     }
     let mut server = Server::spawn("reference server", &mut command)?;
     server.wait_listening(addr, Duration::from_secs(10))?;

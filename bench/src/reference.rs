@@ -34,8 +34,8 @@ const NAIVE_BUYERS: &str = "naive:{reference}:buyers";
 ///
 /// # Errors
 /// The address cannot be bound.
-pub fn serve(listen: SocketAddr) -> anyhow::Result<()> {
-    run(listen, "reference server", || async {
+pub fn serve(listen: SocketAddr, workers: Option<usize>) -> anyhow::Result<()> {
+    run(listen, workers, "reference server", || async {
         Ok(move |_req: Request<hyper::body::Incoming>| async {
             Ok::<_, Infallible>(json(StatusCode::OK, b"{\"hello\":\"world\"}"))
         })
@@ -48,47 +48,56 @@ pub fn serve(listen: SocketAddr) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// Redis cannot be reached, or the address cannot be bound.
-pub fn serve_naive(listen: SocketAddr, redis_url: &str) -> anyhow::Result<()> {
+pub fn serve_naive(
+    listen: SocketAddr,
+    redis_url: &str,
+    workers: Option<usize>,
+) -> anyhow::Result<()> {
     let client = redis::Client::open(redis_url).context("the naive gateway's Redis URL")?;
-    run(listen, "naive reference gateway", move || async move {
-        let mut connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .context("connecting to Redis")?;
-        redis::pipe()
-            .set(NAIVE_STOCK, 1_000_000_000_000_u64)
-            .ignore()
-            .del(NAIVE_BUYERS)
-            .ignore()
-            .exec_async(&mut connection)
-            .await
-            .context("resetting the naive stock")?;
-        let script = Arc::new(redis::Script::new(NAIVE_SCRIPT));
-        let orders = Arc::new(AtomicU64::new(0));
-        Ok(move |req: Request<hyper::body::Incoming>| {
-            let (mut connection, script, orders) =
-                (connection.clone(), script.clone(), orders.clone());
-            async move {
-                let Some(user) = req.uri().path().strip_prefix("/buy/") else {
-                    return Ok::<_, Infallible>(json(StatusCode::NOT_FOUND, b"{}"));
-                };
-                let order = orders.fetch_add(1, Ordering::Relaxed);
-                let answer: redis::RedisResult<i64> = script
-                    .key(NAIVE_STOCK)
-                    .key(NAIVE_BUYERS)
-                    .arg(user)
-                    .arg(order)
-                    .invoke_async(&mut connection)
-                    .await;
-                Ok(match answer {
-                    Ok(1) => json(StatusCode::CREATED, b"{\"reserved\":true}"),
-                    Ok(2) => json(StatusCode::CONFLICT, b"{\"reserved\":false}"),
-                    Ok(_) => json(StatusCode::GONE, b"{\"reserved\":false}"),
-                    Err(_) => json(StatusCode::SERVICE_UNAVAILABLE, b"{}"),
-                })
-            }
-        })
-    })
+    run(
+        listen,
+        workers,
+        "naive reference gateway",
+        move || async move {
+            let mut connection = client
+                .get_multiplexed_async_connection()
+                .await
+                .context("connecting to Redis")?;
+            redis::pipe()
+                .set(NAIVE_STOCK, 1_000_000_000_000_u64)
+                .ignore()
+                .del(NAIVE_BUYERS)
+                .ignore()
+                .exec_async(&mut connection)
+                .await
+                .context("resetting the naive stock")?;
+            let script = Arc::new(redis::Script::new(NAIVE_SCRIPT));
+            let orders = Arc::new(AtomicU64::new(0));
+            Ok(move |req: Request<hyper::body::Incoming>| {
+                let (mut connection, script, orders) =
+                    (connection.clone(), script.clone(), orders.clone());
+                async move {
+                    let Some(user) = req.uri().path().strip_prefix("/buy/") else {
+                        return Ok::<_, Infallible>(json(StatusCode::NOT_FOUND, b"{}"));
+                    };
+                    let order = orders.fetch_add(1, Ordering::Relaxed);
+                    let answer: redis::RedisResult<i64> = script
+                        .key(NAIVE_STOCK)
+                        .key(NAIVE_BUYERS)
+                        .arg(user)
+                        .arg(order)
+                        .invoke_async(&mut connection)
+                        .await;
+                    Ok(match answer {
+                        Ok(1) => json(StatusCode::CREATED, b"{\"reserved\":true}"),
+                        Ok(2) => json(StatusCode::CONFLICT, b"{\"reserved\":false}"),
+                        Ok(_) => json(StatusCode::GONE, b"{\"reserved\":false}"),
+                        Err(_) => json(StatusCode::SERVICE_UNAVAILABLE, b"{}"),
+                    })
+                }
+            })
+        },
+    )
 }
 
 fn json(status: StatusCode, body: &'static [u8]) -> Response<Full<Bytes>> {
@@ -101,18 +110,25 @@ fn json(status: StatusCode, body: &'static [u8]) -> Response<Full<Bytes>> {
     response
 }
 
-/// Runs a server: `setup` makes the request handler once, then every connection is served
-/// with a clone of it.
-fn run<S, F, H, R>(listen: SocketAddr, name: &str, setup: S) -> anyhow::Result<()>
+/// Runs a server on `workers` threads (default: one per core, as the gateway): `setup` makes
+/// the request handler once, then every connection is served with a clone of it.
+fn run<S, F, H, R>(
+    listen: SocketAddr,
+    workers: Option<usize>,
+    name: &str,
+    setup: S,
+) -> anyhow::Result<()>
 where
     S: FnOnce() -> F,
     F: Future<Output = anyhow::Result<H>>,
     H: Fn(Request<hyper::body::Incoming>) -> R + Clone + Send + Sync + 'static,
     R: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime.block_on(async move {
         let handler = setup().await?;
         let listener = tokio::net::TcpListener::bind(listen).await?;

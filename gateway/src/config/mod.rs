@@ -95,6 +95,11 @@ pub struct ServerConfig {
     pub max_headers: usize,
     /// Concurrent HTTP/2 streams per connection at most (default 128).
     pub http2_max_streams: u32,
+    /// Threads serving requests (default: one per core). Fewer than the cores when the gateway
+    /// shares its machine with busy neighbours (Redis, a load generator): a runnable worker
+    /// then waits out the others' time slices, which is the requests' p99 (docs/BENCHMARKS.md
+    /// §10).
+    pub workers: Option<usize>,
 }
 
 /// `[auth]`: secrets and token lifetimes.

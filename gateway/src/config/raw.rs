@@ -40,6 +40,7 @@ pub(super) struct RawServer {
     pub max_header_bytes: Option<i64>,
     pub max_headers: Option<i64>,
     pub http2_max_streams: Option<i64>,
+    pub workers: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -636,3 +636,14 @@ fn replica_acks_are_off_by_default_and_checked_when_set() {
     let embedded = head + "embedded = true\nreplica_acks = 1\n";
     assert_eq!(fields(&invalid(&embedded)), ["redis.replica_acks"]);
 }
+
+#[test]
+fn server_workers_default_to_the_cores_and_are_bounded() {
+    assert_eq!(parse(&minimal()).unwrap().server.workers, None);
+    let one = format!("[server]\nworkers = 1\n{}", minimal());
+    assert_eq!(parse(&one).unwrap().server.workers, Some(1));
+    for bad in ["0", "1025", "-1"] {
+        let text = format!("[server]\nworkers = {bad}\n{}", minimal());
+        assert_eq!(fields(&invalid(&text)), ["server.workers"], "{bad}");
+    }
+}

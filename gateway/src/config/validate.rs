@@ -188,6 +188,9 @@ pub(super) fn validate(
             1,
             10_000,
         ),
+        workers: s
+            .workers
+            .map(|w| e.int("server.workers", Some(w), 1, 1, 1_024)),
     };
 
     let auth = auth(e, raw.auth, env);
