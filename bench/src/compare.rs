@@ -84,6 +84,9 @@ struct Side {
     server_us: Option<f64>,
     /// CPU µs per request of the Redis process.
     redis_us: Option<f64>,
+    /// CPU µs per request of this load generator: with the others, what a request costs the
+    /// machine.
+    client_us: Option<f64>,
     /// Redis's script time (`INFO commandstats`) µs per reservation.
     redis_script_us: Option<f64>,
     /// CPU µs per request of the server's threads, by thread name.
@@ -98,6 +101,7 @@ impl Side {
             "answers": self.statuses,
             "server_cpu_us_per_request": self.server_us,
             "redis_cpu_us_per_request": self.redis_us,
+            "client_cpu_us_per_request": self.client_us,
             "redis_script_us_per_reservation": self.redis_script_us,
             "server_cpu_us_per_request_by_thread": self.threads,
         })
@@ -233,6 +237,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
 
     let mut load = |subject: &Subject, requests: Vec<Prepared>| -> anyhow::Result<Side> {
         let server_before = subject.pid.and_then(cpu::process_time);
+        let client_before = cpu::process_time(std::process::id());
         let threads_before = subject.pid.map(cpu::thread_times).unwrap_or_default();
         let redis_before = watched.as_mut().map(WatchedRedis::spent);
         let (outcomes, duration) = play(
@@ -244,6 +249,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             Some(args.duration),
         )
         .with_context(|| format!("loading the {}", subject.name))?;
+        let client_after = cpu::process_time(std::process::id());
         let report = Report::new(&outcomes, duration);
         let requests = report.requests.max(1);
         let per = |d: Duration, n: u64| d.as_secs_f64() * 1e6 / n as f64;
@@ -251,6 +257,9 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             .pid
             .and_then(cpu::process_time)
             .zip(server_before)
+            .map(|(after, before)| per(after.saturating_sub(before), requests));
+        let client_us = client_after
+            .zip(client_before)
             .map(|(after, before)| per(after.saturating_sub(before), requests));
         let threads = subject
             .pid
@@ -293,6 +302,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
                 .join(" "),
             server_us,
             redis_us,
+            client_us,
             redis_script_us,
             threads,
         })
@@ -303,9 +313,9 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         target.campaign.id, args.engine.connections, args.engine.threads, args.duration
     );
     println!(
-        "| round | server | req/s | p50 ms | p99 ms | server CPU µs/req | Redis CPU µs/req | Redis script µs/reservation | answers |"
+        "| round | server | req/s | p50 ms | p99 ms | server CPU µs/req | Redis CPU µs/req | Redis script µs/reservation | load generator CPU µs/req | answers |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
     let mut rounds: Vec<Vec<Side>> = Vec::new();
     for round in 1..=args.rounds.max(1) {
@@ -318,7 +328,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             };
             let side = load(subject, requests)?;
             println!(
-                "| {round} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
+                "| {round} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
                 subject.name,
                 side.rate,
                 side.p50,
@@ -326,6 +336,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
                 show(side.server_us),
                 show(side.redis_us),
                 show(side.redis_script_us),
+                show(side.client_us),
                 side.statuses
             );
             if subject.name == "gateway" && !side.threads.is_empty() {

@@ -235,6 +235,7 @@ async fn compare_loads_the_gateway_and_both_reference_servers_it_starts() {
         for figure in [
             "server_cpu_us_per_request",
             "redis_script_us_per_reservation",
+            "client_cpu_us_per_request",
         ] {
             let value = round[side][figure].as_f64();
             assert!(
