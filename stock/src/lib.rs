@@ -18,6 +18,7 @@
 //! - [`lookup`]: one order read back, for idempotent retries.
 //! - [`journal`]: orders not yet in the store; read, ack (blocking, for persistence threads).
 //! - [`presence`]: whether Redis still knows a campaign (the store-side sweep).
+//! - [`retire`]: whether Redis still holds anything unsettled of a campaign, and removing it.
 //! - [`node`]: the lease on a gateway's node id and the mark of the ids minted under it.
 //! - [`record`]: the compact order record the scripts write.
 //! - [`order`]: the order shared by Redis, the store and the API.
@@ -43,6 +44,7 @@ pub mod rebuild;
 pub mod record;
 pub mod replication;
 pub mod reserve;
+pub mod retire;
 pub mod scripts;
 
 pub use campaign::{

@@ -1,0 +1,234 @@
+//! `retire`: a settled campaign of 100,000 orders read and removed on a private Redis, whose
+//! memory must come back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flashgate_stock::retire::{self, Settlement};
+use flashgate_stock::{
+    CampaignLayout, Reservation, ReserveOutcome, Scripts, journal, lifecycle, open_campaign,
+    reserve_batch,
+};
+
+const NOW: i64 = 1_800_000_000_000;
+const ORDERS: u64 = 100_000;
+
+/// A private Redis on a free port, killed on drop: memory measured here is this test's alone.
+struct PrivateRedis {
+    child: Child,
+    url: String,
+}
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let url = format!("redis://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server never answered");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, url }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn info_number(info: &str, field: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in {info}"))
+}
+
+async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info_number(&info, "used_memory")
+}
+
+#[tokio::test]
+async fn a_settled_campaign_of_100k_orders_leaves_redis_and_its_memory_comes_back() {
+    let redis = PrivateRedis::start();
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut sync = client.get_connection().unwrap();
+    let scripts = Scripts::new();
+    let layout = CampaignLayout::new("retire-100k", 1);
+    let keys = &layout.buckets[0];
+    let before = used_memory(&mut conn).await;
+
+    open_campaign(
+        &mut conn,
+        &scripts,
+        keys,
+        &common::spec(ORDERS, 1),
+        common::permit(keys),
+    )
+    .await
+    .unwrap();
+    let users: Vec<String> = (0..ORDERS).map(|n| format!("user-{n}")).collect();
+    for chunk in (0..ORDERS).collect::<Vec<_>>().chunks(64) {
+        let batch: Vec<Reservation<'_>> = chunk
+            .iter()
+            .map(|&n| Reservation {
+                user_id: &users[n as usize],
+                order_id: 1_000_000 + n,
+                quantity: 1,
+            })
+            .collect();
+        let out = reserve_batch(&mut conn, &scripts, keys, NOW, &batch)
+            .await
+            .unwrap();
+        assert!(out.iter().all(|o| matches!(o, ReserveOutcome::Accepted(_))));
+    }
+    // Every order pending and journaled: nothing may go yet.
+    let held = retire::settlement(&mut conn, &layout, 1_000).await.unwrap();
+    assert_eq!(
+        held,
+        Settlement {
+            orders: ORDERS,
+            pending: ORDERS,
+            journaled: ORDERS,
+            ..Settlement::default()
+        }
+    );
+    assert!(!held.is_settled());
+
+    // Settle them all: every order expires, and the store "takes" each one (the journal acked
+    // at the version the expiry wrote).
+    let expired_at = NOW + 120_000;
+    let mut expired = 0;
+    loop {
+        let step = lifecycle::expire_due(&mut conn, &scripts, keys, expired_at, 20, 0)
+            .await
+            .unwrap();
+        if step.orders == 0 {
+            break;
+        }
+        expired += step.orders;
+    }
+    assert_eq!(expired, ORDERS);
+    let mut cursor = 0;
+    loop {
+        let (next, ids) = journal::scan(&mut sync, keys, cursor, 5_000).unwrap();
+        let written: Vec<(u64, u32)> = ids.iter().map(|&id| (id, 2)).collect();
+        journal::ack(&mut sync, &scripts, keys, &written).unwrap();
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let settled = retire::settlement(&mut conn, &layout, 1_000).await.unwrap();
+    assert_eq!(
+        settled,
+        Settlement {
+            orders: ORDERS,
+            ..Settlement::default()
+        }
+    );
+    assert!(settled.is_settled());
+    let full = used_memory(&mut conn).await;
+    assert!(
+        full > before + 10 * 1024 * 1024,
+        "100,000 orders take Redis memory: {before} → {full}"
+    );
+
+    // Removed twice: the second pass (after a crash, say) finds nothing left to do.
+    retire::remove(&mut conn, &layout).await.unwrap();
+    retire::remove(&mut conn, &layout).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = redis::cmd("INFO").query_async(&mut conn).await.unwrap();
+        if info_number(&info, "lazyfree_pending_objects") == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "UNLINK never freed its values");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = used_memory(&mut conn).await;
+    assert!(
+        after <= before + 1024 * 1024,
+        "memory back within 1 MB of before the campaign: {before} → {full} → {after}"
+    );
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg("fg:{retire-100k*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    // Nothing sells after it: the scripts answer that the campaign is not loaded.
+    let out = reserve_batch(
+        &mut conn,
+        &scripts,
+        keys,
+        NOW,
+        &[Reservation {
+            user_id: "late",
+            order_id: 9,
+            quantity: 1,
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, [ReserveOutcome::NotLoaded]);
+}
+
+#[tokio::test]
+async fn every_bucket_of_a_bucketed_campaign_is_read_and_removed() {
+    let redis = PrivateRedis::start();
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let layout = CampaignLayout::new("retire-buckets", 4);
+    // One pending order's record and a transfer left in two different buckets.
+    let record = "u|1|100|SKU|pending_payment|1|1|2||1";
+    redis::pipe()
+        .hset(&layout.buckets[2].orders, 42, record)
+        .hset(&layout.buckets[3].transfers, "3.1.1", "5|0|1")
+        .set(&layout.buckets[1].meta, "x")
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    let held = retire::settlement(&mut conn, &layout, 10).await.unwrap();
+    assert_eq!((held.orders, held.pending, held.transfers), (1, 1, 1));
+    assert!(!held.is_settled());
+
+    retire::remove(&mut conn, &layout).await.unwrap();
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg("fg:{retire-buckets*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    let none = retire::settlement(&mut conn, &layout, 10).await.unwrap();
+    assert_eq!(none, Settlement::default());
+}
