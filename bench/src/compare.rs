@@ -60,16 +60,41 @@ pub struct CompareArgs {
     pub json: Option<PathBuf>,
 }
 
+/// Which server a [`Subject`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Gateway,
+    Hello,
+    Naive,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Gateway => "gateway",
+            Self::Hello => "hello",
+            Self::Naive => "naive",
+        }
+    }
+
+    /// The answer status of a reservation (hello reserves nothing).
+    fn reserved(self) -> Option<u16> {
+        match self {
+            Self::Gateway => Some(202),
+            Self::Hello => None,
+            Self::Naive => Some(201),
+        }
+    }
+}
+
 /// A server under comparison and how to watch what it spends.
 struct Subject {
-    name: &'static str,
+    kind: Role,
     addr: SocketAddr,
     /// Its process, for its CPU time.
     pid: Option<u32>,
     /// Whether it reserves in the Redis watched (its time there is charged to it).
     uses_redis: bool,
-    /// The answer status of a reservation.
-    reserved: u16,
 }
 
 /// One side of one round.
@@ -194,10 +219,8 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             addr
         }
     };
-    let naive_url = args
-        .naive_redis
-        .clone()
-        .or_else(|| redis_target.as_ref().map(|t| format!("redis://{t}")));
+    let own_redis_url = redis_target.as_ref().map(|t| format!("redis://{t}"));
+    let naive_url = args.naive_redis.clone().or_else(|| own_redis_url.clone());
     let naive = match (&naive_url, args.no_naive) {
         (Some(url), false) => {
             let (server, addr) = processes::reference_server(Some(url), workers)?;
@@ -211,27 +234,24 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
     };
     let mut subjects = vec![
         Subject {
-            name: "gateway",
+            kind: Role::Gateway,
             addr: target.addr,
             pid: cpu::listening_pid(target.addr),
             uses_redis: true,
-            reserved: 202,
         },
         Subject {
-            name: "hello",
+            kind: Role::Hello,
             addr: hello,
             pid: cpu::listening_pid(hello),
             uses_redis: false,
-            reserved: 0,
         },
     ];
     if let Some(addr) = naive {
         subjects.push(Subject {
-            name: "naive",
+            kind: Role::Naive,
             addr,
             pid: cpu::listening_pid(addr),
-            uses_redis: naive_url == redis_target.as_ref().map(|t| format!("redis://{t}")),
-            reserved: 201,
+            uses_redis: naive_url == own_redis_url,
         });
     }
 
@@ -248,7 +268,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             Pace::Closed,
             Some(args.duration),
         )
-        .with_context(|| format!("loading the {}", subject.name))?;
+        .with_context(|| format!("loading the {}", subject.kind.name()))?;
         let client_after = cpu::process_time(std::process::id());
         let report = Report::new(&outcomes, duration);
         let requests = report.requests.max(1);
@@ -272,10 +292,10 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             })
             .filter(|(_, us)| *us > 0.0)
             .collect();
-        let reservations = report
-            .by_status
-            .get(&subject.reserved)
-            .copied()
+        let reservations = subject
+            .kind
+            .reserved()
+            .and_then(|status| report.by_status.get(&status).copied())
             .unwrap_or(0);
         let (mut redis_us, mut redis_script_us) = (None, None);
         if let (true, Some(redis), Some((cpu_before, usec_before))) =
@@ -320,8 +340,8 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
     let mut rounds: Vec<Vec<Side>> = Vec::new();
     for round in 1..=args.rounds.max(1) {
         let mut sides = Vec::new();
-        for subject in &mut subjects {
-            let requests = if subject.name == "naive" {
+        for subject in &subjects {
+            let requests = if subject.kind == Role::Naive {
                 naive_requests(round, args.naive_users.max(1))
             } else {
                 purchases.clone()
@@ -329,7 +349,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             let side = load(subject, requests)?;
             println!(
                 "| {round} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
-                subject.name,
+                subject.kind.name(),
                 side.rate,
                 side.p50,
                 side.p99,
@@ -339,7 +359,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
                 show(side.client_us),
                 side.statuses
             );
-            if subject.name == "gateway" && !side.threads.is_empty() {
+            if subject.kind == Role::Gateway && !side.threads.is_empty() {
                 let by_thread: Vec<String> = side
                     .threads
                     .iter()
@@ -383,7 +403,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             "rounds": rounds.iter().map(|sides| {
                 let mut round = serde_json::Map::new();
                 for (subject, side) in subjects.iter().zip(sides) {
-                    round.insert(subject.name.to_owned(), side.to_json());
+                    round.insert(subject.kind.name().to_owned(), side.to_json());
                 }
                 // The gateway is "gateway"; "reference" and "ratio" keep older readers working.
                 round.insert("reference".into(), sides[1].to_json());

@@ -129,14 +129,13 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         }),
         Command::ReferenceServer {
             listen,
-            naive_redis: None,
+            naive_redis,
             workers,
-        } => reference::serve(listen, workers).map(|()| true),
-        Command::ReferenceServer {
-            listen,
-            naive_redis: Some(url),
-            workers,
-        } => reference::serve_naive(listen, &url, workers).map(|()| true),
+        } => match naive_redis {
+            None => reference::serve(listen, workers),
+            Some(url) => reference::serve_naive(listen, &url, workers),
+        }
+        .map(|()| true),
         Command::MintTokens {
             secret,
             count,

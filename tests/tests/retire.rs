@@ -1,60 +1,33 @@
-//! `retire`: a settled campaign of 100,000 orders read and removed on a private Redis, whose
-//! memory must come back.
+//! `stock::retire`: a settled campaign of 100,000 orders read and removed on a private Redis,
+//! whose memory must come back; a bucketed campaign removed from every bucket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use flashgate::store::{OrderStore, SqliteStore};
 use flashgate_stock::retire::{self, Settlement};
 use flashgate_stock::{
-    CampaignLayout, Reservation, ReserveOutcome, Scripts, journal, lifecycle, open_campaign,
-    reserve_batch,
+    CampaignLayout, CampaignSpec, OpenPermit, Reservation, ReserveOutcome, Scripts, journal,
+    lifecycle, open_campaign, reserve_batch,
 };
+use flashgate_tests::redis_server::RedisServer;
 
 const NOW: i64 = 1_800_000_000_000;
 const ORDERS: u64 = 100_000;
 
-/// A private Redis on a free port, killed on drop: memory measured here is this test's alone.
-struct PrivateRedis {
-    child: Child,
-    url: String,
+/// A private Redis without an AOF: the memory measured is this test's alone, and 100,000
+/// orders need no fsync each.
+fn private_redis() -> RedisServer {
+    RedisServer::start_with(&["--appendonly", "no"])
 }
 
-impl PrivateRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        let url = format!("redis://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while redis::Client::open(url.as_str())
-            .unwrap()
-            .get_connection()
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "redis-server never answered");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, url }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The keys of `campaign` (every bucket) Redis still has.
+async fn keys_left(conn: &mut redis::aio::MultiplexedConnection, campaign: &str) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(format!("fg:{{{campaign}*"))
+        .query_async(conn)
+        .await
+        .unwrap()
 }
 
 fn info_number(info: &str, field: &str) -> u64 {
@@ -75,8 +48,8 @@ async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
 
 #[tokio::test]
 async fn a_settled_campaign_of_100k_orders_leaves_redis_and_its_memory_comes_back() {
-    let redis = PrivateRedis::start();
-    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let redis = private_redis();
+    let client = redis.client();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let mut sync = client.get_connection().unwrap();
     let scripts = Scripts::new();
@@ -84,15 +57,26 @@ async fn a_settled_campaign_of_100k_orders_leaves_redis_and_its_memory_comes_bac
     let keys = &layout.buckets[0];
     let before = used_memory(&mut conn).await;
 
-    open_campaign(
-        &mut conn,
-        &scripts,
-        keys,
-        &common::spec(ORDERS, 1),
-        common::permit(keys),
-    )
-    .await
-    .unwrap();
+    // Put on sale the way a gateway does: with the permit of a real store's ledger.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("orders.db"), 0).unwrap();
+    let ledger: &dyn OrderStore = &store;
+    let permit = OpenPermit::claim(ledger, &keys.campaign_id, ORDERS)
+        .unwrap()
+        .unwrap();
+    let spec = CampaignSpec {
+        sku: "SKU-R".into(),
+        unit_price_cents: 1999,
+        per_user_limit: 1,
+        pay_timeout_ms: 60_000,
+        start_ms: 0,
+        end_ms: i64::MAX,
+        stock: ORDERS,
+        buckets: 1,
+    };
+    open_campaign(&mut conn, &scripts, keys, &spec, permit)
+        .await
+        .unwrap();
     let users: Vec<String> = (0..ORDERS).map(|n| format!("user-{n}")).collect();
     for chunk in (0..ORDERS).collect::<Vec<_>>().chunks(64) {
         let batch: Vec<Reservation<'_>> = chunk
@@ -177,11 +161,7 @@ async fn a_settled_campaign_of_100k_orders_leaves_redis_and_its_memory_comes_bac
         after <= before + 1024 * 1024,
         "memory back within 1 MB of before the campaign: {before} → {full} → {after}"
     );
-    let left: Vec<String> = redis::cmd("KEYS")
-        .arg("fg:{retire-100k*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let left = keys_left(&mut conn, "retire-100k").await;
     assert!(left.is_empty(), "{left:?}");
     // Nothing sells after it: the scripts answer that the campaign is not loaded.
     let out = reserve_batch(
@@ -202,9 +182,9 @@ async fn a_settled_campaign_of_100k_orders_leaves_redis_and_its_memory_comes_bac
 
 #[tokio::test]
 async fn every_bucket_of_a_bucketed_campaign_is_read_and_removed() {
-    let redis = PrivateRedis::start();
-    let mut conn = redis::Client::open(redis.url.as_str())
-        .unwrap()
+    let redis = private_redis();
+    let mut conn = redis
+        .client()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
@@ -223,11 +203,7 @@ async fn every_bucket_of_a_bucketed_campaign_is_read_and_removed() {
     assert!(!held.is_settled());
 
     retire::remove(&mut conn, &layout).await.unwrap();
-    let left: Vec<String> = redis::cmd("KEYS")
-        .arg("fg:{retire-buckets*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let left = keys_left(&mut conn, "retire-buckets").await;
     assert!(left.is_empty(), "{left:?}");
     let none = retire::settlement(&mut conn, &layout, 10).await.unwrap();
     assert_eq!(none, Settlement::default());
