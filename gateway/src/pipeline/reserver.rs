@@ -346,9 +346,11 @@ async fn borrow_for_dry(
             return;
         }
         let need: u64 = dry.iter().map(|&i| u64::from(batch[i].quantity)).sum();
-        match buckets::borrow(conn, scripts, &bucket.layout, home, need, now).await {
-            Ok(borrowed) if borrowed.units == 0 => return,
-            Ok(_) => {}
+        // Nothing borrowed still asks the home once more: another call's transfer may have
+        // filled it since it was found dry (this borrow finished it, or its owner did).
+        let last_round = match buckets::borrow(conn, scripts, &bucket.layout, home, need, now).await
+        {
+            Ok(borrowed) => borrowed.units == 0,
             Err(e) => {
                 tracing::warn!(campaign = %bucket.layout.campaign_id, bucket = home, error = %e, "borrowing stock failed");
                 for &i in &dry {
@@ -356,7 +358,7 @@ async fn borrow_for_dry(
                 }
                 return;
             }
-        }
+        };
         let retry: Vec<Reservation<'_>> = dry
             .iter()
             .map(|&i| Reservation {
@@ -369,6 +371,9 @@ async fn borrow_for_dry(
             Ok(again) => {
                 for (&i, outcome) in dry.iter().zip(again) {
                     outcomes[i] = Ok(outcome);
+                }
+                if last_round {
+                    return;
                 }
             }
             Err(e) => {
