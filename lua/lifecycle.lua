@@ -10,7 +10,7 @@
 -- order's version and re-journals it, so the store receives it through the same path as the
 -- reservation (and a newer version is never overwritten by an older one).
 --
--- KEYS: 1 stock, 2 buyers, 3 orders, 4 deadlines, 5 journal, 6 payments
+-- KEYS: 1 stock, 2 buyers, 3 orders, 4 deadlines, 5 journal, 6 payments, 7 meta
 -- ARGV: 1 action, 2 now_ms, then
 --   pay:    3 order_id, 4 amount_cents, 5 payment_id -> {outcome, record[, first outcome]}
 --   cancel: 3 order_id, 4 user_id        -> {outcome, record}
@@ -19,7 +19,8 @@
 --   expire_order: 3 order_id             -> {outcome, record}: the store-side sweep's repair for
 --                                           one overdue order the deadline sweep did not reach
 -- outcomes: paid | cancelled | expired | refund_required | unchanged | not_found |
---           not_cancellable | amount_mismatch | duplicate_payment | repeated | payment_id_reused
+--           not_cancellable | amount_mismatch | duplicate_payment | repeated | payment_id_reused |
+--           retiring (the campaign is fenced for retirement or gone: nothing changed)
 --
 -- Every successful payment is remembered by its payment id in payments
 -- (payment_id -> "<order id>|<amount>|<paid | refund_required | amount_mismatch>"): the same
@@ -223,6 +224,13 @@ if action == 'expire' then
     reply[#reply + 1] = oid
   end
   return reply
+end
+
+-- A campaign being retired (fenced) or gone (no meta) changes no order any more: its orders
+-- are final and the store answers for them (DESIGN §11). The expiry sweep above needs no
+-- fence: a campaign is fenced only once no order of it is unpaid.
+if redis.call('HEXISTS', KEYS[7], 'retiring') == 1 or redis.call('EXISTS', KEYS[7]) == 0 then
+  return {'retiring'}
 end
 
 local oid = ARGV[3]

@@ -32,8 +32,9 @@
 --   {'bad_request'}
 -- or {'not_loaded'} once, for the whole batch, when the campaign is not in Redis.
 
-local meta = redis.call('HMGET', KEYS[1], 'sku', 'unit_price_cents', 'per_user_limit', 'pay_timeout_ms')
-if not meta[1] then
+local meta = redis.call('HMGET', KEYS[1], 'sku', 'unit_price_cents', 'per_user_limit', 'pay_timeout_ms', 'retiring')
+-- A campaign fenced for retirement sells nothing more (DESIGN §11): as good as gone.
+if not meta[1] or meta[5] then
   return {{'not_loaded'}}
 end
 local limit = tonumber(meta[3])

@@ -57,7 +57,7 @@ pub use health::{
     EvictionPolicy, MasterPolicy, PolicyError, cluster_state, eviction_policies, eviction_policy,
 };
 pub use keys::{CampaignKeys, CampaignLayout, MAX_BUCKETS};
-pub use lifecycle::{Expired, PaymentOutcome, Transition};
+pub use lifecycle::{Expired, PaymentOutcome, PaymentRecord, Transition};
 pub use opening::{OpenPermit, SalesLedger};
 pub use order::{Order, OrderStatus};
 pub use rebuild::{Rebuilt, orders_held, rebuild_campaign};

@@ -43,6 +43,9 @@ pub enum Transition {
     /// This payment id was reported before for another order (or amount): a payment id names
     /// one payment, so this report is refused and changed nothing. The order as it is now.
     PaymentIdReused(Order),
+    /// The campaign is being retired from Redis (or is gone from it): nothing changed. Its
+    /// orders are final and answered from the store from now on.
+    Retiring,
 }
 
 /// What a successful payment did, as remembered by its payment id.
@@ -54,6 +57,38 @@ pub enum PaymentOutcome {
     RefundRequired,
     /// Its amount was not the order's: refund it.
     AmountMismatch,
+}
+
+impl PaymentOutcome {
+    /// The name the scripts and the store record it under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Paid => "paid",
+            Self::RefundRequired => "refund_required",
+            Self::AmountMismatch => "amount_mismatch",
+        }
+    }
+
+    /// The outcome recorded as `text`, `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "paid" => Some(Self::Paid),
+            "refund_required" => Some(Self::RefundRequired),
+            "amount_mismatch" => Some(Self::AmountMismatch),
+            _ => None,
+        }
+    }
+}
+
+/// One successful payment as it is remembered by its id: in Redis while the campaign is hot,
+/// in the store once it is retired. A repeat of the payment gets its first answer from it, and
+/// money that bought nothing stays on record for a refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub payment_id: String,
+    pub order_id: u64,
+    pub amount_cents: i64,
+    pub outcome: PaymentOutcome,
 }
 
 /// How many orders an expiry sweep ended, how many units it put back on sale, and how many
@@ -79,7 +114,8 @@ fn call<'a>(scripts: &'a Scripts, keys: &CampaignKeys) -> redis::ScriptInvocatio
         .key(&keys.orders)
         .key(&keys.deadlines)
         .key(&keys.journal)
-        .key(&keys.payments);
+        .key(&keys.payments)
+        .key(&keys.meta);
     call
 }
 
@@ -215,18 +251,17 @@ fn decode(keys: &CampaignKeys, order_id: u64, reply: Value) -> Result<Transition
         Some("payment_id_reused") => Transition::PaymentIdReused(order()?),
         Some("repeated") => Transition::Repeated(
             order()?,
-            match fields.get(2).map(String::as_str) {
-                Some("paid") => PaymentOutcome::Paid,
-                Some("refund_required") => PaymentOutcome::RefundRequired,
-                Some("amount_mismatch") => PaymentOutcome::AmountMismatch,
-                other => {
+            match fields.get(2).and_then(|f| PaymentOutcome::parse(f)) {
+                Some(outcome) => outcome,
+                None => {
                     return Err(StockError::bad_reply(
                         SCRIPT,
-                        format!("payment outcome {other:?}"),
+                        format!("payment outcome {:?}", fields.get(2)),
                     ));
                 }
             },
         ),
+        Some("retiring") => Transition::Retiring,
         other => return Err(StockError::bad_reply(SCRIPT, format!("outcome {other:?}"))),
     })
 }

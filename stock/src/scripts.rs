@@ -18,6 +18,7 @@ pub struct Scripts {
     pub(crate) retry_poisoned: Script,
     pub(crate) rebuild: Script,
     pub(crate) transfer: Script,
+    pub(crate) retire_fence: Script,
 }
 
 impl Scripts {
@@ -32,11 +33,12 @@ impl Scripts {
             retry_poisoned: Script::new(include_str!("../../lua/retry_poisoned.lua")),
             rebuild: Script::new(include_str!("../../lua/rebuild.lua")),
             transfer: Script::new(include_str!("../../lua/transfer.lua")),
+            retire_fence: Script::new(include_str!("../../lua/retire_fence.lua")),
         }
     }
 
     /// The SHA1 of every script, for readiness checks (`SCRIPT EXISTS`).
-    pub fn hashes(&self) -> [&str; 9] {
+    pub fn hashes(&self) -> [&str; 10] {
         [
             self.reserve.get_hash(),
             self.load_campaign.get_hash(),
@@ -47,6 +49,7 @@ impl Scripts {
             self.retry_poisoned.get_hash(),
             self.rebuild.get_hash(),
             self.transfer.get_hash(),
+            self.retire_fence.get_hash(),
         ]
     }
 
@@ -84,6 +87,7 @@ impl Scripts {
             &self.retry_poisoned,
             &self.rebuild,
             &self.transfer,
+            &self.retire_fence,
         ] {
             script.prepare_invoke().load_async(conn).await?;
         }

@@ -69,3 +69,76 @@ fn a_campaign_with_stored_orders_is_never_opened_again() {
         assert!(!store.claim_campaign_opening("unconfirmed", 10).unwrap());
     });
 }
+
+#[test]
+fn a_retired_campaign_is_never_opened_again_and_keeps_its_payments() {
+    use flashgate_stock::{PaymentOutcome, PaymentRecord};
+
+    use super::Retirement;
+
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        // Nobody bought: without its retirement, an unsold campaign could be opened again.
+        assert!(store.claim_campaign_opening("quiet", 10).unwrap());
+        store.confirm_campaign_open("quiet").unwrap();
+        let retired = Retirement {
+            stock_total: 10,
+            remaining: 10,
+            retired_at_ms: 5,
+        };
+        assert_eq!(store.campaign_retirement("quiet").unwrap(), None);
+        store.retire_campaign("quiet", &retired).unwrap();
+        // A second record changes nothing; a gateway confirming it live changes nothing.
+        store
+            .retire_campaign(
+                "quiet",
+                &Retirement {
+                    remaining: 0,
+                    ..retired
+                },
+            )
+            .unwrap();
+        store.confirm_campaign_open("quiet").unwrap();
+        drop(store);
+        let store = fresh.open(4).unwrap();
+        assert_eq!(store.campaign_retirement("quiet").unwrap(), Some(retired));
+        assert!(!store.claim_campaign_opening("quiet", 10).unwrap());
+
+        let order = order_of("quiet");
+        store.write_batch(std::slice::from_ref(&order)).unwrap();
+        let paid = |id: &str, outcome| PaymentRecord {
+            payment_id: id.to_owned(),
+            order_id: order.order_id,
+            amount_cents: 100,
+            outcome,
+        };
+        store
+            .record_payments("quiet", &[paid("p1", PaymentOutcome::Paid)])
+            .unwrap();
+        // The first record of a payment id stands.
+        store
+            .record_payments(
+                "quiet",
+                &[
+                    paid("p1", PaymentOutcome::RefundRequired),
+                    paid("p2", PaymentOutcome::RefundRequired),
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            store.payment("quiet", "p1").unwrap(),
+            Some(paid("p1", PaymentOutcome::Paid))
+        );
+        assert_eq!(
+            store.payment("quiet", "p2").unwrap(),
+            Some(paid("p2", PaymentOutcome::RefundRequired))
+        );
+        assert_eq!(store.payment("other", "p1").unwrap(), None);
+        assert_eq!(
+            store
+                .stored_versions(&[order.order_id, order.order_id + 16, u64::MAX])
+                .unwrap(),
+            vec![Some(1), None, None]
+        );
+    });
+}

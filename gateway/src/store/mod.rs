@@ -41,7 +41,7 @@ pub use sqlite::SqliteStore;
 
 use std::sync::Arc;
 
-use flashgate_stock::Order;
+use flashgate_stock::{Order, PaymentRecord};
 
 use crate::config::StoreConfig;
 
@@ -206,12 +206,70 @@ pub trait OrderStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Order>, StoreError>;
 
+    /// Whether each of `order_ids` is stored, and at which version (`None`: not stored), in
+    /// the order given: what retirement checks a page of Redis' orders against.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::get`].
+    fn stored_versions(&self, order_ids: &[u64]) -> Result<Vec<Option<u32>>, StoreError>;
+
+    /// Records in the ledger that `campaign_id` has left Redis for good, with the counts its
+    /// view shows from then on. A first record stands: recording again changes nothing. From
+    /// then on [`OrderStore::claim_campaign_opening`] refuses it, whatever else the ledger
+    /// says, so no start, reload or rebuild gives it stock again.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::write_batch`].
+    fn retire_campaign(&self, campaign_id: &str, retired: &Retirement) -> Result<(), StoreError>;
+
+    /// The retirement of `campaign_id`, if it was retired.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::get`].
+    fn campaign_retirement(&self, campaign_id: &str) -> Result<Option<Retirement>, StoreError>;
+
+    /// Keeps the payments of a campaign (copied out of Redis before its retirement, or made
+    /// after it); a payment id already recorded for the campaign keeps its first record.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::write_batch`].
+    fn record_payments(
+        &self,
+        campaign_id: &str,
+        payments: &[PaymentRecord],
+    ) -> Result<(), StoreError>;
+
+    /// The payment recorded under `payment_id` for a campaign, if any.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::get`].
+    fn payment(
+        &self,
+        campaign_id: &str,
+        payment_id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError>;
+
     /// Cheap liveness check for health endpoints.
     ///
     /// # Errors
     ///
     /// Whatever keeps the store from answering a trivial query.
     fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A campaign retired from Redis, as the ledger keeps it: what its view shows from then on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retirement {
+    /// The stock total in force when it was retired.
+    pub stock_total: u64,
+    /// Units unsold when it was retired.
+    pub remaining: i64,
+    pub retired_at_ms: i64,
 }
 
 /// The store is the sales ledger: it outlives Redis' data, and it holds the orders.

@@ -11,18 +11,18 @@ use std::str::FromStr as _;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use flashgate_stock::Order;
+use flashgate_stock::{Order, PaymentRecord};
 use postgres::{Client, NoTls, Statement};
 
 use super::collision::{Collision, Written, same_order, same_order_sql};
-use super::row::{RawOrder, Row};
+use super::row::{RawOrder, Row, payment_row};
 use super::shards::{
     COLUMNS, MAX_SHARD_BITS, TABLES, first_by_deadline, page_start, shard_bits_unrecorded, shard_of,
 };
-use super::{OrderStore, StoreError};
+use super::{OrderStore, Retirement, StoreError};
 
 /// Schema version recorded in `store_meta`; bump it with each new migration.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// How long connecting may take before the store counts as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -483,6 +483,23 @@ fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), S
             updated_at bigint NOT NULL
         )",
     )?;
+    // Version 3: retired campaigns and the payments they keep (DESIGN §11).
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS campaign_retired (
+            campaign_id text PRIMARY KEY,
+            stock_total bigint NOT NULL,
+            remaining bigint NOT NULL,
+            retired_at bigint NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS payments (
+            campaign_id text NOT NULL,
+            payment_id text NOT NULL,
+            order_id bigint NOT NULL,
+            amount_cents bigint NOT NULL,
+            outcome text NOT NULL,
+            PRIMARY KEY (campaign_id, payment_id)
+        )",
+    )?;
     tx.execute(
         "INSERT INTO store_meta (key, value) VALUES ('schema_version', $1) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -726,6 +743,16 @@ impl OrderStore for PostgresStore {
                 let n: i64 = tx.query_one(statement, &[&campaign_id])?.try_get(0)?;
                 orders += n;
             }
+            let retired = tx
+                .query_opt(
+                    "SELECT 1 FROM campaign_retired WHERE campaign_id = $1",
+                    &[&campaign_id],
+                )?
+                .is_some();
+            if retired {
+                tx.rollback()?;
+                return Ok(false);
+            }
             let allowed = state != "open" && orders == 0;
             if allowed {
                 tx.execute(
@@ -868,6 +895,123 @@ impl OrderStore for PostgresStore {
                 .iter()
                 .map(read)
                 .collect()
+        })
+    }
+
+    fn stored_versions(&self, order_ids: &[u64]) -> Result<Vec<Option<u32>>, StoreError> {
+        let mut by_shard: Vec<Vec<i64>> = vec![Vec::new(); self.shards()];
+        for &order_id in order_ids {
+            if let Ok(id) = i64::try_from(order_id) {
+                by_shard[self.shard_of(order_id)].push(id);
+            }
+        }
+        let mut found = std::collections::HashMap::with_capacity(order_ids.len());
+        self.with(|pooled| {
+            for (shard, ids) in by_shard
+                .iter()
+                .enumerate()
+                .filter(|(_, ids)| !ids.is_empty())
+            {
+                let rows = pooled.client.query(
+                    &format!(
+                        "SELECT order_id, version FROM {} WHERE order_id = ANY($1)",
+                        TABLES[shard]
+                    ),
+                    &[ids],
+                )?;
+                for row in rows {
+                    let (id, version): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                    found.insert(id, version);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(order_ids
+            .iter()
+            .map(|&id| {
+                let version = found.get(&i64::try_from(id).ok()?)?;
+                u32::try_from(*version).ok()
+            })
+            .collect())
+    }
+
+    fn retire_campaign(&self, campaign_id: &str, retired: &Retirement) -> Result<(), StoreError> {
+        self.with(|pooled| {
+            pooled.client.execute(
+                "INSERT INTO campaign_retired (campaign_id, stock_total, remaining, retired_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (campaign_id) DO NOTHING",
+                &[
+                    &campaign_id,
+                    &i64::try_from(retired.stock_total).unwrap_or(i64::MAX),
+                    &retired.remaining,
+                    &retired.retired_at_ms,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn campaign_retirement(&self, campaign_id: &str) -> Result<Option<Retirement>, StoreError> {
+        self.with(|pooled| {
+            let Some(row) = pooled.client.query_opt(
+                "SELECT stock_total, remaining, retired_at FROM campaign_retired \
+                 WHERE campaign_id = $1",
+                &[&campaign_id],
+            )?
+            else {
+                return Ok(None);
+            };
+            let stock_total: i64 = row.try_get(0)?;
+            Ok(Some(Retirement {
+                stock_total: u64::try_from(stock_total).unwrap_or(0),
+                remaining: row.try_get(1)?,
+                retired_at_ms: row.try_get(2)?,
+            }))
+        })
+    }
+
+    fn record_payments(
+        &self,
+        campaign_id: &str,
+        payments: &[PaymentRecord],
+    ) -> Result<(), StoreError> {
+        if payments.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = payments.iter().map(|p| p.payment_id.as_str()).collect();
+        let orders: Vec<i64> = payments
+            .iter()
+            .map(|p| i64::try_from(p.order_id).unwrap_or(i64::MAX))
+            .collect();
+        let amounts: Vec<i64> = payments.iter().map(|p| p.amount_cents).collect();
+        let outcomes: Vec<&str> = payments.iter().map(|p| p.outcome.as_str()).collect();
+        self.with(|pooled| {
+            pooled.client.execute(
+                "INSERT INTO payments (campaign_id, payment_id, order_id, amount_cents, outcome) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::int8[], $5::text[]) \
+                 ON CONFLICT (campaign_id, payment_id) DO NOTHING",
+                &[&campaign_id, &ids, &orders, &amounts, &outcomes],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn payment(
+        &self,
+        campaign_id: &str,
+        payment_id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        self.with(|pooled| {
+            let Some(row) = pooled.client.query_opt(
+                "SELECT order_id, amount_cents, outcome FROM payments \
+                 WHERE campaign_id = $1 AND payment_id = $2",
+                &[&campaign_id, &payment_id],
+            )?
+            else {
+                return Ok(None);
+            };
+            let outcome: String = row.try_get(2)?;
+            payment_row(payment_id, row.try_get(0)?, row.try_get(1)?, &outcome).map(Some)
         })
     }
 

@@ -2,7 +2,7 @@
 //! past a store silently. The checks are the backends' common ground; binding and reading are
 //! SQLite's here ([`Row::execute`], [`RawOrder::read`]) and PostgreSQL's in `postgres.rs`.
 
-use flashgate_stock::{Order, OrderStatus};
+use flashgate_stock::{Order, OrderStatus, PaymentOutcome, PaymentRecord};
 use rusqlite::params;
 
 use super::StoreError;
@@ -123,4 +123,27 @@ impl RawOrder {
             updated_at_ms: self.updated_at,
         })
     }
+}
+
+/// A stored payment row as a [`PaymentRecord`], refusing one no build of ours would write.
+pub(super) fn payment_row(
+    payment_id: &str,
+    order_id: i64,
+    amount_cents: i64,
+    outcome: &str,
+) -> Result<PaymentRecord, StoreError> {
+    let order_id = u64::try_from(order_id).map_err(|_| StoreError::Corrupt {
+        order_id: 0,
+        reason: format!("payment {payment_id} names order {order_id}"),
+    })?;
+    let outcome = PaymentOutcome::parse(outcome).ok_or_else(|| StoreError::Corrupt {
+        order_id,
+        reason: format!("payment {payment_id} has outcome {outcome:?}"),
+    })?;
+    Ok(PaymentRecord {
+        payment_id: payment_id.to_owned(),
+        order_id,
+        amount_cents,
+        outcome,
+    })
 }

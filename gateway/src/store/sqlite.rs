@@ -4,18 +4,18 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use flashgate_stock::Order;
+use flashgate_stock::{Order, PaymentRecord};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::collision::{Collision, Written, same_order_sql};
-use super::row::{RawOrder, Row};
+use super::row::{RawOrder, Row, payment_row};
 use super::shards::{
     COLUMNS, MAX_SHARD_BITS, TABLES, first_by_deadline, page_start, shard_bits_unrecorded, shard_of,
 };
-use super::{OrderStore, StoreError};
+use super::{OrderStore, Retirement, StoreError};
 
 /// Schema version recorded in `PRAGMA user_version`; bump it with each new migration.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// How long a statement waits on a lock held by another connection before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,6 +53,7 @@ struct ShardSql {
     get: String,
     by_campaign: String,
     count_campaign: String,
+    version: String,
     by_user: String,
     overdue: String,
     overdue_page: String,
@@ -84,6 +85,7 @@ impl ShardSql {
             get: format!("SELECT {COLUMNS} FROM {table} WHERE order_id = ?1"),
             by_campaign: format!("SELECT {COLUMNS} FROM {table} WHERE campaign_id = ?1"),
             count_campaign: format!("SELECT count(*) FROM {table} WHERE campaign_id = ?1"),
+            version: format!("SELECT version FROM {table} WHERE order_id = ?1"),
             overdue: format!(
                 "SELECT {COLUMNS} FROM {table} WHERE status = 'pending_payment' \
                  AND pay_deadline < ?1 LIMIT ?2"
@@ -217,6 +219,23 @@ fn migrate(conn: &mut Connection, shard_bits: u8, tables: &[&str]) -> Result<(),
             state TEXT NOT NULL CHECK (state IN ('opening', 'open')),
             stock_total INTEGER,
             updated_at INTEGER NOT NULL
+        ) STRICT",
+    )?;
+    // Version 3: retired campaigns and the payments they keep (DESIGN §11).
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS campaign_retired (
+            campaign_id TEXT PRIMARY KEY,
+            stock_total INTEGER NOT NULL,
+            remaining INTEGER NOT NULL,
+            retired_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS payments (
+            campaign_id TEXT NOT NULL,
+            payment_id TEXT NOT NULL,
+            order_id INTEGER NOT NULL,
+            amount_cents INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            PRIMARY KEY (campaign_id, payment_id)
         ) STRICT",
     )?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -405,6 +424,17 @@ impl OrderStore for SqliteStore {
                 .query_row([campaign_id], |r| r.get(0))?;
             orders += n;
         }
+        let retired = tx
+            .query_row(
+                "SELECT 1 FROM campaign_retired WHERE campaign_id = ?1",
+                [campaign_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if retired {
+            return Ok(false);
+        }
         let allowed = state.as_deref() != Some("open") && orders == 0;
         let total = allowed.then(|| i64::try_from(stock_total).unwrap_or(i64::MAX));
         tx.execute(
@@ -463,6 +493,103 @@ impl OrderStore for SqliteStore {
             )
             .optional()?;
         Ok(total.flatten().and_then(|n| u64::try_from(n).ok()))
+    }
+
+    fn stored_versions(&self, order_ids: &[u64]) -> Result<Vec<Option<u32>>, StoreError> {
+        let conn = lock(&self.reader, "reader")?;
+        order_ids
+            .iter()
+            .map(|&order_id| {
+                let Ok(id) = i64::try_from(order_id) else {
+                    return Ok(None);
+                };
+                let version: Option<i64> = conn
+                    .prepare_cached(&self.sql[self.shard_of(order_id)].version)?
+                    .query_row([id], |r| r.get(0))
+                    .optional()?;
+                Ok(version.and_then(|v| u32::try_from(v).ok()))
+            })
+            .collect()
+    }
+
+    fn retire_campaign(&self, campaign_id: &str, retired: &Retirement) -> Result<(), StoreError> {
+        let conn = lock(&self.writer, "writer")?;
+        conn.execute(
+            "INSERT INTO campaign_retired (campaign_id, stock_total, remaining, retired_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT(campaign_id) DO NOTHING",
+            rusqlite::params![
+                campaign_id,
+                i64::try_from(retired.stock_total).unwrap_or(i64::MAX),
+                retired.remaining,
+                retired.retired_at_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn campaign_retirement(&self, campaign_id: &str) -> Result<Option<Retirement>, StoreError> {
+        let conn = lock(&self.reader, "reader")?;
+        let row: Option<(i64, i64, i64)> = conn
+            .query_row(
+                "SELECT stock_total, remaining, retired_at FROM campaign_retired \
+                 WHERE campaign_id = ?1",
+                [campaign_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(
+            row.map(|(stock_total, remaining, retired_at_ms)| Retirement {
+                stock_total: u64::try_from(stock_total).unwrap_or(0),
+                remaining,
+                retired_at_ms,
+            }),
+        )
+    }
+
+    fn record_payments(
+        &self,
+        campaign_id: &str,
+        payments: &[PaymentRecord],
+    ) -> Result<(), StoreError> {
+        let mut conn = lock(&self.writer, "writer")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO payments (campaign_id, payment_id, order_id, amount_cents, outcome) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(campaign_id, payment_id) DO NOTHING",
+            )?;
+            for p in payments {
+                stmt.execute(rusqlite::params![
+                    campaign_id,
+                    p.payment_id,
+                    i64::try_from(p.order_id).unwrap_or(i64::MAX),
+                    p.amount_cents,
+                    p.outcome.as_str()
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn payment(
+        &self,
+        campaign_id: &str,
+        payment_id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let conn = lock(&self.reader, "reader")?;
+        let row: Option<(i64, i64, String)> = conn
+            .query_row(
+                "SELECT order_id, amount_cents, outcome FROM payments \
+                 WHERE campaign_id = ?1 AND payment_id = ?2",
+                [campaign_id, payment_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        row.map(|(order_id, amount_cents, outcome)| {
+            payment_row(payment_id, order_id, amount_cents, &outcome)
+        })
+        .transpose()
     }
 
     fn ping(&self) -> Result<(), StoreError> {
