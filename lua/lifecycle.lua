@@ -20,7 +20,7 @@
 --                                           one overdue order the deadline sweep did not reach
 -- outcomes: paid | cancelled | expired | refund_required | unchanged | not_found |
 --           not_cancellable | amount_mismatch | duplicate_payment | repeated | payment_id_reused |
---           retiring (the campaign is fenced for retirement or gone: nothing changed)
+--           retiring (the campaign is fenced for retirement or half removed: nothing changed)
 --
 -- Every successful payment is remembered by its payment id in payments
 -- (payment_id -> "<order id>|<amount>|<paid | refund_required | amount_mismatch>"): the same
@@ -226,17 +226,16 @@ if action == 'expire' then
   return reply
 end
 
--- A campaign being retired (fenced) or gone (no meta) changes no order any more: its orders
--- are final and the store answers for them (DESIGN §11). The expiry sweep above needs no
--- fence: a campaign is fenced only once no order of it is unpaid.
-if redis.call('HEXISTS', KEYS[7], 'retiring') == 1 or redis.call('EXISTS', KEYS[7]) == 0 then
-  return {'retiring'}
-end
-
 local oid = ARGV[3]
 local record, f = order(oid)
 if not record then
   return {'not_found'}
+end
+-- A campaign being retired (fenced) or half removed (no meta, orders left) changes no order
+-- any more: its orders are final and the store answers for them (DESIGN §11). The expiry sweep
+-- above needs no fence: a campaign is fenced only once no order of it is unpaid.
+if redis.call('HEXISTS', KEYS[7], 'retiring') == 1 or redis.call('EXISTS', KEYS[7]) == 0 then
+  return {'retiring'}
 end
 local status = f[5]
 

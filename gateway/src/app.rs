@@ -18,7 +18,7 @@ use crate::pipeline::handoff::Handoff;
 use crate::pipeline::limits::Limiters;
 use crate::pipeline::replicas::ReplicaWait;
 use crate::pipeline::reserver::{BatchSettings, Reserver};
-use crate::store::OrderStore;
+use crate::store::{OrderStore, Retirement};
 
 /// Everything a handler needs; one per gateway, shared by reference.
 #[derive(Debug)]
@@ -109,6 +109,8 @@ enum Verdict {
     Open(OpenPermit),
     /// Redis' state cannot be trusted: refused until an operator rebuilds it.
     NeedsRepair(String),
+    /// Retired (DESIGN §11): nothing of it is put in Redis again; the store answers for it.
+    Retired(Retirement),
 }
 
 /// Whether Redis' state of `c` can be sold from, decided before anything is written.
@@ -119,6 +121,21 @@ async fn verdict(
     c: &CampaignConfig,
     previous: Option<&Campaign>,
 ) -> Result<Verdict, LoadError> {
+    // Retired: no start, reload or admin edit gives it stock again. The ledger decides before
+    // anything in Redis is looked at (a retirement cut short leaves keys a pass will remove).
+    let id = c.id.clone();
+    match blocking(store, move |s| s.campaign_retirement(&id)).await {
+        Ok(Some(retired)) => return Ok(Verdict::Retired(retired)),
+        Ok(None) => {}
+        Err(e) => {
+            if let Some(retired) = previous.and_then(Campaign::retirement) {
+                return Ok(Verdict::Retired(*retired));
+            }
+            // A campaign never put on sale needs the store for its permit anyway; a live one
+            // is checked against it below, which decides what a store outage means.
+            tracing::warn!(campaign = %c.id, error = %e, "store unavailable: whether the campaign is retired is unknown");
+        }
+    }
     // A live campaign keeps the bucket count it was opened with, whatever the config says now.
     let count = buckets::live_count(conn, &c.id).await?;
     let layout = CampaignLayout::new(&c.id, count.unwrap_or(c.buckets));
@@ -215,6 +232,10 @@ pub async fn load_catalog(
     for (c, (verdict, live_count)) in config.campaigns.iter().zip(verdicts) {
         let first = flashgate_stock::CampaignKeys::new(&c.id);
         let spec = spec_of(c);
+        let retired = match &verdict {
+            Verdict::Retired(retired) => Some(*retired),
+            _ => None,
+        };
         let loaded = match verdict {
             Verdict::Open(permit) => {
                 let loaded = open_campaign(&mut conn, scripts, &first, &spec, permit).await?;
@@ -232,6 +253,7 @@ pub async fn load_catalog(
                 )),
             },
             Verdict::NeedsRepair(reason) => Err(reason),
+            Verdict::Retired(_) => Err(String::new()),
         };
         // The bucket count in force is Redis' (fixed at opening), even for a campaign refused
         // until repaired; only a campaign Redis holds nothing of falls back to the one it had, or
@@ -265,6 +287,13 @@ pub async fn load_catalog(
             }
         };
         let campaign = Campaign::new(c.clone(), layout, reserver);
+        if let Some(retired) = retired {
+            tracing::info!(campaign = %c.id, remaining = retired.remaining, "campaign retired: answered from the store");
+            campaign.retired(retired);
+            campaign.mark_sold_out();
+            campaigns.push(campaign);
+            continue;
+        }
         match loaded {
             Ok(loaded) => {
                 if !loaded.created && loaded.stock_total != c.stock {

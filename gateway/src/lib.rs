@@ -17,6 +17,7 @@
 //! - [`auth`]: bearer-token identity and order tokens.
 //! - [`http`]: errors as answers (in one place), JSON, bounded bodies.
 //! - [`persistence`]: workers, reconciler and journal acks, on std threads.
+//! - [`retirement`]: ended, settled campaigns leave Redis; the store answers for them.
 //! - [`store`]: the order store (SQLite, sharded tables).
 //! - [`order_id`]: 64-bit ids unique across instances, with the user's shard gene;
 //!   [`node_lease`]: the node id each instance leases in Redis so no two share one.
@@ -42,6 +43,7 @@ pub mod persistence;
 pub mod pipeline;
 pub mod redis_health;
 pub mod reload;
+pub mod retirement;
 pub mod router;
 pub mod run;
 pub mod server;

@@ -348,7 +348,9 @@ fn spawn_background(
             }
         })
     };
-    vec![prune, sold_out, expiry, reload_on_hangup]
+    let mut tasks = vec![prune, sold_out, expiry, reload_on_hangup];
+    tasks.extend(crate::retirement::spawn(app));
+    tasks
 }
 
 /// Expires every due unpaid order of `campaign`. Every gateway sweeps; the script claims each
@@ -364,7 +366,7 @@ async fn sweep(
 ) {
     // Redis' state of a campaign refused until repaired may be older than the store's: an
     // order paid since would be expired and its units sold again.
-    if campaign.needs_repair() {
+    if campaign.needs_repair() || campaign.is_retired() {
         return;
     }
     let mut malformed = Vec::new();

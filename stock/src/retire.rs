@@ -313,3 +313,24 @@ pub async fn remove<C: ConnectionLike>(
     }
     Ok(())
 }
+
+/// Bytes of Redis memory the campaign's keys take, every bucket's (`MEMORY USAGE`, which
+/// samples the elements of big hashes): an estimate of what retiring it would give back.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn memory_usage<C: ConnectionLike>(
+    conn: &mut C,
+    layout: &CampaignLayout,
+) -> Result<u64, StockError> {
+    let mut bytes = 0;
+    for keys in &layout.buckets {
+        let mut pipe = redis::pipe();
+        for key in keys.all() {
+            pipe.cmd("MEMORY").arg("USAGE").arg(key);
+        }
+        let sizes: Vec<Option<u64>> = pipe.query_async(conn).await?;
+        bytes += sizes.into_iter().flatten().sum::<u64>();
+    }
+    Ok(bytes)
+}

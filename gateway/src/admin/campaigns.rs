@@ -102,7 +102,8 @@ pub async fn close(app: &App, id: &str) -> Result<Answer, ApiError> {
 /// Units already taken (held by unpaid orders, or sold) stay taken; N below them is refused.
 ///
 /// # Errors
-/// 400 for a bad body; 404 for an unknown campaign; 409 `stock_below_taken`.
+/// 400 for a bad body; 404 for an unknown campaign; 409 `stock_below_taken` or
+/// `campaign_retired`.
 pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
     let campaign = app.campaign(id)?;
     let body: Value = serde_json::from_slice(body)
@@ -111,6 +112,12 @@ pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiEr
         .as_u64()
         .filter(|n| *n < (1 << 53))
         .ok_or_else(|| bad("stock_total: a whole number from 0 to 2^53-1"))?;
+    if campaign.is_retired() {
+        return Err(ApiError::Conflict {
+            code: "campaign_retired",
+            message: format!("campaign {id} is retired: it is never given stock again"),
+        });
+    }
     if let Some(reason) = campaign.repair_reason() {
         // Redis' count of what is taken is wrong: a new total would be computed from it.
         return Err(ApiError::Conflict {

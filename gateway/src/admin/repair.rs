@@ -17,7 +17,8 @@ use crate::http::{Answer, ApiError, json as answer};
 /// again at their next reload, which checks it anew.
 ///
 /// # Errors
-/// 404 for a campaign not in the catalog; 503 when the store or Redis cannot be reached
+/// 404 for a campaign not in the catalog; 409 `campaign_retired`; 503 when the store or Redis
+/// cannot be reached
 /// (nothing is released for sale then; a rerun is harmless).
 pub async fn rebuild(app: &App, id: &str) -> Result<Answer, ApiError> {
     // One at a time with reloads and admin edits: the catalog must not change under it.
@@ -27,8 +28,13 @@ pub async fn rebuild(app: &App, id: &str) -> Result<Answer, ApiError> {
     // The total in force is the ledger's (set at the opening, changed by `/stock`): Redis' may
     // be lost or old, and the config's only seeds a new campaign.
     let read = blocking(&app.store, move |store| {
+        // A retired campaign's orders are final and its keys gone on purpose: rebuilding it
+        // would put its unsold units back on sale.
+        if store.campaign_retirement(&campaign_id)?.is_some() {
+            return Ok(None);
+        }
         let total = store.campaign_stock_total(&campaign_id)?;
-        Ok((total, store.orders_of_campaign(&campaign_id)?))
+        Ok(Some((total, store.orders_of_campaign(&campaign_id)?)))
     })
     .await
     .map_err(|e| {
@@ -38,7 +44,14 @@ pub async fn rebuild(app: &App, id: &str) -> Result<Answer, ApiError> {
             message: "the order store cannot be read: nothing was rebuilt",
         }
     })?;
-    let (total, stored) = read;
+    let Some((total, stored)) = read else {
+        return Err(ApiError::Conflict {
+            code: "campaign_retired",
+            message: format!(
+                "campaign {id} is retired: its orders are final and it is never rebuilt"
+            ),
+        });
+    };
     let mut spec = spec_of(&campaign.config);
     spec.stock = total.unwrap_or(spec.stock);
     let mut conn = app.redis.clone();

@@ -264,6 +264,10 @@ pub struct PersistenceConfig {
     pub reconcile_interval: Duration,
     /// Journal entries younger than this are left to the workers (default 2s).
     pub reconcile_grace: Duration,
+    /// How long after its end a settled campaign stays in Redis before it is retired (default
+    /// 24h; `0`: never): its keys leave Redis and it is answered from the store from then on
+    /// (DESIGN §11). A campaign that is not settled then is retired once it is.
+    pub retire_after: Option<Duration>,
 }
 
 /// `[limits]`: token buckets checked before any Redis work. `None` means no limit.

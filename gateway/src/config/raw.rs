@@ -88,6 +88,7 @@ pub(super) struct RawPersistence {
     pub flush_interval: Option<String>,
     pub reconcile_interval: Option<String>,
     pub reconcile_grace: Option<String>,
+    pub retire_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

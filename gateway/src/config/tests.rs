@@ -81,6 +81,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(p.flush_interval, Duration::from_millis(5));
     assert_eq!(p.reconcile_interval, Duration::from_secs(5));
     assert_eq!(p.reconcile_grace, Duration::from_secs(2));
+    assert_eq!(p.retire_after, Some(Duration::from_secs(24 * 3600)));
     assert_eq!(c.limits.global, None);
     assert_eq!(c.limits.per_ip, None);
     assert_eq!(c.limits.per_user, None);
@@ -646,4 +647,20 @@ fn server_workers_default_to_the_cores_and_are_bounded() {
         let text = format!("[server]\nworkers = {bad}\n{}", minimal());
         assert_eq!(fields(&invalid(&text)), ["server.workers"], "{bad}");
     }
+}
+
+#[test]
+fn retirement_is_a_duration_after_the_end_or_never() {
+    let with = |v: &str| format!("{}\n[persistence]\nretire_after = {v}\n", minimal());
+    assert_eq!(
+        parse(&with("\"90m\"")).unwrap().persistence.retire_after,
+        Some(Duration::from_secs(5400))
+    );
+    for never in ["\"0\"", "\"0s\""] {
+        assert_eq!(parse(&with(never)).unwrap().persistence.retire_after, None);
+    }
+    assert_eq!(
+        fields(&invalid(&with("\"soon\""))),
+        ["persistence.retire_after"]
+    );
 }

@@ -247,6 +247,13 @@ pub(super) fn validate(
             Duration::from_secs(2),
             Duration::ZERO,
         ),
+        retire_after: Some(e.duration(
+            "persistence.retire_after",
+            p.retire_after.as_deref(),
+            Duration::from_secs(24 * 3600),
+            Duration::ZERO,
+        ))
+        .filter(|d| !d.is_zero()),
     };
 
     let limits = limits(e, raw.limits);

@@ -59,9 +59,13 @@ async fn live_state(
 
 fn view(campaign: &Campaign, live: Option<(i64, u64)>) -> CampaignView<'_> {
     let c = &campaign.config;
-    let (remaining, stock_total) = live.unwrap_or((0, c.stock));
+    // A retired campaign shows the counts it had when it left Redis, for good.
+    let final_counts = campaign.retirement().map(|r| (r.remaining, r.stock_total));
+    let (remaining, stock_total) = final_counts.or(live).unwrap_or((0, c.stock));
     let now = now_ms();
-    let status = if now < c.start_ms {
+    let status = if campaign.is_retired() {
+        "ended"
+    } else if now < c.start_ms {
         "upcoming"
     } else if now >= c.end_ms {
         "ended"

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::identify;
-use super::orders::{NOT_FOUND, locate};
+use super::orders::{NOT_FOUND, Stored, locate, stored_order};
 use super::views::OrderView;
-use crate::app::App;
+use crate::app::{App, blocking};
 use crate::clock::now_ms;
 use crate::http::body::{parse_strict, read_bounded};
 use crate::http::{Answer, ApiError, json};
@@ -59,7 +59,17 @@ pub async fn cancel<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, A
         return Err(NOT_FOUND);
     }
     let Some((campaign, _)) = locate(app, order_id).await? else {
-        return Err(NOT_FOUND);
+        // A retired campaign's orders are final: cancelled already, or not cancellable.
+        return match stored_order(app, order_id).await? {
+            Stored::Retired(order) if order.user_id == identity.user_id => {
+                if order.status == OrderStatus::Cancelled {
+                    Ok(json(StatusCode::OK, &OrderView::from(&order)))
+                } else {
+                    Err(ApiError::NotCancellable)
+                }
+            }
+            _ => Err(NOT_FOUND),
+        };
     };
     campaign.check_repaired()?;
     let mut conn = app.redis.clone();
@@ -78,6 +88,7 @@ pub async fn cancel<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, A
         Transition::Unchanged(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
         Transition::NotCancellable(_) => Err(ApiError::NotCancellable),
         Transition::NotFound => Err(NOT_FOUND),
+        Transition::Retiring => Err(NOT_SERVED),
         other => unexpected(&other),
     }
 }
@@ -156,27 +167,54 @@ where
         .order_id
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_field", "order_id must be a decimal string"))?;
-    let Some((campaign, order)) = locate(app, order_id).await? else {
-        return Err(not_here(app, order_id).await);
+    let (transition, in_redis) = match locate(app, order_id).await? {
+        Some((campaign, order)) => {
+            // Redis' state may be older than the store's: the provider retries once it is
+            // repaired.
+            campaign.check_repaired()?;
+            if callback.status == PaymentStatus::Failed {
+                tracing::info!(order_id, payment_id = %callback.payment_id, "payment failed; order unchanged");
+                return Ok(paid_answer(&order, &callback.payment_id, "none"));
+            }
+            let mut conn = app.redis.clone();
+            let transition = lifecycle::pay(
+                &mut conn,
+                &app.scripts,
+                campaign.layout.of_order(order_id),
+                now_ms(),
+                order_id,
+                callback.amount_cents,
+                &callback.payment_id,
+            )
+            .await
+            .map_err(|e| script_failed(&e, &campaign.config.id, order_id))?;
+            (transition, true)
+        }
+        // Not in Redis: answered from the store if its campaign is retired (DESIGN §11).
+        None => {
+            let order = match stored_order(app, order_id).await? {
+                Stored::Retired(order) => order,
+                Stored::Missing => return Err(NOT_FOUND),
+                // Its campaign is not served here, or its Redis state is gone: the provider
+                // must retry rather than be told it does not exist.
+                Stored::Elsewhere => return Err(NOT_SERVED),
+            };
+            if callback.status == PaymentStatus::Failed {
+                tracing::info!(order_id, payment_id = %callback.payment_id, "payment failed; order unchanged");
+                return Ok(paid_answer(&order, &callback.payment_id, "none"));
+            }
+            let (payment_id, amount) = (callback.payment_id.clone(), callback.amount_cents);
+            let transition = blocking(&app.store, move |s| {
+                crate::retirement::payments::decide(s, order, &payment_id, amount, now_ms())
+            })
+            .await
+            .map_err(|e| {
+                tracing::warn!(order_id, error = %e, "payment of a retired campaign's order: store unavailable");
+                NOT_SERVED
+            })?;
+            (transition, false)
+        }
     };
-    // Redis' state may be older than the store's: the provider retries once it is repaired.
-    campaign.check_repaired()?;
-    if callback.status == PaymentStatus::Failed {
-        tracing::info!(order_id, payment_id = %callback.payment_id, "payment failed; order unchanged");
-        return Ok(paid_answer(&order, &callback.payment_id, "none"));
-    }
-    let mut conn = app.redis.clone();
-    let transition = lifecycle::pay(
-        &mut conn,
-        &app.scripts,
-        campaign.layout.of_order(order_id),
-        now_ms(),
-        order_id,
-        callback.amount_cents,
-        &callback.payment_id,
-    )
-    .await
-    .map_err(|e| script_failed(&e, &campaign.config.id, order_id))?;
     let payment_id = &callback.payment_id;
     match transition {
         Transition::Paid(order) => {
@@ -185,7 +223,10 @@ where
         }
         Transition::RefundRequired(order) => {
             tracing::warn!(order_id, %payment_id, "late payment: refund required");
-            app.handoff.submit(order.clone());
+            // Decided in the store, it is written there already.
+            if in_redis {
+                app.handoff.submit(order.clone());
+            }
             Ok(paid_answer(&order, payment_id, "refund_required"))
         }
         Transition::DuplicatePayment(order) => {
@@ -209,6 +250,8 @@ where
             Ok(paid_answer(&order, payment_id, "refund_required"))
         }
         Transition::NotFound => Err(NOT_FOUND),
+        // Fenced for retirement: answered from the store once it is retired, moments later.
+        Transition::Retiring => Err(NOT_SERVED),
         other => unexpected(&other),
     }
 }
@@ -232,19 +275,10 @@ fn paid_answer(order: &Order, payment_id: &str, outcome: &'static str) -> Answer
     )
 }
 
-/// No campaign here has the order in Redis. If the store knows it, it belongs to a campaign
-/// this gateway does not serve (or whose Redis state is gone): the provider must retry rather
-/// than be told it does not exist.
-async fn not_here(app: &App, order_id: u64) -> ApiError {
-    let store = app.store.clone();
-    match tokio::task::spawn_blocking(move || store.get(order_id)).await {
-        Ok(Ok(None)) => NOT_FOUND,
-        _ => ApiError::Unavailable {
-            code: "order_not_served",
-            message: "this gateway cannot settle that order now; retry",
-        },
-    }
-}
+const NOT_SERVED: ApiError = ApiError::Unavailable {
+    code: "order_not_served",
+    message: "this gateway cannot settle that order now; retry",
+};
 
 /// The answer for a transition that changed the order; the new state also goes to the
 /// persistence queue (the journal already holds it, so a full queue loses nothing).

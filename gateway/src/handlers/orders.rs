@@ -11,7 +11,7 @@ use http::{Request, StatusCode};
 
 use super::identify;
 use super::views::OrderView;
-use crate::app::App;
+use crate::app::{App, blocking};
 use crate::http::{Answer, ApiError, json};
 use crate::order_id::{gene_of, shard_gene};
 use crate::pipeline::catalog::Campaign;
@@ -41,10 +41,7 @@ pub async fn get<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, ApiE
         return Ok(json(StatusCode::OK, &OrderView::from(order)));
     }
 
-    let store = app.store.clone();
-    let stored = tokio::task::spawn_blocking(move || store.get(order_id))
-        .await
-        .map_err(|_| ApiError::Internal)?;
+    let stored = blocking(&app.store, move |s| s.get(order_id)).await;
     match stored {
         Ok(Some(order)) if order.user_id == identity.user_id => {
             Ok(json(StatusCode::OK, &OrderView::from(&order)))
@@ -57,6 +54,49 @@ pub async fn get<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, ApiE
     }
 }
 
+/// An order Redis does not hold, as the store knows it.
+pub(crate) enum Stored {
+    /// Its campaign is retired: the store's state is final, and the one to answer from.
+    Retired(Order),
+    /// The store has no such order.
+    Missing,
+    /// Stored, but its campaign is not retired: this gateway does not serve it, or Redis lost
+    /// it. Not this gateway's to decide.
+    Elsewhere,
+}
+
+/// The store's copy of `order_id`, for an order no campaign here has in Redis.
+///
+/// # Errors
+/// 503 `store_unavailable` when the store cannot tell.
+pub(crate) async fn stored_order(app: &App, order_id: u64) -> Result<Stored, ApiError> {
+    const UNAVAILABLE: ApiError = ApiError::Unavailable {
+        code: "store_unavailable",
+        message: "the order store cannot be read; retry",
+    };
+    let Some(order) = blocking(&app.store, move |s| s.get(order_id))
+        .await
+        .map_err(|_| UNAVAILABLE)?
+    else {
+        return Ok(Stored::Missing);
+    };
+    let retired_here = app
+        .campaign(&order.campaign_id)
+        .is_ok_and(|c| c.is_retired());
+    let retired = retired_here || {
+        let id = order.campaign_id.clone();
+        blocking(&app.store, move |s| s.campaign_retirement(&id))
+            .await
+            .map_err(|_| UNAVAILABLE)?
+            .is_some()
+    };
+    Ok(if retired {
+        Stored::Retired(order)
+    } else {
+        Stored::Elsewhere
+    })
+}
+
 /// The campaign holding `order_id` in Redis, and the order as Redis has it (one round trip over
 /// every campaign here). `Ok(None)` when no campaign has it.
 ///
@@ -67,7 +107,8 @@ pub(crate) async fn locate(
     order_id: u64,
 ) -> Result<Option<(Arc<Campaign>, Order)>, ApiError> {
     let catalog = app.catalog();
-    let campaigns: Vec<_> = catalog.campaigns().collect();
+    // A retired campaign has nothing in Redis: the store answers for its orders.
+    let campaigns: Vec<_> = catalog.campaigns().filter(|c| !c.is_retired()).collect();
     let wanted: Vec<_> = campaigns
         .iter()
         .map(|c| (c.layout.of_order(order_id), order_id))
@@ -170,7 +211,9 @@ async fn refresh_from_redis(app: &App, orders: &mut [Order]) {
     let mut campaigns = Vec::new();
     let mut asked = Vec::new();
     for (i, order) in orders.iter().enumerate() {
-        if let Ok(campaign) = app.campaign(&order.campaign_id) {
+        if let Ok(campaign) = app.campaign(&order.campaign_id)
+            && !campaign.is_retired()
+        {
             campaigns.push((campaign, order.order_id));
             asked.push(i);
         }

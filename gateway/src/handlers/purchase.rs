@@ -154,6 +154,10 @@ where
 
 /// Stages 6 and 7: the window, then the local sold-out mark.
 fn open_for_sale(campaign: &Campaign) -> Result<(), ApiError> {
+    // Retired only once ended, whatever a later config says of its window.
+    if campaign.is_retired() {
+        return Err(ApiError::Ended);
+    }
     campaign.check_window(now_ms())?;
     if campaign.is_marked_sold_out() {
         return Err(ApiError::SoldOut);
@@ -161,7 +165,8 @@ fn open_for_sale(campaign: &Campaign) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The caller's order `order_id` in `campaign`, if Redis holds it (one read).
+/// The caller's order `order_id` in `campaign`, if Redis holds it (one read), or the store
+/// once the campaign is retired.
 ///
 /// # Errors
 /// 503 when Redis cannot tell: never a definitive refusal for an order that may exist.
@@ -171,6 +176,16 @@ async fn existing_order(
     order_id: u64,
     user_id: &str,
 ) -> Result<Option<Order>, ApiError> {
+    if campaign.is_retired() {
+        return Ok(match super::orders::stored_order(app, order_id).await? {
+            super::orders::Stored::Retired(order)
+                if order.user_id == user_id && order.campaign_id == campaign.config.id =>
+            {
+                Some(order)
+            }
+            _ => None,
+        });
+    }
     let mut conn = app.redis.clone();
     flashgate_stock::lookup::owned_order(
         &mut conn,

@@ -128,9 +128,20 @@ async fn campaigns(app: &App, out: &mut String) {
     let (mut bucket_stock, mut transfers, mut pending) =
         (String::new(), String::new(), String::new());
     let catalog = app.catalog();
+    let mut memory = String::new();
     for campaign in catalog.campaigns() {
         let layout = &campaign.layout;
         let id = &campaign.config.id;
+        // A retired campaign has nothing in Redis (see `retirement`).
+        if campaign.is_retired() {
+            continue;
+        }
+        if let Ok(bytes) = flashgate_stock::retire::memory_usage(&mut conn, layout).await {
+            let _ = writeln!(
+                memory,
+                "flashgate_campaign_redis_bytes{{campaign=\"{id}\"}} {bytes}"
+            );
+        }
         if let Ok(census) = Census::take(&mut conn, &app.scripts, layout).await {
             let _ = writeln!(
                 stock,
@@ -219,6 +230,48 @@ async fn campaigns(app: &App, out: &mut String) {
         "Age of the oldest order waiting for the store (estimated from a sample of the journal).",
     );
     out.push_str(&lag);
+    family(
+        out,
+        "flashgate_campaign_redis_bytes",
+        "gauge",
+        "Redis memory a live campaign's keys take (estimate: MEMORY USAGE samples big hashes).",
+    );
+    out.push_str(&memory);
+    retirement(app, out);
+}
+
+/// Campaigns retired here, and how long each campaign due for retirement has been waiting.
+fn retirement(app: &App, out: &mut String) {
+    let catalog = app.catalog();
+    let retired = catalog.campaigns().filter(|c| c.is_retired()).count();
+    family(
+        out,
+        "flashgate_campaigns_retired",
+        "gauge",
+        "Campaigns of the catalog retired from Redis (answered from the store).",
+    );
+    let _ = writeln!(out, "flashgate_campaigns_retired {retired}");
+    family(
+        out,
+        "flashgate_retirement_lag_seconds",
+        "gauge",
+        "How long a campaign past persistence.retire_after has waited for retirement (not settled, store behind, or failing).",
+    );
+    let Some(after) = app.config.persistence.retire_after else {
+        return;
+    };
+    let now = now_ms();
+    for campaign in catalog.campaigns() {
+        if crate::retirement::is_due(campaign, after, now) {
+            let waited = now - crate::retirement::due_at(campaign, after);
+            let _ = writeln!(
+                out,
+                "flashgate_retirement_lag_seconds{{campaign=\"{}\"}} {}",
+                campaign.config.id,
+                waited as f64 / 1000.0
+            );
+        }
+    }
 }
 
 async fn oldest_waiting_ms(

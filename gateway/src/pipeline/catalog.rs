@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bloomfilter::Bloom;
 use flashgate_stock::CampaignLayout;
@@ -16,6 +16,7 @@ use flashgate_stock::CampaignLayout;
 use super::reserver::Reserver;
 use crate::config::CampaignConfig;
 use crate::http::ApiError;
+use crate::store::Retirement;
 
 /// One campaign on sale here.
 #[derive(Debug)]
@@ -31,6 +32,9 @@ pub struct Campaign {
     needs_repair: AtomicBool,
     /// Why, for `/readyz`, the log and the refusal (read only off the hot path).
     repair_reason: Mutex<Option<String>>,
+    /// Set once the campaign has left Redis for good (DESIGN §11): it sells nothing, and its
+    /// orders, payments and view are answered from the store.
+    retirement: OnceLock<Retirement>,
 }
 
 impl Campaign {
@@ -42,7 +46,22 @@ impl Campaign {
             sold_out: AtomicBool::new(false),
             needs_repair: AtomicBool::new(false),
             repair_reason: Mutex::new(None),
+            retirement: OnceLock::new(),
         }
+    }
+
+    /// The campaign has left Redis for good; a second call changes nothing.
+    pub fn retired(&self, retirement: Retirement) {
+        let _ = self.retirement.set(retirement);
+    }
+
+    /// What the ledger keeps of the campaign, once retired (one atomic load before then).
+    pub fn retirement(&self) -> Option<&Retirement> {
+        self.retirement.get()
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retirement.get().is_some()
     }
 
     /// Refuses every purchase of this campaign until [`Campaign::repaired`]: Redis' state of it

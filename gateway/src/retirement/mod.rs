@@ -1,0 +1,98 @@
+//! Retiring campaigns from Redis (DESIGN §11, issue #13): once a campaign has ended
+//! `persistence.retire_after` ago and everything of it is final and in the store, its keys
+//! leave Redis and the store answers for it. Redis then holds only what is hot, whatever the
+//! history.
+//!
+//! Every gateway runs the task; the fence on the campaign's bucket 0 (a lease) lets one retire
+//! a campaign at a time, and the ledger entry tells the others it is done.
+//!
+//! # Layout
+//! - [`pass`]: one retirement of one campaign, step by step.
+//! - [`payments`]: a payment callback for an order of a retired campaign, decided from the
+//!   store as Redis would have decided it.
+
+pub mod pass;
+pub mod payments;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::pipeline::catalog::Campaign;
+use pass::Outcome;
+
+/// How often due campaigns are looked at.
+const TICK: Duration = Duration::from_secs(1);
+/// How long a campaign that was not ready waits before the next pass (a full pass reads every
+/// order of it).
+const RETRY_MS: i64 = 5_000;
+
+/// Starts the retirement task, unless retirement is off (`retire_after = 0`).
+pub fn spawn(app: &Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
+    let after = app.config.persistence.retire_after?;
+    let app = app.clone();
+    Some(tokio::spawn(async move {
+        // The node id, leased by one live gateway at a time: a gateway restarted after dying
+        // mid-pass takes its own fence back at once.
+        let holder = format!("node-{}", app.config.server.node_id);
+        let mut next_try: HashMap<String, i64> = HashMap::new();
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tick.tick().await;
+            for campaign in app.catalog().campaigns() {
+                let now = now_ms();
+                if !is_due(campaign, after, now)
+                    || next_try.get(&campaign.config.id).is_some_and(|t| *t > now)
+                {
+                    continue;
+                }
+                if !try_once(&app, campaign, &holder).await {
+                    next_try.insert(campaign.config.id.clone(), now + RETRY_MS);
+                }
+            }
+        }
+    }))
+}
+
+/// Whether `campaign` is past its retirement time and still here (a campaign refused until
+/// repaired waits for its repair: its Redis state is not to be trusted, let alone retired).
+pub fn is_due(campaign: &Campaign, after: Duration, now: i64) -> bool {
+    !campaign.is_retired() && !campaign.needs_repair() && now >= due_at(campaign, after)
+}
+
+/// When `campaign` becomes due for retirement (Unix ms).
+pub fn due_at(campaign: &Campaign, after: Duration) -> i64 {
+    let after = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+    campaign.config.end_ms.saturating_add(after)
+}
+
+/// One pass over `campaign`; true when it is retired.
+async fn try_once(app: &App, campaign: &Campaign, holder: &str) -> bool {
+    let id = &campaign.config.id;
+    match pass::retire(app, campaign, holder).await {
+        Ok(Outcome::Retired(retired)) => {
+            tracing::info!(campaign = %id, remaining = retired.remaining, stock_total = retired.stock_total, "campaign retired: its keys left Redis, the store answers for it");
+            campaign.retired(retired);
+            true
+        }
+        Ok(Outcome::NotSettled(s)) => {
+            tracing::info!(campaign = %id, unpaid = s.pending, journaled = s.journaled, transfers = s.transfers, unreadable = s.unreadable, "campaign due for retirement is not settled yet");
+            false
+        }
+        Ok(Outcome::StoreBehind { orders }) => {
+            tracing::info!(campaign = %id, orders, "campaign due for retirement: the store does not hold every order's latest state yet");
+            false
+        }
+        Ok(Outcome::Busy(other)) => {
+            tracing::debug!(campaign = %id, holder = %other, "another gateway is retiring the campaign");
+            false
+        }
+        Ok(Outcome::NotLoaded) => false,
+        Err(e) => {
+            tracing::warn!(campaign = %id, error = %e, "retirement pass failed; tried again later");
+            false
+        }
+    }
+}
