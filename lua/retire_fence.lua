@@ -8,14 +8,14 @@
 --
 -- KEYS: 1 meta (of one bucket)
 -- ARGV: 1 mode, 2 holder, 3 now_ms, 4 stale_ms
---   take:    -> 1 taken (or renewed), 0 held by another (its value follows), -1 no meta (gone)
+--   take:    -> {1, ''} taken (or renewed), {0, holder|ms} held by another, {-1, ''} no meta
 --   release: -> 1 released, 0 not ours (left as it is)
 
 local mode, holder, now, stale = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
 if mode == 'take' then
   if redis.call('EXISTS', KEYS[1]) == 0 then
-    return {-1}
+    return {-1, ''}
   end
   local held = redis.call('HGET', KEYS[1], 'retiring')
   if held then
@@ -25,7 +25,7 @@ if mode == 'take' then
     end
   end
   redis.call('HSET', KEYS[1], 'retiring', holder .. '|' .. now)
-  return {1}
+  return {1, ''}
 end
 
 if mode == 'release' then

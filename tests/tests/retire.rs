@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use flashgate::store::{OrderStore, SqliteStore};
-use flashgate_stock::retire::{self, Settlement};
+use flashgate_stock::retire::{self, Fence, Settlement};
 use flashgate_stock::{
     CampaignLayout, CampaignSpec, OpenPermit, Reservation, ReserveOutcome, Scripts, journal,
     lifecycle, open_campaign, reserve_batch,
@@ -207,4 +207,106 @@ async fn every_bucket_of_a_bucketed_campaign_is_read_and_removed() {
     assert!(left.is_empty(), "{left:?}");
     let none = retire::settlement(&mut conn, &layout, 10).await.unwrap();
     assert_eq!(none, Settlement::default());
+}
+
+/// The fence: one retirement holds it (a second is told who does, until the first goes stale),
+/// and while it stands nothing sells and no order changes; lifted, the campaign is as before.
+#[tokio::test]
+async fn a_fenced_campaign_sells_nothing_and_changes_no_order_until_unfenced() {
+    let redis = private_redis();
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let scripts = Scripts::new();
+    let layout = CampaignLayout::new("retire-fence", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("orders.db"), 0).unwrap();
+    let ledger: &dyn OrderStore = &store;
+    let permit = OpenPermit::claim(ledger, "retire-fence", 10)
+        .unwrap()
+        .unwrap();
+    let spec = CampaignSpec {
+        sku: "SKU-F".into(),
+        unit_price_cents: 100,
+        per_user_limit: 2,
+        pay_timeout_ms: 60_000,
+        start_ms: 0,
+        end_ms: i64::MAX,
+        stock: 10,
+        buckets: 2,
+    };
+    open_campaign(&mut conn, &scripts, &layout.buckets[0], &spec, permit)
+        .await
+        .unwrap();
+    let keys = &layout.buckets[0];
+    let buy = |order_id| Reservation {
+        user_id: "u",
+        order_id,
+        quantity: 1,
+    };
+    let out = reserve_batch(&mut conn, &scripts, keys, NOW, &[buy(16)])
+        .await
+        .unwrap();
+    assert!(matches!(out[..], [ReserveOutcome::Accepted(_)]), "{out:?}");
+
+    let fencing = conn.clone();
+    let fence = |holder: &'static str, now: i64| {
+        let (mut conn, scripts, layout) = (fencing.clone(), scripts.clone(), layout.clone());
+        async move {
+            retire::fence(&mut conn, &scripts, &layout, holder, now, 1_000)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(fence("a", NOW).await, Fence::Taken);
+    assert_eq!(fence("a", NOW + 500).await, Fence::Taken, "renewed");
+    assert_eq!(
+        fence("b", NOW + 1_000).await,
+        Fence::HeldBy(format!("a|{}", NOW + 500))
+    );
+    // Fenced: no sale, no payment, no cancellation, in any bucket.
+    for bucket in &layout.buckets {
+        let out = reserve_batch(&mut conn, &scripts, bucket, NOW, &[buy(17)])
+            .await
+            .unwrap();
+        assert_eq!(out, [ReserveOutcome::NotLoaded]);
+    }
+    let paid = lifecycle::pay(&mut conn, &scripts, keys, NOW, 16, 100, "p")
+        .await
+        .unwrap();
+    assert_eq!(paid, flashgate_stock::Transition::Retiring);
+    let cancelled = lifecycle::cancel(&mut conn, &scripts, keys, NOW, 16, "u")
+        .await
+        .unwrap();
+    assert_eq!(cancelled, flashgate_stock::Transition::Retiring);
+    // Another's release leaves it; a holder silent past the stale age loses it.
+    retire::unfence(&mut conn, &scripts, &layout, "b").await.unwrap();
+    assert_eq!(
+        fence("b", NOW + 1_000).await,
+        Fence::HeldBy(format!("a|{}", NOW + 500))
+    );
+    assert_eq!(fence("b", NOW + 1_500).await, Fence::Taken, "taken over");
+    retire::unfence(&mut conn, &scripts, &layout, "b").await.unwrap();
+    let paid = lifecycle::pay(&mut conn, &scripts, keys, NOW, 16, 100, "p")
+        .await
+        .unwrap();
+    assert!(
+        matches!(paid, flashgate_stock::Transition::Paid(_)),
+        "{paid:?}"
+    );
+    let payments = retire::payments(&mut conn, &layout, 10).await.unwrap();
+    assert_eq!(
+        payments,
+        [flashgate_stock::PaymentRecord {
+            payment_id: "p".into(),
+            order_id: 16,
+            amount_cents: 100,
+            outcome: flashgate_stock::PaymentOutcome::Paid,
+        }]
+    );
+    // Removed, it is as fenced for good: what still asks gets "retiring", never a change.
+    retire::remove(&mut conn, &layout).await.unwrap();
+    assert_eq!(fence("a", NOW).await, Fence::Gone);
 }
