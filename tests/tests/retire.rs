@@ -282,13 +282,17 @@ async fn a_fenced_campaign_sells_nothing_and_changes_no_order_until_unfenced() {
         .unwrap();
     assert_eq!(cancelled, flashgate_stock::Transition::Retiring);
     // Another's release leaves it; a holder silent past the stale age loses it.
-    retire::unfence(&mut conn, &scripts, &layout, "b").await.unwrap();
+    retire::unfence(&mut conn, &scripts, &layout, "b")
+        .await
+        .unwrap();
     assert_eq!(
         fence("b", NOW + 1_000).await,
         Fence::HeldBy(format!("a|{}", NOW + 500))
     );
     assert_eq!(fence("b", NOW + 1_500).await, Fence::Taken, "taken over");
-    retire::unfence(&mut conn, &scripts, &layout, "b").await.unwrap();
+    retire::unfence(&mut conn, &scripts, &layout, "b")
+        .await
+        .unwrap();
     let paid = lifecycle::pay(&mut conn, &scripts, keys, NOW, 16, 100, "p")
         .await
         .unwrap();

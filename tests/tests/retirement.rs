@@ -421,3 +421,53 @@ async fn a_settled_campaign_of_100k_orders_is_retired_and_reads_the_same_on_sqli
 async fn a_settled_campaign_is_retired_and_reads_the_same_on_postgres() {
     retire_and_compare(Backend::Postgres, 20, 300, 7).await;
 }
+
+/// SIGKILLed as soon as its retirement fences the campaign (or later, wherever the kill lands):
+/// the gateway restarted on the same node takes its fence back and finishes the work; no order
+/// is lost or read twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_mid_retirement_leaves_work_the_next_pass_finishes() {
+    let mut sale = settled_sale(Backend::Sqlite, 30, 1_000).await;
+    let before = reads(&gateway(&sale).client(), &sale, 101).await;
+    sale.gateway.take().unwrap().stop().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut retiring = retiring_after(&sale.scenario, "1s");
+    retiring.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
+    let meta = CampaignKeys::new(&sale.id).meta;
+    let mut process = Process::start(&retiring, dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let fenced: Option<String> = redis::cmd("HGET")
+            .arg(&meta)
+            .arg("retiring")
+            .query_async(&mut sale.conn)
+            .await
+            .unwrap();
+        if fenced.is_some() || keys_left(&mut sale.conn, &sale.id).await.len() < 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the retirement never started");
+    }
+    process.kill();
+    let left = keys_left(&mut sale.conn, &sale.id).await;
+    eprintln!("killed mid-retirement with {} keys left", left.len());
+
+    let process = Process::start(&retiring, dir.path());
+    retired(&mut sale).await;
+    let after = reads(&process.client(), &sale, 101).await;
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a, "a read changed with the retirement");
+    }
+    // Every order once in the store, and once in its owner's list.
+    let stored = flashgate_tests::store_home::stored(&sale.scenario, &sale.id);
+    assert_eq!(stored.len(), sale.orders.len());
+    let listed: usize = after
+        .iter()
+        .filter_map(|page| page["orders"].as_array())
+        .map(Vec::len)
+        .sum();
+    assert_eq!(listed, sale.orders.len(), "every order listed once");
+    never_sells_again(&process.client(), &mut sale).await;
+}
