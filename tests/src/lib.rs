@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`redis_server`]: a private `redis-server` per test that needs to stop or restart one.
 //! - [`redis_cluster`]: a private Redis Cluster (three masters, a replica each).
+//! - [`redis_memory`]: a campaign's keys left in Redis, and the memory Redis holds.
 //! - [`redis_kind`]: one test body on the shared Redis and on a private Cluster
 //!   ([`on_each_redis!`]), and a connection to either for reading keys directly.
 //! - [`gateway`]: a gateway in this process (own runtime, stopped on drop) or as a child
@@ -24,6 +25,7 @@ pub mod conservation;
 pub mod gateway;
 pub mod redis_cluster;
 pub mod redis_kind;
+pub mod redis_memory;
 pub mod redis_server;
 pub mod scenario;
 pub mod store_home;

@@ -2,7 +2,6 @@
 //! whose memory must come back; a bucketed campaign removed from every bucket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
 
 use flashgate::store::{OrderStore, SqliteStore};
 use flashgate_stock::retire::{self, Fence, Settlement};
@@ -10,6 +9,7 @@ use flashgate_stock::{
     CampaignLayout, CampaignSpec, OpenPermit, Reservation, ReserveOutcome, Scripts, journal,
     lifecycle, open_campaign, reserve_batch,
 };
+use flashgate_tests::redis_memory::{campaign_keys, used_memory};
 use flashgate_tests::redis_server::RedisServer;
 
 const NOW: i64 = 1_800_000_000_000;
@@ -19,31 +19,6 @@ const ORDERS: u64 = 100_000;
 /// orders need no fsync each.
 fn private_redis() -> RedisServer {
     RedisServer::start_with(&["--appendonly", "no"])
-}
-
-/// The keys of `campaign` (every bucket) Redis still has.
-async fn keys_left(conn: &mut redis::aio::MultiplexedConnection, campaign: &str) -> Vec<String> {
-    redis::cmd("KEYS")
-        .arg(format!("fg:{{{campaign}*"))
-        .query_async(conn)
-        .await
-        .unwrap()
-}
-
-fn info_number(info: &str, field: &str) -> u64 {
-    info.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in {info}"))
-}
-
-async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(conn)
-        .await
-        .unwrap();
-    info_number(&info, "used_memory")
 }
 
 #[tokio::test]
@@ -147,21 +122,12 @@ async fn a_settled_campaign_of_100k_orders_leaves_redis_and_its_memory_comes_bac
     // Removed twice: the second pass (after a crash, say) finds nothing left to do.
     retire::remove(&mut conn, &layout).await.unwrap();
     retire::remove(&mut conn, &layout).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info: String = redis::cmd("INFO").query_async(&mut conn).await.unwrap();
-        if info_number(&info, "lazyfree_pending_objects") == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "UNLINK never freed its values");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let after = used_memory(&mut conn).await;
     assert!(
         after <= before + 1024 * 1024,
         "memory back within 1 MB of before the campaign: {before} → {full} → {after}"
     );
-    let left = keys_left(&mut conn, "retire-100k").await;
+    let left = campaign_keys(&mut conn, "retire-100k").await;
     assert!(left.is_empty(), "{left:?}");
     // Nothing sells after it: the scripts answer that the campaign is not loaded.
     let out = reserve_batch(
@@ -203,7 +169,7 @@ async fn every_bucket_of_a_bucketed_campaign_is_read_and_removed() {
     assert!(!held.is_settled());
 
     retire::remove(&mut conn, &layout).await.unwrap();
-    let left = keys_left(&mut conn, "retire-buckets").await;
+    let left = campaign_keys(&mut conn, "retire-buckets").await;
     assert!(left.is_empty(), "{left:?}");
     let none = retire::settlement(&mut conn, &layout, 10).await.unwrap();
     assert_eq!(none, Settlement::default());

@@ -16,6 +16,7 @@ use flashgate_stock::{
 use flashgate_tests::client::Client;
 use flashgate_tests::eventually;
 use flashgate_tests::gateway::{InProcess, Process};
+use flashgate_tests::redis_memory::{campaign_keys, used_memory};
 use flashgate_tests::redis_server::RedisServer;
 use flashgate_tests::scenario::{CampaignSpec, Scenario};
 use flashgate_tests::store_home::{Backend, StoreHome};
@@ -217,31 +218,6 @@ async fn reads(client: &Client, sale: &Settled, step: usize) -> Vec<Value> {
     seen
 }
 
-/// The keys of `campaign` Redis still has.
-async fn keys_left(conn: &mut MultiplexedConnection, campaign: &str) -> Vec<String> {
-    redis::cmd("KEYS")
-        .arg(format!("fg:{{{campaign}*"))
-        .query_async(conn)
-        .await
-        .unwrap()
-}
-
-fn info_number(info: &str, field: &str) -> u64 {
-    info.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in {info}"))
-}
-
-async fn used_memory(conn: &mut MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(conn)
-        .await
-        .unwrap();
-    info_number(&info, "used_memory")
-}
-
 /// Waits until the ledger says the campaign is retired and Redis holds no key of it.
 async fn retired(sale: &mut Settled) {
     let config = sale.scenario.config().store;
@@ -261,7 +237,7 @@ async fn retired(sale: &mut Settled) {
             })
             .await
             .unwrap();
-            ledger.is_some() && keys_left(&mut conn, &id).await.is_empty()
+            ledger.is_some() && campaign_keys(&mut conn, &id).await.is_empty()
         }
     })
     .await;
@@ -270,7 +246,7 @@ async fn retired(sale: &mut Settled) {
 /// Nothing of `campaign` in Redis, and no purchase of it accepted.
 async fn never_sells_again(client: &Client, sale: &mut Settled) {
     assert_eq!(
-        keys_left(&mut sale.conn, &sale.id).await,
+        campaign_keys(&mut sale.conn, &sale.id).await,
         Vec::<String>::new()
     );
     let bought = client
@@ -284,7 +260,7 @@ async fn never_sells_again(client: &Client, sale: &mut Settled) {
         bought.body
     );
     assert_eq!(
-        keys_left(&mut sale.conn, &sale.id).await,
+        campaign_keys(&mut sale.conn, &sale.id).await,
         Vec::<String>::new()
     );
 }
@@ -299,18 +275,6 @@ async fn retire_and_compare(backend: Backend, users: usize, per_user: u32, step:
     sale.gateway.take().unwrap().stop().unwrap();
     sale.gateway = Some(InProcess::start(&retiring_after(&sale.scenario, "1s")));
     retired(&mut sale).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info: String = redis::cmd("INFO")
-            .query_async(&mut sale.conn)
-            .await
-            .unwrap();
-        if info_number(&info, "lazyfree_pending_objects") == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "UNLINK never freed its values");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let after_memory = used_memory(&mut sale.conn).await;
     assert!(
         after_memory <= sale.baseline + 1024 * 1024,
@@ -444,13 +408,13 @@ async fn a_gateway_killed_mid_retirement_leaves_work_the_next_pass_finishes() {
             .query_async(&mut sale.conn)
             .await
             .unwrap();
-        if fenced.is_some() || keys_left(&mut sale.conn, &sale.id).await.len() < 3 {
+        if fenced.is_some() || campaign_keys(&mut sale.conn, &sale.id).await.len() < 3 {
             break;
         }
         assert!(Instant::now() < deadline, "the retirement never started");
     }
     process.kill();
-    let left = keys_left(&mut sale.conn, &sale.id).await;
+    let left = campaign_keys(&mut sale.conn, &sale.id).await;
     eprintln!("killed mid-retirement with {} keys left", left.len());
 
     let process = Process::start(&retiring, dir.path());
