@@ -2,7 +2,6 @@
 //! whose memory must come back; a bucketed campaign removed from every bucket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-
 use flashgate::store::{OrderStore, SqliteStore};
 use flashgate_stock::retire::{self, Fence, Settlement};
 use flashgate_stock::{

@@ -13,7 +13,7 @@ use flashgate_stock::{
     CampaignKeys, CampaignLayout, Reservation, ReserveOutcome, Scripts, Transition, lifecycle,
     reserve_batch,
 };
-use flashgate_tests::client::Client;
+use flashgate_tests::client::{Client, metrics_series};
 use flashgate_tests::eventually;
 use flashgate_tests::gateway::{InProcess, Process};
 use flashgate_tests::redis_memory::{campaign_keys, used_memory};
@@ -40,6 +40,8 @@ struct Settled {
     /// Every order: (owner, id, what became of it: 0 paid, 1 cancelled, 2 expired).
     orders: Vec<(String, u64, usize)>,
     gateway: Option<InProcess>,
+    /// The running gateway's admin listener (`/metrics`).
+    admin: String,
 }
 
 /// `users` buyers buy `per_user` units each, one at a time; of every three orders one is paid,
@@ -60,14 +62,28 @@ async fn settled_sale(backend: Backend, users: usize, per_user: u32) -> Settled 
     spec.end = rfc3339(now_ms() + 1_000);
     spec.unit_price_cents = PRICE;
     let id = spec.id.clone();
-    let mut scenario = home.scenario(vec![spec]);
+    // Beside it, a campaign that ended with an order still unpaid: never settled, never retired.
+    let mut unpaid = CampaignSpec::open("unpaid", 1, 1);
+    unpaid.end = spec.end.clone();
+    let unpaid_keys = CampaignKeys::new(&unpaid.id);
+    let mut scenario = home.scenario(vec![spec, unpaid]);
     scenario.redis_url = redis.url();
-    let gateway = InProcess::start(&retiring_after(&scenario, "0"));
+    let (first, admin) = with_admin(&retiring_after(&scenario, "0"));
+    let gateway = InProcess::start(&first);
     let baseline = used_memory(&mut conn).await;
 
     let keys = CampaignKeys::new(&id);
     let scripts = Scripts::new();
     let ids = OrderIdGenerator::new(flashgate::order_id::MAX_NODE_ID).unwrap();
+    let hold = Reservation {
+        user_id: "holder",
+        order_id: ids.next("holder").unwrap(),
+        quantity: 1,
+    };
+    let held = reserve_batch(&mut conn, &scripts, &unpaid_keys, now_ms(), &[hold])
+        .await
+        .unwrap();
+    assert!(matches!(held[..], [ReserveOutcome::Accepted(_)]));
     let buyers: Vec<String> = (0..users).map(|n| format!("buyer-{n}")).collect();
     let mut orders = Vec::with_capacity(users * per_user as usize);
     for _ in 0..per_user {
@@ -145,7 +161,16 @@ async fn settled_sale(backend: Backend, users: usize, per_user: u32) -> Settled 
         baseline,
         orders,
         gateway: Some(gateway),
+        admin,
     }
+}
+
+/// `scenario` with an admin listener of its own, and its address.
+fn with_admin(scenario: &Scenario) -> (Scenario, String) {
+    let mut scenario = scenario.clone();
+    let admin = format!("127.0.0.1:{}", flashgate_tests::free_port());
+    scenario.extra = format!("\n[admin]\nlisten = \"{admin}\"\n");
+    (scenario, admin)
 }
 
 /// `scenario` with `persistence.retire_after = after`.
@@ -270,11 +295,32 @@ async fn retire_and_compare(backend: Backend, users: usize, per_user: u32, step:
     let full = used_memory(&mut sale.conn).await;
     let before = reads(&gateway(&sale).client(), &sale, step).await;
     assert_eq!(before[0]["status"], "ended", "{}", before[0]);
+    let metrics = metrics_series(&sale.admin).await;
+    let bytes = format!("flashgate_campaign_redis_bytes{{campaign=\"{}\"}}", sale.id);
+    assert!(
+        metrics[&bytes] > (sale.orders.len() * 50) as f64,
+        "{bytes}: {}",
+        metrics[&bytes]
+    );
+    assert_eq!(metrics["flashgate_campaigns_retired"], 0.0);
 
     // A gateway that retires after 1 s: the campaign ended long enough ago.
     sale.gateway.take().unwrap().stop().unwrap();
-    sale.gateway = Some(InProcess::start(&retiring_after(&sale.scenario, "1s")));
+    let (retiring, admin) = with_admin(&retiring_after(&sale.scenario, "1s"));
+    sale.gateway = Some(InProcess::start(&retiring));
     retired(&mut sale).await;
+    let metrics = metrics_series(&admin).await;
+    assert_eq!(metrics["flashgate_campaigns_retired"], 1.0);
+    assert!(
+        !metrics.contains_key(&bytes),
+        "a retired campaign has nothing in Redis"
+    );
+    // The campaign with an unpaid order waits, and its wait shows.
+    let lag = metrics
+        .iter()
+        .find(|(k, _)| k.starts_with("flashgate_retirement_lag_seconds{campaign=\"unpaid-"))
+        .map(|(_, v)| *v);
+    assert!(lag.is_some_and(|l| l > 0.0), "{metrics:?}");
     let after_memory = used_memory(&mut sale.conn).await;
     assert!(
         after_memory <= sale.baseline + 1024 * 1024,
