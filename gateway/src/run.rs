@@ -348,9 +348,8 @@ fn spawn_background(
             }
         })
     };
-    let mut tasks = vec![prune, sold_out, expiry, reload_on_hangup];
-    tasks.extend(crate::retirement::spawn(app));
-    tasks
+    let retirement = crate::retirement::spawn(app);
+    vec![prune, sold_out, expiry, reload_on_hangup, retirement]
 }
 
 /// Expires every due unpaid order of `campaign`. Every gateway sweeps; the script claims each

@@ -29,12 +29,19 @@ pub struct Settlement {
     pub transfers: u64,
     /// Records that do not decode: an operator's to repair, never retired unseen.
     pub unreadable: u64,
+    /// Orders the store refused for good, set aside for an operator (`poisoned`): their latest
+    /// state is in Redis only.
+    pub set_aside: u64,
 }
 
 impl Settlement {
     /// Nothing of the campaign can change any more, and nothing is waiting for the store.
     pub fn is_settled(&self) -> bool {
-        self.pending == 0 && self.journaled == 0 && self.transfers == 0 && self.unreadable == 0
+        self.pending == 0
+            && self.journaled == 0
+            && self.transfers == 0
+            && self.unreadable == 0
+            && self.set_aside == 0
     }
 }
 
@@ -67,13 +74,15 @@ pub async fn counts<C: ConnectionLike>(
 ) -> Result<Settlement, StockError> {
     let mut settlement = Settlement::default();
     for keys in &layout.buckets {
-        let (journaled, transfers): (u64, u64) = redis::pipe()
+        let (journaled, transfers, set_aside): (u64, u64, u64) = redis::pipe()
             .scard(&keys.journal)
             .hlen(&keys.transfers)
+            .hlen(&keys.poisoned)
             .query_async(conn)
             .await?;
         settlement.journaled += journaled;
         settlement.transfers += transfers;
+        settlement.set_aside += set_aside;
     }
     Ok(settlement)
 }
@@ -155,7 +164,8 @@ fn decoded(keys: &CampaignKeys, id: &str, record: &str) -> Option<Order> {
 /// and a refund owed stays on record.
 ///
 /// # Errors
-/// When Redis cannot be reached; [`StockError::Corrupt`] for a record that does not read.
+/// When Redis cannot be reached; [`StockError::Corrupt`] for a record that does not read, or
+/// for one payment id recorded differently in two buckets.
 pub async fn payments<C: ConnectionLike>(
     conn: &mut C,
     layout: &CampaignLayout,
@@ -181,8 +191,22 @@ pub async fn payments<C: ConnectionLike>(
             cursor = next;
         }
     }
+    // HSCAN may give a field twice; two buckets may each hold a payment under one id (see the
+    // README's limits of buckets): the store keeps one record an id, so those are refused.
     records.sort_by(|a, b| a.payment_id.cmp(&b.payment_id));
-    records.dedup_by(|a, b| a.payment_id == b.payment_id);
+    records.dedup();
+    if let Some(pair) = records
+        .windows(2)
+        .find(|pair| pair[0].payment_id == pair[1].payment_id)
+    {
+        return Err(StockError::Corrupt {
+            script: "lifecycle.lua",
+            detail: format!(
+                "payment {} is recorded for two orders or amounts in different buckets; an operator decides which one stands",
+                pair[0].payment_id
+            ),
+        });
+    }
     Ok(records)
 }
 

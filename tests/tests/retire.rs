@@ -165,6 +165,16 @@ async fn every_bucket_of_a_bucketed_campaign_is_read_and_removed() {
         .unwrap();
     let held = retire::settlement(&mut conn, &layout, 10).await.unwrap();
     assert_eq!((held.orders, held.pending, held.transfers), (1, 1, 1));
+    // An order the store refused for good, set aside: its state is in Redis only.
+    redis::cmd("HSET")
+        .arg(&layout.buckets[1].poisoned)
+        .arg(7)
+        .arg("refused")
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    let held = retire::settlement(&mut conn, &layout, 10).await.unwrap();
+    assert_eq!(held.set_aside, 1);
     assert!(!held.is_settled());
 
     retire::remove(&mut conn, &layout).await.unwrap();

@@ -405,10 +405,26 @@ async fn retire_and_compare(backend: Backend, users: usize, per_user: u32, step:
 
     // A restart and a reload (SIGHUP) after the retirement give it no stock.
     sale.gateway.take().unwrap().stop().unwrap();
+    // What a retirement cut short after the ledger leaves: keys the next start removes.
+    let leftover = CampaignKeys::new(&sale.id).orders;
+    redis::cmd("HSET")
+        .arg(&leftover)
+        .arg(1)
+        .arg("left")
+        .exec_async(&mut sale.conn)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut restarted = retiring_after(&sale.scenario, "0");
     restarted.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
     let process = Process::start(&restarted, dir.path());
+    let conn = sale.conn.clone();
+    let id = sale.id.clone();
+    eventually(Duration::from_secs(10), "leftover keys removed", || {
+        let (mut conn, id) = (conn.clone(), id.clone());
+        async move { campaign_keys(&mut conn, &id).await.is_empty() }
+    })
+    .await;
     never_sells_again(&process.client(), &mut sale).await;
     let view = process
         .client()

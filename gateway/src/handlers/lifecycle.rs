@@ -59,17 +59,7 @@ pub async fn cancel<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, A
         return Err(NOT_FOUND);
     }
     let Some((campaign, _)) = locate(app, order_id).await? else {
-        // A retired campaign's orders are final: cancelled already, or not cancellable.
-        return match stored_order(app, order_id).await? {
-            Stored::Retired(order) if order.user_id == identity.user_id => {
-                if order.status == OrderStatus::Cancelled {
-                    Ok(json(StatusCode::OK, &OrderView::from(&order)))
-                } else {
-                    Err(ApiError::NotCancellable)
-                }
-            }
-            _ => Err(NOT_FOUND),
-        };
+        return cancel_retired(app, order_id, &identity.user_id).await;
     };
     campaign.check_repaired()?;
     let mut conn = app.redis.clone();
@@ -87,9 +77,25 @@ pub async fn cancel<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, A
         Transition::Cancelled(order) => Ok(changed(app, order)),
         Transition::Unchanged(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
         Transition::NotCancellable(_) => Err(ApiError::NotCancellable),
-        Transition::NotFound => Err(NOT_FOUND),
+        // Gone since the lookup: retired meanwhile, or never there.
+        Transition::NotFound => cancel_retired(app, order_id, &identity.user_id).await,
         Transition::Retiring => Err(NOT_SERVED),
         other => unexpected(&other),
+    }
+}
+
+/// A cancel of an order Redis does not hold: a retired campaign's orders are final, cancelled
+/// already (the same answer again) or not cancellable.
+async fn cancel_retired(app: &App, order_id: u64, user_id: &str) -> Result<Answer, ApiError> {
+    match stored_order(app, order_id).await? {
+        Stored::Retired(order) if order.user_id == user_id => {
+            if order.status == OrderStatus::Cancelled {
+                Ok(json(StatusCode::OK, &OrderView::from(&order)))
+            } else {
+                Err(ApiError::NotCancellable)
+            }
+        }
+        _ => Err(NOT_FOUND),
     }
 }
 
@@ -167,7 +173,7 @@ where
         .order_id
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_field", "order_id must be a decimal string"))?;
-    let (transition, in_redis) = match locate(app, order_id).await? {
+    let in_redis = match locate(app, order_id).await? {
         Some((campaign, order)) => {
             // Redis' state may be older than the store's: the provider retries once it is
             // repaired.
@@ -188,8 +194,14 @@ where
             )
             .await
             .map_err(|e| script_failed(&e, &campaign.config.id, order_id))?;
-            (transition, true)
+            // Gone between the lookup and the payment: its campaign was retired meanwhile
+            // (answered from the store below), or it was never there.
+            (!matches!(transition, Transition::NotFound)).then_some(transition)
         }
+        None => None,
+    };
+    let (transition, in_redis) = match in_redis {
+        Some(transition) => (transition, true),
         // Not in Redis: answered from the store if its campaign is retired (DESIGN §11).
         None => {
             let order = match stored_order(app, order_id).await? {

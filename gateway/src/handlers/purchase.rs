@@ -177,17 +177,10 @@ async fn existing_order(
     user_id: &str,
 ) -> Result<Option<Order>, ApiError> {
     if campaign.is_retired() {
-        return Ok(match super::orders::stored_order(app, order_id).await? {
-            super::orders::Stored::Retired(order)
-                if order.user_id == user_id && order.campaign_id == campaign.config.id =>
-            {
-                Some(order)
-            }
-            _ => None,
-        });
+        return retired_order(app, campaign, order_id, user_id).await;
     }
     let mut conn = app.redis.clone();
-    flashgate_stock::lookup::owned_order(
+    let in_redis = flashgate_stock::lookup::owned_order(
         &mut conn,
         campaign.layout.of_order(order_id),
         order_id,
@@ -200,5 +193,31 @@ async fn existing_order(
             code: "redis_unavailable",
             message: "stock service unavailable; retry with the same order token",
         }
+    })?;
+    match in_redis {
+        // Retired by another gateway before this one noticed: the store has it. Only ever
+        // after the end, so no purchase during the sale waits for the store.
+        None if now_ms() >= campaign.config.end_ms => {
+            retired_order(app, campaign, order_id, user_id).await
+        }
+        found => Ok(found),
+    }
+}
+
+/// The caller's order `order_id` of `campaign` as the store holds it, if the campaign is
+/// retired.
+async fn retired_order(
+    app: &App,
+    campaign: &Campaign,
+    order_id: u64,
+    user_id: &str,
+) -> Result<Option<Order>, ApiError> {
+    Ok(match super::orders::stored_order(app, order_id).await? {
+        super::orders::Stored::Retired(order)
+            if order.user_id == user_id && order.campaign_id == campaign.config.id =>
+        {
+            Some(order)
+        }
+        _ => None,
     })
 }

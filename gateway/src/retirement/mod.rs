@@ -14,7 +14,7 @@
 pub mod pass;
 pub mod payments;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,19 +29,35 @@ const TICK: Duration = Duration::from_secs(1);
 /// order of it).
 const RETRY_MS: i64 = 5_000;
 
-/// Starts the retirement task, unless retirement is off (`retire_after = 0`).
-pub fn spawn(app: &Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
-    let after = app.config.persistence.retire_after?;
+/// Starts the retirement task. With retirement off (`retire_after = 0`) it only removes what a
+/// retirement cut short left of a campaign the ledger says is retired.
+pub fn spawn(app: &Arc<App>) -> tokio::task::JoinHandle<()> {
+    let after = app.config.persistence.retire_after;
     let app = app.clone();
-    Some(tokio::spawn(async move {
+    tokio::spawn(async move {
         // The node id, leased by one live gateway at a time: a gateway restarted after dying
         // mid-pass takes its own fence back at once.
         let holder = format!("node-{}", app.config.server.node_id);
         let mut next_try: HashMap<String, i64> = HashMap::new();
+        let mut swept: HashSet<String> = HashSet::new();
         let mut tick = tokio::time::interval(TICK);
         loop {
             tick.tick().await;
             for campaign in app.catalog().campaigns() {
+                if campaign.is_retired() && !swept.contains(&campaign.config.id) {
+                    // Loaded as retired: a pass cut short after the ledger may have left keys.
+                    let mut conn = app.redis.clone();
+                    match flashgate_stock::retire::remove(&mut conn, &campaign.layout).await {
+                        Ok(()) => {
+                            swept.insert(campaign.config.id.clone());
+                        }
+                        Err(e) => {
+                            tracing::debug!(campaign = %campaign.config.id, error = %e, "removing a retired campaign's leftover keys failed");
+                        }
+                    }
+                    continue;
+                }
+                let Some(after) = after else { continue };
                 let now = now_ms();
                 if !is_due(campaign, after, now)
                     || next_try.get(&campaign.config.id).is_some_and(|t| *t > now)
@@ -53,7 +69,7 @@ pub fn spawn(app: &Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
                 }
             }
         }
-    }))
+    })
 }
 
 /// Whether `campaign` is past its retirement time and still here (a campaign refused until
@@ -78,7 +94,7 @@ async fn try_once(app: &App, campaign: &Campaign, holder: &str) -> bool {
             true
         }
         Ok(Outcome::NotSettled(s)) => {
-            tracing::info!(campaign = %id, unpaid = s.pending, journaled = s.journaled, transfers = s.transfers, unreadable = s.unreadable, "campaign due for retirement is not settled yet");
+            tracing::info!(campaign = %id, unpaid = s.pending, journaled = s.journaled, transfers = s.transfers, unreadable = s.unreadable, set_aside = s.set_aside, "campaign due for retirement is not settled yet");
             false
         }
         Ok(Outcome::StoreBehind { orders }) => {
