@@ -113,6 +113,12 @@ enum Verdict {
     Retired(Retirement),
 }
 
+/// Why a campaign of the catalog has no stock in Redis to sell from.
+enum NotLoaded {
+    NeedsRepair(String),
+    Retired(Retirement),
+}
+
 /// Whether Redis' state of `c` can be sold from, decided before anything is written.
 /// `previous` is the campaign as the catalog in force has it, if it does.
 async fn verdict(
@@ -232,10 +238,6 @@ pub async fn load_catalog(
     for (c, (verdict, live_count)) in config.campaigns.iter().zip(verdicts) {
         let first = flashgate_stock::CampaignKeys::new(&c.id);
         let spec = spec_of(c);
-        let retired = match &verdict {
-            Verdict::Retired(retired) => Some(*retired),
-            _ => None,
-        };
         let loaded = match verdict {
             Verdict::Open(permit) => {
                 let loaded = open_campaign(&mut conn, scripts, &first, &spec, permit).await?;
@@ -247,13 +249,13 @@ pub async fn load_catalog(
             }
             Verdict::Live => match apply_settings(&mut conn, scripts, &first, &spec).await? {
                 Some(loaded) => Ok(loaded),
-                None => Err(format!(
+                None => Err(NotLoaded::NeedsRepair(format!(
                     "campaign {} vanished from Redis while it was loaded: Redis lost its data",
                     c.id
-                )),
+                ))),
             },
-            Verdict::NeedsRepair(reason) => Err(reason),
-            Verdict::Retired(_) => Err(String::new()),
+            Verdict::NeedsRepair(reason) => Err(NotLoaded::NeedsRepair(reason)),
+            Verdict::Retired(retired) => Err(NotLoaded::Retired(retired)),
         };
         // The bucket count in force is Redis' (fixed at opening), even for a campaign refused
         // until repaired; only a campaign Redis holds nothing of falls back to the one it had, or
@@ -287,13 +289,6 @@ pub async fn load_catalog(
             }
         };
         let campaign = Campaign::new(c.clone(), layout, reserver);
-        if let Some(retired) = retired {
-            tracing::info!(campaign = %c.id, remaining = retired.remaining, "campaign retired: answered from the store");
-            campaign.retired(retired);
-            campaign.mark_sold_out();
-            campaigns.push(campaign);
-            continue;
-        }
         match loaded {
             Ok(loaded) => {
                 if !loaded.created && loaded.stock_total != c.stock {
@@ -309,9 +304,14 @@ pub async fn load_catalog(
                     campaign.mark_sold_out();
                 }
             }
-            Err(reason) => {
+            Err(NotLoaded::NeedsRepair(reason)) => {
                 tracing::error!(campaign = %c.id, %reason, "campaign refused until repaired");
                 campaign.refuse_until_repaired(reason);
+            }
+            Err(NotLoaded::Retired(retired)) => {
+                tracing::info!(campaign = %c.id, remaining = retired.remaining, "campaign retired: answered from the store");
+                campaign.retired(retired);
+                campaign.mark_sold_out();
             }
         }
         campaigns.push(campaign);

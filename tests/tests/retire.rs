@@ -20,6 +20,37 @@ fn private_redis() -> RedisServer {
     RedisServer::start_with(&["--appendonly", "no"])
 }
 
+/// Puts `layout`'s campaign on sale the way a gateway does: with the permit of a real store's
+/// ledger (the store's directory is returned, to keep alive). Priced 100, paid within a minute,
+/// on sale forever.
+async fn open_on_sale(
+    conn: &mut redis::aio::MultiplexedConnection,
+    layout: &CampaignLayout,
+    stock: u64,
+    per_user_limit: u32,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("orders.db"), 0).unwrap();
+    let ledger: &dyn OrderStore = &store;
+    let permit = OpenPermit::claim(ledger, &layout.campaign_id, stock)
+        .unwrap()
+        .unwrap();
+    let spec = CampaignSpec {
+        sku: "SKU-R".into(),
+        unit_price_cents: 100,
+        per_user_limit,
+        pay_timeout_ms: 60_000,
+        start_ms: 0,
+        end_ms: i64::MAX,
+        stock,
+        buckets: layout.count(),
+    };
+    open_campaign(conn, &Scripts::new(), &layout.buckets[0], &spec, permit)
+        .await
+        .unwrap();
+    dir
+}
+
 #[tokio::test]
 async fn a_settled_campaign_of_100k_orders_leaves_redis_and_its_memory_comes_back() {
     let redis = private_redis();
@@ -31,26 +62,7 @@ async fn a_settled_campaign_of_100k_orders_leaves_redis_and_its_memory_comes_bac
     let keys = &layout.buckets[0];
     let before = used_memory(&mut conn).await;
 
-    // Put on sale the way a gateway does: with the permit of a real store's ledger.
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("orders.db"), 0).unwrap();
-    let ledger: &dyn OrderStore = &store;
-    let permit = OpenPermit::claim(ledger, &keys.campaign_id, ORDERS)
-        .unwrap()
-        .unwrap();
-    let spec = CampaignSpec {
-        sku: "SKU-R".into(),
-        unit_price_cents: 1999,
-        per_user_limit: 1,
-        pay_timeout_ms: 60_000,
-        start_ms: 0,
-        end_ms: i64::MAX,
-        stock: ORDERS,
-        buckets: 1,
-    };
-    open_campaign(&mut conn, &scripts, keys, &spec, permit)
-        .await
-        .unwrap();
+    let _store = open_on_sale(&mut conn, &layout, ORDERS, 1).await;
     let users: Vec<String> = (0..ORDERS).map(|n| format!("user-{n}")).collect();
     for chunk in (0..ORDERS).collect::<Vec<_>>().chunks(64) {
         let batch: Vec<Reservation<'_>> = chunk
@@ -196,25 +208,7 @@ async fn a_fenced_campaign_sells_nothing_and_changes_no_order_until_unfenced() {
         .unwrap();
     let scripts = Scripts::new();
     let layout = CampaignLayout::new("retire-fence", 2);
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("orders.db"), 0).unwrap();
-    let ledger: &dyn OrderStore = &store;
-    let permit = OpenPermit::claim(ledger, "retire-fence", 10)
-        .unwrap()
-        .unwrap();
-    let spec = CampaignSpec {
-        sku: "SKU-F".into(),
-        unit_price_cents: 100,
-        per_user_limit: 2,
-        pay_timeout_ms: 60_000,
-        start_ms: 0,
-        end_ms: i64::MAX,
-        stock: 10,
-        buckets: 2,
-    };
-    open_campaign(&mut conn, &scripts, &layout.buckets[0], &spec, permit)
-        .await
-        .unwrap();
+    let _store = open_on_sale(&mut conn, &layout, 10, 2).await;
     let keys = &layout.buckets[0];
     let buy = |order_id| Reservation {
         user_id: "u",

@@ -21,8 +21,13 @@ const UNAVAILABLE: ApiError = ApiError::Unavailable {
 pub async fn get(app: &App, campaign_id: &str) -> Result<Answer, ApiError> {
     let campaign = app.campaign(campaign_id)?;
     let campaign = &*campaign;
-    let live = live_state(app, &[&*campaign.layout]).await?;
-    Ok(json(StatusCode::OK, &view(campaign, live[0])))
+    // A retired campaign's counts are the ledger's: Redis has nothing of it.
+    let live = if campaign.is_retired() {
+        None
+    } else {
+        live_state(app, &[&*campaign.layout]).await?[0]
+    };
+    Ok(json(StatusCode::OK, &view(campaign, live)))
 }
 
 /// Every campaign on sale here.

@@ -178,9 +178,8 @@ where
             // Redis' state may be older than the store's: the provider retries once it is
             // repaired.
             campaign.check_repaired()?;
-            if callback.status == PaymentStatus::Failed {
-                tracing::info!(order_id, payment_id = %callback.payment_id, "payment failed; order unchanged");
-                return Ok(paid_answer(&order, &callback.payment_id, "none"));
+            if let Some(answer) = failed_payment(&callback, &order) {
+                return Ok(answer);
             }
             let mut conn = app.redis.clone();
             let transition = lifecycle::pay(
@@ -211,9 +210,8 @@ where
                 // must retry rather than be told it does not exist.
                 Stored::Elsewhere => return Err(NOT_SERVED),
             };
-            if callback.status == PaymentStatus::Failed {
-                tracing::info!(order_id, payment_id = %callback.payment_id, "payment failed; order unchanged");
-                return Ok(paid_answer(&order, &callback.payment_id, "none"));
+            if let Some(answer) = failed_payment(&callback, &order) {
+                return Ok(answer);
             }
             let (payment_id, amount) = (callback.payment_id.clone(), callback.amount_cents);
             let transition = blocking(&app.store, move |s| {
@@ -266,6 +264,14 @@ where
         Transition::Retiring => Err(NOT_SERVED),
         other => unexpected(&other),
     }
+}
+
+/// The answer to a failed payment, which changes nothing: the order as it is.
+fn failed_payment(callback: &PaymentCallback, order: &Order) -> Option<Answer> {
+    (callback.status == PaymentStatus::Failed).then(|| {
+        tracing::info!(order_id = order.order_id, payment_id = %callback.payment_id, "payment failed; order unchanged");
+        paid_answer(order, &callback.payment_id, "none")
+    })
 }
 
 /// The order as it now is, and what this payment did.

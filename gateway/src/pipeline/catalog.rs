@@ -225,7 +225,11 @@ impl Catalog {
         conn: &mut flashgate_stock::StockConnection,
         scripts: &flashgate_stock::Scripts,
     ) -> Result<(), flashgate_stock::StockError> {
-        for campaign in self.campaigns().filter(|c| c.is_marked_sold_out()) {
+        // A retired campaign is sold out for good, and Redis has nothing of it to ask.
+        for campaign in self
+            .campaigns()
+            .filter(|c| c.is_marked_sold_out() && !c.is_retired())
+        {
             let left = flashgate_stock::units_left(conn, scripts, &campaign.layout).await?;
             if left.is_some_and(|n| n > 0) {
                 campaign.clear_sold_out();
