@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The purchase path before and after a change, in one run on this machine: `compare` (gateway vs
-# the reference server it starts itself) on bench-open and bench-soldout, for the build of BASE
+# the reference servers it starts itself: hello, and the naive gateway where the build has it)
+# on bench-open and bench-soldout, for the build of BASE
 # and for this checkout, in ABBA order (base, this, this, base) so drift over the run cancels.
 # Each side runs from its own tree, with its own bench/bench.toml.
 # Usage: bench/before-after.sh BASE_REV [out_dir]   (e.g. bench/before-after.sh ab7fdb4)
@@ -33,12 +34,18 @@ run() { # side dir bench campaign round
 import json, statistics, sys
 report = json.load(open(sys.argv[1]))
 rounds = report.get("rounds") or []
-ratios = [r["ratio"] for r in rounds if "ratio" in r] or [report.get("ratio")]
-print(f"| {sys.argv[3]} | {sys.argv[2]} | {statistics.median(ratios):.3f} | {', '.join(f'{x:.3f}' for x in ratios)} |")
+def column(key):
+    values = [r[key] for r in rounds if r.get(key) is not None] or [report.get(key)]
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—", "—"
+    return f"{statistics.median(values):.3f}", ", ".join(f"{x:.3f}" for x in values)
+hello, naive = column("ratio"), column("ratio_naive")
+print(f"| {sys.argv[3]} | {sys.argv[2]} | {hello[0]} | {hello[1]} | {naive[0]} | {naive[1]} |")
 PY
 }
-echo "| campaign | build | ratio (median of 3) | rounds |"
-echo "|---|---|---|---|"
+echo "| campaign | build | vs hello (median of 3) | rounds | vs naive (median of 3) | rounds |"
+echo "|---|---|---|---|---|---|"
 for campaign in ${CAMPAIGNS:-bench-open bench-soldout}; do
   run before "$tree" "$base_target/release/flashgate-bench" "$campaign" 1
   run after "$here" "$here/target/release/flashgate-bench" "$campaign" 1

@@ -173,7 +173,7 @@ where
         .order_id
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_field", "order_id must be a decimal string"))?;
-    let in_redis = match locate(app, order_id).await? {
+    let from_redis = match locate(app, order_id).await? {
         Some((campaign, order)) => {
             // Redis' state may be older than the store's: the provider retries once it is
             // repaired.
@@ -199,7 +199,7 @@ where
         }
         None => None,
     };
-    let (transition, in_redis) = match in_redis {
+    let (transition, in_redis) = match from_redis {
         Some(transition) => (transition, true),
         // Not in Redis: answered from the store if its campaign is retired (DESIGN §11).
         None => {
