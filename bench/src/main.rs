@@ -19,6 +19,7 @@
 //!   [`processes`]: servers a command starts for itself.
 //! - [`args`]: options every scenario shares; [`tokens`]: `mint-tokens` for other tools.
 
+mod archive;
 mod args;
 mod compare;
 mod cpu;
@@ -65,6 +66,9 @@ enum Command {
     /// A constant arrival rate (open loop) for a while, mixing purchases, replays, order reads
     /// and invalid requests; latency counts from when each request was due.
     Steady(steady::SteadyArgs),
+    /// Fill a store with a retired campaign's settled orders and time the archive pass over
+    /// them: rows a second, and the hot tables' size before and after.
+    Archive(archive::ArchiveArgs),
     /// The same purchases against the gateway and the reference server; prints the ratio.
     Compare(compare::CompareArgs),
     /// `GET <path>` closed loop, like `wrk`'s default: measures the engine against `wrk -t1`.
@@ -116,6 +120,7 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         Command::Steady(args) => steady::run(&args),
         Command::Compare(args) => compare::run(&args).map(|()| true),
         Command::Plain(args) => plain::run(&args).map(|()| true),
+        Command::Archive(args) => archive::run(&args),
         Command::Rehearse(args) => rehearse::run(&args, |argv| {
             let args = Args::try_parse_from(std::iter::once("flashgate-bench".into()).chain(argv))?;
             anyhow::ensure!(

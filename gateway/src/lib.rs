@@ -18,7 +18,8 @@
 //! - [`http`]: errors as answers (in one place), JSON, bounded bodies.
 //! - [`persistence`]: workers, reconciler and journal acks, on std threads.
 //! - [`retirement`]: ended, settled campaigns leave Redis; the store answers for them.
-//! - [`store`]: the order store (SQLite, sharded tables).
+//! - [`archive`]: settled orders of retired campaigns leave the hot tables for the archive.
+//! - [`store`]: the order store (SQLite or PostgreSQL, sharded tables, and their archive).
 //! - [`order_id`]: 64-bit ids unique across instances, with the user's shard gene;
 //!   [`node_lease`]: the node id each instance leases in Redis so no two share one.
 //! - [`config`]: the TOML config, validated field by field.
@@ -29,6 +30,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod archive;
 pub mod auth;
 pub mod clock;
 pub mod config;

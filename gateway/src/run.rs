@@ -349,7 +349,9 @@ fn spawn_background(
         })
     };
     let retirement = crate::retirement::spawn(app);
-    vec![prune, sold_out, expiry, reload_on_hangup, retirement]
+    let mut tasks = vec![prune, sold_out, expiry, reload_on_hangup, retirement];
+    tasks.extend(crate::archive::spawn(app));
+    tasks
 }
 
 /// Expires every due unpaid order of `campaign`. Every gateway sweeps; the script claims each

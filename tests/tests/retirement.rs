@@ -452,8 +452,48 @@ async fn a_settled_campaign_is_retired_and_reads_the_same_on_postgres() {
 /// the gateway restarted on the same node takes its fence back and finishes the work; no order
 /// is lost or read twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_killed_mid_retirement_leaves_work_the_next_pass_finishes() {
-    let mut sale = settled_sale(Backend::Sqlite, 30, 1_000).await;
+async fn a_gateway_killed_mid_retirement_and_mid_archive_leaves_work_the_next_pass_finishes() {
+    killed_mid_retirement_and_mid_archive(Backend::Sqlite, 30, 1_000, 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_mid_archive_on_postgres_leaves_work_the_next_pass_finishes() {
+    killed_mid_retirement_and_mid_archive(Backend::Postgres, 10, 300, 5).await;
+}
+
+/// `scenario` archiving orders untouched for a second, `batch` rows a step, a pass a second.
+fn archiving(scenario: &Scenario, batch: usize) -> Scenario {
+    let mut scenario = scenario.clone();
+    scenario.extra.push_str(&format!(
+        "\n[archive]\nafter = \"1s\"\ninterval = \"1s\"\nbatch = {batch}\n"
+    ));
+    scenario
+}
+
+/// The store's row counts, and how many rows of `campaign` the hot tables still hold.
+async fn rows(scenario: &Scenario, campaign: &str) -> (flashgate::store::RowCounts, u64) {
+    let config = scenario.config().store;
+    let campaign = campaign.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let store = flashgate::store::open(&config).unwrap();
+        (
+            store.row_counts().unwrap(),
+            store.count_of_campaign(&campaign).unwrap(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// Retirement, then the archive pass, each with the gateway SIGKILLed in the middle: every
+/// read stays the same, every order is stored and listed once, and the next pass finishes.
+async fn killed_mid_retirement_and_mid_archive(
+    backend: Backend,
+    users: usize,
+    per_user: u32,
+    batch: usize,
+) {
+    let mut sale = settled_sale(backend, users, per_user).await;
     let before = reads(&gateway(&sale).client(), &sale, 101).await;
     sale.gateway.take().unwrap().stop().unwrap();
 
@@ -479,12 +519,52 @@ async fn a_gateway_killed_mid_retirement_leaves_work_the_next_pass_finishes() {
     let left = campaign_keys(&mut sale.conn, &sale.id).await;
     eprintln!("killed mid-retirement with {} keys left", left.len());
 
-    let process = Process::start(&retiring, dir.path());
+    let mut process = Process::start(&retiring, dir.path());
     retired(&mut sale).await;
+    let total = sale.orders.len() as u64;
+    // Retired, not archived yet: every order in the hot tables.
+    assert_eq!(rows(&sale.scenario, &sale.id).await.1, total);
+    let after = reads(&process.client(), &sale, 101).await;
+    assert_eq!(before, after, "a read changed with the retirement");
+    process.kill();
+
+    // The archive pass, killed once it has moved something and before it has moved all.
+    let archiving = archiving(&retiring, batch);
+    let mut process = Process::start(&archiving, dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (counts, hot) = rows(&sale.scenario, &sale.id).await;
+        if counts.archived > 0 {
+            process.kill();
+            let (counts, hot) = rows(&sale.scenario, &sale.id).await;
+            eprintln!("killed mid-archive: {counts:?}, {hot} of the campaign still hot");
+            assert!(hot > 0, "the pass finished before it was killed");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the archive pass never started ({hot} hot)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let archived = reads(&Process::start(&retiring, dir.path()).client(), &sale, 101).await;
+    assert_eq!(before, archived, "a read changed while half archived");
+
+    let process = Process::start(&archiving, dir.path());
+    let scenario = sale.scenario.clone();
+    let id = sale.id.clone();
+    eventually(Duration::from_secs(120), "every order archived", || {
+        let (scenario, id) = (scenario.clone(), id.clone());
+        async move { rows(&scenario, &id).await.1 == 0 }
+    })
+    .await;
+    let (counts, _) = rows(&sale.scenario, &sale.id).await;
+    // The other campaign's order is unpaid and stays hot; the archive holds each order once.
+    assert_eq!((counts.hot, counts.archived), (1, total), "{counts:?}");
     let after = reads(&process.client(), &sale, 101).await;
     assert_eq!(before.len(), after.len());
     for (b, a) in before.iter().zip(&after) {
-        assert_eq!(b, a, "a read changed with the retirement");
+        assert_eq!(b, a, "a read changed with the archive");
     }
     // Every order once in the store, and once in its owner's list.
     let stored = flashgate_tests::store_home::stored(&sale.scenario, &sale.id);

@@ -33,6 +33,8 @@ pub const ENV_ADMIN_TOKEN: &str = "FLASHGATE_ADMIN_TOKEN";
 pub const ENV_REDIS_PASSWORD: &str = "FLASHGATE_REDIS_PASSWORD";
 /// Environment variable that overrides `store.url`.
 pub const ENV_STORE_URL: &str = "FLASHGATE_STORE_URL";
+/// Overrides `archive.url`, so that a password need not be written in the config file.
+pub const ENV_ARCHIVE_URL: &str = "FLASHGATE_ARCHIVE_URL";
 
 /// Everything the gateway needs to start, already validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +49,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// How accepted orders travel from the hot path to the store.
     pub persistence: PersistenceConfig,
+    /// When settled orders leave the hot tables for the archive.
+    pub archive: ArchiveConfig,
     /// Admission control in front of Redis.
     pub limits: LimitsConfig,
     /// The operators' listener, apart from public traffic.
@@ -246,6 +250,28 @@ pub struct StoreConfig {
     pub url: Option<DatabaseUrl>,
     /// log2 of the number of shards (0..=4, default 4): more shards, more parallel writers.
     pub shard_bits: u8,
+    /// `archive.path`: the SQLite archive file (default beside `path`, `orders-archive.db`),
+    /// attached to the store's connections.
+    pub archive_path: PathBuf,
+    /// `archive.url` (or `FLASHGATE_ARCHIVE_URL`): another PostgreSQL database for the
+    /// archive; by default the archive is schema `flashgate_archive` of the store's own.
+    pub archive_url: Option<DatabaseUrl>,
+}
+
+/// `[archive]`: the pass that moves settled orders of retired campaigns out of the hot tables
+/// (DESIGN §11), so they stay small whatever the history. Where the archive lives is part of
+/// [`StoreConfig`], which every reader opens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveConfig {
+    /// Orders last updated longer ago than this are archived (default 90 days; `0` = never).
+    pub after: Option<Duration>,
+    /// Rows looked at per step, one short write lock each (1..=10000, default 500).
+    pub batch: usize,
+    /// Time from the end of one pass to the start of the next (default 10m).
+    pub interval: Duration,
+    /// Accepted purchases per second on this gateway above which the pass waits (default 50;
+    /// 0 = never wait): a flash sale's writes never queue behind it.
+    pub pause_above: u64,
 }
 
 /// `[persistence]`: the queue and workers between the hot path and the store.

@@ -14,9 +14,21 @@ pub(super) struct RawConfig {
     pub redis: RawRedis,
     pub store: RawStore,
     pub persistence: RawPersistence,
+    pub archive: RawArchive,
     pub limits: RawLimits,
     pub admin: RawAdmin,
     pub campaigns: Vec<RawCampaign>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawArchive {
+    pub after: Option<String>,
+    pub batch: Option<i64>,
+    pub interval: Option<String>,
+    pub pause_above: Option<i64>,
+    pub path: Option<String>,
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -73,7 +73,9 @@ fn minimal_config_gets_defaults() {
         StoreConfig {
             path: PathBuf::from("data/orders.db"),
             url: None,
-            shard_bits: 4
+            shard_bits: 4,
+            archive_path: PathBuf::from("data/orders-archive.db"),
+            archive_url: None,
         }
     );
     let p = &c.persistence;
@@ -82,6 +84,12 @@ fn minimal_config_gets_defaults() {
     assert_eq!(p.reconcile_interval, Duration::from_secs(5));
     assert_eq!(p.reconcile_grace, Duration::from_secs(2));
     assert_eq!(p.retire_after, Some(Duration::from_secs(24 * 3600)));
+    let a = &c.archive;
+    assert_eq!(a.after, Some(Duration::from_secs(90 * 24 * 3600)));
+    assert_eq!(
+        (a.batch, a.interval, a.pause_above),
+        (500, Duration::from_secs(600), 50)
+    );
     assert_eq!(c.limits.global, None);
     assert_eq!(c.limits.per_ip, None);
     assert_eq!(c.limits.per_user, None);
@@ -663,4 +671,40 @@ fn retirement_is_a_duration_after_the_end_or_never() {
         fields(&invalid(&with("\"soon\""))),
         ["persistence.retire_after"]
     );
+}
+
+#[test]
+fn the_archive_has_an_age_a_pace_and_a_place() {
+    let with = |v: &str| format!("{}\n[archive]\n{v}\n", minimal());
+    let c = parse(&with(
+        "after = \"30d\"\nbatch = 100\ninterval = \"1s\"\npause_above = 0\npath = \"/x/a.db\"\n\
+         url = \"postgres://u@h/archive\"",
+    ))
+    .unwrap();
+    assert_eq!(c.archive.after, Some(Duration::from_secs(30 * 24 * 3600)));
+    assert_eq!(
+        (c.archive.batch, c.archive.interval, c.archive.pause_above),
+        (100, Duration::from_secs(1), 0)
+    );
+    assert_eq!(c.store.archive_path, PathBuf::from("/x/a.db"));
+    assert_eq!(
+        c.store.archive_url.as_ref().map(|u| u.expose().to_owned()),
+        Some("postgres://u@h/archive".to_owned())
+    );
+    // Beside the store file by default, and never with `0`.
+    let c = parse(&format!(
+        "[store]\npath = \"/d/o.db\"\n{}\n[archive]\nafter = \"0\"\n",
+        minimal()
+    ))
+    .unwrap();
+    assert_eq!(c.store.archive_path, PathBuf::from("/d/o-archive.db"));
+    assert_eq!(c.archive.after, None);
+    for (bad, field) in [
+        ("batch = 0", "archive.batch"),
+        ("after = \"soon\"", "archive.after"),
+        ("url = \"mysql://x\"", "archive.url"),
+        ("path = \" \"", "archive.path"),
+    ] {
+        assert_eq!(fields(&invalid(&with(bad))), [field], "{bad}");
+    }
 }

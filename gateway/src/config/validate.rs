@@ -13,10 +13,10 @@ const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 use super::raw::{RawAuth, RawConfig, RawLimits, RawRateLimit, RawRedis};
 use super::{
-    AdminConfig, AuthConfig, Config, DatabaseUrl, ENV_ADMIN_TOKEN, ENV_JWT_SECRET,
-    ENV_ORDER_TOKEN_SECRET, ENV_PAYMENT_SECRET, ENV_REDIS_PASSWORD, ENV_STORE_URL, FieldError,
-    LimitsConfig, PersistenceConfig, RateLimit, RedisConfig, RedisTarget, ReplicaAcks, Secret,
-    ServerConfig, StoreConfig,
+    AdminConfig, ArchiveConfig, AuthConfig, Config, DatabaseUrl, ENV_ADMIN_TOKEN, ENV_ARCHIVE_URL,
+    ENV_JWT_SECRET, ENV_ORDER_TOKEN_SECRET, ENV_PAYMENT_SECRET, ENV_REDIS_PASSWORD, ENV_STORE_URL,
+    FieldError, LimitsConfig, PersistenceConfig, RateLimit, RedisConfig, RedisTarget, ReplicaAcks,
+    Secret, ServerConfig, StoreConfig,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -197,25 +197,44 @@ pub(super) fn validate(
     let redis = redis(e, raw.redis, env);
 
     let st = raw.store;
+    let ar = raw.archive;
+    let path = match st.path {
+        Some(p) if p.trim().is_empty() => {
+            e.push("store.path", "must not be empty");
+            PathBuf::new()
+        }
+        p => PathBuf::from(p.unwrap_or_else(|| "data/orders.db".into())),
+    };
     let store = StoreConfig {
-        path: match st.path {
+        archive_path: match ar.path {
             Some(p) if p.trim().is_empty() => {
-                e.push("store.path", "must not be empty");
+                e.push("archive.path", "must not be empty");
                 PathBuf::new()
             }
-            p => PathBuf::from(p.unwrap_or_else(|| "data/orders.db".into())),
+            Some(p) => PathBuf::from(p),
+            None => crate::store::default_archive_path(&path),
         },
-        url: match env(ENV_STORE_URL).or(st.url) {
-            None => None,
-            Some(url) => {
-                let parsed = DatabaseUrl::new(url);
-                if parsed.is_none() {
-                    e.push("store.url", "must be a postgres:// or postgresql:// URL");
-                }
-                parsed
-            }
-        },
+        path,
+        url: database_url(e, "store.url", env(ENV_STORE_URL).or(st.url)),
+        archive_url: database_url(e, "archive.url", env(ENV_ARCHIVE_URL).or(ar.url)),
         shard_bits: e.int("store.shard_bits", st.shard_bits, 4, 0, 4),
+    };
+    let archive = ArchiveConfig {
+        after: Some(e.duration(
+            "archive.after",
+            ar.after.as_deref(),
+            Duration::from_secs(90 * 24 * 3600),
+            Duration::ZERO,
+        ))
+        .filter(|d| !d.is_zero()),
+        batch: e.int("archive.batch", ar.batch, 500, 1, 10_000),
+        interval: e.duration(
+            "archive.interval",
+            ar.interval.as_deref(),
+            Duration::from_secs(600),
+            Duration::from_millis(100),
+        ),
+        pause_above: e.int("archive.pause_above", ar.pause_above, 50, 0, 1_000_000_000),
     };
 
     let p = raw.persistence;
@@ -266,6 +285,7 @@ pub(super) fn validate(
             redis,
             store,
             persistence,
+            archive,
             limits,
             admin,
             campaigns,
@@ -597,4 +617,13 @@ fn rate_limit(e: &mut Errors, table: &str, r: RawRateLimit) -> RateLimit {
         per_second: one("per_second", r.per_second),
         burst: one("burst", r.burst),
     }
+}
+
+/// A PostgreSQL URL from the file or the environment, checked.
+fn database_url(e: &mut Errors, field: &str, raw: Option<String>) -> Option<DatabaseUrl> {
+    let parsed = DatabaseUrl::new(raw?);
+    if parsed.is_none() {
+        e.push(field, "must be a postgres:// or postgresql:// URL");
+    }
+    parsed
 }

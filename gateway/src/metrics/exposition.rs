@@ -238,6 +238,7 @@ async fn campaigns(app: &App, out: &mut String) {
     );
     out.push_str(&memory);
     retirement(app, out);
+    app.metrics.archive.render(out);
 }
 
 /// Campaigns retired here, and how long each campaign due for retirement has been waiting.

@@ -29,4 +29,6 @@ pub struct Metrics {
     pub replica_wait_seconds: std::sync::Arc<histogram::Histogram>,
     /// Batches answered `outcome_unknown` because too few replicas acknowledged them.
     pub replica_shortfalls: std::sync::Arc<AtomicU64>,
+    /// The archive pass (see [`crate::archive`]).
+    pub archive: crate::archive::metrics::ArchiveMetrics,
 }

@@ -66,11 +66,16 @@ type Key = (Route, u16, &'static str);
 pub struct RequestMetrics {
     counts: RwLock<HashMap<Key, AtomicU64>>,
     seconds: [Histogram; Route::ALL.len()],
+    /// Purchases answered 2xx: the rate the archive pass yields to.
+    accepted: AtomicU64,
 }
 
 impl RequestMetrics {
     pub fn record(&self, route: Route, status: u16, code: &'static str, took: Duration) {
         self.seconds[route as usize].observe(took);
+        if matches!(route, Route::Purchase) && (200..300).contains(&status) {
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+        }
         let key = (route, status, code);
         {
             let counts = self.counts.read().unwrap_or_else(PoisonError::into_inner);
@@ -85,6 +90,11 @@ impl RequestMetrics {
             .entry(key)
             .or_default()
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Purchases answered 2xx since start.
+    pub fn accepted_purchases(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     pub fn render(&self, out: &mut String) {

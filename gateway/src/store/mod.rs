@@ -17,13 +17,20 @@
 //! - `row.rs`: checked conversions between an [`Order`] and a row.
 //! - `collision.rs`: [`Written`] and [`Collision`]: two orders under one id are reported, never
 //!   taken for a replay.
+//! - `archive.rs`: which orders the archive pass moves out of the hot tables, and what a step
+//!   of it reports; both backends keep their archive beside the hot tables (SQLite: an
+//!   attached file; PostgreSQL: a schema, in the same or another database).
 //! - `tests.rs`: unit tests of the SQLite store against temporary files.
 //! - `ledger_tests.rs`: the campaign ledger on both backends.
 
+mod archive;
+#[cfg(test)]
+mod archive_tests;
 mod collision;
 mod error;
 #[cfg(test)]
 mod ledger_tests;
+mod pg_archive;
 mod postgres;
 mod row;
 mod shards;
@@ -33,28 +40,38 @@ mod test_backends;
 #[cfg(test)]
 mod tests;
 
+pub use archive::{ArchiveStep, RowCounts};
 pub use collision::{Collision, Written};
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use shards::MAX_SHARD_BITS;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, default_archive_path};
 
 use std::sync::Arc;
 
 use flashgate_stock::{Order, PaymentRecord};
 
-use crate::config::StoreConfig;
+use crate::config::{DatabaseUrl, StoreConfig};
 
-/// Opens the store the config names: PostgreSQL when `store.url` is set, else SQLite at
-/// `store.path`.
+/// Opens the store the config names, with its archive: PostgreSQL when `store.url` is set
+/// (the archive in `archive.url`, or a schema of the same database), else SQLite at
+/// `store.path` (the archive attached from `archive.path`).
 ///
 /// # Errors
 ///
 /// The backend's: unreachable database, wrong shard bits, a newer schema.
 pub fn open(config: &StoreConfig) -> Result<Arc<dyn OrderStore>, StoreError> {
     Ok(match &config.url {
-        Some(url) => Arc::new(PostgresStore::open(url.expose(), config.shard_bits)?),
-        None => Arc::new(SqliteStore::open(&config.path, config.shard_bits)?),
+        Some(url) => Arc::new(PostgresStore::open_with_archive(
+            url.expose(),
+            config.archive_url.as_ref().map(DatabaseUrl::expose),
+            config.shard_bits,
+        )?),
+        None => Arc::new(SqliteStore::open_with_archive(
+            &config.path,
+            &config.archive_path,
+            config.shard_bits,
+        )?),
     })
 }
 
@@ -83,29 +100,32 @@ pub trait OrderStore: Send + Sync + 'static {
     /// version is lower than `order.version` and the stored row is the same order (not another
     /// one under its id, see [`Collision`]); returns whether a row changed.
     ///
-    /// A missing order is not an error: it returns `false` like a stale version does, so insert
-    /// first if the row may not exist yet.
+    /// An archived order is updated in the archive (a late payment of a retired campaign's
+    /// order). A missing order is not an error: it returns `false` like a stale version does,
+    /// so insert first if the row may not exist yet.
     ///
     /// # Errors
     ///
     /// As for [`OrderStore::write_batch`].
     fn update_if_newer(&self, order: &Order) -> Result<bool, StoreError>;
 
-    /// The order with this id, if stored.
+    /// The order with this id, if stored, in the hot tables or the archive.
     ///
     /// # Errors
     ///
     /// [`StoreError::Corrupt`] if the stored row does not decode into an [`Order`].
     fn get(&self, order_id: u64) -> Result<Option<Order>, StoreError>;
 
-    /// All orders of one campaign (tests, bench verification); in no particular order.
+    /// All orders of one campaign, hot and archived, one state each (tests, bench
+    /// verification, repair); in no particular order.
     ///
     /// # Errors
     ///
     /// As for [`OrderStore::get`].
     fn orders_of_campaign(&self, campaign_id: &str) -> Result<Vec<Order>, StoreError>;
 
-    /// How many orders of one campaign are stored. A campaign that Redis does not know but the
+    /// How many orders of one campaign the hot tables hold (a campaign with archived orders is
+    /// retired, and nothing compares its count with Redis any more). A campaign that Redis does not know but the
     /// store has orders for means Redis lost its data: loading it afresh would sell its stock
     /// a second time.
     ///
@@ -192,8 +212,9 @@ pub trait OrderStore: Send + Sync + 'static {
     /// Whatever the backend reports.
     fn expire_unpaid(&self, order: &Order, now_ms: i64) -> Result<bool, StoreError>;
 
-    /// Up to `limit` orders of `user_id` with ids below `before`, newest first. `gene` is the
-    /// user's shard gene: all of a user's orders are in its one table.
+    /// Up to `limit` orders of `user_id` with ids below `before`, newest first, hot and
+    /// archived alike: a cursor runs on into the archive. `gene` is the user's shard gene: all
+    /// of a user's orders are in its one table (and its one archive table).
     ///
     /// # Errors
     ///
@@ -253,6 +274,36 @@ pub trait OrderStore: Send + Sync + 'static {
         campaign_id: &str,
         payment_id: &str,
     ) -> Result<Option<PaymentRecord>, StoreError>;
+
+    /// Tables the orders are spread over (the archive has as many): the archive pass walks
+    /// each with [`OrderStore::archive_step`].
+    fn shards(&self) -> usize;
+
+    /// One step of the archive pass over hot table `shard`: of the up to `limit` rows with ids
+    /// after `after` (from the first when `None`), those of a retired campaign, in a final
+    /// state and last updated before `before_ms` are copied into the archive, then deleted
+    /// from the hot table where the archive holds them at their version (a crash in between
+    /// leaves a duplicate that reads resolve and the next step removes, never a loss).
+    ///
+    /// Small steps keep the writer lock short: a flash sale's writes wait at most one step.
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::write_batch`]; a failed step may have copied without deleting.
+    fn archive_step(
+        &self,
+        shard: usize,
+        after: Option<u64>,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<ArchiveStep, StoreError>;
+
+    /// How many rows the hot tables and the archive hold (an order mid-move counts twice).
+    ///
+    /// # Errors
+    ///
+    /// As for [`OrderStore::get`].
+    fn row_counts(&self) -> Result<RowCounts, StoreError>;
 
     /// Cheap liveness check for health endpoints.
     ///

@@ -6,6 +6,9 @@
 //! the store fast enough for a sale's peak. Conflicts on `order_id` update only to a higher
 //! version of the same order, as in SQLite; the same statement reports the orders whose id a
 //! different stored order holds (see `collision.rs`).
+//!
+//! The cold archive (`pg_archive.rs`) lives in the schema `flashgate_archive`, of this database
+//! or of another one; this file finds what a step of the pass moves and deletes it once copied.
 
 use std::str::FromStr as _;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -14,7 +17,9 @@ use std::time::{Duration, Instant};
 use flashgate_stock::{Order, PaymentRecord};
 use postgres::{Client, NoTls, Statement};
 
+use super::archive::{self, ArchiveStep, RowCounts};
 use super::collision::{Collision, Written, same_order, same_order_sql};
+use super::pg_archive::Archive;
 use super::row::{RawOrder, Row, payment_row};
 use super::shards::{
     COLUMNS, MAX_SHARD_BITS, TABLES, first_by_deadline, page_start, shard_bits_unrecorded, shard_of,
@@ -49,9 +54,28 @@ enum Query {
     ByUser,
     OverduePage,
     ExpireUnpaid,
+    ArchiveWindow,
+    ArchiveDue,
+    ArchiveDelete,
 }
 
-const QUERIES: usize = 9;
+const QUERIES: usize = 12;
+
+/// Every query, in slot order.
+const ALL_QUERIES: [Query; QUERIES] = [
+    Query::Upsert,
+    Query::Update,
+    Query::Get,
+    Query::ByCampaign,
+    Query::CountCampaign,
+    Query::Overdue,
+    Query::ByUser,
+    Query::OverduePage,
+    Query::ExpireUnpaid,
+    Query::ArchiveWindow,
+    Query::ArchiveDue,
+    Query::ArchiveDelete,
+];
 
 fn sql(query: Query, table: &str) -> String {
     match query {
@@ -106,65 +130,86 @@ fn sql(query: Query, table: &str) -> String {
             "UPDATE {table} SET status = 'expired', version = version + 1, updated_at = $3 \
              WHERE order_id = $1 AND version = $2 AND status = 'pending_payment'"
         ),
+        // The size of the window a step looks at, and where the next one starts.
+        Query::ArchiveWindow => format!(
+            "SELECT count(*), max(order_id) FROM (SELECT order_id FROM {table} \
+             WHERE order_id > $1 ORDER BY order_id LIMIT $2) w"
+        ),
+        // Locked until deleted, so a payment arriving meanwhile waits and then finds the
+        // order in the archive; rows another pass holds are left to it.
+        Query::ArchiveDue => format!(
+            "SELECT {COLUMNS} FROM {table} WHERE order_id > $1 AND order_id <= $2 AND {due} \
+             ORDER BY order_id FOR UPDATE OF {table} SKIP LOCKED",
+            due = archive::due_sql("$3"),
+        ),
+        Query::ArchiveDelete => format!("DELETE FROM {table} WHERE order_id = ANY($1)"),
     }
 }
 
-/// A connection and the statements prepared on it, by shard and query.
-struct Pooled {
-    client: Client,
+/// A connection and the statements prepared on it, by slot (its pool's SQL texts).
+pub(super) struct Pooled {
+    pub(super) client: Client,
     prepared: Vec<Option<Statement>>,
 }
 
 impl Pooled {
+    /// The statement of `slot` in `sql` (the SQL texts of this connection's pool), prepared on
+    /// first use.
+    pub(super) fn prepared(
+        &mut self,
+        sql: &[String],
+        slot: usize,
+    ) -> Result<Statement, postgres::Error> {
+        if let Some(Some(statement)) = self.prepared.get(slot) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(&sql[slot])?;
+        if let Some(entry) = self.prepared.get_mut(slot) {
+            *entry = Some(statement.clone());
+        }
+        Ok(statement)
+    }
+
     fn statement(
         &mut self,
         store: &PostgresStore,
         shard: usize,
         query: Query,
     ) -> Result<Statement, postgres::Error> {
-        let slot = shard * QUERIES + query as usize;
-        if let Some(Some(statement)) = self.prepared.get(slot) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(&store.sql[slot])?;
-        if let Some(entry) = self.prepared.get_mut(slot) {
-            *entry = Some(statement.clone());
-        }
-        Ok(statement)
+        self.prepared(store.pool.sql(), shard * QUERIES + query as usize)
     }
 }
 
-/// Connections open and idle. At most [`MAX_CONNECTIONS`] are open, so a burst of reads can
-/// neither exhaust the server's connections nor starve the persistence workers for long.
+/// Connections open and idle.
 #[derive(Default)]
-struct Pool {
+struct Slots {
     idle: Vec<Pooled>,
     open: usize,
 }
 
-/// Orders in PostgreSQL, one table per value of the order id's low `shard_bits`.
-///
-/// A small pool of blocking connections: persistence workers, the reconciler and read handlers
-/// (on blocking threads) each take one for a call and put it back. A connection that broke is
-/// dropped and the next call opens a fresh one, so the store recovers by itself when the
-/// database comes back.
-pub struct PostgresStore {
+/// A small pool of blocking connections to one database: callers each take one for a call and
+/// put it back. At most `max` are open, so a burst of reads can neither exhaust the server's
+/// connections nor starve the persistence workers for long. A connection that broke is dropped
+/// and the next call opens a fresh one, so the store recovers by itself when the database
+/// comes back.
+pub(super) struct Pool {
     config: postgres::Config,
-    pool: Mutex<Pool>,
+    slots: Mutex<Slots>,
     /// Signalled whenever a connection is given back or closed.
     returned: Condvar,
-    shard_bits: u8,
-    /// SQL text per (shard, query), built once.
+    /// SQL text per statement slot, built once; each connection prepares them as needed.
     sql: Vec<String>,
+    max: usize,
+    /// Which database this is, for errors ("store", "archive").
+    name: &'static str,
 }
 
-impl std::fmt::Debug for PostgresStore {
+impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may carry a password: show where, not how.
-        f.debug_struct("PostgresStore")
+        f.debug_struct("Pool")
             .field("hosts", &self.config.get_hosts())
             .field("dbname", &self.config.get_dbname())
-            .field("shard_bits", &self.shard_bits)
             .finish_non_exhaustive()
     }
 }
@@ -172,10 +217,10 @@ impl std::fmt::Debug for PostgresStore {
 /// A blocking client runs its own small runtime: closing it may not happen on a thread that
 /// drives async tasks (tokio forbids blocking there). The store may be dropped anywhere, so its
 /// connections are closed on a thread of their own.
-impl Drop for PostgresStore {
+impl Drop for Pool {
     fn drop(&mut self) {
-        let idle = match self.pool.get_mut() {
-            Ok(pool) => std::mem::take(&mut pool.idle),
+        let idle = match self.slots.get_mut() {
+            Ok(slots) => std::mem::take(&mut slots.idle),
             Err(poisoned) => std::mem::take(&mut poisoned.into_inner().idle),
         };
         if !idle.is_empty() {
@@ -186,67 +231,29 @@ impl Drop for PostgresStore {
     }
 }
 
-impl PostgresStore {
-    /// Connects to `url` (`postgres://user@host:port/db`) and applies pending migrations.
-    /// Blocking, like every method: not on an async worker thread.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Misconfigured`] for a bad URL, `shard_bits` above [`MAX_SHARD_BITS`] or
-    /// other than the database was created with, or a newer schema;
-    /// [`StoreError::Unavailable`] if the database cannot be reached.
-    pub fn open(url: &str, shard_bits: u8) -> Result<Self, StoreError> {
-        if shard_bits > MAX_SHARD_BITS {
-            return Err(StoreError::Misconfigured(format!(
-                "shard_bits {shard_bits} is above the maximum {MAX_SHARD_BITS}"
-            )));
-        }
-        let mut config = postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Misconfigured(format!("store.url: {e}")))?;
-        config.connect_timeout(CONNECT_TIMEOUT);
-        config.application_name("flashgate");
-        // A half-open connection or a stuck statement must fail, not hang a worker, a readiness
-        // probe or the shutdown drain: unacknowledged data times out the TCP connection, and
-        // every statement has a deadline (unless the URL sets its own options).
-        config.keepalives(true);
-        config.keepalives_idle(Duration::from_secs(5));
-        config.tcp_user_timeout(TCP_USER_TIMEOUT);
-        if config.get_options().is_none() {
-            config.options(&format!(
-                "-c statement_timeout={}",
-                STATEMENT_TIMEOUT.as_millis()
-            ));
-        }
-        let tables = &TABLES[..1 << shard_bits];
-        let store = Self {
+impl Pool {
+    pub(super) fn new(
+        config: postgres::Config,
+        sql: Vec<String>,
+        max: usize,
+        name: &'static str,
+    ) -> Self {
+        Self {
             config,
-            pool: Mutex::new(Pool::default()),
+            slots: Mutex::new(Slots::default()),
             returned: Condvar::new(),
-            shard_bits,
-            sql: tables
-                .iter()
-                .flat_map(|t| {
-                    [
-                        Query::Upsert,
-                        Query::Update,
-                        Query::Get,
-                        Query::ByCampaign,
-                        Query::CountCampaign,
-                        Query::Overdue,
-                        Query::ByUser,
-                        Query::OverduePage,
-                        Query::ExpireUnpaid,
-                    ]
-                    .map(|q| sql(q, t))
-                })
-                .collect(),
-        };
-        let mut pooled = store.take()?;
-        let migrated = migrate(&mut pooled.client, shard_bits, tables);
-        store.give_back(pooled);
-        migrated?;
-        tracing::info!(store = ?store, "order store open");
-        Ok(store)
+            sql,
+            max,
+            name,
+        }
+    }
+
+    pub(super) fn sql(&self) -> &[String] {
+        &self.sql
+    }
+
+    pub(super) fn config(&self) -> &postgres::Config {
+        &self.config
     }
 
     fn connect(&self) -> Result<Pooled, StoreError> {
@@ -257,34 +264,35 @@ impl PostgresStore {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Pool> {
+    fn lock(&self) -> MutexGuard<'_, Slots> {
         // The pool's bookkeeping stays consistent across a panic elsewhere: keep using it.
-        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An idle connection, or a new one while fewer than [`MAX_CONNECTIONS`] are open, or the
-    /// first one given back within [`CONNECT_TIMEOUT`].
+    /// An idle connection, or a new one while fewer than `max` are open, or the first one
+    /// given back within [`CONNECT_TIMEOUT`].
     fn take(&self) -> Result<Pooled, StoreError> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let mut pool = self.lock();
+        let mut slots = self.lock();
         loop {
-            if let Some(pooled) = pool.idle.pop() {
+            if let Some(pooled) = slots.idle.pop() {
                 return Ok(pooled);
             }
-            if pool.open < MAX_CONNECTIONS {
-                pool.open += 1;
-                drop(pool);
+            if slots.open < self.max {
+                slots.open += 1;
+                drop(slots);
                 return self.connect().inspect_err(|_| self.closed());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(StoreError::Unavailable(format!(
-                    "all {MAX_CONNECTIONS} store connections busy for {CONNECT_TIMEOUT:?}"
+                    "all {} {} connections busy for {CONNECT_TIMEOUT:?}",
+                    self.max, self.name
                 )));
             }
-            pool = self
+            slots = self
                 .returned
-                .wait_timeout(pool, left)
+                .wait_timeout(slots, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
@@ -302,14 +310,14 @@ impl PostgresStore {
     }
 
     fn closed(&self) {
-        let mut pool = self.lock();
-        pool.open = pool.open.saturating_sub(1);
-        drop(pool);
+        let mut slots = self.lock();
+        slots.open = slots.open.saturating_sub(1);
+        drop(slots);
         self.returned.notify_one();
     }
 
     /// Runs `f` on a pooled connection; a connection that broke is not reused.
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         f: impl FnOnce(&mut Pooled) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -317,6 +325,121 @@ impl PostgresStore {
         let result = f(&mut pooled);
         self.give_back(pooled);
         result
+    }
+}
+
+/// The connection settings for `url` (`postgres://user@host:port/db`), named `what` in errors:
+/// the same deadlines for the hot tables and the archive.
+///
+/// # Errors
+///
+/// [`StoreError::Misconfigured`] for a bad URL.
+pub(super) fn connect_config(url: &str, what: &str) -> Result<postgres::Config, StoreError> {
+    let mut config = postgres::Config::from_str(url)
+        .map_err(|e| StoreError::Misconfigured(format!("{what}: {e}")))?;
+    config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name("flashgate");
+    // A half-open connection or a stuck statement must fail, not hang a worker, a readiness
+    // probe or the shutdown drain: unacknowledged data times out the TCP connection, and
+    // every statement has a deadline (unless the URL sets its own options).
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(5));
+    config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    if config.get_options().is_none() {
+        config.options(&format!(
+            "-c statement_timeout={}",
+            STATEMENT_TIMEOUT.as_millis()
+        ));
+    }
+    Ok(config)
+}
+
+/// Orders in PostgreSQL, one table per value of the order id's low `shard_bits`, and their
+/// archive (same layout, in the schema `flashgate_archive`).
+///
+/// Persistence workers, the reconciler and read handlers (on blocking threads) share a pool of
+/// connections to the hot tables; the archive has a smaller pool of its own, so reading it
+/// never waits for a hot connection (only a pass step holds one of each at once: it keeps its
+/// rows locked while they are copied).
+pub struct PostgresStore {
+    pool: Pool,
+    archive: Archive,
+    shard_bits: u8,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URLs may carry a password: show where, not how.
+        let (hot, cold) = (self.pool.config(), self.archive.config());
+        f.debug_struct("PostgresStore")
+            .field("hosts", &hot.get_hosts())
+            .field("dbname", &hot.get_dbname())
+            .field("archive_hosts", &cold.get_hosts())
+            .field("archive_dbname", &cold.get_dbname())
+            .field("shard_bits", &self.shard_bits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) and applies pending migrations, the
+    /// archive's included (kept in the same database).
+    /// Blocking, like every method: not on an async worker thread.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Misconfigured`] for a bad URL, `shard_bits` above [`MAX_SHARD_BITS`] or
+    /// other than the database was created with, or a newer schema;
+    /// [`StoreError::Unavailable`] if the database cannot be reached.
+    pub fn open(url: &str, shard_bits: u8) -> Result<Self, StoreError> {
+        Self::open_with_archive(url, None, shard_bits)
+    }
+
+    /// As [`PostgresStore::open`], with the archive in the database at `archive_url` (in the
+    /// same schema `flashgate_archive`) when given: old orders can then live on cheaper
+    /// storage, and scanning them never competes with a sale for the hot database.
+    ///
+    /// # Errors
+    ///
+    /// As for [`PostgresStore::open`], for either database.
+    pub fn open_with_archive(
+        url: &str,
+        archive_url: Option<&str>,
+        shard_bits: u8,
+    ) -> Result<Self, StoreError> {
+        if shard_bits > MAX_SHARD_BITS {
+            return Err(StoreError::Misconfigured(format!(
+                "shard_bits {shard_bits} is above the maximum {MAX_SHARD_BITS}"
+            )));
+        }
+        let config = connect_config(url, "store.url")?;
+        let archive_config = match archive_url {
+            Some(archive_url) => connect_config(archive_url, "archive.url")?,
+            None => config.clone(),
+        };
+        let tables = &TABLES[..1 << shard_bits];
+        let sql = tables
+            .iter()
+            .flat_map(|t| ALL_QUERIES.map(|q| sql(q, t)))
+            .collect();
+        let pool = Pool::new(config, sql, MAX_CONNECTIONS, "store");
+        pool.with(|pooled| migrate(&mut pooled.client, shard_bits, tables))?;
+        let archive = Archive::open(archive_config, shard_bits)?;
+        let store = Self {
+            pool,
+            archive,
+            shard_bits,
+        };
+        tracing::info!(store = ?store, "order store open");
+        Ok(store)
+    }
+
+    /// Runs `f` on a pooled connection to the hot tables.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Pooled) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.pool.with(f)
     }
 
     /// Writes the orders at `indices` of `orders` (each id's states of one order only), one
@@ -414,10 +537,6 @@ impl PostgresStore {
     fn shard_of(&self, order_id: u64) -> usize {
         shard_of(order_id, self.shard_bits)
     }
-
-    fn shards(&self) -> usize {
-        1 << self.shard_bits
-    }
 }
 
 /// Brings the schema up to [`SCHEMA_VERSION`] in one transaction, under an advisory lock so
@@ -425,7 +544,7 @@ impl PostgresStore {
 fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), StoreError> {
     // Usually the schema is current: check without DDL, which would take locks that stall the
     // other gateways' writes during a rolling restart (and needs privileges a writer lacks).
-    if current(client, shard_bits)? {
+    if current(client, "store_meta", SCHEMA_VERSION, shard_bits)? {
         return Ok(());
     }
     let mut tx = client.transaction()?;
@@ -509,17 +628,23 @@ fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), S
     Ok(())
 }
 
-/// Whether the schema is at [`SCHEMA_VERSION`] with these `shard_bits` already; a mismatch
-/// of shard bits or a newer schema is left to [`migrate`] to report.
-fn current(client: &mut Client, shard_bits: u8) -> Result<bool, StoreError> {
+/// Whether the schema whose `meta` table records its version is at `schema_version` with these
+/// `shard_bits` already; a mismatch of shard bits or a newer schema is left to the migration
+/// to report.
+pub(super) fn current(
+    client: &mut Client,
+    meta: &str,
+    schema_version: i64,
+    shard_bits: u8,
+) -> Result<bool, StoreError> {
     let exists: bool = client
-        .query_one("SELECT to_regclass('store_meta') IS NOT NULL", &[])?
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&meta])?
         .try_get(0)?;
     if !exists {
         return Ok(false);
     }
     let rows = client.query(
-        "SELECT key, value FROM store_meta WHERE key IN ('schema_version', 'shard_bits')",
+        &format!("SELECT key, value FROM {meta} WHERE key IN ('schema_version', 'shard_bits')"),
         &[],
     )?;
     let mut version = None;
@@ -532,10 +657,10 @@ fn current(client: &mut Client, shard_bits: u8) -> Result<bool, StoreError> {
             _ => bits = Some(value),
         }
     }
-    Ok(version == Some(SCHEMA_VERSION) && bits == Some(i64::from(shard_bits)))
+    Ok(version == Some(schema_version) && bits == Some(i64::from(shard_bits)))
 }
 
-fn read(row: &postgres::Row) -> Result<Order, StoreError> {
+pub(super) fn read(row: &postgres::Row) -> Result<Order, StoreError> {
     RawOrder {
         order_id: row.try_get(0)?,
         campaign_id: row.try_get(1)?,
@@ -648,28 +773,32 @@ impl OrderStore for PostgresStore {
         let row = Row::new(order)?;
         let o = row.order;
         let shard = self.shard_of(o.order_id);
-        self.with(|pooled| {
+        let (quantity, version) = (i64::from(o.quantity), i64::from(o.version));
+        let params: [&(dyn postgres::types::ToSql + Sync); 13] = [
+            &row.order_id,
+            &o.campaign_id,
+            &o.sku,
+            &o.user_id,
+            &quantity,
+            &o.unit_price_cents,
+            &row.amount_cents,
+            &o.status.as_str(),
+            &version,
+            &o.created_at_ms,
+            &o.pay_deadline_ms,
+            &o.paid_at_ms,
+            &o.updated_at_ms,
+        ];
+        let changed = self.with(|pooled| {
             let statement = pooled.statement(self, shard, Query::Update)?;
-            let changed = pooled.client.execute(
-                &statement,
-                &[
-                    &row.order_id,
-                    &o.campaign_id,
-                    &o.sku,
-                    &o.user_id,
-                    &i64::from(o.quantity),
-                    &o.unit_price_cents,
-                    &row.amount_cents,
-                    &o.status.as_str(),
-                    &i64::from(o.version),
-                    &o.created_at_ms,
-                    &o.pay_deadline_ms,
-                    &o.paid_at_ms,
-                    &o.updated_at_ms,
-                ],
-            )?;
-            Ok(changed > 0)
-        })
+            Ok(pooled.client.execute(&statement, &params)? > 0)
+        })?;
+        // A hot row, when there is one, is never older than its archived copy: only a miss
+        // here can be an archived order (a late payment of a retired campaign).
+        if changed {
+            return Ok(true);
+        }
+        self.archive.update_if_newer(shard, &params)
     }
 
     fn get(&self, order_id: u64) -> Result<Option<Order>, StoreError> {
@@ -677,18 +806,23 @@ impl OrderStore for PostgresStore {
             return Ok(None);
         };
         let shard = self.shard_of(order_id);
-        self.with(|pooled| {
+        let hot = self.with(|pooled| {
             let statement = pooled.statement(self, shard, Query::Get)?;
             pooled
                 .client
                 .query_opt(&statement, &[&id])?
                 .map(|row| read(&row))
                 .transpose()
-        })
+        })?;
+        // Hot first: a hot row is never older than its archived copy.
+        match hot {
+            Some(order) => Ok(Some(order)),
+            None => self.archive.get(shard, id),
+        }
     }
 
     fn orders_of_campaign(&self, campaign_id: &str) -> Result<Vec<Order>, StoreError> {
-        self.with(|pooled| {
+        let mut orders = self.with(|pooled| {
             let mut orders = Vec::new();
             for shard in 0..self.shards() {
                 let statement = pooled.statement(self, shard, Query::ByCampaign)?;
@@ -697,7 +831,9 @@ impl OrderStore for PostgresStore {
                 }
             }
             Ok(orders)
-        })
+        })?;
+        orders.extend(self.archive.orders_of_campaign(campaign_id)?);
+        Ok(archive::newest_per_order(orders))
     }
 
     fn count_of_campaign(&self, campaign_id: &str) -> Result<u64, StoreError> {
@@ -886,16 +1022,20 @@ impl OrderStore for PostgresStore {
         // The user's gene picks the one table holding all their orders.
         let shard = usize::from(gene) & (self.shards() - 1);
         let before = before.map_or(i64::MAX, |id| i64::try_from(id).unwrap_or(i64::MAX));
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(|pooled| {
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut orders = self.with(|pooled| {
             let statement = pooled.statement(self, shard, Query::ByUser)?;
             pooled
                 .client
-                .query(&statement, &[&user_id, &before, &limit])?
+                .query(&statement, &[&user_id, &before, &n])?
                 .iter()
                 .map(read)
-                .collect()
-        })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        // Each place's first `limit` below the cursor hold the page's: an order in both is
+        // among the first `limit` of each.
+        orders.extend(self.archive.orders_of_user(shard, user_id, before, n)?);
+        Ok(archive::user_page(orders, limit))
     }
 
     fn stored_versions(&self, order_ids: &[u64]) -> Result<Vec<Option<u32>>, StoreError> {
@@ -1012,6 +1152,77 @@ impl OrderStore for PostgresStore {
             };
             let outcome: String = row.try_get(2)?;
             payment_row(payment_id, row.try_get(0)?, row.try_get(1)?, &outcome).map(Some)
+        })
+    }
+
+    fn shards(&self) -> usize {
+        1 << self.shard_bits
+    }
+
+    fn archive_step(
+        &self,
+        shard: usize,
+        after: Option<u64>,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<ArchiveStep, StoreError> {
+        if shard >= self.shards() {
+            return Err(StoreError::Misconfigured(format!(
+                "no shard {shard} of {}",
+                self.shards()
+            )));
+        }
+        let after = after.map_or(i64::MIN, |id| i64::try_from(id).unwrap_or(i64::MAX));
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|pooled| {
+            let window = pooled.statement(self, shard, Query::ArchiveWindow)?;
+            let due = pooled.statement(self, shard, Query::ArchiveDue)?;
+            let delete = pooled.statement(self, shard, Query::ArchiveDelete)?;
+            let mut tx = pooled.client.transaction()?;
+            let reply = tx.query_one(&window, &[&after, &n])?;
+            let scanned: i64 = reply.try_get(0)?;
+            let Some(last) = reply.try_get::<_, Option<i64>>(1)? else {
+                tx.commit()?;
+                return Ok(ArchiveStep::default());
+            };
+            let next = if scanned == n {
+                u64::try_from(last).ok()
+            } else {
+                None
+            };
+            let rows = tx.query(&due, &[&after, &last, &before_ms])?;
+            let mut moved = 0;
+            if !rows.is_empty() {
+                // The copy commits before the delete: a crash in between leaves a duplicate at
+                // one version, never a loss. The rows stay locked (and so at the version
+                // copied) until the delete commits.
+                let ids = self.archive.copy(shard, &rows)?;
+                moved = tx.execute(&delete, &[&ids])?;
+            }
+            tx.commit()?;
+            Ok(ArchiveStep {
+                scanned: usize::try_from(scanned).unwrap_or(0),
+                moved: usize::try_from(moved).unwrap_or(usize::MAX),
+                next,
+            })
+        })
+    }
+
+    fn row_counts(&self) -> Result<RowCounts, StoreError> {
+        let hot = self.with(|pooled| {
+            let mut total = 0u64;
+            for table in &TABLES[..self.shards()] {
+                let n: i64 = pooled
+                    .client
+                    .query_one(&format!("SELECT count(*) FROM {table}"), &[])?
+                    .try_get(0)?;
+                total += u64::try_from(n).unwrap_or(0);
+            }
+            Ok(total)
+        })?;
+        Ok(RowCounts {
+            hot,
+            archived: self.archive.row_count()?,
         })
     }
 

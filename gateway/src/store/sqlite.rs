@@ -7,6 +7,7 @@ use std::time::Duration;
 use flashgate_stock::{Order, PaymentRecord};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use super::archive::{ArchiveStep, RowCounts, due_sql, newest_per_order, user_page};
 use super::collision::{Collision, Written, same_order_sql};
 use super::row::{RawOrder, Row, payment_row};
 use super::shards::{
@@ -15,14 +16,14 @@ use super::shards::{
 use super::{OrderStore, Retirement, StoreError};
 
 /// Schema version recorded in `PRAGMA user_version`; bump it with each new migration.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// How long a statement waits on a lock held by another connection before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Statements cached per connection: fewer than sixteen kinds per shard table, so this never
+/// Statements cached per connection: fewer than thirty-two kinds per shard table, so this never
 /// evicts.
-const STATEMENT_CACHE: usize = 16 << MAX_SHARD_BITS;
+const STATEMENT_CACHE: usize = 32 << MAX_SHARD_BITS;
 
 /// Orders in SQLite: WAL mode, one shard table per value of the order id's low `shard_bits`.
 ///
@@ -58,6 +59,16 @@ struct ShardSql {
     overdue: String,
     overdue_page: String,
     expire_unpaid: String,
+    /// The same update on the table's archive copy.
+    update_archived: String,
+    /// How far a step of the archive pass reaches: (rows, last id) of its window.
+    window: String,
+    /// Copies the window's due rows into the archive (upgrading an older copy).
+    copy: String,
+    /// Deletes the window's rows the archive holds at their version.
+    delete_copied: String,
+    count_hot: String,
+    count_archived: String,
 }
 
 impl ShardSql {
@@ -75,17 +86,19 @@ impl ShardSql {
                 "SELECT campaign_id, user_id, sku, quantity, unit_price_cents, created_at \
                  FROM {table} WHERE order_id = ?1"
             ),
-            update: format!(
-                "UPDATE {table} SET campaign_id = ?2, sku = ?3, user_id = ?4, quantity = ?5, \
-                 unit_price_cents = ?6, amount_cents = ?7, status = ?8, version = ?9, \
-                 created_at = ?10, pay_deadline = ?11, paid_at = ?12, updated_at = ?13 \
-                 WHERE order_id = ?1 AND version < ?9 AND campaign_id = ?2 AND user_id = ?4 \
-                 AND sku = ?3 AND quantity = ?5 AND unit_price_cents = ?6 AND created_at = ?10"
+            update: update_sql(&format!("main.{table}")),
+            // Hot and archived; a pass cut short may have left both, and the newer one wins.
+            get: format!(
+                "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM main.{table} WHERE order_id = ?1 \
+                 UNION ALL SELECT {COLUMNS} FROM archive.{table} WHERE order_id = ?1) \
+                 ORDER BY version DESC LIMIT 1"
             ),
-            get: format!("SELECT {COLUMNS} FROM {table} WHERE order_id = ?1"),
-            by_campaign: format!("SELECT {COLUMNS} FROM {table} WHERE campaign_id = ?1"),
-            count_campaign: format!("SELECT count(*) FROM {table} WHERE campaign_id = ?1"),
-            version: format!("SELECT version FROM {table} WHERE order_id = ?1"),
+            by_campaign: format!(
+                "SELECT {COLUMNS} FROM main.{table} WHERE campaign_id = ?1 \
+                 UNION ALL SELECT {COLUMNS} FROM archive.{table} WHERE campaign_id = ?1"
+            ),
+            count_campaign: format!("SELECT count(*) FROM main.{table} WHERE campaign_id = ?1"),
+            version: format!("SELECT version FROM main.{table} WHERE order_id = ?1"),
             overdue: format!(
                 "SELECT {COLUMNS} FROM {table} WHERE status = 'pending_payment' \
                  AND pay_deadline < ?1 LIMIT ?2"
@@ -99,30 +112,91 @@ impl ShardSql {
                 "UPDATE {table} SET status = 'expired', version = version + 1, updated_at = ?3 \
                  WHERE order_id = ?1 AND version = ?2 AND status = 'pending_payment'"
             ),
+            // Each side's first `?3` (twice a page: an order in both places counts once).
             by_user: format!(
-                "SELECT {COLUMNS} FROM {table} WHERE user_id = ?1 AND order_id < ?2 \
-                 ORDER BY order_id DESC LIMIT ?3"
+                "SELECT * FROM (SELECT {COLUMNS} FROM main.{table} WHERE user_id = ?1 \
+                 AND order_id < ?2 ORDER BY order_id DESC LIMIT ?3) UNION ALL \
+                 SELECT * FROM (SELECT {COLUMNS} FROM archive.{table} WHERE user_id = ?1 \
+                 AND order_id < ?2 ORDER BY order_id DESC LIMIT ?3)"
             ),
+            update_archived: update_sql(&format!("archive.{table}")),
+            window: format!(
+                "SELECT count(*), max(order_id) FROM (SELECT order_id FROM main.{table} \
+                 WHERE order_id > ?1 ORDER BY order_id LIMIT ?2)"
+            ),
+            copy: format!(
+                "INSERT INTO archive.{table} AS a ({COLUMNS}) SELECT {COLUMNS} FROM main.{table} \
+                 WHERE order_id > ?1 AND order_id <= ?2 AND {due} \
+                 ON CONFLICT(order_id) DO UPDATE SET status = excluded.status, \
+                 version = excluded.version, paid_at = excluded.paid_at, \
+                 updated_at = excluded.updated_at WHERE excluded.version > a.version",
+                due = due_sql("?3"),
+            ),
+            delete_copied: format!(
+                "DELETE FROM main.{table} AS h WHERE order_id > ?1 AND order_id <= ?2 \
+                 AND EXISTS (SELECT 1 FROM archive.{table} a \
+                 WHERE a.order_id = h.order_id AND a.version >= h.version)"
+            ),
+            count_hot: format!("SELECT count(*) FROM main.{table}"),
+            count_archived: format!("SELECT count(*) FROM archive.{table}"),
         }
     }
 }
 
+/// The compare-and-set update of one order in `table` (a hot table or its archive copy).
+fn update_sql(table: &str) -> String {
+    format!(
+        "UPDATE {table} SET campaign_id = ?2, sku = ?3, user_id = ?4, quantity = ?5, \
+         unit_price_cents = ?6, amount_cents = ?7, status = ?8, version = ?9, \
+         created_at = ?10, pay_deadline = ?11, paid_at = ?12, updated_at = ?13 \
+         WHERE order_id = ?1 AND version < ?9 AND campaign_id = ?2 AND user_id = ?4 \
+         AND sku = ?3 AND quantity = ?5 AND unit_price_cents = ?6 AND created_at = ?10"
+    )
+}
+
+/// Where the archive of the store at `path` lives by default: beside it, `orders.db` →
+/// `orders-archive.db`.
+pub fn default_archive_path(path: &Path) -> std::path::PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "orders".to_owned(), |s| s.to_string_lossy().into_owned());
+    path.with_file_name(format!("{stem}-archive.db"))
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the store at `path` and applies pending migrations.
+    /// Opens (creating if needed) the store at `path`, its archive beside it
+    /// ([`default_archive_path`]), and applies pending migrations.
+    ///
+    /// # Errors
+    ///
+    /// As for [`SqliteStore::open_with_archive`].
+    pub fn open(path: &Path, shard_bits: u8) -> Result<Self, StoreError> {
+        Self::open_with_archive(path, &default_archive_path(path), shard_bits)
+    }
+
+    /// Opens (creating if needed) the store at `path` with its archive at `archive` (attached
+    /// to both connections, so a read falls through to it in one statement), and applies
+    /// pending migrations.
     ///
     /// # Errors
     ///
     /// [`StoreError::Misconfigured`] if `shard_bits` exceeds [`MAX_SHARD_BITS`], differs from the
     /// value the file was created with, or the file has a newer schema; [`StoreError::Io`] if the
     /// parent directory cannot be created; other errors if SQLite cannot open the file.
-    pub fn open(path: &Path, shard_bits: u8) -> Result<Self, StoreError> {
+    pub fn open_with_archive(
+        path: &Path,
+        archive: &Path,
+        shard_bits: u8,
+    ) -> Result<Self, StoreError> {
         if shard_bits > MAX_SHARD_BITS {
             return Err(StoreError::Misconfigured(format!(
                 "shard_bits {shard_bits} is above the maximum {MAX_SHARD_BITS}"
             )));
         }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+        for file in [path, archive] {
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
         }
         let tables = &TABLES[..1 << shard_bits];
 
@@ -132,6 +206,11 @@ impl SqliteStore {
         // so not even a power cut loses an acked order. One fsync per batch, not per order.
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(None, "synchronous", "FULL")?;
+        attach(&writer, archive)?;
+        // Per file: the archive's commits are as durable as the hot file's, since a hot row is
+        // deleted once its copy is committed.
+        writer.pragma_update(Some("archive"), "journal_mode", "WAL")?;
+        writer.pragma_update(Some("archive"), "synchronous", "FULL")?;
         migrate(&mut writer, shard_bits, tables)?;
 
         let reader = Connection::open_with_flags(
@@ -139,8 +218,10 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         configure(&reader)?;
+        // Read-only like the main file: an attached file inherits the connection's flags.
+        attach(&reader, archive)?;
 
-        tracing::info!(path = %path.display(), shard_bits, "order store open");
+        tracing::info!(path = %path.display(), archive = %archive.display(), shard_bits, "order store open");
         Ok(Self {
             reader: Mutex::new(reader),
             writer: Mutex::new(writer),
@@ -158,6 +239,40 @@ impl SqliteStore {
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+/// Creates order table `table` in `schema` (`main` or `archive`), with the indexes reads use.
+fn create_order_table(tx: &Connection, schema: &str, table: &str) -> Result<(), StoreError> {
+    // STRICT makes SQLite refuse a REAL in a money column instead of storing it.
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {schema}.{table} (
+            order_id INTEGER PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            sku TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            quantity INTEGER NOT NULL,
+            unit_price_cents INTEGER NOT NULL,
+            amount_cents INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            pay_deadline INTEGER NOT NULL,
+            paid_at INTEGER,
+            updated_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX IF NOT EXISTS {schema}.{table}_user ON {table} (user_id, order_id);
+        CREATE INDEX IF NOT EXISTS {schema}.{table}_campaign ON {table} (campaign_id);"
+    ))?;
+    Ok(())
+}
+
+/// Attaches the archive file as schema `archive`.
+fn attach(conn: &Connection, archive: &Path) -> Result<(), StoreError> {
+    conn.execute(
+        "ATTACH DATABASE ?1 AS archive",
+        [archive.to_string_lossy().as_ref()],
+    )?;
     Ok(())
 }
 
@@ -190,27 +305,12 @@ fn migrate(conn: &mut Connection, shard_bits: u8, tables: &[&str]) -> Result<(),
         )?;
     }
     for table in tables {
-        // STRICT makes SQLite refuse a REAL in a money column instead of storing it.
+        create_order_table(&tx, "main", table)?;
         tx.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} (
-                order_id INTEGER PRIMARY KEY,
-                campaign_id TEXT NOT NULL,
-                sku TEXT NOT NULL,
-                user_id TEXT NOT NULL,
-                quantity INTEGER NOT NULL,
-                unit_price_cents INTEGER NOT NULL,
-                amount_cents INTEGER NOT NULL,
-                status TEXT NOT NULL,
-                version INTEGER NOT NULL,
-                created_at INTEGER NOT NULL,
-                pay_deadline INTEGER NOT NULL,
-                paid_at INTEGER,
-                updated_at INTEGER NOT NULL
-            ) STRICT;
-            CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_id, order_id);
-            CREATE INDEX IF NOT EXISTS {table}_campaign ON {table} (campaign_id);
-            CREATE INDEX IF NOT EXISTS {table}_unpaid ON {table} (status, pay_deadline);"
+            "CREATE INDEX IF NOT EXISTS main.{table}_unpaid ON {table} (status, pay_deadline);"
         ))?;
+        // The archive: the same tables in the attached file (the archived are never unpaid).
+        create_order_table(&tx, "archive", table)?;
     }
     // Version 2: the campaign ledger (which campaigns have been put on sale).
     tx.execute_batch(
@@ -300,8 +400,13 @@ impl OrderStore for SqliteStore {
     fn update_if_newer(&self, order: &Order) -> Result<bool, StoreError> {
         let row = Row::new(order)?;
         let conn = lock(&self.writer, "writer")?;
-        let mut stmt = conn.prepare_cached(&self.sql[self.shard_of(order.order_id)].update)?;
-        Ok(row.execute(&mut stmt)? > 0)
+        let sql = &self.sql[self.shard_of(order.order_id)];
+        // Hot first: an order in both places (a pass cut short) is newest there, and the next
+        // pass carries the change into the archive.
+        if row.execute(&mut conn.prepare_cached(&sql.update)?)? > 0 {
+            return Ok(true);
+        }
+        Ok(row.execute(&mut conn.prepare_cached(&sql.update_archived)?)? > 0)
     }
 
     fn get(&self, order_id: u64) -> Result<Option<Order>, StoreError> {
@@ -324,7 +429,7 @@ impl OrderStore for SqliteStore {
                 orders.push(raw?.into_order()?);
             }
         }
-        Ok(orders)
+        Ok(newest_per_order(orders))
     }
 
     fn orders_of_user(
@@ -338,10 +443,13 @@ impl OrderStore for SqliteStore {
         // The user's gene picks the one table holding all their orders.
         let sql = &self.sql[usize::from(gene) & (self.sql.len() - 1)];
         let before = before.map_or(i64::MAX, |id| i64::try_from(id).unwrap_or(i64::MAX));
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = conn.prepare_cached(&sql.by_user)?;
-        let rows = stmt.query_map(rusqlite::params![user_id, before, limit], RawOrder::read)?;
-        rows.map(|raw| raw?.into_order()).collect()
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(rusqlite::params![user_id, before, n], RawOrder::read)?;
+        let orders = rows
+            .map(|raw| raw?.into_order())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(user_page(orders, limit))
     }
 
     fn overdue_unpaid(&self, before_ms: i64, limit: usize) -> Result<Vec<Order>, StoreError> {
@@ -590,6 +698,64 @@ impl OrderStore for SqliteStore {
             payment_row(payment_id, order_id, amount_cents, &outcome)
         })
         .transpose()
+    }
+
+    fn shards(&self) -> usize {
+        self.sql.len()
+    }
+
+    fn archive_step(
+        &self,
+        shard: usize,
+        after: Option<u64>,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<ArchiveStep, StoreError> {
+        let sql = self.sql.get(shard).ok_or_else(|| {
+            StoreError::Misconfigured(format!("no shard table {shard} in this store"))
+        })?;
+        let after = after.map_or(i64::MIN, |id| i64::try_from(id).unwrap_or(i64::MAX));
+        let n = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let mut conn = lock(&self.writer, "writer")?;
+        // One lock for the whole step: no update can slip between the copy and the delete.
+        let (scanned, last): (i64, Option<i64>) = conn
+            .prepare_cached(&sql.window)?
+            .query_row(rusqlite::params![after, n], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let Some(last) = last else {
+            return Ok(ArchiveStep::default());
+        };
+        // Two transactions, copy first: across attached WAL files one transaction is atomic
+        // per file only, so a single one could commit the delete and lose the copy.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(&sql.copy)?
+            .execute(rusqlite::params![after, last, before_ms])?;
+        tx.commit()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let moved = tx
+            .prepare_cached(&sql.delete_copied)?
+            .execute(rusqlite::params![after, last])?;
+        tx.commit()?;
+        Ok(ArchiveStep {
+            scanned: usize::try_from(scanned).unwrap_or(0),
+            moved,
+            next: (scanned == n).then(|| u64::try_from(last).unwrap_or(0)),
+        })
+    }
+
+    fn row_counts(&self) -> Result<RowCounts, StoreError> {
+        let conn = lock(&self.reader, "reader")?;
+        let mut counts = RowCounts::default();
+        for sql in &self.sql {
+            let hot: i64 = conn
+                .prepare_cached(&sql.count_hot)?
+                .query_row([], |r| r.get(0))?;
+            let archived: i64 = conn
+                .prepare_cached(&sql.count_archived)?
+                .query_row([], |r| r.get(0))?;
+            counts.hot += u64::try_from(hot).unwrap_or(0);
+            counts.archived += u64::try_from(archived).unwrap_or(0);
+        }
+        Ok(counts)
     }
 
     fn ping(&self) -> Result<(), StoreError> {

@@ -90,6 +90,19 @@ impl Fresh {
         self.scalar(&format!("SELECT count(*) FROM {table}"))
     }
 
+    /// Rows in the archive's copy of hot table `table`, counted directly.
+    pub fn archived_in(&self, table: &str) -> i64 {
+        match self {
+            Self::Sqlite(dir) => {
+                rusqlite::Connection::open(dir.path().join("data").join("orders-archive.db"))
+                    .unwrap()
+                    .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                    .unwrap()
+            }
+            Self::Postgres { .. } => self.count(&format!("flashgate_archive.{table}")),
+        }
+    }
+
     /// How many `orders_*` tables exist.
     pub fn order_tables(&self) -> i64 {
         self.scalar(match self {
