@@ -112,7 +112,10 @@ pub fn run(
         Command::new(binary)
             .arg("--config")
             .arg(&config)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("FLASHGATE_REHEARSE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?),
     )?;

@@ -1,11 +1,9 @@
 //! What the archive pass shows an operator on `/metrics`: whether it runs or waits, what it
-//! moved, and how big the hot tables and the archive were at the end of the last pass
-//! (counting rows at every scrape would cost the store a full count each time).
+//! moved, and the steps that failed. Row counts are not among them: counting a large archive
+//! would hold the store's reader for as long as it takes.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use crate::store::RowCounts;
 
 /// The archive pass's counters, shared by the task and the exposition.
 #[derive(Debug, Default)]
@@ -14,10 +12,7 @@ pub struct ArchiveMetrics {
     waiting: AtomicBool,
     moved: AtomicU64,
     waits: AtomicU64,
-    /// `u64::MAX` until a pass has counted.
-    hot_rows: AtomicU64,
-    archived_rows: AtomicU64,
-    counted: AtomicBool,
+    failures: AtomicU64,
 }
 
 impl ArchiveMetrics {
@@ -38,10 +33,8 @@ impl ArchiveMetrics {
         self.waiting.store(false, Ordering::Relaxed);
     }
 
-    pub fn rows(&self, counts: RowCounts) {
-        self.hot_rows.store(counts.hot, Ordering::Relaxed);
-        self.archived_rows.store(counts.archived, Ordering::Relaxed);
-        self.counted.store(true, Ordering::Relaxed);
+    pub fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn render(&self, out: &mut String) {
@@ -80,16 +73,12 @@ impl ArchiveMetrics {
             "Times the archive pass stopped for a busy sale.",
             self.waits.load(Ordering::Relaxed),
         );
-        if self.counted.load(Ordering::Relaxed) {
-            let _ = writeln!(
-                out,
-                "# HELP flashgate_store_rows Order rows at the end of the last archive pass.\n\
-                 # TYPE flashgate_store_rows gauge\n\
-                 flashgate_store_rows{{place=\"hot\"}} {}\n\
-                 flashgate_store_rows{{place=\"archive\"}} {}",
-                self.hot_rows.load(Ordering::Relaxed),
-                self.archived_rows.load(Ordering::Relaxed)
-            );
-        }
+        metric(
+            out,
+            "flashgate_archive_failures_total",
+            "counter",
+            "Hot tables an archive pass left for the next one after a store error (see the log).",
+            self.failures.load(Ordering::Relaxed),
+        );
     }
 }

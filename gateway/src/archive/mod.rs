@@ -34,19 +34,21 @@ pub fn spawn(app: &Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
         tokio::time::sleep(FIRST_PASS_DELAY).await;
         loop {
             match run_pass(&app, after).await {
-                Ok(done) => {
+                done if done.failed_tables == 0 => {
                     tracing::info!(
                         moved = done.moved,
                         scanned = done.scanned,
                         waited_ms = done.waited.as_millis(),
                         took_ms = done.took.as_millis(),
-                        hot_rows = done.hot_rows,
-                        archived_rows = done.archived_rows,
                         "archive pass finished"
                     );
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "archive pass failed; the next one carries on")
+                done => {
+                    tracing::warn!(
+                        moved = done.moved,
+                        failed_tables = done.failed_tables,
+                        "archive pass finished with tables left for the next pass"
+                    );
                 }
             }
             tokio::time::sleep(app.config.archive.interval).await;
@@ -62,50 +64,54 @@ pub struct PassDone {
     /// Time spent waiting for a busy sale.
     pub waited: Duration,
     pub took: Duration,
-    pub hot_rows: u64,
-    pub archived_rows: u64,
+    /// Tables whose walk a store error cut short (each logged); the next pass tries again.
+    pub failed_tables: usize,
 }
 
-/// One pass over every hot table: orders last updated before `now - after` move.
-///
-/// # Errors
-///
-/// The store's, from the step that failed (the steps before it stand).
-pub async fn run_pass(app: &Arc<App>, after: Duration) -> Result<PassDone, StoreError> {
+/// One pass over every hot table: orders last updated before `now - after` move. A table
+/// whose step fails is left for the next pass (the steps before stand); the others go on.
+pub async fn run_pass(app: &Arc<App>, after: Duration) -> PassDone {
     let started = Instant::now();
     let before_ms = now_ms().saturating_sub(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
     let stats = &app.metrics.archive;
     stats.running(true);
     let mut done = PassDone::default();
     let mut pace = pace::Pace::new(app.config.archive.pause_above);
-    let result = async {
-        let shards = app.store.shards();
-        for shard in 0..shards {
-            let mut from = None;
-            loop {
-                done.waited += pace.wait_while_busy(&app.metrics.requests, stats).await;
-                let batch = app.config.archive.batch;
-                let step: ArchiveStep = blocking(&app.store, move |s| {
-                    s.archive_step(shard, from, before_ms, batch)
-                })
-                .await?;
-                done.moved += step.moved as u64;
-                done.scanned += step.scanned as u64;
-                stats.moved(step.moved);
-                match step.next {
-                    Some(next) => from = Some(next),
-                    None => break,
-                }
-            }
+    for shard in 0..app.store.shards() {
+        if let Err(e) = walk(app, shard, before_ms, &mut pace, &mut done).await {
+            done.failed_tables += 1;
+            stats.failed();
+            tracing::warn!(shard, error = %e, "archive step failed; the table is left for the next pass");
         }
-        let counts = blocking(&app.store, |s| s.row_counts()).await?;
-        stats.rows(counts);
-        done.hot_rows = counts.hot;
-        done.archived_rows = counts.archived;
-        Ok(())
     }
-    .await;
     stats.running(false);
     done.took = started.elapsed();
-    result.map(|()| done)
+    done
+}
+
+/// Every step over hot table `shard`.
+async fn walk(
+    app: &Arc<App>,
+    shard: usize,
+    before_ms: i64,
+    pace: &mut pace::Pace,
+    done: &mut PassDone,
+) -> Result<(), StoreError> {
+    let stats = &app.metrics.archive;
+    let mut from = None;
+    loop {
+        done.waited += pace.wait_while_busy(&app.metrics.requests, stats).await;
+        let batch = app.config.archive.batch;
+        let step: ArchiveStep = blocking(&app.store, move |s| {
+            s.archive_step(shard, from, before_ms, batch)
+        })
+        .await?;
+        done.moved += step.moved as u64;
+        done.scanned += step.scanned as u64;
+        stats.moved(step.moved);
+        match step.next {
+            Some(next) => from = Some(next),
+            None => return Ok(()),
+        }
+    }
 }

@@ -50,14 +50,20 @@ impl Pace {
             let now = Instant::now();
             let count = requests.accepted_purchases();
             match self.last {
-                None => self.last = Some((now, count)),
+                // The first step of a pass waits for one measurement: a gateway restarted in
+                // the middle of a sale must not start with a burst of steps.
+                None => {
+                    self.last = Some((now, count));
+                    tokio::time::sleep(WINDOW).await;
+                    continue;
+                }
                 Some((at, before)) if now.duration_since(at) >= WINDOW => {
                     let rate =
                         count.saturating_sub(before) as f64 / now.duration_since(at).as_secs_f64();
                     self.busy = rate > self.pause_above as f64;
                     self.last = Some((now, count));
                     if self.busy && !waited {
-                        tracing::debug!(
+                        tracing::info!(
                             rate,
                             pause_above = self.pause_above,
                             "archive pass waits for a busy sale"
@@ -69,7 +75,12 @@ impl Pace {
             if !self.busy {
                 if waited {
                     stats.resumed();
-                    return started.elapsed();
+                    let waited = started.elapsed();
+                    tracing::info!(
+                        waited_ms = waited.as_millis(),
+                        "archive pass resumes: the sale has calmed down"
+                    );
+                    return waited;
                 }
                 return Duration::ZERO;
             }

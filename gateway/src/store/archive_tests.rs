@@ -209,3 +209,73 @@ fn the_archive_keeps_the_shard_layout() {
         }
     });
 }
+
+#[test]
+fn another_order_under_an_archived_id_is_never_archived_over_it_nor_lost() {
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let archived = order(1, "old", OrderStatus::Paid, LONG_AGO);
+        store.write_batch(std::slice::from_ref(&archived)).unwrap();
+        retire(store.as_ref(), "old");
+        assert_eq!(pass(store.as_ref(), 10), 1);
+        // A different order under the same id (a clock stepped back): of another retired
+        // campaign, as old, a version higher.
+        let mut other = order(1, "older", OrderStatus::Cancelled, LONG_AGO);
+        other.user_id = archived.user_id.clone();
+        other.created_at_ms -= 7;
+        other.version = 5;
+        store.write_batch(std::slice::from_ref(&other)).unwrap();
+        retire(store.as_ref(), "older");
+        assert_eq!(pass(store.as_ref(), 10), 0, "{}", fresh.name());
+        let counts = store.row_counts().unwrap();
+        assert_eq!((counts.hot, counts.archived), (1, 1), "{}", fresh.name());
+        assert_eq!(store.orders_of_campaign("older").unwrap(), vec![other]);
+        assert_eq!(store.orders_of_campaign("old").unwrap(), vec![archived]);
+    });
+}
+
+#[test]
+fn a_stale_update_of_an_order_in_both_places_changes_neither() {
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let expired = order(3, "old", OrderStatus::Expired, LONG_AGO);
+        store.write_batch(std::slice::from_ref(&expired)).unwrap();
+        retire(store.as_ref(), "old");
+        assert_eq!(pass(store.as_ref(), 10), 1);
+        // Cut short: back in the hot table. A late payment lands there...
+        store.write_batch(std::slice::from_ref(&expired)).unwrap();
+        let mut late = expired.clone();
+        late.status = OrderStatus::RefundRequired;
+        late.version += 1;
+        late.updated_at_ms += 1;
+        assert!(store.update_if_newer(&late).unwrap());
+        // ...and a second one of the same version must not advance the archived copy.
+        let mut second = late.clone();
+        second.updated_at_ms += 1;
+        assert!(!store.update_if_newer(&second).unwrap(), "{}", fresh.name());
+        assert_eq!(pass(store.as_ref(), 10), 1);
+        assert_eq!(
+            store.get(late.order_id).unwrap(),
+            Some(late),
+            "{}",
+            fresh.name()
+        );
+    });
+}
+
+#[test]
+fn the_store_file_is_refused_as_its_own_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+    let spelled = dir.path().join(".").join("orders.db");
+    for archive in [&path, &spelled] {
+        let refused = super::SqliteStore::open_with_archive(&path, archive, 4);
+        assert!(
+            matches!(refused, Err(super::StoreError::Misconfigured(_))),
+            "{refused:?}"
+        );
+    }
+    drop(super::SqliteStore::open(&path, 4).unwrap());
+    let refused = super::SqliteStore::open_with_archive(&path, &spelled, 4);
+    assert!(matches!(refused, Err(super::StoreError::Misconfigured(_))));
+}

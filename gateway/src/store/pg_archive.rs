@@ -18,6 +18,7 @@ use postgres::Client;
 use postgres::types::ToSql;
 
 use super::StoreError;
+use super::collision::same_order_sql;
 use super::postgres::{Pool, current, read};
 use super::shards::{COLUMNS, TABLES, shard_bits_unrecorded};
 
@@ -66,13 +67,26 @@ fn sql(query: Query, table: &str) -> String {
     match query {
         // A copy never takes an archived state back: a retry of a step cut short, or a second
         // pass copying a row another already did, leaves the newer version.
+        // Returns the ids the archive now holds as the same order at the copied version or
+        // newer: only those may leave the hot table. Another order under an id (see
+        // `collision.rs`) is neither copied nor reported, so it stays hot.
         Query::Copy => format!(
-            "INSERT INTO {archived} AS a ({COLUMNS}) SELECT * FROM UNNEST($1::int8[], \
+            "WITH input AS (SELECT * FROM UNNEST($1::int8[], \
              $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
              $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[]) \
+             AS i({COLUMNS})), \
+             written AS (INSERT INTO {archived} AS a ({COLUMNS}) SELECT * FROM input i \
+             WHERE NOT EXISTS (SELECT 1 FROM {archived} o WHERE o.order_id = i.order_id \
+             AND NOT ({same_oi})) \
              ON CONFLICT (order_id, created_at) DO UPDATE SET status = excluded.status, \
              version = excluded.version, paid_at = excluded.paid_at, \
-             updated_at = excluded.updated_at WHERE excluded.version > a.version"
+             updated_at = excluded.updated_at WHERE excluded.version > a.version \
+             AND {same_ae} RETURNING order_id) \
+             SELECT i.order_id FROM input i WHERE i.order_id IN (SELECT order_id FROM written) \
+             OR EXISTS (SELECT 1 FROM {archived} o WHERE o.order_id = i.order_id \
+             AND o.version >= i.version AND {same_oi})",
+            same_oi = same_order_sql("o", "i"),
+            same_ae = same_order_sql("a", "excluded"),
         ),
         // Every partition is probed: an id says nothing of its month here.
         Query::Get => format!(
@@ -166,8 +180,10 @@ impl Archive {
             let slot = shard * QUERIES + Query::Copy as usize;
             let statement = pooled.prepared(self.pool.sql(), slot)?;
             // One statement outside a transaction block: committed as it returns.
-            pooled.client.execute(&statement, &columns.params())?;
-            Ok(())
+            let held = pooled.client.query(&statement, &columns.params())?;
+            held.iter()
+                .map(|row| row.try_get::<_, i64>(0).map_err(StoreError::from))
+                .collect::<Result<Vec<i64>, StoreError>>()
         });
         if copied.is_err() {
             // Perhaps an operator detached a month meanwhile: check them again next time.
@@ -179,8 +195,7 @@ impl Archive {
                 known.remove(&(shard, *month));
             }
         }
-        copied?;
-        Ok(columns.order_id)
+        copied
     }
 
     /// Creates the partitions of `months` in `shard`'s table that this process has not seen

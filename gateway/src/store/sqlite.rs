@@ -119,7 +119,12 @@ impl ShardSql {
                  SELECT * FROM (SELECT {COLUMNS} FROM archive.{table} WHERE user_id = ?1 \
                  AND order_id < ?2 ORDER BY order_id DESC LIMIT ?3)"
             ),
-            update_archived: update_sql(&format!("archive.{table}")),
+            // Only an order the hot table no longer holds: where it does, the hot row is the
+            // newer (a pass cut short), and a stale update must not advance the old copy.
+            update_archived: format!(
+                "{} AND NOT EXISTS (SELECT 1 FROM main.{table} WHERE order_id = ?1)",
+                update_sql(&format!("archive.{table}"))
+            ),
             window: format!(
                 "SELECT count(*), max(order_id) FROM (SELECT order_id FROM main.{table} \
                  WHERE order_id > ?1 ORDER BY order_id LIMIT ?2)"
@@ -129,13 +134,17 @@ impl ShardSql {
                  WHERE order_id > ?1 AND order_id <= ?2 AND {due} \
                  ON CONFLICT(order_id) DO UPDATE SET status = excluded.status, \
                  version = excluded.version, paid_at = excluded.paid_at, \
-                 updated_at = excluded.updated_at WHERE excluded.version > a.version",
+                 updated_at = excluded.updated_at WHERE excluded.version > a.version AND {same}",
                 due = due_sql("?3"),
+                same = same_order_sql("a", "excluded"),
             ),
+            // Only rows the archive holds as the same order, at their version or newer: another
+            // order under the id (see `collision.rs`) stays where it is.
             delete_copied: format!(
                 "DELETE FROM main.{table} AS h WHERE order_id > ?1 AND order_id <= ?2 \
                  AND EXISTS (SELECT 1 FROM archive.{table} a \
-                 WHERE a.order_id = h.order_id AND a.version >= h.version)"
+                 WHERE a.order_id = h.order_id AND a.version >= h.version AND {same})",
+                same = same_order_sql("a", "h"),
             ),
             count_hot: format!("SELECT count(*) FROM main.{table}"),
             count_archived: format!("SELECT count(*) FROM archive.{table}"),
@@ -197,6 +206,13 @@ impl SqliteStore {
             if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
+        }
+        // One file as both would make every hot row look archived, and the pass delete it.
+        if same_file(path, archive) {
+            return Err(StoreError::Misconfigured(format!(
+                "archive.path {} is the store file itself",
+                archive.display()
+            )));
         }
         let tables = &TABLES[..1 << shard_bits];
 
@@ -265,6 +281,28 @@ fn create_order_table(tx: &Connection, schema: &str, table: &str) -> Result<(), 
         CREATE INDEX IF NOT EXISTS {schema}.{table}_campaign ON {table} (campaign_id);"
     ))?;
     Ok(())
+}
+
+/// Whether two paths name one file (through links or spellings), once the first exists.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        // A file not created yet: compare its would-be place.
+        _ => {
+            let absolute = |p: &Path| {
+                let name = p.file_name().map(std::ffi::OsStr::to_os_string);
+                let dir = p
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                std::fs::canonicalize(dir)
+                    .ok()
+                    .zip(name)
+                    .map(|(d, n)| d.join(n))
+            };
+            absolute(a).is_some_and(|a| Some(a) == absolute(b))
+        }
+    }
 }
 
 /// Attaches the archive file as schema `archive`.
