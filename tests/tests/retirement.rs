@@ -577,3 +577,45 @@ async fn killed_mid_retirement_and_mid_archive(
     assert_eq!(listed, sale.orders.len(), "every order listed once");
     never_sells_again(&process.client(), &mut sale).await;
 }
+
+/// The store lacking an order, or holding an older state of one, while the journal is empty
+/// (an entry lost to a crash or a flushed Redis): under the fence the retirement writes them,
+/// instead of waiting for ever for a reconciler that has nothing to replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_the_store_lacks_with_an_empty_journal_are_written_by_the_retirement() {
+    let mut sale = settled_sale(Backend::Sqlite, 4, 30).await;
+    let before = reads(&gateway(&sale).client(), &sale, 1).await;
+    sale.gateway.take().unwrap().stop().unwrap();
+    let (missing, older) = (sale.orders[0].1, sale.orders[1].1);
+    let store = sale.scenario.config().store;
+    tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open(&store.path).unwrap();
+        let table = |id: u64| format!("orders_{:02}", id & 15);
+        conn.execute(
+            &format!("DELETE FROM {} WHERE order_id = ?1", table(missing)),
+            [i64::try_from(missing).unwrap()],
+        )
+        .unwrap();
+        let changed = conn
+            .execute(
+                &format!(
+                    "UPDATE {} SET version = version - 1, status = 'pending_payment' \
+                     WHERE order_id = ?1",
+                    table(older)
+                ),
+                [i64::try_from(older).unwrap()],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    })
+    .await
+    .unwrap();
+
+    let mut retiring = retiring_after(&sale.scenario, "1s");
+    retiring.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let process = Process::start(&retiring, dir.path());
+    retired(&mut sale).await;
+    let after = reads(&process.client(), &sale, 1).await;
+    assert_eq!(before, after, "every order reads as before, from the store");
+}

@@ -98,7 +98,7 @@ async fn try_once(app: &App, campaign: &Campaign, holder: &str) -> bool {
             false
         }
         Ok(Outcome::StoreBehind { orders }) => {
-            tracing::info!(campaign = %id, orders, "campaign due for retirement: the store does not hold every order's latest state yet");
+            tracing::warn!(campaign = %id, orders, "campaign due for retirement: orders whose id another stored order holds keep it in Redis");
             false
         }
         Ok(Outcome::Busy(other)) => {

@@ -4,7 +4,7 @@
 //! retired, whose keys the next pass finishes removing.
 
 use flashgate_stock::retire::{self, Fence, OrderPages, Settlement};
-use flashgate_stock::{StockConnection, StockError};
+use flashgate_stock::{Order, StockConnection, StockError};
 
 use crate::app::{App, blocking};
 use crate::clock::now_ms;
@@ -27,8 +27,9 @@ pub enum Outcome {
     Retired(Retirement),
     /// Something of it may still change, or has not reached the store yet: tried again later.
     NotSettled(Settlement),
-    /// Orders the store does not hold at their latest version yet (the reconciler will write
-    /// them): tried again later.
+    /// Orders the store does not hold at their latest version and the pass could not write
+    /// there (another order holds their id, see `store::Collision`): tried again later, and
+    /// an operator's to look at.
     StoreBehind { orders: u64 },
     /// Another gateway is retiring it.
     Busy(String),
@@ -109,18 +110,22 @@ async fn fenced(
             Fence::Gone => return Ok(Outcome::NotLoaded),
         }
         settlement.tally(&page);
-        let wanted: Vec<(u64, u32)> = page
-            .iter()
-            .filter_map(|o| o.as_ref().ok())
-            .map(|o| (o.order_id, o.version))
-            .collect();
-        let ids: Vec<u64> = wanted.iter().map(|(id, _)| *id).collect();
+        let orders: Vec<Order> = page.into_iter().filter_map(Result::ok).collect();
+        let ids: Vec<u64> = orders.iter().map(|o| o.order_id).collect();
         let stored = blocking(&app.store, move |s| s.stored_versions(&ids)).await?;
-        behind += wanted
-            .iter()
+        let lagging: Vec<Order> = orders
+            .into_iter()
             .zip(stored)
-            .filter(|((_, version), stored)| stored.is_none_or(|s| s < *version))
-            .count() as u64;
+            .filter(|(order, stored)| stored.is_none_or(|s| s < order.version))
+            .map(|(order, _)| order)
+            .collect();
+        if !lagging.is_empty() {
+            // Under the fence these states are final: written here, they need no journal entry
+            // (one lost to a crash or a flushed Redis would otherwise keep the campaign waiting
+            // for ever). An order another one's id holds is not written: it keeps it here.
+            let written = blocking(&app.store, move |s| s.write_batch(&lagging)).await?;
+            behind += written.collisions.len() as u64;
+        }
     }
     if !settlement.is_settled() {
         return Ok(Outcome::NotSettled(settlement));
