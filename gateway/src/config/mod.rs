@@ -258,6 +258,15 @@ pub struct StoreConfig {
     pub archive_url: Option<DatabaseUrl>,
 }
 
+/// Where the archive of the store at `path` lives by default: beside it, `orders.db` →
+/// `orders-archive.db`.
+pub fn default_archive_path(path: &std::path::Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "orders".to_owned(), |s| s.to_string_lossy().into_owned());
+    path.with_file_name(format!("{stem}-archive.db"))
+}
+
 /// `[archive]`: the pass that moves settled orders of retired campaigns out of the hot tables
 /// (DESIGN §11), so they stay small whatever the history. Where the archive lives is part of
 /// [`StoreConfig`], which every reader opens.

@@ -212,7 +212,7 @@ pub(super) fn validate(
                 PathBuf::new()
             }
             Some(p) => PathBuf::from(p),
-            None => crate::store::default_archive_path(&path),
+            None => super::default_archive_path(&path),
         },
         path,
         url: database_url(e, "store.url", env(ENV_STORE_URL).or(st.url)),

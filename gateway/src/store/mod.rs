@@ -45,7 +45,7 @@ pub use collision::{Collision, Written};
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use shards::MAX_SHARD_BITS;
-pub use sqlite::{SqliteStore, default_archive_path};
+pub use sqlite::SqliteStore;
 
 use std::sync::Arc;
 

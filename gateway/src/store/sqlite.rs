@@ -14,6 +14,7 @@ use super::shards::{
     COLUMNS, MAX_SHARD_BITS, TABLES, first_by_deadline, page_start, shard_bits_unrecorded, shard_of,
 };
 use super::{OrderStore, Retirement, StoreError};
+use crate::config::default_archive_path;
 
 /// Schema version recorded in `PRAGMA user_version`; bump it with each new migration.
 const SCHEMA_VERSION: i64 = 4;
@@ -163,18 +164,9 @@ fn update_sql(table: &str) -> String {
     )
 }
 
-/// Where the archive of the store at `path` lives by default: beside it, `orders.db` →
-/// `orders-archive.db`.
-pub fn default_archive_path(path: &Path) -> std::path::PathBuf {
-    let stem = path
-        .file_stem()
-        .map_or_else(|| "orders".to_owned(), |s| s.to_string_lossy().into_owned());
-    path.with_file_name(format!("{stem}-archive.db"))
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`, its archive beside it
-    /// ([`default_archive_path`]), and applies pending migrations.
+    /// ([`crate::config::default_archive_path`]), and applies pending migrations.
     ///
     /// # Errors
     ///
