@@ -1,4 +1,4 @@
-//! The cold archive's common ground (DESIGN §11, issue #13): which orders may leave the hot
+//! The cold archive's common ground (ARCHITECTURE.md §9, issue #13): which orders may leave the hot
 //! shard tables, and what one step of the archive pass reports. Both backends move the same
 //! orders by the same rule; how they copy and delete is theirs.
 //!

@@ -1,4 +1,4 @@
-//! The order store: where every committed order ends up for good (DESIGN §3).
+//! The order store: where every committed order ends up for good (ARCHITECTURE.md §3).
 //!
 //! Redis holds the truth during a sale; the store is what survives it. Persistence workers
 //! (plain std threads) write orders in batches, the reconciler replays what they may have missed,
@@ -13,6 +13,9 @@
 //! - `sqlite.rs`: [`SqliteStore`], the embedded default — one file, `2^n` shard tables.
 //! - `postgres.rs`: [`PostgresStore`], for production and several gateways — the same tables in
 //!   one PostgreSQL database.
+//! - `pg_archive.rs`: the PostgreSQL archive (schema `flashgate_archive`, monthly partitions).
+//! - `pg_pool.rs`: what PostgreSQL's hot tables and archive share: connection pools and
+//!   settings, the schema check, row decoding, driver errors.
 //! - `shards.rs`: which table an order lives in, the same for both.
 //! - `row.rs`: checked conversions between an [`Order`] and a row.
 //! - `collision.rs`: [`Written`] and [`Collision`]: two orders under one id are reported, never
@@ -31,6 +34,7 @@ mod error;
 #[cfg(test)]
 mod ledger_tests;
 mod pg_archive;
+mod pg_pool;
 mod postgres;
 mod row;
 mod shards;

@@ -1,4 +1,4 @@
-//! The PostgreSQL store's cold archive (DESIGN §11): the schema `flashgate_archive`, in the hot
+//! The PostgreSQL store's cold archive (ARCHITECTURE.md §9): the schema `flashgate_archive`, in the hot
 //! tables' database or in another one, with a table per hot table (`orders_XX`, the same
 //! columns) where the archive pass puts the orders of retired campaigns.
 //!
@@ -19,7 +19,7 @@ use postgres::types::ToSql;
 
 use super::StoreError;
 use super::collision::same_order_sql;
-use super::postgres::{Pool, current, read};
+use super::pg_pool::{Pool, current, read};
 use super::shards::{COLUMNS, TABLES, shard_bits_unrecorded};
 
 /// Where the archive lives in its database.

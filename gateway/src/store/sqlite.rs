@@ -351,7 +351,7 @@ fn migrate(conn: &mut Connection, shard_bits: u8, tables: &[&str]) -> Result<(),
             updated_at INTEGER NOT NULL
         ) STRICT",
     )?;
-    // Version 3: retired campaigns and the payments they keep (DESIGN §11).
+    // Version 3: retired campaigns and the payments they keep (ARCHITECTURE.md §9).
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS campaign_retired (
             campaign_id TEXT PRIMARY KEY,
