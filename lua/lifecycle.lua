@@ -1,4 +1,4 @@
--- lifecycle.lua: every change of an order after its reservation (DESIGN §4), atomically.
+-- lifecycle.lua: every change of an order after its reservation (ARCHITECTURE.md §4), atomically.
 --
 --   pending_payment --pay--> paid
 --          | |--cancel--> cancelled   (stock and the user's quota return)
@@ -232,8 +232,8 @@ if not record then
   return {'not_found'}
 end
 -- A campaign being retired (fenced) or half removed (no meta, orders left) changes no order
--- any more: its orders are final and the store answers for them (DESIGN §11). The expiry sweep
--- above needs no fence: a campaign is fenced only once no order of it is unpaid.
+-- any more: its orders are final and the store answers for them (ARCHITECTURE.md §9). The
+-- expiry sweep above needs no fence: a campaign is fenced only once no order of it is unpaid.
 if redis.call('HEXISTS', KEYS[7], 'retiring') == 1 or redis.call('EXISTS', KEYS[7]) == 0 then
   return {'retiring'}
 end

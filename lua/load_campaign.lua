@@ -12,8 +12,8 @@
 -- Even with a permit, a campaign whose orders or buyers Redis still holds (its stock key alone
 -- was lost) is not created afresh: its buyers would get a new quota and its units sell twice.
 --
--- A campaign split into buckets (DESIGN §7) runs this once per bucket, on that bucket's keys,
--- with the bucket's share as its stock. The number of buckets is fixed when the stock is
+-- A campaign split into buckets (ARCHITECTURE.md §7) runs this once per bucket, on that bucket's
+-- keys, with the bucket's share as its stock. The number of buckets is fixed when the stock is
 -- created and never changed by a later load: a user's home bucket, where their per-user limit is
 -- counted, must not move. A campaign loaded before buckets existed has no `buckets` field and
 -- reads as one bucket.

@@ -1,4 +1,4 @@
--- reserve.lua: the commit point of a purchase (DESIGN §1 stage 8).
+-- reserve.lua: the commit point of a purchase (ARCHITECTURE.md §1 stage 8).
 --
 -- Reserves stock for a batch of purchases of ONE campaign, atomically and in order. Cost is what
 -- shapes this script: inside a script every redis.call has a fixed price, and so does every zset
@@ -33,7 +33,7 @@
 -- or {'not_loaded'} once, for the whole batch, when the campaign is not in Redis.
 
 local meta = redis.call('HMGET', KEYS[1], 'sku', 'unit_price_cents', 'per_user_limit', 'pay_timeout_ms', 'retiring')
--- A campaign fenced for retirement sells nothing more (DESIGN §11): as good as gone.
+-- A campaign fenced for retirement sells nothing more (ARCHITECTURE.md §9): as good as gone.
 if not meta[1] or meta[5] then
   return {{'not_loaded'}}
 end

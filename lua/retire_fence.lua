@@ -1,4 +1,4 @@
--- retire_fence.lua: the fence a retirement puts on one bucket of a campaign (DESIGN §11).
+-- retire_fence.lua: the fence a retirement puts on one bucket of a campaign (ARCHITECTURE.md §9).
 --
 -- While a bucket's meta has the field `retiring`, reserve.lua sells nothing from it and
 -- lifecycle.lua changes none of its orders, so what a retirement checked stays true until its

@@ -1,4 +1,4 @@
--- transfer.lua: moving stock between two buckets of one campaign (DESIGN §7).
+-- transfer.lua: moving stock between two buckets of one campaign (ARCHITECTURE.md §7).
 --
 -- Buckets live in different slots, so no script can touch two of them: a transfer is two
 -- atomic steps and a clean-up, each on one bucket, each safe to repeat.

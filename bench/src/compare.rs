@@ -1,7 +1,7 @@
 //! `compare`: the same load against the gateway and against both yardsticks (the bare hello
-//! server and the naive gateway, DESIGN §10), in one invocation, round after round, with what
-//! each server spent per request read from outside it. Every gateway figure we publish is such
-//! a ratio.
+//! server and the naive gateway, ARCHITECTURE.md §10), in one invocation, round after round,
+//! with what each server spent per request read from outside it. Every gateway figure we
+//! publish is such a ratio.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -77,7 +77,7 @@ enum Command {
     Rehearse(rehearse::RehearseArgs),
     /// Serve a bare hyper hello-world: the same server stack as the gateway, doing nothing.
     /// With --naive-redis, serve the naive gateway instead: one EVALSHA of a 6-line stock
-    /// script per `POST /buy/<user>` on that Redis (DESIGN §10).
+    /// script per `POST /buy/<user>` on that Redis (ARCHITECTURE.md §10).
     ReferenceServer {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,

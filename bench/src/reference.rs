@@ -4,7 +4,7 @@
 //!
 //! - **hello**: answers a small JSON body, nothing else: the cost of HTTP serving.
 //! - **naive**: one `EVALSHA` of a 6-line stock script per request on one multiplexed Redis
-//!   connection (DESIGN §10): no auth, no JSON, no batching, no persistence. The floor a
+//!   connection (ARCHITECTURE.md §10): no auth, no JSON, no batching, no persistence. The floor a
 //!   gateway that reserves stock in Redis is held to.
 
 use std::convert::Infallible;
@@ -21,7 +21,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
-/// The naive gateway's script (DESIGN §10): 1 reserved, 2 already bought, 0 sold out.
+/// The naive gateway's script (ARCHITECTURE.md §10): 1 reserved, 2 already bought, 0 sold out.
 const NAIVE_SCRIPT: &str = "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 2 end; \
 local s = tonumber(redis.call('GET', KEYS[1]) or '0'); if s <= 0 then return 0 end; \
 redis.call('DECR', KEYS[1]); redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]); return 1";

@@ -5,15 +5,21 @@
 //! one atomic Redis Lua script (see the `flashgate-stock` crate); everything after it is derived
 //! from Redis state and can be redone.
 //!
+//! The design as built, section by section: `docs/ARCHITECTURE.md`.
+//!
 //! # Layout
 //! - [`run`]: a gateway's life — start dependencies, serve, shut down in order.
+//! - [`background`]: the loops beside the requests, each a named task, stopped in order —
+//!   limiter pruning, sold-out refresh, expiry sweeper, SIGHUP reload; retirement and archive
+//!   (from their modules), the admin listener and the node lease renewal are registered too.
 //! - [`metrics`]: Prometheus metrics; [`admin`]: the admin listener (metrics, admin API);
 //!   [`reload`]: campaigns reloaded from the config file, atomically.
 //! - [`server`]: the accept loop and graceful connection handling.
 //! - [`router`]: which handler answers which request; stage 1 rate limits.
 //! - [`handlers`]: one module per API resource.
-//! - [`pipeline`]: the purchase stages — limits, catalog (Bloom, window, sold-out), reserver
-//!   (and its wait for replicas), hand-off.
+//! - [`pipeline`]: the purchase stages — limits, catalog (Bloom, window, sold-out) and its
+//!   loading (the checks before a campaign is opened), reserver (and its wait for replicas),
+//!   hand-off.
 //! - [`auth`]: bearer-token identity and order tokens.
 //! - [`http`]: errors as answers (in one place), JSON, bounded bodies.
 //! - [`persistence`]: workers, reconciler and journal acks, on std threads.
@@ -32,6 +38,7 @@ pub mod admin;
 pub mod app;
 pub mod archive;
 pub mod auth;
+pub mod background;
 pub mod clock;
 pub mod config;
 pub mod embedded_redis;

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::app::{App, load_catalog};
+use crate::app::App;
 use crate::config::{Config, ConfigError, FieldError};
-use crate::http::ApiError;
+use crate::pipeline::catalog_load::{load_catalog, spec_of};
 
 /// What a reload did.
 #[derive(Debug, Serialize)]
@@ -26,8 +26,24 @@ pub struct Reloaded {
     pub not_applied: Vec<&'static str>,
 }
 
-fn refused(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidConfig(vec![FieldError {
+/// Why a reload changed nothing. The admin API answers it through `ApiError` (422 or 503); a
+/// SIGHUP logs it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    /// The file is unreadable or invalid, or removes a campaign on sale: every bad field.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    /// Redis or the store failed while the campaigns were loaded; their settings were put
+    /// back.
+    #[error("Redis or the store could not be reached: the config in force stays")]
+    Unreachable,
+    /// The task that reads the file panicked.
+    #[error("reading the config file failed unexpectedly")]
+    Panicked,
+}
+
+fn refused(field: &str, message: impl Into<String>) -> ReloadError {
+    ReloadError::Invalid(vec![FieldError {
         field: field.to_owned(),
         message: message.into(),
     }])
@@ -36,9 +52,10 @@ fn refused(field: &str, message: impl Into<String>) -> ApiError {
 /// Reads the config file again and applies its campaigns.
 ///
 /// # Errors
-/// [`ApiError::InvalidConfig`] (nothing changed) for an unreadable or invalid file, or one
-/// that removes a campaign on sale; 503 when Redis or the store cannot be reached.
-pub async fn reload(app: &App) -> Result<Reloaded, ApiError> {
+/// [`ReloadError::Invalid`] (nothing changed) for an unreadable or invalid file, or one
+/// that removes a campaign on sale; [`ReloadError::Unreachable`] when Redis or the store
+/// cannot be reached.
+pub async fn reload(app: &App) -> Result<Reloaded, ReloadError> {
     let _one_at_a_time = app.reloading.lock().await;
     reload_locked(app).await
 }
@@ -47,7 +64,7 @@ pub async fn reload(app: &App) -> Result<Reloaded, ApiError> {
 ///
 /// # Errors
 /// As [`reload`].
-pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
+pub async fn reload_locked(app: &App) -> Result<Reloaded, ReloadError> {
     let Some(path) = app.config.source.clone() else {
         return Err(refused(
             "(config)",
@@ -56,9 +73,9 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
     };
     let config = match tokio::task::spawn_blocking(move || Config::load(&path)).await {
         Ok(Ok(config)) => config,
-        Ok(Err(ConfigError::Invalid(errors))) => return Err(ApiError::InvalidConfig(errors)),
+        Ok(Err(ConfigError::Invalid(errors))) => return Err(ReloadError::Invalid(errors)),
         Ok(Err(other)) => return Err(refused("(config)", other.to_string())),
-        Err(_) => return Err(ApiError::Internal),
+        Err(_) => return Err(ReloadError::Panicked),
     };
     let current = app.catalog();
     let removed: Vec<FieldError> = current
@@ -74,7 +91,7 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
         })
         .collect();
     if !removed.is_empty() {
-        return Err(ApiError::InvalidConfig(removed));
+        return Err(ReloadError::Invalid(removed));
     }
     let old = &app.config;
     let not_applied: Vec<&'static str> = [
@@ -106,10 +123,7 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
             // Redis failed between campaigns: put back the settings of those in force.
             tracing::error!(error = %e, "reload failed while loading campaigns; restoring their settings");
             restore(app, &current).await;
-            return Err(ApiError::Unavailable {
-                code: "reload_failed",
-                message: "Redis or the store could not be reached: the config in force stays",
-            });
+            return Err(ReloadError::Unreachable);
         }
     };
     let added: Vec<String> = catalog
@@ -144,7 +158,7 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ApiError> {
 async fn restore(app: &App, catalog: &crate::pipeline::catalog::Catalog) {
     let mut conn = app.redis.clone();
     for campaign in catalog.campaigns() {
-        let spec = crate::app::spec_of(&campaign.config);
+        let spec = spec_of(&campaign.config);
         if let Err(e) =
             flashgate_stock::apply_settings(&mut conn, &app.scripts, campaign.layout.first(), &spec)
                 .await

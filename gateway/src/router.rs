@@ -13,7 +13,7 @@ use hyper::body::Body;
 
 use crate::app::App;
 use crate::handlers::{campaigns, health, lifecycle, order_tokens, orders, purchase};
-use crate::http::{Answer, ApiError};
+use crate::http::{Answer, ApiError, ErrorCode};
 use crate::metrics::requests::{NO_CODE, Route};
 
 /// Every route [`route`] answers, as method, path template (OpenAPI style) and metrics label.
@@ -49,7 +49,7 @@ pub const ROUTES: [(Method, &str, Route); 10] = [
 ];
 
 const NO_ROUTE: ApiError = ApiError::NotFound {
-    code: "not_found",
+    code: ErrorCode::NotFound,
     message: "no such route",
 };
 
@@ -65,7 +65,7 @@ where
     let (answer, code) = match dispatch(app, req, ip, &mut label).await {
         Ok(answer) => (answer, NO_CODE),
         Err(e) => {
-            let code = e.code();
+            let code = e.code().as_str();
             (e.into_answer(), code)
         }
     };

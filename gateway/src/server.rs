@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::config::ServerConfig;
+use crate::http::ApiError;
 use crate::router::route;
 
 /// Serves `listener` until `shutdown` resolves, then drains connections for up to
@@ -118,13 +119,22 @@ pub async fn serve(
 
 /// Answers a connection beyond `max_connections` with a 503 and closes it, without reading it.
 async fn refuse(mut stream: tokio::net::TcpStream) {
-    const BODY: &str = r#"{"error":{"code":"too_many_connections","message":"the gateway is at its connection limit; retry shortly"}}"#;
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
-         connection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
+    // Its status, headers and body come from `ApiError`, like every other error answer; only
+    // the framing is written here, since hyper never sees this connection.
+    let refusal = ApiError::TooManyConnections;
+    let status = refusal.status();
+    let body = refusal.body();
+    let mut answer = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\nretry-after: {}\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
+        refusal.retry_after_s().unwrap_or(1),
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&answer)).await;
     let _ = stream.shutdown().await;
     // Linger: read and drop what the client sent, so closing with unread data does not reset
     // the connection before the client has read the answer.

@@ -1,5 +1,5 @@
-//! A hot campaign's stock split into buckets, each in its own slot (DESIGN §7): moving units
-//! between buckets, repairing moves a crash cut in half, and counting what is where.
+//! A hot campaign's stock split into buckets, each in its own slot (ARCHITECTURE.md §7): moving
+//! units between buckets, repairing moves a crash cut in half, and counting what is where.
 //!
 //! A purchase only ever touches its buyer's home bucket ([`CampaignLayout::home`]), so the
 //! buckets of one campaign sell on as many Redis cores as there are masters. A home bucket that

@@ -1,4 +1,4 @@
-//! The Redis key layout of a campaign and of its stock buckets (DESIGN §2, §7).
+//! The Redis key layout of a campaign and of its stock buckets (ARCHITECTURE.md §2, §7).
 //!
 //! A campaign's stock may be split into `B` buckets (a power of two, at most
 //! [`MAX_BUCKETS`]), each a complete set of keys under its own hash tag, so each bucket lives in
@@ -44,7 +44,7 @@ pub struct CampaignKeys {
     /// never holds the rest back, and kept here for an operator to look at and re-journal.
     pub poisoned: String,
     /// transfer id → `"<units>|<home bucket>|<ms>"` (hash): units this bucket gave to another
-    /// and that the other has perhaps not been credited yet (DESIGN §7).
+    /// and that the other has perhaps not been credited yet (ARCHITECTURE.md §7).
     pub transfers: String,
     /// Ids of the transfers this bucket has been credited for (set), kept while the campaign
     /// lives: a repair racing the normal path finds the credit made and never makes it twice.

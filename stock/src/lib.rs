@@ -4,6 +4,8 @@
 //! invariants 1–4 (no oversell, per-user limits, no lost order, idempotent retries) sit in one
 //! crate, beside the Lua scripts in `lua/` that enforce them atomically.
 //!
+//! The design as built (the key layout in §2, buckets in §7): `docs/ARCHITECTURE.md`.
+//!
 //! # Layout
 //! - [`connection`]: the one async connection every caller shares (one Redis today).
 //! - [`keys`]: the Redis key layout of a campaign and its stock buckets (one slot per bucket).

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Where an order is in its lifecycle (DESIGN §4).
+/// Where an order is in its lifecycle (ARCHITECTURE.md §4).
 ///
 /// The names are the stable strings of the API, the Redis record and the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

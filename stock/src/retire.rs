@@ -1,4 +1,4 @@
-//! Retiring a settled campaign from Redis (DESIGN §11, issue #13): what tells whether Redis
+//! Retiring a settled campaign from Redis (ARCHITECTURE.md §9, issue #13): what tells whether Redis
 //! still holds anything unsettled of it, its orders and payments page by page for the store to
 //! check and keep, the fence that freezes it meanwhile (also the lease that lets one gateway
 //! do it), and the removal of every key of every bucket.

@@ -111,6 +111,53 @@ async fn a_call_that_times_out_but_commits_is_never_called_unrecorded() {
     assert_eq!(stock, 9, "one unit, once");
 }
 
+/// A cancel whose script Redis runs too late is not `redis_unavailable` (which promises
+/// nothing changed): it is `change_unconfirmed`, and the same cancel again tells the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_that_times_out_is_answered_unconfirmed_and_its_retry_tells() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = CampaignSpec::open("slow-cancel", 10, 1);
+    let id = campaign.id.clone();
+    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
+    let gateway = InProcess::start(&scenario);
+    let c = gateway.client();
+    let bought = c
+        .purchase("cid", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(bought.status, StatusCode::ACCEPTED, "{}", bought.body);
+    let order_id = bought.order_id().to_owned();
+
+    // Writes (scripts included) wait 1.5 s: longer than the gateway's 500 ms response timeout.
+    let mut admin = redis.client().get_connection().unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("WRITE")
+        .query(&mut admin)
+        .unwrap();
+    let first = c.cancel("cid", &order_id).await;
+    assert_eq!(
+        first.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        first.body
+    );
+    assert_eq!(first.code(), "change_unconfirmed", "{}", first.body);
+    assert!(first.headers.contains_key("retry-after"));
+
+    // The paused script does run; the same cancel again answers the cancelled order.
+    eventually(Duration::from_secs(10), "the retry sees the cancel", || {
+        let (c, order_id) = (c.clone(), order_id.clone());
+        async move {
+            let r = c.cancel("cid", &order_id).await;
+            r.status == StatusCode::OK && r.body["status"] == "cancelled"
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_lost_its_data_is_not_refilled_from_config() {
     let redis = RedisServer::start();

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::config_file;
 use crate::app::App;
 use crate::clock::{now_ms, rfc3339};
-use crate::http::{Answer, ApiError, json as answer};
+use crate::http::{Answer, ApiError, ErrorCode, json as answer};
 use crate::reload::reload_locked;
 
 /// Campaign keys an admin may set; the same as in the config file.
@@ -24,7 +24,7 @@ const FIELDS: [&str; 9] = [
 ];
 
 fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_field", message)
+    ApiError::bad_request(ErrorCode::InvalidField, message)
 }
 
 /// `PUT /admin/v1/campaigns/{id}`: the campaign with these fields (created if new, its other
@@ -35,12 +35,12 @@ fn bad(message: impl Into<String>) -> ApiError {
 /// refuses (the file is left as it was).
 pub async fn put(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
     let fields: serde_json::Map<String, Value> = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::MalformedJson, e.to_string()))?;
     let mut changes = Vec::with_capacity(fields.len());
     for (key, value) in fields {
         if !FIELDS.contains(&key.as_str()) {
             return Err(ApiError::bad_request(
-                "unknown_field",
+                ErrorCode::UnknownField,
                 format!("{key}: campaigns take {}", FIELDS.join(", ")),
             ));
         }
@@ -50,7 +50,7 @@ pub async fn put(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
     }
     if changes.iter().any(|(k, _)| k == "stock") && app.campaign(id).is_ok() {
         return Err(ApiError::Conflict {
-            code: "stock_is_live",
+            code: ErrorCode::StockIsLive,
             message: "this campaign is on sale: its stock lives in Redis; change it with \
                       POST /admin/v1/campaigns/{id}/stock"
                 .into(),
@@ -107,31 +107,29 @@ pub async fn close(app: &App, id: &str) -> Result<Answer, ApiError> {
 pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
     let campaign = app.campaign(id)?;
     let body: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::MalformedJson, e.to_string()))?;
     let total = body["stock_total"]
         .as_u64()
         .filter(|n| *n < (1 << 53))
         .ok_or_else(|| bad("stock_total: a whole number from 0 to 2^53-1"))?;
     if campaign.is_retired() {
         return Err(ApiError::Conflict {
-            code: "campaign_retired",
+            code: ErrorCode::CampaignRetired,
             message: format!("campaign {id} is retired: it is never given stock again"),
         });
     }
     if let Some(reason) = campaign.repair_reason() {
         // Redis' count of what is taken is wrong: a new total would be computed from it.
         return Err(ApiError::Conflict {
-            code: "campaign_needs_repair",
+            code: ErrorCode::CampaignNeedsRepair,
             message: format!("rebuild the campaign before changing its stock: {reason}"),
         });
     }
     let mut conn = app.redis.clone();
     let change = flashgate_stock::set_stock_total(&mut conn, &app.scripts, &campaign.layout, total)
         .await
-        .map_err(|_| ApiError::Unavailable {
-            code: "redis_unavailable",
-            message: "stock service unavailable",
-        })?;
+        // The script may have run before Redis failed to answer: the same total again is safe.
+        .map_err(|_| UNCONFIRMED)?;
     match change {
         flashgate_stock::StockChange::Applied {
             before,
@@ -167,19 +165,19 @@ pub async fn set_stock(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiEr
             ))
         }
         flashgate_stock::StockChange::BelowTaken { total, taken } => Err(ApiError::Conflict {
-            code: "stock_below_taken",
+            code: ErrorCode::StockBelowTaken,
             message: format!(
                 "{taken} units of the {total} are already held or sold: the total cannot go below them"
             ),
         }),
         flashgate_stock::StockChange::Inconsistent => Err(ApiError::Conflict {
-            code: "stock_inconsistent",
+            code: ErrorCode::StockInconsistent,
             message: "Redis holds more units for sale than the campaign's total: nothing was \
                       changed; look at fg:{campaign}:meta and :stock"
                 .into(),
         }),
         flashgate_stock::StockChange::NotLoaded => Err(ApiError::NotFound {
-            code: "unknown_campaign",
+            code: ErrorCode::UnknownCampaign,
             message: "no such campaign",
         }),
     }
@@ -214,14 +212,21 @@ async fn edit_and_reload(
         }
         Err(refusal) => {
             let _ = tokio::task::spawn_blocking(move || original.restore()).await;
-            Err(refusal)
+            Err(refusal.into())
         }
     }
 }
 
 const REDIS_DOWN: ApiError = ApiError::Unavailable {
-    code: "redis_unavailable",
+    code: ErrorCode::RedisUnavailable,
     message: "stock service unavailable",
+};
+
+/// A script that changes Redis and failed may have run before Redis failed to answer:
+/// `redis_unavailable` would promise nothing changed.
+const UNCONFIRMED: ApiError = ApiError::Unavailable {
+    code: ErrorCode::ChangeUnconfirmed,
+    message: "stock service did not confirm the change; it may have been applied: retry",
 };
 
 /// `GET /admin/v1/campaigns/{id}/poisoned`: the orders the store refused for good, set aside
@@ -259,7 +264,7 @@ pub async fn poisoned(app: &App, id: &str) -> Result<Answer, ApiError> {
 pub async fn retry_poisoned(app: &App, id: &str, order_id: &str) -> Result<Answer, ApiError> {
     let campaign = app.campaign(id)?;
     let not_set_aside = ApiError::NotFound {
-        code: "order_not_found",
+        code: ErrorCode::OrderNotFound,
         message: "no such order set aside",
     };
     let Ok(order_id) = order_id.parse::<u64>() else {
@@ -273,7 +278,7 @@ pub async fn retry_poisoned(app: &App, id: &str, order_id: &str) -> Result<Answe
         order_id,
     )
     .await
-    .map_err(|_| REDIS_DOWN)?;
+    .map_err(|_| UNCONFIRMED)?;
     if !retried {
         return Err(not_set_aside);
     }

@@ -6,9 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::FieldError;
-use crate::http::ApiError;
-
 /// The config file as read before an edit, to restore it if the edit is refused.
 #[derive(Debug)]
 pub struct Original {
@@ -16,36 +13,51 @@ pub struct Original {
     text: String,
 }
 
-fn refused(message: impl Into<String>) -> ApiError {
-    ApiError::InvalidConfig(vec![FieldError {
-        field: "(config)".into(),
-        message: message.into(),
-    }])
+/// Why the config file could not be edited: nothing was written. The admin API answers it
+/// 422 `invalid_config` (through `ApiError`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The parse error is not kept: it would quote a line of the file, secrets and all.
+    #[error("{path} is not valid TOML")]
+    NotToml { path: String },
+    #[error("campaigns is not an array of tables ([[campaigns]])")]
+    NotCampaignTables,
+    #[error("writing {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Applies `edit` to the `[[campaigns]]` table whose `id` is `id` (`None` when the file has no
 /// such campaign yet) and writes the result back.
 ///
 /// # Errors
-/// 422 when the file cannot be read, parsed or written; whatever `edit` returns.
-pub fn edit_campaign(
+/// A [`ConfigFileError`] when the file cannot be read, parsed or written; whatever `edit`
+/// returns.
+pub fn edit_campaign<E: From<ConfigFileError>>(
     path: &Path,
     id: &str,
-    edit: impl FnOnce(Option<&mut toml_edit::Table>) -> Result<Option<toml_edit::Table>, ApiError>,
-) -> Result<Original, ApiError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| refused(format!("reading {}: {e}", path.display())))?;
+    edit: impl FnOnce(Option<&mut toml_edit::Table>) -> Result<Option<toml_edit::Table>, E>,
+) -> Result<Original, E> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     // The parse error is not echoed: it would quote a line of the file, secrets and all.
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|_| refused(format!("{} is not valid TOML", path.display())))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|_| ConfigFileError::NotToml {
+        path: path.display().to_string(),
+    })?;
     let campaigns = doc
         .entry("campaigns")
         .or_insert_with(|| toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
     let Some(campaigns) = campaigns.as_array_of_tables_mut() else {
-        return Err(refused(
-            "campaigns is not an array of tables ([[campaigns]])",
-        ));
+        return Err(ConfigFileError::NotCampaignTables.into());
     };
     let existing = campaigns
         .iter_mut()
@@ -85,7 +97,7 @@ impl Original {
 /// Writes `text` to a temporary file beside `path` with `path`'s permissions (the file may hold
 /// secrets), syncs it to disk, and renames it over `path`: readers see the old file or the new
 /// one, never half of one, even across a crash.
-fn write_atomically(path: &Path, text: &str) -> Result<(), ApiError> {
+fn write_atomically(path: &Path, text: &str) -> Result<(), ConfigFileError> {
     use std::io::Write as _;
     let temporary = path.with_extension("toml.edit");
     let written = (|| {
@@ -96,5 +108,8 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), ApiError> {
         file.sync_all()?;
         std::fs::rename(&temporary, path)
     })();
-    written.map_err(|e| refused(format!("writing {}: {e}", path.display())))
+    written.map_err(|source| ConfigFileError::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }

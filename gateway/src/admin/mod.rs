@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::handlers::campaigns as public_campaigns;
 use crate::http::body::read_bounded;
-use crate::http::{Answer, ApiError, json};
+use crate::http::{Answer, ApiError, ErrorCode, json};
 use crate::metrics::exposition;
 
 /// Every route of the admin listener, as method and path (see `router::ROUTES`).
@@ -49,7 +49,7 @@ pub const ADMIN_ROUTES: [(Method, &str); 9] = [
 const MAX_ADMIN_BODY: usize = 16 * 1024;
 
 const NO_ROUTE: ApiError = ApiError::NotFound {
-    code: "not_found",
+    code: ErrorCode::NotFound,
     message: "no such route",
 };
 
@@ -79,6 +79,20 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
     }
 }
 
+/// What `/metrics` reads of the gateway's state.
+fn sources(app: &App) -> exposition::Sources<'_> {
+    exposition::Sources {
+        metrics: &app.metrics,
+        store_health: &app.store_health,
+        catalog: &app.catalog,
+        handoff: &app.handoff,
+        limits: &app.limits,
+        redis: &app.redis,
+        scripts: &app.scripts,
+        retire_after: app.config.persistence.retire_after,
+    }
+}
+
 async fn route<B>(app: &App, req: Request<B>) -> Result<Answer, ApiError>
 where
     B: hyper::body::Body,
@@ -88,7 +102,9 @@ where
     let path = uri.path();
     if path == "/metrics" {
         only(&req, &Method::GET)?;
-        let mut answer = Response::new(Full::new(Bytes::from(exposition::render(app).await)));
+        let mut answer = Response::new(Full::new(Bytes::from(
+            exposition::render(sources(app)).await,
+        )));
         answer.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -119,7 +135,7 @@ where
             only(&req, &Method::PUT)?;
             if !crate::ids::is_key_safe(id) {
                 return Err(ApiError::bad_request(
-                    "invalid_field",
+                    ErrorCode::InvalidField,
                     "campaign ids are 1-64 letters, digits and _ . : -",
                 ));
             }

@@ -10,8 +10,8 @@
 use http::StatusCode;
 use serde_json::json;
 
-use crate::app::{App, blocking, spec_of};
-use crate::http::{Answer, ApiError, json as answer};
+use crate::app::{App, blocking};
+use crate::http::{Answer, ApiError, ErrorCode, json as answer};
 
 /// Rebuilds campaign `id` from the store and lets it sell again. Other instances let it sell
 /// again at their next reload, which checks it anew.
@@ -40,19 +40,19 @@ pub async fn rebuild(app: &App, id: &str) -> Result<Answer, ApiError> {
     .map_err(|e| {
         tracing::error!(campaign = id, error = %e, "rebuild cannot read the store");
         ApiError::Unavailable {
-            code: "store_unavailable",
+            code: ErrorCode::StoreUnavailable,
             message: "the order store cannot be read: nothing was rebuilt",
         }
     })?;
     let Some((total, stored)) = read else {
         return Err(ApiError::Conflict {
-            code: "campaign_retired",
+            code: ErrorCode::CampaignRetired,
             message: format!(
                 "campaign {id} is retired: its orders are final and it is never rebuilt"
             ),
         });
     };
-    let mut spec = spec_of(&campaign.config);
+    let mut spec = crate::pipeline::catalog_load::spec_of(&campaign.config);
     spec.stock = total.unwrap_or(spec.stock);
     let mut conn = app.redis.clone();
     let rebuilt = flashgate_stock::rebuild_campaign(
@@ -66,7 +66,7 @@ pub async fn rebuild(app: &App, id: &str) -> Result<Answer, ApiError> {
     .map_err(|e| {
         tracing::error!(campaign = id, error = %e, "rebuild failed in Redis");
         ApiError::Unavailable {
-            code: "redis_unavailable",
+            code: ErrorCode::RedisUnavailable,
             message: "stock service failed during the rebuild: the campaign stays refused; retry",
         }
     })?;

@@ -1,5 +1,5 @@
-//! Archiving settled orders (DESIGN §11, issue #13): orders of retired campaigns that have not
-//! changed for `archive.after` leave the hot shard tables for the archive, so the tables a
+//! Archiving settled orders (ARCHITECTURE.md §9, issue #13): orders of retired campaigns that
+//! have not changed for `archive.after` leave the hot shard tables for the archive, so the tables a
 //! flash sale writes to stay small whatever the history. Reads fall through to the archive in
 //! the store itself ([`crate::store::OrderStore::get`] and the user listing).
 //!

@@ -1,4 +1,4 @@
-//! The gateway's configuration: one TOML file (DESIGN §6), parsed into a raw serde struct
+//! The gateway's configuration: one TOML file (ARCHITECTURE.md §6), parsed into a raw serde struct
 //! that rejects unknown keys, then validated into the typed [`Config`] with *every* bad
 //! field reported at once, so `--check-config` can show an operator the whole list.
 //!
@@ -170,7 +170,8 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// `[redis]`: either an external server or a private one the gateway supervises (DESIGN §9).
+/// `[redis]`: either an external server or a private one the gateway supervises
+/// (ARCHITECTURE.md §6).
 /// Never a fallback from one to the other: a second Redis would sell the same stock twice.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RedisConfig {
@@ -268,8 +269,8 @@ pub fn default_archive_path(path: &std::path::Path) -> PathBuf {
 }
 
 /// `[archive]`: the pass that moves settled orders of retired campaigns out of the hot tables
-/// (DESIGN §11), so they stay small whatever the history. Where the archive lives is part of
-/// [`StoreConfig`], which every reader opens.
+/// (ARCHITECTURE.md §9), so they stay small whatever the history. Where the archive lives is
+/// part of [`StoreConfig`], which every reader opens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArchiveConfig {
     /// Orders last updated longer ago than this are archived (default 90 days; `0` = never).
@@ -301,7 +302,7 @@ pub struct PersistenceConfig {
     pub reconcile_grace: Duration,
     /// How long after its end a settled campaign stays in Redis before it is retired (default
     /// 24h; `0`: never): its keys leave Redis and it is answered from the store from then on
-    /// (DESIGN §11). A campaign that is not settled then is retired once it is.
+    /// (ARCHITECTURE.md §9). A campaign that is not settled then is retired once it is.
     pub retire_after: Option<Duration>,
 }
 

@@ -6,11 +6,11 @@ use http::StatusCode;
 use super::views::CampaignView;
 use crate::app::App;
 use crate::clock::{now_ms, rfc3339};
-use crate::http::{Answer, ApiError, json};
+use crate::http::{Answer, ApiError, ErrorCode, json};
 use crate::pipeline::catalog::Campaign;
 
 const UNAVAILABLE: ApiError = ApiError::Unavailable {
-    code: "redis_unavailable",
+    code: ErrorCode::RedisUnavailable,
     message: "stock service unavailable",
 };
 

@@ -16,12 +16,15 @@ use super::views::OrderView;
 use crate::app::{App, blocking};
 use crate::clock::now_ms;
 use crate::http::body::{parse_strict, read_bounded};
-use crate::http::{Answer, ApiError, json};
+use crate::http::{Answer, ApiError, ErrorCode, json};
 use crate::order_id::{gene_of, shard_gene};
 
-const REDIS_DOWN: ApiError = ApiError::Unavailable {
-    code: "redis_unavailable",
-    message: "stock service did not answer; the outcome is unknown, retry (retries are safe)",
+/// A lifecycle script that failed in Redis may have run: the answer says so (not
+/// `redis_unavailable`, which promises nothing changed), and a retry is safe because a
+/// cancel or a payment again is answered with the order as it now is.
+const UNCONFIRMED: ApiError = ApiError::Unavailable {
+    code: ErrorCode::ChangeUnconfirmed,
+    message: "stock service did not confirm the change; it may have been applied: retry (retries are safe)",
 };
 
 /// The answer for a lifecycle script that failed. Malformed data in Redis was refused before
@@ -33,7 +36,7 @@ fn script_failed(e: &StockError, campaign: &str, order_id: u64) -> ApiError {
         ApiError::CorruptOrder
     } else {
         tracing::debug!(campaign, order_id, error = %e, "lifecycle script failed");
-        REDIS_DOWN
+        UNCONFIRMED
     }
 }
 
@@ -137,7 +140,7 @@ where
 {
     let Some(secret) = &app.config.auth.payment_secret else {
         return Err(ApiError::Unavailable {
-            code: "payments_not_configured",
+            code: ErrorCode::PaymentsNotConfigured,
             message: "auth.payment_secret is not set: payment callbacks are off",
         });
     };
@@ -165,14 +168,13 @@ where
     // would forge log lines, and a long id would cost memory for the campaign's lifetime.
     if !valid_payment_id(&callback.payment_id) {
         return Err(ApiError::bad_request(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "payment_id must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', ':' and '-'",
         ));
     }
-    let order_id: u64 = callback
-        .order_id
-        .parse()
-        .map_err(|_| ApiError::bad_request("invalid_field", "order_id must be a decimal string"))?;
+    let order_id: u64 = callback.order_id.parse().map_err(|_| {
+        ApiError::bad_request(ErrorCode::InvalidField, "order_id must be a decimal string")
+    })?;
     let from_redis = match locate(app, order_id).await? {
         Some((campaign, order)) => {
             // Redis' state may be older than the store's: the provider retries once it is
@@ -201,7 +203,7 @@ where
     };
     let (transition, in_redis) = match from_redis {
         Some(transition) => (transition, true),
-        // Not in Redis: answered from the store if its campaign is retired (DESIGN §11).
+        // Not in Redis: answered from the store if its campaign is retired (ARCHITECTURE.md §9).
         None => {
             let order = match stored_order(app, order_id).await? {
                 Stored::Retired(order) => order,
@@ -294,7 +296,7 @@ fn paid_answer(order: &Order, payment_id: &str, outcome: &'static str) -> Answer
 }
 
 const NOT_SERVED: ApiError = ApiError::Unavailable {
-    code: "order_not_served",
+    code: ErrorCode::OrderNotServed,
     message: "this gateway cannot settle that order now; retry",
 };
 

@@ -12,12 +12,12 @@ use http::{Request, StatusCode};
 use super::identify;
 use super::views::OrderView;
 use crate::app::{App, blocking};
-use crate::http::{Answer, ApiError, json};
+use crate::http::{Answer, ApiError, ErrorCode, json};
 use crate::order_id::{gene_of, shard_gene};
 use crate::pipeline::catalog::Campaign;
 
 pub(crate) const NOT_FOUND: ApiError = ApiError::NotFound {
-    code: "order_not_found",
+    code: ErrorCode::OrderNotFound,
     message: "no such order",
 };
 
@@ -48,7 +48,7 @@ pub async fn get<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, ApiE
         }
         Ok(_) if redis_answer.is_ok() => Err(NOT_FOUND),
         _ => Err(ApiError::Unavailable {
-            code: "order_lookup_unavailable",
+            code: ErrorCode::OrderLookupUnavailable,
             message: "neither Redis nor the order store could answer",
         }),
     }
@@ -71,7 +71,7 @@ pub(crate) enum Stored {
 /// 503 `store_unavailable` when the store cannot tell.
 pub(crate) async fn stored_order(app: &App, order_id: u64) -> Result<Stored, ApiError> {
     const UNAVAILABLE: ApiError = ApiError::Unavailable {
-        code: "store_unavailable",
+        code: ErrorCode::StoreUnavailable,
         message: "the order store cannot be read; retry",
     };
     let Some(order) = blocking(&app.store, move |s| s.get(order_id))
@@ -117,7 +117,7 @@ pub(crate) async fn locate(
     let records = flashgate_stock::lookup::records_across(&mut conn, &wanted)
         .await
         .map_err(|_| ApiError::Unavailable {
-            code: "redis_unavailable",
+            code: ErrorCode::RedisUnavailable,
             message: "stock service unavailable",
         })?;
     for (campaign, record) in campaigns.into_iter().zip(records) {
@@ -157,7 +157,7 @@ pub async fn list<B>(app: &App, req: Request<B>) -> Result<Answer, ApiError> {
             .map_err(|e| {
                 tracing::warn!(error = %e, "order store unavailable for a listing");
                 ApiError::Unavailable {
-                    code: "store_unavailable",
+                    code: ErrorCode::StoreUnavailable,
                     message: "the order store cannot be read",
                 }
             })?;
@@ -185,19 +185,22 @@ fn page_query(query: &str) -> Result<(usize, Option<u64>), ApiError> {
                     .filter(|n| (1..=MAX_PAGE).contains(n))
                     .ok_or_else(|| {
                         ApiError::bad_request(
-                            "invalid_limit",
+                            ErrorCode::InvalidLimit,
                             format!("limit must be 1 to {MAX_PAGE}"),
                         )
                     })?;
             }
             "cursor" => {
                 cursor = Some(value.parse().map_err(|_| {
-                    ApiError::bad_request("invalid_cursor", "cursor must be a next_cursor value")
+                    ApiError::bad_request(
+                        ErrorCode::InvalidCursor,
+                        "cursor must be a next_cursor value",
+                    )
                 })?);
             }
             other => {
                 return Err(ApiError::bad_request(
-                    "unknown_parameter",
+                    ErrorCode::UnknownParameter,
                     format!("unknown query parameter {other:?}; expected limit, cursor"),
                 ));
             }
@@ -251,12 +254,21 @@ mod tests {
     fn page_parameters_are_strict() {
         assert_eq!(page_query(""), Ok((DEFAULT_PAGE, None)));
         assert_eq!(page_query("limit=5&cursor=42"), Ok((5, Some(42))));
-        assert_eq!(page_query("limit=0").unwrap_err().code(), "invalid_limit");
-        assert_eq!(page_query("limit=101").unwrap_err().code(), "invalid_limit");
-        assert_eq!(page_query("cursor=x").unwrap_err().code(), "invalid_cursor");
+        assert_eq!(
+            page_query("limit=0").unwrap_err().code(),
+            ErrorCode::InvalidLimit
+        );
+        assert_eq!(
+            page_query("limit=101").unwrap_err().code(),
+            ErrorCode::InvalidLimit
+        );
+        assert_eq!(
+            page_query("cursor=x").unwrap_err().code(),
+            ErrorCode::InvalidCursor
+        );
         assert_eq!(
             page_query("sort=asc").unwrap_err().code(),
-            "unknown_parameter"
+            ErrorCode::UnknownParameter
         );
     }
 }

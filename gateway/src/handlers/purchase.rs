@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::auth::OrderTokenError;
 use crate::clock::{now_ms, now_s};
 use crate::http::body::{parse_strict, read_bounded};
-use crate::http::{Answer, ApiError, json};
+use crate::http::{Answer, ApiError, ErrorCode, json};
 use crate::pipeline::catalog::Campaign;
 use crate::pipeline::reserver::ReserveError;
 
@@ -63,7 +63,10 @@ where
         .ok()
         .filter(|q| (1..=max).contains(q))
         .ok_or_else(|| {
-            ApiError::bad_request("invalid_quantity", format!("quantity must be 1 to {max}"))
+            ApiError::bad_request(
+                ErrorCode::InvalidQuantity,
+                format!("quantity must be 1 to {max}"),
+            )
         })?;
     // A token's signature proves whose order it names, expired or not: an expired token may
     // still read that order back; only a new purchase needs it unexpired.
@@ -108,11 +111,11 @@ where
         .await
         .map_err(|e| match e {
             ReserveError::Overloaded => ApiError::Unavailable {
-                code: "overloaded",
+                code: ErrorCode::Overloaded,
                 message: "too many purchases in flight; retry shortly",
             },
             ReserveError::Unavailable => ApiError::Unavailable {
-                code: "redis_unavailable",
+                code: ErrorCode::RedisUnavailable,
                 message: "stock service unavailable; nothing was recorded",
             },
             // The client may not hold a token for this id (it sent none): give it one, so its
@@ -142,11 +145,11 @@ where
         }),
         ReserveOutcome::Conflict => Err(ApiError::OrderConflict),
         ReserveOutcome::BadRequest => Err(ApiError::bad_request(
-            "invalid_purchase",
+            ErrorCode::InvalidPurchase,
             "purchase refused by the stock service",
         )),
         ReserveOutcome::NotLoaded => Err(ApiError::Unavailable {
-            code: "campaign_not_loaded",
+            code: ErrorCode::CampaignNotLoaded,
             message: "campaign is not loaded in Redis; an operator must load it",
         }),
     }
@@ -190,7 +193,7 @@ async fn existing_order(
     .map_err(|e| {
         tracing::warn!(error = %e, "cannot read an order back for a retry");
         ApiError::Unavailable {
-            code: "redis_unavailable",
+            code: ErrorCode::RedisUnavailable,
             message: "stock service unavailable; retry with the same order token",
         }
     })?;

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 
+use super::error_code::ErrorCode;
 use super::response::{Answer, with_body};
 use crate::auth::{AuthError, OrderTokenError};
 
@@ -13,7 +14,7 @@ use crate::auth::{AuthError, OrderTokenError};
 pub enum ApiError {
     /// Malformed or invalid input (400); `code` names what was wrong.
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -23,7 +24,7 @@ pub enum ApiError {
     /// Unknown campaign, order or route (404).
     #[error("{message}")]
     NotFound {
-        code: &'static str,
+        code: ErrorCode,
         message: &'static str,
     },
     #[error("method not allowed")]
@@ -63,7 +64,7 @@ pub enum ApiError {
     /// A dependency is down or the gateway is saturated (503): nothing was recorded.
     #[error("{message}")]
     Unavailable {
-        code: &'static str,
+        code: ErrorCode,
         message: &'static str,
     },
     /// Redis did not answer the reservation: it may or may not have been made (503). The
@@ -81,20 +82,24 @@ pub enum ApiError {
     RequestTimeout,
     /// The request conflicts with the state of things (409); `code` says how.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// The admin API's bearer token is missing or wrong (401); nothing was changed.
     #[error("missing or wrong admin token")]
     AdminUnauthorized,
     /// The admin API is not configured (no `admin.token`): it answers nothing (403).
     #[error("the admin API needs admin.token (or FLASHGATE_ADMIN_TOKEN) to be set")]
     AdminDisabled,
+    /// The gateway is at `server.max_connections` (503): the connection is answered without
+    /// being read, and closed.
+    #[error("the gateway is at its connection limit; retry shortly")]
+    TooManyConnections,
     /// A config (a reload) was refused (422); every bad field is named and nothing changed.
     #[error("{}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
     InvalidConfig(Vec<crate::config::FieldError>),
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             message: message.into(),
@@ -124,7 +129,7 @@ impl ApiError {
             | Self::AmountMismatch
             | Self::PaymentIdReused => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } | Self::OutcomeUnknown { .. } => {
+            Self::Unavailable { .. } | Self::OutcomeUnknown { .. } | Self::TooManyConnections => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Internal | Self::CorruptOrder => StatusCode::INTERNAL_SERVER_ERROR,
@@ -132,43 +137,48 @@ impl ApiError {
     }
 
     /// The stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest { code, .. } | Self::NotFound { code, .. } => code,
-            Self::Unavailable { code, .. } => code,
-            Self::PayloadTooLarge { .. } => "body_too_large",
-            Self::Unauthorized(AuthError::Missing) => "missing_token",
-            Self::Unauthorized(AuthError::Expired) => "token_expired",
-            Self::Unauthorized(_) => "invalid_token",
-            Self::BadOrderToken(OrderTokenError::Expired) => "order_token_expired",
-            Self::BadOrderToken(_) => "invalid_order_token",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::NotStarted => "not_started",
-            Self::Ended => "ended",
-            Self::SoldOut => "sold_out",
-            Self::InsufficientStock { .. } => "insufficient_stock",
-            Self::LimitReached { .. } => "limit_reached",
-            Self::OrderConflict => "order_conflict",
-            Self::NotCancellable => "not_cancellable",
-            Self::AmountMismatch => "amount_mismatch",
-            Self::PaymentIdReused => "payment_id_reused",
-            Self::CorruptOrder => "order_corrupt",
-            Self::InvalidSignature => "invalid_signature",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::OutcomeUnknown { .. } => "outcome_unknown",
-            Self::Internal => "internal",
-            Self::Conflict { code, .. } => code,
-            Self::RequestTimeout => "request_timeout",
-            Self::AdminUnauthorized => "invalid_admin_token",
-            Self::AdminDisabled => "admin_disabled",
-            Self::InvalidConfig(_) => "invalid_config",
+            Self::BadRequest { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Unavailable { code, .. }
+            | Self::Conflict { code, .. } => *code,
+            Self::PayloadTooLarge { .. } => ErrorCode::BodyTooLarge,
+            Self::Unauthorized(AuthError::Missing) => ErrorCode::MissingToken,
+            Self::Unauthorized(AuthError::Expired) => ErrorCode::TokenExpired,
+            Self::Unauthorized(_) => ErrorCode::InvalidToken,
+            Self::BadOrderToken(OrderTokenError::Expired) => ErrorCode::OrderTokenExpired,
+            Self::BadOrderToken(_) => ErrorCode::InvalidOrderToken,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::NotStarted => ErrorCode::NotStarted,
+            Self::Ended => ErrorCode::Ended,
+            Self::SoldOut => ErrorCode::SoldOut,
+            Self::InsufficientStock { .. } => ErrorCode::InsufficientStock,
+            Self::LimitReached { .. } => ErrorCode::LimitReached,
+            Self::OrderConflict => ErrorCode::OrderConflict,
+            Self::NotCancellable => ErrorCode::NotCancellable,
+            Self::AmountMismatch => ErrorCode::AmountMismatch,
+            Self::PaymentIdReused => ErrorCode::PaymentIdReused,
+            Self::CorruptOrder => ErrorCode::OrderCorrupt,
+            Self::InvalidSignature => ErrorCode::InvalidSignature,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,
+            Self::Internal => ErrorCode::Internal,
+            Self::RequestTimeout => ErrorCode::RequestTimeout,
+            Self::AdminUnauthorized => ErrorCode::InvalidAdminToken,
+            Self::AdminDisabled => ErrorCode::AdminDisabled,
+            Self::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            Self::TooManyConnections => ErrorCode::TooManyConnections,
         }
     }
 
-    fn retry_after_s(&self) -> Option<u64> {
+    /// Seconds the client should wait before retrying (`Retry-After`), where a retry can succeed.
+    pub fn retry_after_s(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after_s, .. } => Some(*retry_after_s),
-            Self::Unavailable { .. } | Self::OutcomeUnknown { .. } => Some(1),
+            Self::Unavailable { .. } | Self::OutcomeUnknown { .. } | Self::TooManyConnections => {
+                Some(1)
+            }
             _ => None,
         }
     }
@@ -176,25 +186,7 @@ impl ApiError {
     /// The answer the client gets: `{"error":{"code":…,"message":…}}` plus `Retry-After` where a
     /// retry can succeed.
     pub fn into_answer(self) -> Answer {
-        // Written directly: error answers are the sold-out path's whole output, so they skip
-        // building a JSON value. Codes are plain identifiers; the message is escaped by serde.
-        let mut body = Vec::with_capacity(96);
-        body.extend_from_slice(br#"{"error":{"code":""#);
-        body.extend_from_slice(self.code().as_bytes());
-        body.extend_from_slice(br#"","message":"#);
-        if serde_json::to_writer(&mut body, &self.to_string()).is_err() {
-            body.extend_from_slice(br#""""#);
-        }
-        if let Self::OutcomeUnknown { order_id, token } = &self {
-            // The token is base64url and the id decimal: nothing to escape.
-            body.extend_from_slice(br#","order_id":""#);
-            body.extend_from_slice(order_id.to_string().as_bytes());
-            body.extend_from_slice(br#"","token":""#);
-            body.extend_from_slice(token.as_bytes());
-            body.push(b'"');
-        }
-        body.extend_from_slice(b"}}");
-        let mut answer = with_body(self.status(), Bytes::from(body));
+        let mut answer = with_body(self.status(), Bytes::from(self.body()));
         if let Some(seconds) = self.retry_after_s() {
             answer
                 .headers_mut()
@@ -206,6 +198,30 @@ impl ApiError {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         }
         answer
+    }
+
+    /// The JSON body alone, for the one answer written without hyper (the connection limit's
+    /// refusal in `server.rs`).
+    pub fn body(&self) -> Vec<u8> {
+        // Written directly: error answers are the sold-out path's whole output, so they skip
+        // building a JSON value. Codes are plain identifiers; the message is escaped by serde.
+        let mut body = Vec::with_capacity(96);
+        body.extend_from_slice(br#"{"error":{"code":""#);
+        body.extend_from_slice(self.code().as_str().as_bytes());
+        body.extend_from_slice(br#"","message":"#);
+        if serde_json::to_writer(&mut body, &self.to_string()).is_err() {
+            body.extend_from_slice(br#""""#);
+        }
+        if let Self::OutcomeUnknown { order_id, token } = self {
+            // The token is base64url and the id decimal: nothing to escape.
+            body.extend_from_slice(br#","order_id":""#);
+            body.extend_from_slice(order_id.to_string().as_bytes());
+            body.extend_from_slice(br#"","token":""#);
+            body.extend_from_slice(token.as_bytes());
+            body.push(b'"');
+        }
+        body.extend_from_slice(b"}}");
+        body
     }
 }
 
@@ -221,6 +237,63 @@ impl From<OrderTokenError> for ApiError {
     }
 }
 
+/// The catalog's refusals: unknown is 404, not yet open 403, closed 410 (gone for good), and
+/// a campaign under repair 503 (it sells again once rebuilt).
+impl From<crate::pipeline::catalog::Refusal> for ApiError {
+    fn from(e: crate::pipeline::catalog::Refusal) -> Self {
+        use crate::pipeline::catalog::Refusal;
+        match e {
+            Refusal::Unknown => Self::NotFound {
+                code: ErrorCode::UnknownCampaign,
+                message: "no such campaign",
+            },
+            Refusal::NeedsRepair => Self::Unavailable {
+                code: ErrorCode::CampaignNeedsRepair,
+                message: "this campaign's stock state is being repaired by an operator; retry later",
+            },
+            Refusal::NotStarted => Self::NotStarted,
+            Refusal::Ended => Self::Ended,
+        }
+    }
+}
+
+/// An empty rate-limit bucket is 429 with `Retry-After`.
+impl From<crate::pipeline::limits::Limited> for ApiError {
+    fn from(e: crate::pipeline::limits::Limited) -> Self {
+        Self::RateLimited {
+            scope: e.scope,
+            retry_after_s: e.retry_after_s,
+        }
+    }
+}
+
+/// A refused reload: an invalid file is the caller's to fix (422), an unreachable Redis or
+/// store is worth a retry (503).
+impl From<crate::reload::ReloadError> for ApiError {
+    fn from(e: crate::reload::ReloadError) -> Self {
+        use crate::reload::ReloadError;
+        match e {
+            ReloadError::Invalid(errors) => Self::InvalidConfig(errors),
+            ReloadError::Unreachable => Self::Unavailable {
+                code: ErrorCode::ReloadFailed,
+                message: "Redis or the store could not be reached: the config in force stays",
+            },
+            ReloadError::Panicked => Self::Internal,
+        }
+    }
+}
+
+/// The config file could not be read, parsed or written for an admin edit (422): the edit
+/// changed nothing, and the file is named as the bad "field".
+impl From<crate::admin::config_file::ConfigFileError> for ApiError {
+    fn from(e: crate::admin::config_file::ConfigFileError) -> Self {
+        Self::InvalidConfig(vec![crate::config::FieldError {
+            field: "(config)".into(),
+            message: e.to_string(),
+        }])
+    }
+}
+
 /// No order id could be minted: either the clock (it moved back, or is out of range) or the
 /// node id's lease (another gateway holds it now). Both pass; the client retries later.
 impl From<crate::order_id::OrderIdError> for ApiError {
@@ -230,12 +303,12 @@ impl From<crate::order_id::OrderIdError> for ApiError {
         match e {
             OrderIdError::LeaseLost { .. } | OrderIdError::PastLeaseMark { .. } => {
                 Self::Unavailable {
-                    code: "node_id_lost",
+                    code: ErrorCode::NodeIdLost,
                     message: "order ids cannot be minted: this gateway's node id is not leased to it",
                 }
             }
             _ => Self::Unavailable {
-                code: "clock_unavailable",
+                code: ErrorCode::ClockUnavailable,
                 message: "order ids cannot be minted: the clock moved back",
             },
         }
@@ -256,7 +329,7 @@ mod tests {
         assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(limited.headers()[header::RETRY_AFTER], "3");
         let down = ApiError::Unavailable {
-            code: "redis_unavailable",
+            code: ErrorCode::RedisUnavailable,
             message: "x",
         }
         .into_answer();
@@ -268,5 +341,22 @@ mod tests {
                 .get(header::RETRY_AFTER)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_connection_limit_refusal_is_an_ordinary_error_answer() {
+        let refusal = ApiError::TooManyConnections;
+        assert_eq!(refusal.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refusal.retry_after_s(), Some(1));
+        let body: serde_json::Value = serde_json::from_slice(&refusal.body()).unwrap_or_default();
+        assert_eq!(body["error"]["code"], "too_many_connections");
+    }
+
+    #[test]
+    fn codes_reach_the_wire_unchanged() {
+        let answer = ApiError::bad_request(ErrorCode::InvalidCursor, "x").body();
+        let body: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+        assert_eq!(body["error"]["code"], ErrorCode::InvalidCursor.as_str());
+        assert_eq!(body["error"]["message"], "x");
     }
 }

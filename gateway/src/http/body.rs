@@ -5,7 +5,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Body;
 use serde::Deserialize;
 
-use super::ApiError;
+use super::{ApiError, ErrorCode};
 
 /// The whole body, refusing more than `limit` bytes (413) before reading it when the
 /// `Content-Length` says so, and while reading when it does not, and one that takes longer
@@ -37,7 +37,7 @@ where
             Err(ApiError::PayloadTooLarge { limit })
         }
         Err(_) => Err(ApiError::bad_request(
-            "bad_body",
+            ErrorCode::BadBody,
             "request body could not be read",
         )),
     }
@@ -53,10 +53,10 @@ pub fn parse_strict<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiErr
         let message = e.to_string();
         let code = match e.classify() {
             serde_json::error::Category::Data if message.starts_with("unknown field") => {
-                "unknown_field"
+                ErrorCode::UnknownField
             }
-            serde_json::error::Category::Data => "invalid_field",
-            _ => "malformed_json",
+            serde_json::error::Category::Data => ErrorCode::InvalidField,
+            _ => ErrorCode::MalformedJson,
         };
         ApiError::bad_request(code, message)
     })
@@ -98,21 +98,21 @@ mod tests {
     #[test]
     fn json_errors_say_what_was_wrong() {
         let e = parse_strict::<Req>(br#"{"campaign_id":"a","x":1}"#).unwrap_err();
-        assert_eq!(e.code(), "unknown_field");
+        assert_eq!(e.code(), ErrorCode::UnknownField);
         assert!(e.to_string().contains("`x`"), "{e}");
         assert_eq!(
             parse_strict::<Req>(b"{").unwrap_err().code(),
-            "malformed_json"
+            ErrorCode::MalformedJson
         );
         assert_eq!(
             parse_strict::<Req>(b"{}").unwrap_err().code(),
-            "invalid_field"
+            ErrorCode::InvalidField
         );
         assert_eq!(
             parse_strict::<Req>(br#"{"campaign_id":1}"#)
                 .unwrap_err()
                 .code(),
-            "invalid_field"
+            ErrorCode::InvalidField
         );
     }
 }

@@ -12,12 +12,7 @@ pub type Answer = Response<Full<Bytes>>;
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Answer {
     match serde_json::to_vec(value) {
         Ok(body) => with_body(status, Bytes::from(body)),
-        Err(_) => with_body(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Bytes::from_static(
-                br#"{"error":{"code":"internal","message":"response encoding failed"}}"#,
-            ),
-        ),
+        Err(_) => super::ApiError::Internal.into_answer(),
     }
 }
 

@@ -3,10 +3,39 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use flashgate_stock::buckets::Census;
+use std::time::Duration;
 
-use crate::app::App;
+use arc_swap::ArcSwap;
+use flashgate_stock::buckets::Census;
+use flashgate_stock::{Scripts, StockConnection};
+
+use super::Metrics;
 use crate::clock::now_ms;
+use crate::persistence::health::StoreHealth;
+use crate::pipeline::catalog::Catalog;
+use crate::pipeline::handoff::Handoff;
+use crate::pipeline::limits::Limiters;
+
+/// The parts of a gateway `/metrics` reads, lent by their owner for one scrape: metrics sees
+/// only what it reports on, never the whole gateway state (which holds [`Metrics`] itself).
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    /// Counters and histograms kept in memory.
+    pub metrics: &'a Metrics,
+    /// The persistence threads' counters and whether the store is failing.
+    pub store_health: &'a StoreHealth,
+    /// The campaigns in force (Bloom rejections, retirement, and what to read from Redis).
+    pub catalog: &'a ArcSwap<Catalog>,
+    /// The persistence queue's depth and overflows.
+    pub handoff: &'a Handoff,
+    /// How many keys the rate limiters hold.
+    pub limits: &'a Limiters,
+    /// For what only Redis knows: stock left, journal backlog and age, memory.
+    pub redis: &'a StockConnection,
+    pub scripts: &'a Scripts,
+    /// `persistence.retire_after`: when a campaign is due for retirement.
+    pub retire_after: Option<Duration>,
+}
 
 /// Journal entries looked at to estimate the age of the oldest unpersisted order.
 const LAG_SAMPLE: usize = 32;
@@ -16,16 +45,16 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// The whole exposition: counters kept in memory, and what only Redis knows, read now.
-pub async fn render(app: &App) -> String {
+pub async fn render(src: Sources<'_>) -> String {
     let mut out = String::with_capacity(16 * 1024);
-    app.metrics.requests.render(&mut out);
+    src.metrics.requests.render(&mut out);
     family(
         &mut out,
         "flashgate_redis_script_duration_seconds",
         "histogram",
         "Round trip of one reservation script call (a batch).",
     );
-    app.metrics
+    src.metrics
         .script_seconds
         .render(&mut out, "flashgate_redis_script_duration_seconds", "");
     family(
@@ -34,7 +63,7 @@ pub async fn render(app: &App) -> String {
         "histogram",
         "Wait for replicas after one reservation batch (redis.replica_acks).",
     );
-    app.metrics.replica_wait_seconds.render(
+    src.metrics.replica_wait_seconds.render(
         &mut out,
         "flashgate_replica_wait_duration_seconds",
         "",
@@ -44,47 +73,47 @@ pub async fn render(app: &App) -> String {
         (
             "flashgate_orders_persisted_total",
             "Order states written to the store.",
-            app.store_health.persisted.load(Ordering::Relaxed),
+            src.store_health.persisted.load(Ordering::Relaxed),
         ),
         (
             "flashgate_reconciler_repairs_total",
             "Order states the reconciler wrote from the journal (missed by the queue).",
-            app.store_health.repaired.load(Ordering::Relaxed),
+            src.store_health.repaired.load(Ordering::Relaxed),
         ),
         (
             "flashgate_orders_set_aside_total",
             "Orders the store refused for good, set aside in fg:{c}:poisoned.",
-            app.store_health.set_aside.load(Ordering::Relaxed),
+            src.store_health.set_aside.load(Ordering::Relaxed),
         ),
         (
             "flashgate_order_id_collisions_total",
             "Orders whose id another stored order holds, set aside in fg:{c}:poisoned (alarm).",
-            app.store_health.collisions.load(Ordering::Relaxed),
+            src.store_health.collisions.load(Ordering::Relaxed),
         ),
         (
             "flashgate_store_sweep_settled_total",
             "Unpaid orders past their deadline that Redis no longer knows, expired in the store.",
-            app.store_health.settled_in_store.load(Ordering::Relaxed),
+            src.store_health.settled_in_store.load(Ordering::Relaxed),
         ),
         (
             "flashgate_orders_expired_total",
             "Unpaid orders expired by this gateway's sweeper.",
-            app.metrics.expired_orders.load(Ordering::Relaxed),
+            src.metrics.expired_orders.load(Ordering::Relaxed),
         ),
         (
             "flashgate_replica_ack_shortfalls_total",
             "Reservation batches answered outcome_unknown: fewer replicas than redis.replica_acks acknowledged them.",
-            app.metrics.replica_shortfalls.load(Ordering::Relaxed),
+            src.metrics.replica_shortfalls.load(Ordering::Relaxed),
         ),
         (
             "flashgate_bloom_rejections_total",
             "Unknown campaign ids turned away by the Bloom filter.",
-            app.catalog().bloom_rejections(),
+            src.catalog.load_full().bloom_rejections(),
         ),
         (
             "flashgate_queue_overflow_total",
             "Accepted orders the full persistence queue left to the reconciler.",
-            app.handoff.overflowed(),
+            src.handoff.overflowed(),
         ),
     ];
     for (name, help, value) in counters {
@@ -97,14 +126,14 @@ pub async fn render(app: &App) -> String {
         "gauge",
         "Accepted orders waiting in the persistence queue.",
     );
-    let _ = writeln!(out, "flashgate_queue_depth {}", app.handoff.depth());
+    let _ = writeln!(out, "flashgate_queue_depth {}", src.handoff.depth());
     family(
         &mut out,
         "flashgate_store_degraded",
         "gauge",
         "1 while writes to the order store fail (orders wait in the Redis journal).",
     );
-    let degraded = u8::from(app.store_health.failing_since_ms().is_some());
+    let degraded = u8::from(src.store_health.failing_since_ms().is_some());
     let _ = writeln!(out, "flashgate_store_degraded {degraded}");
     family(
         &mut out,
@@ -112,22 +141,22 @@ pub async fn render(app: &App) -> String {
         "gauge",
         "Keys the per-IP and per-user token buckets hold.",
     );
-    let (ips, users) = app.limits.key_counts();
+    let (ips, users) = src.limits.key_counts();
     let _ = writeln!(out, "flashgate_rate_limiter_keys{{scope=\"ip\"}} {ips}");
     let _ = writeln!(out, "flashgate_rate_limiter_keys{{scope=\"user\"}} {users}");
-    campaigns(app, &mut out).await;
+    campaigns(src, &mut out).await;
     out
 }
 
 /// Stock left, journal backlog and the age of the oldest order waiting for the store, per
 /// campaign, and each stock bucket's stock and transfers, read from Redis. A Redis that does
 /// not answer leaves these out.
-async fn campaigns(app: &App, out: &mut String) {
-    let mut conn = app.redis.clone();
+async fn campaigns(src: Sources<'_>, out: &mut String) {
+    let mut conn = src.redis.clone();
     let (mut stock, mut backlog, mut lag) = (String::new(), String::new(), String::new());
     let (mut bucket_stock, mut transfers, mut pending) =
         (String::new(), String::new(), String::new());
-    let catalog = app.catalog();
+    let catalog = src.catalog.load_full();
     let mut memory = String::new();
     for campaign in catalog.campaigns() {
         let layout = &campaign.layout;
@@ -142,7 +171,7 @@ async fn campaigns(app: &App, out: &mut String) {
                 "flashgate_campaign_redis_bytes{{campaign=\"{id}\"}} {bytes}"
             );
         }
-        if let Ok(census) = Census::take(&mut conn, &app.scripts, layout).await {
+        if let Ok(census) = Census::take(&mut conn, src.scripts, layout).await {
             let _ = writeln!(
                 stock,
                 "flashgate_stock_remaining{{campaign=\"{id}\"}} {}",
@@ -237,13 +266,13 @@ async fn campaigns(app: &App, out: &mut String) {
         "Redis memory a live campaign's keys take (estimate: MEMORY USAGE samples big hashes).",
     );
     out.push_str(&memory);
-    retirement(app, out);
-    app.metrics.archive.render(out);
+    retirement(src, out);
+    src.metrics.archive.render(out);
 }
 
 /// Campaigns retired here, and how long each campaign due for retirement has been waiting.
-fn retirement(app: &App, out: &mut String) {
-    let catalog = app.catalog();
+fn retirement(src: Sources<'_>, out: &mut String) {
+    let catalog = src.catalog.load_full();
     let retired = catalog.campaigns().filter(|c| c.is_retired()).count();
     family(
         out,
@@ -258,7 +287,7 @@ fn retirement(app: &App, out: &mut String) {
         "gauge",
         "How long a campaign past persistence.retire_after has waited for retirement (not settled, store behind, or failing).",
     );
-    let Some(after) = app.config.persistence.retire_after else {
+    let Some(after) = src.retire_after else {
         return;
     };
     let now = now_ms();

@@ -9,7 +9,8 @@
 //! # Layout
 //! - [`histogram`]: fixed-bucket latency histograms of atomics.
 //! - [`requests`]: requests by route, status and code; latency by route.
-//! - [`exposition`]: the `/metrics` text.
+//! - [`exposition`]: the `/metrics` text, from the parts of the gateway's state it is lent
+//!   ([`exposition::Sources`]).
 
 pub mod exposition;
 pub mod histogram;

@@ -15,8 +15,23 @@ use flashgate_stock::CampaignLayout;
 
 use super::reserver::Reserver;
 use crate::config::CampaignConfig;
-use crate::http::ApiError;
 use crate::store::Retirement;
+
+/// Why the catalog refuses a request for a campaign, decided without I/O. `ApiError` says how
+/// each is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No campaign has this id.
+    #[error("no such campaign")]
+    Unknown,
+    /// Its Redis state is refused until an operator rebuilds it.
+    #[error("this campaign's stock state is being repaired by an operator; retry later")]
+    NeedsRepair,
+    #[error("campaign has not started")]
+    NotStarted,
+    #[error("campaign has ended")]
+    Ended,
+}
 
 /// One campaign on sale here.
 #[derive(Debug)]
@@ -32,8 +47,8 @@ pub struct Campaign {
     needs_repair: AtomicBool,
     /// Why, for `/readyz`, the log and the refusal (read only off the hot path).
     repair_reason: Mutex<Option<String>>,
-    /// Set once the campaign has left Redis for good (DESIGN §11): it sells nothing, and its
-    /// orders, payments and view are answered from the store.
+    /// Set once the campaign has left Redis for good (ARCHITECTURE.md §9): it sells nothing, and
+    /// its orders, payments and view are answered from the store.
     retirement: OnceLock<Retirement>,
 }
 
@@ -103,13 +118,10 @@ impl Campaign {
     /// Stage 5½: a campaign whose Redis state needs repair sells nothing (one atomic load).
     ///
     /// # Errors
-    /// 503 `campaign_needs_repair`.
-    pub fn check_repaired(&self) -> Result<(), ApiError> {
+    /// [`Refusal::NeedsRepair`] (503 `campaign_needs_repair`).
+    pub fn check_repaired(&self) -> Result<(), Refusal> {
         if self.needs_repair() {
-            return Err(ApiError::Unavailable {
-                code: "campaign_needs_repair",
-                message: "this campaign's stock state is being repaired by an operator; retry later",
-            });
+            return Err(Refusal::NeedsRepair);
         }
         Ok(())
     }
@@ -117,12 +129,12 @@ impl Campaign {
     /// Stage 6: 403 before the start, 410 from the end on.
     ///
     /// # Errors
-    /// [`ApiError::NotStarted`] or [`ApiError::Ended`].
-    pub fn check_window(&self, now_ms: i64) -> Result<(), ApiError> {
+    /// [`Refusal::NotStarted`] or [`Refusal::Ended`].
+    pub fn check_window(&self, now_ms: i64) -> Result<(), Refusal> {
         if now_ms < self.config.start_ms {
-            Err(ApiError::NotStarted)
+            Err(Refusal::NotStarted)
         } else if now_ms >= self.config.end_ms {
-            Err(ApiError::Ended)
+            Err(Refusal::Ended)
         } else {
             Ok(())
         }
@@ -180,17 +192,13 @@ impl Catalog {
     /// Stage 5: the campaign named `id`.
     ///
     /// # Errors
-    /// 404 `unknown_campaign`, decided without any I/O.
-    pub fn get(&self, id: &str) -> Result<&Arc<Campaign>, ApiError> {
-        const UNKNOWN: ApiError = ApiError::NotFound {
-            code: "unknown_campaign",
-            message: "no such campaign",
-        };
+    /// [`Refusal::Unknown`] (404 `unknown_campaign`), decided without any I/O.
+    pub fn get(&self, id: &str) -> Result<&Arc<Campaign>, Refusal> {
         if !self.known.check(id) {
             self.bloom_rejections.fetch_add(1, Ordering::Relaxed);
-            return Err(UNKNOWN);
+            return Err(Refusal::Unknown);
         }
-        self.by_id.get(id).ok_or(UNKNOWN)
+        self.by_id.get(id).ok_or(Refusal::Unknown)
     }
 
     /// The catalog that replaces this one at a reload: `campaigns`, with this one's counters.

@@ -11,7 +11,16 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 
 use crate::config::{LimitsConfig, RateLimit};
-use crate::http::ApiError;
+
+/// A bucket is empty: the request is refused (429) and may be retried after `retry_after_s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rate limited ({scope})")]
+pub struct Limited {
+    /// Which bucket: `ip`, `global`, `user` or `payment_callback` (in the message, for logs).
+    pub scope: &'static str,
+    /// Whole seconds until the bucket holds a token again (rounded up).
+    pub retry_after_s: u64,
+}
 
 /// The gateway's buckets; a limit left out of the config is not enforced.
 #[derive(Debug)]
@@ -49,9 +58,9 @@ impl Limiters {
         &self,
         scope: &'static str,
         not_until: &NotUntil<<DefaultClock as Clock>::Instant>,
-    ) -> ApiError {
+    ) -> Limited {
         let wait: Duration = not_until.wait_time_from(self.clock.now());
-        ApiError::RateLimited {
+        Limited {
             scope,
             retry_after_s: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
         }
@@ -61,7 +70,7 @@ impl Limiters {
     ///
     /// # Errors
     /// 429 when either is empty.
-    pub fn check_client(&self, ip: IpAddr) -> Result<(), ApiError> {
+    pub fn check_client(&self, ip: IpAddr) -> Result<(), Limited> {
         if let Some(limiter) = &self.per_ip {
             limiter.check_key(&ip).map_err(|n| self.refused("ip", &n))?;
         }
@@ -75,7 +84,7 @@ impl Limiters {
     ///
     /// # Errors
     /// 429 when it is empty.
-    pub fn check_user(&self, user_id: &String) -> Result<(), ApiError> {
+    pub fn check_user(&self, user_id: &String) -> Result<(), Limited> {
         if let Some(limiter) = &self.per_user {
             limiter
                 .check_key(user_id)
@@ -89,7 +98,7 @@ impl Limiters {
     ///
     /// # Errors
     /// 429 when it is empty.
-    pub fn check_payment_callback(&self) -> Result<(), ApiError> {
+    pub fn check_payment_callback(&self) -> Result<(), Limited> {
         self.payment_callback
             .check()
             .map_err(|n| self.refused("payment_callback", &n))
@@ -156,7 +165,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                ApiError::RateLimited {
+                Limited {
                     scope: "ip",
                     retry_after_s: 1
                 }
@@ -169,7 +178,7 @@ mod tests {
         assert!(limits.check_user(&u).is_ok());
         assert!(matches!(
             limits.check_user(&u),
-            Err(ApiError::RateLimited { scope: "user", .. })
+            Err(Limited { scope: "user", .. })
         ));
         assert!(limits.check_user(&v).is_ok());
         assert_eq!(limits.key_counts(), (2, 2));
@@ -198,7 +207,7 @@ mod tests {
         assert!(limits.check_payment_callback().is_ok());
         assert!(matches!(
             limits.check_payment_callback(),
-            Err(ApiError::RateLimited {
+            Err(Limited {
                 scope: "payment_callback",
                 retry_after_s: 1
             })

@@ -1,9 +1,11 @@
-//! The purchase pipeline's stages, cheapest first (DESIGN §1).
+//! The purchase pipeline's stages, cheapest first (ARCHITECTURE.md §1).
 //!
 //! # Layout
 //! - [`limits`]: global, per-IP and per-user token buckets (stages 1 and 3).
 //! - [`catalog`]: the known campaigns behind a Bloom filter; window and sold-out mark
 //!   (stages 5–7).
+//! - [`catalog_load`]: the configured campaigns checked against Redis and the store, opened or
+//!   updated, and made a catalog (at start and at each reload).
 //! - [`reserver`]: batches reservations into single Redis script calls (stage 8).
 //! - [`replicas`]: with `redis.replica_acks`, a batch is answered only once replicas hold it.
 //! - [`handoff`]: the bounded queue to the persistence workers (stage 9).
@@ -12,6 +14,7 @@
 //! stages are put in order by [`crate::handlers::purchase`].
 
 pub mod catalog;
+pub mod catalog_load;
 pub mod handoff;
 pub mod limits;
 pub mod replicas;

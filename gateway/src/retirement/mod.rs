@@ -1,4 +1,4 @@
-//! Retiring campaigns from Redis (DESIGN §11, issue #13): once a campaign has ended
+//! Retiring campaigns from Redis (ARCHITECTURE.md §9, issue #13): once a campaign has ended
 //! `persistence.retire_after` ago and everything of it is final and in the store, its keys
 //! leave Redis and the store answers for it. Redis then holds only what is hot, whatever the
 //! history.

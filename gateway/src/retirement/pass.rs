@@ -1,7 +1,7 @@
-//! One retirement of one campaign, step by step (DESIGN §11). Every step is safe to repeat and
-//! to cut short: a gateway killed anywhere leaves either a campaign still whole in Redis (the
-//! fence, if taken, goes stale and the next pass takes it over), or one the ledger says is
-//! retired, whose keys the next pass finishes removing.
+//! One retirement of one campaign, step by step (ARCHITECTURE.md §9). Every step is safe to
+//! repeat and to cut short: a gateway killed anywhere leaves either a campaign still whole in
+//! Redis (the fence, if taken, goes stale and the next pass takes it over), or one the ledger
+//! says is retired, whose keys the next pass finishes removing.
 
 use flashgate_stock::retire::{self, Fence, OrderPages, Settlement};
 use flashgate_stock::{Order, StockConnection, StockError};

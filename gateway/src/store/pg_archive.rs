@@ -1,5 +1,5 @@
-//! The PostgreSQL store's cold archive (ARCHITECTURE.md §9): the schema `flashgate_archive`, in the hot
-//! tables' database or in another one, with a table per hot table (`orders_XX`, the same
+//! The PostgreSQL store's cold archive (ARCHITECTURE.md §9): the schema `flashgate_archive`, in
+//! the hot tables' database or in another one, with a table per hot table (`orders_XX`, the same
 //! columns) where the archive pass puts the orders of retired campaigns.
 //!
 //! Each archive table is partitioned by UTC month of `created_at` (`orders_XX_YYYYMM`): old
