@@ -292,8 +292,8 @@ fn retirement(src: Sources<'_>, out: &mut String) {
     };
     let now = now_ms();
     for campaign in catalog.campaigns() {
-        if crate::retirement::is_due(campaign, after, now) {
-            let waited = now - crate::retirement::due_at(campaign, after);
+        if campaign.is_due_for_retirement(after, now) {
+            let waited = now - campaign.retirement_due_at(after);
             let _ = writeln!(
                 out,
                 "flashgate_retirement_lag_seconds{{campaign=\"{}\"}} {}",

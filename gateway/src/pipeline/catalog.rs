@@ -53,6 +53,19 @@ pub struct Campaign {
 }
 
 impl Campaign {
+    /// Whether it is past its retirement time (`after` its end) and still here; a campaign
+    /// refused until repaired waits for its repair: its Redis state is not to be trusted, let
+    /// alone retired. The retirement task and the lag metric both ask.
+    pub fn is_due_for_retirement(&self, after: std::time::Duration, now: i64) -> bool {
+        !self.is_retired() && !self.needs_repair() && now >= self.retirement_due_at(after)
+    }
+
+    /// When it becomes due for retirement (Unix ms).
+    pub fn retirement_due_at(&self, after: std::time::Duration) -> i64 {
+        let after = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+        self.config.end_ms.saturating_add(after)
+    }
+
     pub fn new(config: CampaignConfig, layout: Arc<CampaignLayout>, reserver: Reserver) -> Self {
         Self {
             config,

@@ -59,7 +59,7 @@ pub fn spawn(app: &Arc<App>) -> tokio::task::JoinHandle<()> {
                 }
                 let Some(after) = after else { continue };
                 let now = now_ms();
-                if !is_due(campaign, after, now)
+                if !campaign.is_due_for_retirement(after, now)
                     || next_try.get(&campaign.config.id).is_some_and(|t| *t > now)
                 {
                     continue;
@@ -70,18 +70,6 @@ pub fn spawn(app: &Arc<App>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
-}
-
-/// Whether `campaign` is past its retirement time and still here (a campaign refused until
-/// repaired waits for its repair: its Redis state is not to be trusted, let alone retired).
-pub fn is_due(campaign: &Campaign, after: Duration, now: i64) -> bool {
-    !campaign.is_retired() && !campaign.needs_repair() && now >= due_at(campaign, after)
-}
-
-/// When `campaign` becomes due for retirement (Unix ms).
-pub fn due_at(campaign: &Campaign, after: Duration) -> i64 {
-    let after = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-    campaign.config.end_ms.saturating_add(after)
 }
 
 /// One pass over `campaign`; true when it is retired.
