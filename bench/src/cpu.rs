@@ -125,9 +125,13 @@ mod tests {
         assert!(x > 0);
         let spent = process_time(std::process::id()).unwrap() - started;
         assert!(spent >= Duration::from_millis(200), "{spent:?}");
+        // The spinning thread is among the live ones with its time (the process total also
+        // counts test threads that have exited meanwhile, so it is no bound for the live sum).
         let threads = thread_times(std::process::id());
-        let total: Duration = threads.values().sum();
-        assert!(total >= spent, "{threads:?}");
+        assert!(
+            threads.values().any(|t| *t >= Duration::from_millis(200)),
+            "{threads:?}"
+        );
     }
 
     #[test]
