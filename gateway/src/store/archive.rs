@@ -24,6 +24,15 @@ pub(super) fn due_sql(before: &str) -> String {
     )
 }
 
+/// A step's window as bound to SQL: after `after`'s id (from the very first when `None`), at
+/// most `limit` rows (at least one, so a step always makes progress).
+pub(super) fn step_bounds(after: Option<u64>, limit: usize) -> (i64, i64) {
+    (
+        after.map_or(i64::MIN, |id| i64::try_from(id).unwrap_or(i64::MAX)),
+        i64::try_from(limit.max(1)).unwrap_or(i64::MAX),
+    )
+}
+
 /// One step of the archive pass over one shard table: a window of rows in id order, of which
 /// the due ones were moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use postgres::types::ToSql;
 
 use super::StoreError;
 use super::collision::same_order_sql;
-use super::pg_pool::{Pool, current, read};
+use super::pg_pool::{ORDER_COLUMN_TYPES, Pool, current, read};
 use super::shards::{COLUMNS, TABLES, shard_bits_unrecorded};
 
 /// Where the archive lives in its database.
@@ -346,20 +346,7 @@ fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), S
     }
     for table in tables {
         tx.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {SCHEMA}.{table} (
-                order_id bigint NOT NULL,
-                campaign_id text NOT NULL,
-                sku text NOT NULL,
-                user_id text NOT NULL,
-                quantity bigint NOT NULL,
-                unit_price_cents bigint NOT NULL,
-                amount_cents bigint NOT NULL,
-                status text NOT NULL,
-                version bigint NOT NULL,
-                created_at bigint NOT NULL,
-                pay_deadline bigint NOT NULL,
-                paid_at bigint,
-                updated_at bigint NOT NULL,
+            "CREATE TABLE IF NOT EXISTS {SCHEMA}.{table} ({ORDER_COLUMN_TYPES},
                 PRIMARY KEY (order_id, created_at)
             ) PARTITION BY RANGE (created_at);
             CREATE INDEX IF NOT EXISTS {table}_user ON {SCHEMA}.{table} (user_id, order_id);

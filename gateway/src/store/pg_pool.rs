@@ -21,6 +21,14 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest any statement may run (a batch of a few thousand rows takes milliseconds).
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// An order row's columns with their types, the same in the hot tables and the archive (each
+/// adds its own key: the archive's must hold its partition column).
+pub(super) const ORDER_COLUMN_TYPES: &str = "order_id bigint NOT NULL, campaign_id text NOT NULL, \
+    sku text NOT NULL, user_id text NOT NULL, quantity bigint NOT NULL, \
+    unit_price_cents bigint NOT NULL, amount_cents bigint NOT NULL, status text NOT NULL, \
+    version bigint NOT NULL, created_at bigint NOT NULL, pay_deadline bigint NOT NULL, \
+    paid_at bigint, updated_at bigint NOT NULL";
+
 /// A connection and the statements prepared on it, by slot (its pool's SQL texts).
 pub(super) struct Pooled {
     pub(super) client: Client,

@@ -16,7 +16,7 @@ use postgres::{Client, Statement};
 use super::archive::{self, ArchiveStep, RowCounts};
 use super::collision::{Collision, Written, same_order, same_order_sql};
 use super::pg_archive::Archive;
-use super::pg_pool::{Pool, Pooled, connect_config, current, read};
+use super::pg_pool::{ORDER_COLUMN_TYPES, Pool, Pooled, connect_config, current, read};
 use super::row::{Row, payment_row};
 use super::shards::{
     COLUMNS, MAX_SHARD_BITS, TABLES, first_by_deadline, page_start, shard_bits_unrecorded, shard_of,
@@ -365,21 +365,7 @@ fn migrate(client: &mut Client, shard_bits: u8, tables: &[&str]) -> Result<(), S
     }
     for table in tables {
         tx.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} (
-                order_id bigint PRIMARY KEY,
-                campaign_id text NOT NULL,
-                sku text NOT NULL,
-                user_id text NOT NULL,
-                quantity bigint NOT NULL,
-                unit_price_cents bigint NOT NULL,
-                amount_cents bigint NOT NULL,
-                status text NOT NULL,
-                version bigint NOT NULL,
-                created_at bigint NOT NULL,
-                pay_deadline bigint NOT NULL,
-                paid_at bigint,
-                updated_at bigint NOT NULL
-            );
+            "CREATE TABLE IF NOT EXISTS {table} ({ORDER_COLUMN_TYPES}, PRIMARY KEY (order_id));
             CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_id, order_id);
             CREATE INDEX IF NOT EXISTS {table}_campaign ON {table} (campaign_id);
             CREATE INDEX IF NOT EXISTS {table}_unpaid ON {table} (status, pay_deadline);"
@@ -926,8 +912,7 @@ impl OrderStore for PostgresStore {
                 self.shards()
             )));
         }
-        let after = after.map_or(i64::MIN, |id| i64::try_from(id).unwrap_or(i64::MAX));
-        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (after, n) = archive::step_bounds(after, limit);
         self.with(|pooled| {
             let window = pooled.statement(self, shard, Query::ArchiveWindow)?;
             let due = pooled.statement(self, shard, Query::ArchiveDue)?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use flashgate_stock::{Order, PaymentRecord};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::archive::{ArchiveStep, RowCounts, due_sql, newest_per_order, user_page};
+use super::archive::{ArchiveStep, RowCounts, due_sql, newest_per_order, step_bounds, user_page};
 use super::collision::{Collision, Written, same_order_sql};
 use super::row::{RawOrder, Row, payment_row};
 use super::shards::{
@@ -744,8 +744,7 @@ impl OrderStore for SqliteStore {
         let sql = self.sql.get(shard).ok_or_else(|| {
             StoreError::Misconfigured(format!("no shard table {shard} in this store"))
         })?;
-        let after = after.map_or(i64::MIN, |id| i64::try_from(id).unwrap_or(i64::MAX));
-        let n = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let (after, n) = step_bounds(after, limit);
         let mut conn = lock(&self.writer, "writer")?;
         // One lock for the whole step: no update can slip between the copy and the delete.
         let (scanned, last): (i64, Option<i64>) = conn
