@@ -330,3 +330,21 @@ pub fn stored_orders(path: &Path, campaign_id: &str) -> Vec<Order> {
     let store = SqliteStore::open(path, 4).unwrap();
     store.orders_of_campaign(campaign_id).unwrap()
 }
+
+/// A gateway selling `campaign` on a private Redis (for tests that stop, pause or restrict
+/// it): the Redis, the store's directory (keep it alive), the gateway and the campaign id.
+pub fn on_private_redis(
+    campaign: CampaignSpec,
+) -> (
+    crate::redis_server::RedisServer,
+    tempfile::TempDir,
+    InProcess,
+    String,
+) {
+    let redis = crate::redis_server::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let id = campaign.id.clone();
+    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
+    let gateway = InProcess::start(&scenario);
+    (redis, dir, gateway, id)
+}

@@ -110,6 +110,18 @@ impl RedisServer {
         }
     }
 
+    /// Holds every write (scripts included) for `ms` milliseconds while reads go on
+    /// (`CLIENT PAUSE … WRITE`): a call the gateway gives up on still runs afterwards.
+    pub fn pause_writes(&self, ms: u64) {
+        let mut admin = self.client().get_connection().unwrap();
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(ms)
+            .arg("WRITE")
+            .query(&mut admin)
+            .unwrap();
+    }
+
     /// SIGSTOPs it: it reads and answers nothing (a replica sends no acknowledgement) until
     /// [`Self::resume`].
     pub fn pause(&self) {

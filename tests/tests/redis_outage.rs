@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use flashgate_tests::eventually;
-use flashgate_tests::gateway::InProcess;
+use flashgate_tests::gateway::{InProcess, on_private_redis};
 use flashgate_tests::redis_server::RedisServer;
 use flashgate_tests::scenario::{CampaignSpec, Scenario};
 use http::StatusCode;
@@ -13,12 +13,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purchases_fail_cleanly_while_redis_is_down_and_resume_after() {
-    let mut redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let campaign = CampaignSpec::open("outage", 50, 1);
-    let id = campaign.id.clone();
-    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
-    let gateway = InProcess::start(&scenario);
+    let (mut redis, _dir, gateway, id) = on_private_redis(CampaignSpec::open("outage", 50, 1));
     let c = gateway.client();
 
     let before = c
@@ -65,25 +60,14 @@ async fn purchases_fail_cleanly_while_redis_is_down_and_resume_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_times_out_but_commits_is_never_called_unrecorded() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let campaign = CampaignSpec::open("paused", 10, 1);
-    let id = campaign.id.clone();
-    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
-    let gateway = InProcess::start(&scenario);
+    let (redis, _dir, gateway, id) = on_private_redis(CampaignSpec::open("paused", 10, 1));
     let c = gateway.client();
     let issued = c.order_token("pia", &id).await;
     let body = json!({ "campaign_id": id, "token": issued["token"] });
     let order_id = issued["order_id"].as_str().unwrap().to_owned();
 
     // Writes (scripts included) wait 1.5 s: longer than the gateway's 500 ms response timeout.
-    let mut admin = redis.client().get_connection().unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("WRITE")
-        .query(&mut admin)
-        .unwrap();
+    redis.pause_writes(1500);
     let first = c.purchase("pia", body.clone()).await.unwrap();
     assert_eq!(
         first.status,
@@ -107,6 +91,7 @@ async fn a_call_that_times_out_but_commits_is_never_called_unrecorded() {
         }
     })
     .await;
+    let mut admin = redis.client().get_connection().unwrap();
     let stock: i64 = admin.get(format!("fg:{{{id}}}:stock")).unwrap();
     assert_eq!(stock, 9, "one unit, once");
 }
@@ -115,12 +100,7 @@ async fn a_call_that_times_out_but_commits_is_never_called_unrecorded() {
 /// nothing changed): it is `change_unconfirmed`, and the same cancel again tells the truth.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_that_times_out_is_answered_unconfirmed_and_its_retry_tells() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let campaign = CampaignSpec::open("slow-cancel", 10, 1);
-    let id = campaign.id.clone();
-    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
-    let gateway = InProcess::start(&scenario);
+    let (redis, _dir, gateway, id) = on_private_redis(CampaignSpec::open("slow-cancel", 10, 1));
     let c = gateway.client();
     let bought = c
         .purchase("cid", json!({ "campaign_id": id }))
@@ -130,13 +110,7 @@ async fn a_cancel_that_times_out_is_answered_unconfirmed_and_its_retry_tells() {
     let order_id = bought.order_id().to_owned();
 
     // Writes (scripts included) wait 1.5 s: longer than the gateway's 500 ms response timeout.
-    let mut admin = redis.client().get_connection().unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("WRITE")
-        .query(&mut admin)
-        .unwrap();
+    redis.pause_writes(1500);
     let first = c.cancel("cid", &order_id).await;
     assert_eq!(
         first.status,

@@ -9,22 +9,12 @@ use std::time::Duration;
 
 use flashgate::auth::OrderTokens;
 use flashgate_tests::client::Client;
-use flashgate_tests::gateway::InProcess;
+use flashgate_tests::gateway::on_private_redis;
 use flashgate_tests::redis_server::RedisServer;
-use flashgate_tests::scenario::{CampaignSpec, ORDER_TOKEN_SECRET, Scenario};
+use flashgate_tests::scenario::{CampaignSpec, ORDER_TOKEN_SECRET};
 use http::StatusCode;
 use redis::Commands as _;
 use serde_json::json;
-
-/// A gateway selling `campaign` on a private Redis (the tests change its ACL or pause it).
-fn on_private_redis(campaign: CampaignSpec) -> (RedisServer, tempfile::TempDir, InProcess, String) {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let id = campaign.id.clone();
-    let scenario = Scenario::new(redis.url(), dir.path().join("orders.db"), vec![campaign]);
-    let gateway = InProcess::start(&scenario);
-    (redis, dir, gateway, id)
-}
 
 fn acl(redis: &RedisServer, rule: &str) {
     let mut conn = redis.client().get_connection().unwrap();
@@ -145,13 +135,7 @@ async fn an_unknown_outcome_without_a_token_hands_out_the_token_that_resolves_it
     let c = gateway.client();
 
     // Writes (scripts included) wait 1.5 s: longer than the gateway's response timeout.
-    let mut admin = redis.client().get_connection().unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("WRITE")
-        .query(&mut admin)
-        .unwrap();
+    redis.pause_writes(1500);
     let first = c
         .purchase("fay", json!({ "campaign_id": id }))
         .await
@@ -184,6 +168,7 @@ async fn an_unknown_outcome_without_a_token_hands_out_the_token_that_resolves_it
         }
     })
     .await;
+    let mut admin = redis.client().get_connection().unwrap();
     let left: i64 = admin.get(format!("fg:{{{id}}}:stock")).unwrap();
     assert_eq!(left, 9, "one unit, once");
 }
