@@ -234,7 +234,9 @@ end
 -- A campaign being retired (fenced) or half removed (no meta, orders left) changes no order
 -- any more: its orders are final and the store answers for them (ARCHITECTURE.md §9). The
 -- expiry sweep above needs no fence: a campaign is fenced only once no order of it is unpaid.
-if redis.call('HEXISTS', KEYS[7], 'retiring') == 1 or redis.call('EXISTS', KEYS[7]) == 0 then
+-- One read: `sku` is in every loaded campaign's meta, so its absence means no meta at all.
+local fence = redis.call('HMGET', KEYS[7], 'sku', 'retiring')
+if not fence[1] or fence[2] then
   return {'retiring'}
 end
 local status = f[5]

@@ -40,10 +40,8 @@ impl ArchiveMetrics {
     pub fn render(&self, out: &mut String) {
         let flag = |b: &AtomicBool| u8::from(b.load(Ordering::Relaxed));
         let metric = |out: &mut String, name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            crate::metrics::exposition::family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
         };
         metric(
             out,

@@ -148,19 +148,18 @@ const MAX_PAGE: usize = 100;
 pub async fn list<B>(app: &App, req: Request<B>) -> Result<Answer, ApiError> {
     let identity = identify(app, &req)?;
     let (limit, cursor) = page_query(req.uri().query().unwrap_or_default())?;
-    let store = app.store.clone();
     let (user, gene) = (identity.user_id.clone(), shard_gene(&identity.user_id));
-    let mut orders =
-        tokio::task::spawn_blocking(move || store.orders_of_user(&user, gene, cursor, limit + 1))
-            .await
-            .map_err(|_| ApiError::Internal)?
-            .map_err(|e| {
-                tracing::warn!(error = %e, "order store unavailable for a listing");
-                ApiError::Unavailable {
-                    code: ErrorCode::StoreUnavailable,
-                    message: "the order store cannot be read",
-                }
-            })?;
+    let mut orders = blocking(&app.store, move |s| {
+        s.orders_of_user(&user, gene, cursor, limit + 1)
+    })
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "order store unavailable for a listing");
+        ApiError::Unavailable {
+            code: ErrorCode::StoreUnavailable,
+            message: "the order store cannot be read",
+        }
+    })?;
     let next_cursor = (orders.len() > limit).then(|| {
         orders.truncate(limit);
         orders.last().map(|o| o.order_id.to_string())

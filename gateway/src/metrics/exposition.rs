@@ -40,7 +40,7 @@ pub struct Sources<'a> {
 /// Journal entries looked at to estimate the age of the oldest unpersisted order.
 const LAG_SAMPLE: usize = 32;
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
