@@ -11,11 +11,9 @@
 //! - `mod.rs`: the [`OrderStore`] trait every backend implements.
 //! - `error.rs`: [`StoreError`], the one error type callers match on.
 //! - `sqlite.rs`: [`SqliteStore`], the embedded default — one file, `2^n` shard tables.
-//! - `postgres.rs`: [`PostgresStore`], for production and several gateways — the same tables in
-//!   one PostgreSQL database.
-//! - `pg_archive.rs`: the PostgreSQL archive (schema `flashgate_archive`, monthly partitions).
-//! - `pg_pool.rs`: what PostgreSQL's hot tables and archive share: connection pools and
-//!   settings, the schema check, row decoding, driver errors.
+//! - `postgres/`: [`PostgresStore`], for production and several gateways — the same tables in
+//!   one PostgreSQL database, and its archive (schema `flashgate_archive`, monthly partitions);
+//!   its `mod.rs` lists its files.
 //! - `shards.rs`: which table an order lives in, the same for both.
 //! - `row.rs`: checked conversions between an [`Order`] and a row.
 //! - `collision.rs`: [`Written`] and [`Collision`]: two orders under one id are reported, never
@@ -33,8 +31,6 @@ mod collision;
 mod error;
 #[cfg(test)]
 mod ledger_tests;
-mod pg_archive;
-mod pg_pool;
 mod postgres;
 mod row;
 mod shards;

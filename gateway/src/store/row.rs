@@ -1,6 +1,7 @@
 //! Orders as rows: checked conversions both ways, so neither a bad order nor a damaged row gets
 //! past a store silently. The checks are the backends' common ground; binding and reading are
-//! SQLite's here ([`Row::execute`], [`RawOrder::read`]) and PostgreSQL's in `postgres.rs`.
+//! SQLite's here ([`Row::execute`], [`RawOrder::read`]) and PostgreSQL's in
+//! `postgres/columns.rs`.
 
 use flashgate_stock::{Order, OrderStatus, PaymentOutcome, PaymentRecord};
 use rusqlite::params;

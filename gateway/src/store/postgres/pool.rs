@@ -1,16 +1,14 @@
-//! What the PostgreSQL hot tables and archive share: a small blocking pool per database, the
-//! connection settings, the schema check, the decoding of an order row, and how a driver error
-//! becomes a [`StoreError`] (retried or not).
+//! What the PostgreSQL hot tables and archive share to reach their database: a small blocking
+//! pool per database, the statements each connection prepares (a statement table per pool),
+//! the connection settings, and how a driver error becomes a [`StoreError`] (retried or not).
 
 use std::str::FromStr as _;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use flashgate_stock::Order;
 use postgres::{Client, NoTls, Statement};
 
-use super::StoreError;
-use super::row::RawOrder;
+use crate::store::StoreError;
 
 /// How long connecting may take before the store counts as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -21,13 +19,19 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest any statement may run (a batch of a few thousand rows takes milliseconds).
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// An order row's columns with their types, the same in the hot tables and the archive (each
-/// adds its own key: the archive's must hold its partition column).
-pub(super) const ORDER_COLUMN_TYPES: &str = "order_id bigint NOT NULL, campaign_id text NOT NULL, \
-    sku text NOT NULL, user_id text NOT NULL, quantity bigint NOT NULL, \
-    unit_price_cents bigint NOT NULL, amount_cents bigint NOT NULL, status text NOT NULL, \
-    version bigint NOT NULL, created_at bigint NOT NULL, pay_deadline bigint NOT NULL, \
-    paid_at bigint, updated_at bigint NOT NULL";
+/// A kind of statement prepared for each shard table of a database (the hot tables' queries,
+/// the archive's): a pool holds the SQL of every kind for every table, the statement table,
+/// where the statement of `kind` for shard `shard` is at slot `shard * ALL.len() + kind.slot()`.
+pub(super) trait ShardStatement: Copy + 'static {
+    /// Every kind, in slot order.
+    const ALL: &'static [Self];
+
+    /// This kind's place in [`ShardStatement::ALL`].
+    fn slot(self) -> usize;
+
+    /// This kind's SQL for the shard table `table`.
+    fn sql(self, table: &str) -> String;
+}
 
 /// A connection and the statements prepared on it, by slot (its pool's SQL texts).
 pub(super) struct Pooled {
@@ -36,13 +40,20 @@ pub(super) struct Pooled {
 }
 
 impl Pooled {
+    /// The statement of `query` for table `shard`, from `pool` (this connection's own), prepared
+    /// on first use.
+    pub(super) fn statement<Q: ShardStatement>(
+        &mut self,
+        pool: &Pool,
+        shard: usize,
+        query: Q,
+    ) -> Result<Statement, postgres::Error> {
+        self.prepared(pool.sql(), shard * Q::ALL.len() + query.slot())
+    }
+
     /// The statement of `slot` in `sql` (the SQL texts of this connection's pool), prepared on
     /// first use.
-    pub(super) fn prepared(
-        &mut self,
-        sql: &[String],
-        slot: usize,
-    ) -> Result<Statement, postgres::Error> {
+    fn prepared(&mut self, sql: &[String], slot: usize) -> Result<Statement, postgres::Error> {
         if let Some(Some(statement)) = self.prepared.get(slot) {
             return Ok(statement.clone());
         }
@@ -106,12 +117,18 @@ impl Drop for Pool {
 }
 
 impl Pool {
-    pub(super) fn new(
+    /// A pool of at most `max` connections with `config`, preparing the statements of `Q` for
+    /// each of `tables`; `name` says which database it is in errors.
+    pub(super) fn new<Q: ShardStatement>(
         config: postgres::Config,
-        sql: Vec<String>,
+        tables: &[&str],
         max: usize,
         name: &'static str,
     ) -> Self {
+        let sql = tables
+            .iter()
+            .flat_map(|t| Q::ALL.iter().map(|q| q.sql(t)))
+            .collect();
         Self {
             config,
             slots: Mutex::new(Slots::default()),
@@ -122,7 +139,7 @@ impl Pool {
         }
     }
 
-    pub(super) fn sql(&self) -> &[String] {
+    fn sql(&self) -> &[String] {
         &self.sql
     }
 
@@ -226,57 +243,6 @@ pub(super) fn connect_config(url: &str, what: &str) -> Result<postgres::Config, 
         ));
     }
     Ok(config)
-}
-
-/// Whether the schema whose `meta` table records its version is at `schema_version` with these
-/// `shard_bits` already; a mismatch of shard bits or a newer schema is left to the migration
-/// to report.
-pub(super) fn current(
-    client: &mut Client,
-    meta: &str,
-    schema_version: i64,
-    shard_bits: u8,
-) -> Result<bool, StoreError> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&meta])?
-        .try_get(0)?;
-    if !exists {
-        return Ok(false);
-    }
-    let rows = client.query(
-        &format!("SELECT key, value FROM {meta} WHERE key IN ('schema_version', 'shard_bits')"),
-        &[],
-    )?;
-    let mut version = None;
-    let mut bits = None;
-    for row in rows {
-        let key: String = row.try_get(0)?;
-        let value: i64 = row.try_get(1)?;
-        match key.as_str() {
-            "schema_version" => version = Some(value),
-            _ => bits = Some(value),
-        }
-    }
-    Ok(version == Some(schema_version) && bits == Some(i64::from(shard_bits)))
-}
-
-pub(super) fn read(row: &postgres::Row) -> Result<Order, StoreError> {
-    RawOrder {
-        order_id: row.try_get(0)?,
-        campaign_id: row.try_get(1)?,
-        sku: row.try_get(2)?,
-        user_id: row.try_get(3)?,
-        quantity: row.try_get(4)?,
-        unit_price_cents: row.try_get(5)?,
-        amount_cents: row.try_get(6)?,
-        status: row.try_get(7)?,
-        version: row.try_get(8)?,
-        created_at: row.try_get(9)?,
-        pay_deadline: row.try_get(10)?,
-        paid_at: row.try_get(11)?,
-        updated_at: row.try_get(12)?,
-    }
-    .into_order()
 }
 
 /// Only what is wrong with the order itself is permanent: a value the database refuses (class
