@@ -1,7 +1,7 @@
-//! The hot tables' schema: the migrations that create it and the check, shared with the
-//! archive, that a schema is current already.
+//! The hot tables' schema: the migrations that create it; and what the archive's migration
+//! shares: the check that a schema is current already, and of the versions it records.
 
-use postgres::Client;
+use postgres::{Client, Transaction};
 
 use super::columns::ORDER_COLUMN_TYPES;
 use crate::store::StoreError;
@@ -27,25 +27,7 @@ pub(super) fn migrate(
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS store_meta (key text PRIMARY KEY, value bigint NOT NULL)",
     )?;
-    let meta = |tx: &mut postgres::Transaction<'_>, key: &str| -> Result<Option<i64>, StoreError> {
-        Ok(tx
-            .query_opt("SELECT value FROM store_meta WHERE key = $1", &[&key])?
-            .map(|r| r.try_get(0))
-            .transpose()?)
-    };
-    if let Some(version) = meta(&mut tx, "schema_version")?
-        && version > SCHEMA_VERSION
-    {
-        return Err(StoreError::Misconfigured(format!(
-            "schema version {version} is newer than this build's {SCHEMA_VERSION}"
-        )));
-    }
-    if shard_bits_unrecorded(meta(&mut tx, "shard_bits")?, shard_bits)? {
-        tx.execute(
-            "INSERT INTO store_meta (key, value) VALUES ('shard_bits', $1)",
-            &[&i64::from(shard_bits)],
-        )?;
-    }
+    check_recorded(&mut tx, "store_meta", "schema", SCHEMA_VERSION, shard_bits)?;
     for table in tables {
         tx.batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS {table} ({ORDER_COLUMN_TYPES}, PRIMARY KEY (order_id));
@@ -88,6 +70,41 @@ pub(super) fn migrate(
         &[&SCHEMA_VERSION],
     )?;
     tx.commit()?;
+    Ok(())
+}
+
+/// What a migration finds recorded in `meta_table`, checked under its lock: a schema (`what`)
+/// newer than this build's `schema_version` is refused, and so are other shard bits than
+/// `shard_bits`, which are recorded the first time.
+pub(super) fn check_recorded(
+    tx: &mut Transaction<'_>,
+    meta_table: &str,
+    what: &str,
+    schema_version: i64,
+    shard_bits: u8,
+) -> Result<(), StoreError> {
+    let meta = |tx: &mut Transaction<'_>, key: &str| -> Result<Option<i64>, StoreError> {
+        Ok(tx
+            .query_opt(
+                &format!("SELECT value FROM {meta_table} WHERE key = $1"),
+                &[&key],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    };
+    if let Some(version) = meta(tx, "schema_version")?
+        && version > schema_version
+    {
+        return Err(StoreError::Misconfigured(format!(
+            "{what} version {version} is newer than this build's {schema_version}"
+        )));
+    }
+    if shard_bits_unrecorded(meta(tx, "shard_bits")?, shard_bits)? {
+        tx.execute(
+            &format!("INSERT INTO {meta_table} (key, value) VALUES ('shard_bits', $1)"),
+            &[&i64::from(shard_bits)],
+        )?;
+    }
     Ok(())
 }
 

@@ -5,8 +5,7 @@ use postgres::Client;
 use super::{MIGRATE_LOCK, SCHEMA};
 use crate::store::StoreError;
 use crate::store::postgres::columns::ORDER_COLUMN_TYPES;
-use crate::store::postgres::schema::current;
-use crate::store::shards::shard_bits_unrecorded;
+use crate::store::postgres::schema::{check_recorded, current};
 
 /// The archive's schema version, recorded in `flashgate_archive.archive_meta`.
 const ARCHIVE_SCHEMA_VERSION: i64 = 1;
@@ -29,29 +28,14 @@ pub(super) fn migrate(
         "CREATE SCHEMA IF NOT EXISTS {SCHEMA};
         CREATE TABLE IF NOT EXISTS {meta_table} (key text PRIMARY KEY, value bigint NOT NULL)"
     ))?;
-    let meta = |tx: &mut postgres::Transaction<'_>, key: &str| -> Result<Option<i64>, StoreError> {
-        Ok(tx
-            .query_opt(
-                &format!("SELECT value FROM {meta_table} WHERE key = $1"),
-                &[&key],
-            )?
-            .map(|r| r.try_get(0))
-            .transpose()?)
-    };
-    if let Some(version) = meta(&mut tx, "schema_version")?
-        && version > ARCHIVE_SCHEMA_VERSION
-    {
-        return Err(StoreError::Misconfigured(format!(
-            "archive schema version {version} is newer than this build's {ARCHIVE_SCHEMA_VERSION}"
-        )));
-    }
     // An archive shared by stores of other shard bits would look in the wrong tables.
-    if shard_bits_unrecorded(meta(&mut tx, "shard_bits")?, shard_bits)? {
-        tx.execute(
-            &format!("INSERT INTO {meta_table} (key, value) VALUES ('shard_bits', $1)"),
-            &[&i64::from(shard_bits)],
-        )?;
-    }
+    check_recorded(
+        &mut tx,
+        &meta_table,
+        "archive schema",
+        ARCHIVE_SCHEMA_VERSION,
+        shard_bits,
+    )?;
     for table in tables {
         tx.batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS {SCHEMA}.{table} ({ORDER_COLUMN_TYPES},

@@ -16,6 +16,26 @@ fn url(fresh: &Fresh) -> &str {
     }
 }
 
+/// Order `n` of the campaign "old", in table `n % shards` (and of user `u{n % shards}`), in the
+/// final `status` (paid when it was created) and created at `created_at_ms`.
+fn old_order(n: u64, shards: u64, status: OrderStatus, created_at_ms: i64) -> Order {
+    let paid_at_ms = (status == OrderStatus::Paid).then_some(created_at_ms);
+    Order {
+        order_id: (n + 1) << 8 | (n % shards),
+        campaign_id: "old".into(),
+        sku: "sku".into(),
+        user_id: format!("u{}", n % shards),
+        quantity: 1,
+        unit_price_cents: 100,
+        status,
+        version: 2,
+        created_at_ms,
+        pay_deadline_ms: created_at_ms + 1,
+        paid_at_ms,
+        updated_at_ms: created_at_ms,
+    }
+}
+
 /// Runs a whole archive pass of `store`, `limit` rows a step; returns the orders it moved.
 fn pass(store: &PostgresStore, limit: usize) -> usize {
     let mut moved = 0;
@@ -59,20 +79,7 @@ fn an_archive_in_another_database_gets_a_partition_per_month_and_is_read_through
     let orders: Vec<Order> = (0..20u64)
         .map(|n| {
             let created_at_ms = january_end + i64::try_from(n / 2 % 2).unwrap();
-            Order {
-                order_id: (n + 1) << 8 | (n % 2),
-                campaign_id: "old".into(),
-                sku: "sku".into(),
-                user_id: format!("u{}", n % 2),
-                quantity: 1,
-                unit_price_cents: 100,
-                status: OrderStatus::Paid,
-                version: 2,
-                created_at_ms,
-                pay_deadline_ms: created_at_ms + 1,
-                paid_at_ms: Some(created_at_ms),
-                updated_at_ms: created_at_ms,
-            }
+            old_order(n, 2, OrderStatus::Paid, created_at_ms)
         })
         .collect();
     store.write_batch(&orders).unwrap();
@@ -125,20 +132,7 @@ fn two_gateways_passing_at_once_move_each_order_once() {
     let orders: Vec<Order> = (0..400u64)
         .map(|n| {
             let created_at_ms = i64::try_from(n % 4).unwrap() * 31 * DAY_MS;
-            Order {
-                order_id: (n + 1) << 8 | (n % 4),
-                campaign_id: "old".into(),
-                sku: "sku".into(),
-                user_id: format!("u{}", n % 4),
-                quantity: 1,
-                unit_price_cents: 100,
-                status: OrderStatus::Cancelled,
-                version: 2,
-                created_at_ms,
-                pay_deadline_ms: created_at_ms + 1,
-                paid_at_ms: None,
-                updated_at_ms: created_at_ms,
-            }
+            old_order(n, 4, OrderStatus::Cancelled, created_at_ms)
         })
         .collect();
     stores[0].write_batch(&orders).unwrap();
