@@ -7,8 +7,8 @@ use std::time::{Duration, UNIX_EPOCH};
 const MAX_EXACT_LUA_INT: i64 = (1 << 53) - 1;
 
 use super::CampaignConfig;
+use super::checks::Errors;
 use super::raw::RawCampaign;
-use super::validate::Errors;
 
 /// Longest id or SKU: both become parts of Redis keys.
 const MAX_KEY_PART: usize = 64;

@@ -7,6 +7,8 @@
 //! from `*_file` keys.
 
 mod campaign;
+mod checks;
+mod error;
 mod raw;
 mod redis_target;
 #[cfg(test)]
@@ -19,6 +21,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use error::{ConfigError, FieldError};
 pub use redis_target::RedisTarget;
 
 /// Environment variable that overrides `auth.jwt_secret`, so deployments keep it out of files.
@@ -363,59 +366,6 @@ pub struct CampaignConfig {
     pub buckets: u32,
 }
 
-/// One bad field, named by its path in the file (`campaigns[1].stock`, `limits.per_ip.burst`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Dotted path of the offending key.
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-/// Why a config could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config {}: {source}", path.display())]
-    Io {
-        /// The file we tried to read.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// Not valid TOML, a wrong type, or an unknown key: where, and what is wrong. The
-    /// offending line itself is not quoted: it may hold a secret or a password.
-    #[error("cannot parse config: {0}")]
-    Parse(String),
-    /// Parsed, but some fields are invalid; every one of them is listed.
-    #[error("invalid config ({} errors):{}", .0.len(), list(.0))]
-    Invalid(Vec<FieldError>),
-}
-
-/// A TOML error as line, column and message, without the snippet of the file toml would show.
-fn parse_error(text: &str, e: &toml::de::Error) -> ConfigError {
-    let message = e.message().trim_end();
-    ConfigError::Parse(match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {message}")
-        }
-        None => message.to_owned(),
-    })
-}
-
-fn list(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| format!("\n  {e}")).collect()
-}
-
 impl Config {
     /// Reads and validates the file at `path`, taking secrets from the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -439,7 +389,7 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| error::parse_error(text, &e))?;
         validate::validate(raw, env).map_err(ConfigError::Invalid)
     }
 
