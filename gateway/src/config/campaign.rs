@@ -1,17 +1,45 @@
-//! Validation of `[[campaigns]]` entries.
+//! `[[campaigns]]`: the sales this gateway serves, each entry checked.
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Largest integer a Lua number (a double) holds exactly: 2^53 - 1.
-const MAX_EXACT_LUA_INT: i64 = (1 << 53) - 1;
-
-use super::CampaignConfig;
 use super::checks::Errors;
 use super::raw::RawCampaign;
 
+/// Largest integer a Lua number (a double) holds exactly: 2^53 - 1.
+const MAX_EXACT_LUA_INT: i64 = (1 << 53) - 1;
+
 /// Longest id or SKU: both become parts of Redis keys.
 const MAX_KEY_PART: usize = 64;
+
+/// One `[[campaigns]]` entry: a product on sale for a time window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignConfig {
+    /// Stable id used in URLs and Redis keys (1..=64 of `[A-Za-z0-9_.-]`).
+    pub id: String,
+    /// The product's SKU, recorded on every order (same charset as `id`).
+    pub sku: String,
+    /// Human-readable name shown to buyers.
+    pub name: String,
+    /// Price of one unit in cents (≥ 0).
+    pub unit_price_cents: i64,
+    /// Units for sale; 0 is allowed (a sold-out campaign).
+    pub stock: u64,
+    /// Most units one user may buy over the whole campaign (default 1).
+    pub per_user_limit: u32,
+    /// Most units in one purchase (default `per_user_limit`).
+    pub max_quantity: u32,
+    /// Sale opens, Unix ms.
+    pub start_ms: i64,
+    /// Sale closes (exclusive), Unix ms; always after `start_ms`.
+    pub end_ms: i64,
+    /// Unpaid orders are released back to stock after this long.
+    pub pay_timeout: Duration,
+    /// Stock buckets (a power of two, 1..=16, default 1): a hot campaign's stock split over as
+    /// many slots, so it sells on several Redis Cluster masters at once. Fixed when the campaign
+    /// is first put on sale.
+    pub buckets: u32,
+}
 
 pub(super) fn campaigns(e: &mut Errors, raw: Vec<RawCampaign>) -> Vec<CampaignConfig> {
     let mut seen: HashMap<String, usize> = HashMap::new();
