@@ -87,22 +87,7 @@ fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
         1,
         i64::from(u32::MAX),
     );
-    let max_quantity = match c.max_quantity {
-        Some(q) if q > i64::from(per_user_limit) => {
-            e.push(
-                f("max_quantity"),
-                format!("must not exceed per_user_limit ({per_user_limit}), got {q}"),
-            );
-            per_user_limit
-        }
-        q => e.int(
-            &f("max_quantity"),
-            q,
-            per_user_limit,
-            1,
-            i64::from(per_user_limit),
-        ),
-    };
+    let max_quantity = max_quantity(e, &f("max_quantity"), c.max_quantity, per_user_limit);
     // Payment amounts are checked in Lua numbers (doubles): exact up to 2^53.
     if unit_price_cents
         .checked_mul(i64::from(max_quantity))
@@ -129,19 +114,7 @@ fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
         ),
         None => Duration::ZERO,
     };
-    let buckets: u32 = e.int(
-        &f("buckets"),
-        c.buckets,
-        1,
-        1,
-        i64::from(flashgate_stock::MAX_BUCKETS),
-    );
-    if !buckets.is_power_of_two() {
-        e.push(
-            f("buckets"),
-            format!("must be a power of two, got {buckets}"),
-        );
-    }
+    let buckets = buckets(e, &f("buckets"), c.buckets);
     CampaignConfig {
         id,
         sku,
@@ -155,6 +128,29 @@ fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
         pay_timeout,
         buckets,
     }
+}
+
+/// `max_quantity`: at most `per_user_limit`, which is also its default.
+fn max_quantity(e: &mut Errors, field: &str, raw: Option<i64>, per_user_limit: u32) -> u32 {
+    match raw {
+        Some(q) if q > i64::from(per_user_limit) => {
+            e.push(
+                field,
+                format!("must not exceed per_user_limit ({per_user_limit}), got {q}"),
+            );
+            per_user_limit
+        }
+        q => e.int(field, q, per_user_limit, 1, i64::from(per_user_limit)),
+    }
+}
+
+/// `buckets`: a power of two up to [`flashgate_stock::MAX_BUCKETS`], 1 by default.
+fn buckets(e: &mut Errors, field: &str, raw: Option<i64>) -> u32 {
+    let buckets: u32 = e.int(field, raw, 1, 1, i64::from(flashgate_stock::MAX_BUCKETS));
+    if !buckets.is_power_of_two() {
+        e.push(field, format!("must be a power of two, got {buckets}"));
+    }
+    buckets
 }
 
 /// 1..=64 chars of `[A-Za-z0-9_.-]`: safe inside a Redis key and a URL path segment.

@@ -103,53 +103,21 @@ pub(super) fn redis(
     );
     let embedded = r.embedded.unwrap_or(false);
     let replica_acks = replica_acks(e, r.replica_acks, r.replica_ack_timeout.as_deref());
-    if let Some(urls) = r.cluster {
+    if let Some(urls) = &r.cluster {
         if r.url.is_some() || embedded {
             e.push(
                 "redis.cluster",
                 "conflicts with redis.url and redis.embedded: set exactly one of them",
             );
         }
-        if urls.is_empty() {
-            e.push("redis.cluster", "must name at least one node");
-        }
-        let mut seeds = Vec::with_capacity(urls.len());
-        let mut passwords = Vec::new();
-        for (i, url) in urls.iter().enumerate() {
-            let field = format!("redis.cluster[{i}]");
-            // Never echoed: the URL may carry a password.
-            let parsed = if url.starts_with("redis://") {
-                RedisTarget::parse(url)
-            } else {
-                Err("must start with redis://".to_owned())
-            };
-            match parsed {
-                Ok((target, password)) => {
-                    seeds.push(target);
-                    passwords.push(password);
-                }
-                Err(message) => e.push(&field, message),
-            }
-        }
-        let in_url = passwords.first().cloned().flatten();
-        if passwords.iter().any(|p| *p != in_url) {
-            e.push(
-                "redis.cluster",
-                "every node must carry the same password (or none: use redis.password_file)",
-            );
-        }
-        let password = redis_password(e, in_url, r.password_file, env);
         return RedisConfig::Cluster {
-            seeds: seeds
-                .into_iter()
-                .map(|s| s.with_password(password.clone()))
-                .collect(),
+            seeds: cluster_seeds(e, urls, r.password_file, env),
             response_timeout,
             connection_timeout,
             replica_acks,
         };
     }
-    match (r.url, embedded) {
+    match (r.url.as_deref(), embedded) {
         (Some(_), true) => {
             e.push(
                 "redis.embedded",
@@ -163,20 +131,8 @@ pub(super) fn redis(
             );
         }
         (Some(url), false) => {
-            let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
-            // Never echoed: the URL may carry a password.
-            let parsed = if schemes.iter().any(|s| url.starts_with(s)) {
-                RedisTarget::parse(&url)
-            } else {
-                Err(format!("must start with one of {schemes:?}"))
-            };
-            let (target, in_url) = parsed.unwrap_or_else(|message| {
-                e.push("redis.url", message);
-                (RedisTarget::local(0), None)
-            });
-            let password = redis_password(e, in_url, r.password_file, env);
             return RedisConfig::Url {
-                target: target.with_password(password),
+                target: url_target(e, url, r.password_file, env),
                 response_timeout,
                 connection_timeout,
                 replica_acks,
@@ -198,6 +154,82 @@ pub(super) fn redis(
             }
         }
     }
+    embedded_redis(e, r, response_timeout, connection_timeout)
+}
+
+/// The seed nodes of `redis.cluster`, all with the one password they must share (from their
+/// URLs, `redis.password_file` or the environment).
+fn cluster_seeds(
+    e: &mut Errors,
+    urls: &[String],
+    password_file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<RedisTarget> {
+    if urls.is_empty() {
+        e.push("redis.cluster", "must name at least one node");
+    }
+    let mut seeds = Vec::with_capacity(urls.len());
+    let mut passwords = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let field = format!("redis.cluster[{i}]");
+        // Never echoed: the URL may carry a password.
+        let parsed = if url.starts_with("redis://") {
+            RedisTarget::parse(url)
+        } else {
+            Err("must start with redis://".to_owned())
+        };
+        match parsed {
+            Ok((target, password)) => {
+                seeds.push(target);
+                passwords.push(password);
+            }
+            Err(message) => e.push(&field, message),
+        }
+    }
+    let in_url = passwords.first().cloned().flatten();
+    if passwords.iter().any(|p| *p != in_url) {
+        e.push(
+            "redis.cluster",
+            "every node must carry the same password (or none: use redis.password_file)",
+        );
+    }
+    let password = redis_password(e, in_url, password_file, env);
+    seeds
+        .into_iter()
+        .map(|s| s.with_password(password.clone()))
+        .collect()
+}
+
+/// `redis.url` as a target, with its password (from the URL, `redis.password_file` or the
+/// environment).
+fn url_target(
+    e: &mut Errors,
+    url: &str,
+    password_file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> RedisTarget {
+    let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
+    // Never echoed: the URL may carry a password.
+    let parsed = if schemes.iter().any(|s| url.starts_with(s)) {
+        RedisTarget::parse(url)
+    } else {
+        Err(format!("must start with one of {schemes:?}"))
+    };
+    let (target, in_url) = parsed.unwrap_or_else(|message| {
+        e.push("redis.url", message);
+        (RedisTarget::local(0), None)
+    });
+    let password = redis_password(e, in_url, password_file, env);
+    target.with_password(password)
+}
+
+/// The private `redis-server` of `redis.embedded = true`: its port, data directory and binary.
+fn embedded_redis(
+    e: &mut Errors,
+    r: RawRedis,
+    response_timeout: Duration,
+    connection_timeout: Duration,
+) -> RedisConfig {
     let nonempty = |e: &mut Errors, field: &str, v: Option<String>, default: &str| match v {
         Some(s) if s.trim().is_empty() => {
             e.push(field, "must not be empty");
