@@ -18,7 +18,8 @@
 //!   `redis.rs` (with `redis_target.rs`: [`RedisTarget`], a Redis's address with the password
 //!   kept apart), `store.rs`, `archive.rs`, `persistence.rs`, `limits.rs`, `admin.rs`,
 //!   `campaign.rs`.
-//! - `tests.rs`: unit tests of loading and checking configs.
+//! - `tests/`: unit tests, one file per subject (`mod.rs`: whole files, and the helpers the
+//!   others use; `secret.rs`, `redis.rs`, `campaign.rs`, `sections.rs`).
 
 mod admin;
 mod archive;
