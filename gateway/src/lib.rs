@@ -28,7 +28,8 @@
 //! - [`store`]: the order store (SQLite or PostgreSQL, sharded tables, and their archive).
 //! - [`order_id`]: 64-bit ids unique across instances, with the user's shard gene;
 //!   [`node_lease`]: the node id each instance leases in Redis so no two share one.
-//! - [`config`]: the TOML config, validated field by field.
+//! - [`config`]: the TOML config, validated field by field; one file per section, its struct
+//!   beside its checks.
 //! - [`embedded_redis`]: a private, supervised `redis-server` when the config asks for one;
 //!   [`redis_health`]: whether a Redis may be used (reachable, logged in, never evicting).
 //! - [`app`], [`clock`], [`ids`], [`signal`]: shared state, time, id checks, shutdown signal.

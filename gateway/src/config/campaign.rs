@@ -1,17 +1,45 @@
-//! Validation of `[[campaigns]]` entries.
+//! `[[campaigns]]`: the sales this gateway serves, each entry checked.
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::checks::Errors;
+use super::raw::RawCampaign;
+
 /// Largest integer a Lua number (a double) holds exactly: 2^53 - 1.
 const MAX_EXACT_LUA_INT: i64 = (1 << 53) - 1;
 
-use super::CampaignConfig;
-use super::raw::RawCampaign;
-use super::validate::Errors;
-
 /// Longest id or SKU: both become parts of Redis keys.
 const MAX_KEY_PART: usize = 64;
+
+/// One `[[campaigns]]` entry: a product on sale for a time window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignConfig {
+    /// Stable id used in URLs and Redis keys (1..=64 of `[A-Za-z0-9_.-]`).
+    pub id: String,
+    /// The product's SKU, recorded on every order (same charset as `id`).
+    pub sku: String,
+    /// Human-readable name shown to buyers.
+    pub name: String,
+    /// Price of one unit in cents (≥ 0).
+    pub unit_price_cents: i64,
+    /// Units for sale; 0 is allowed (a sold-out campaign).
+    pub stock: u64,
+    /// Most units one user may buy over the whole campaign (default 1).
+    pub per_user_limit: u32,
+    /// Most units in one purchase (default `per_user_limit`).
+    pub max_quantity: u32,
+    /// Sale opens, Unix ms.
+    pub start_ms: i64,
+    /// Sale closes (exclusive), Unix ms; always after `start_ms`.
+    pub end_ms: i64,
+    /// Unpaid orders are released back to stock after this long.
+    pub pay_timeout: Duration,
+    /// Stock buckets (a power of two, 1..=16, default 1): a hot campaign's stock split over as
+    /// many slots, so it sells on several Redis Cluster masters at once. Fixed when the campaign
+    /// is first put on sale.
+    pub buckets: u32,
+}
 
 pub(super) fn campaigns(e: &mut Errors, raw: Vec<RawCampaign>) -> Vec<CampaignConfig> {
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -59,22 +87,7 @@ fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
         1,
         i64::from(u32::MAX),
     );
-    let max_quantity = match c.max_quantity {
-        Some(q) if q > i64::from(per_user_limit) => {
-            e.push(
-                f("max_quantity"),
-                format!("must not exceed per_user_limit ({per_user_limit}), got {q}"),
-            );
-            per_user_limit
-        }
-        q => e.int(
-            &f("max_quantity"),
-            q,
-            per_user_limit,
-            1,
-            i64::from(per_user_limit),
-        ),
-    };
+    let max_quantity = max_quantity(e, &f("max_quantity"), c.max_quantity, per_user_limit);
     // Payment amounts are checked in Lua numbers (doubles): exact up to 2^53.
     if unit_price_cents
         .checked_mul(i64::from(max_quantity))
@@ -101,19 +114,7 @@ fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
         ),
         None => Duration::ZERO,
     };
-    let buckets: u32 = e.int(
-        &f("buckets"),
-        c.buckets,
-        1,
-        1,
-        i64::from(flashgate_stock::MAX_BUCKETS),
-    );
-    if !buckets.is_power_of_two() {
-        e.push(
-            f("buckets"),
-            format!("must be a power of two, got {buckets}"),
-        );
-    }
+    let buckets = buckets(e, &f("buckets"), c.buckets);
     CampaignConfig {
         id,
         sku,
@@ -127,6 +128,29 @@ fn one(e: &mut Errors, i: usize, c: RawCampaign) -> CampaignConfig {
         pay_timeout,
         buckets,
     }
+}
+
+/// `max_quantity`: at most `per_user_limit`, which is also its default.
+fn max_quantity(e: &mut Errors, field: &str, raw: Option<i64>, per_user_limit: u32) -> u32 {
+    match raw {
+        Some(q) if q > i64::from(per_user_limit) => {
+            e.push(
+                field,
+                format!("must not exceed per_user_limit ({per_user_limit}), got {q}"),
+            );
+            per_user_limit
+        }
+        q => e.int(field, q, per_user_limit, 1, i64::from(per_user_limit)),
+    }
+}
+
+/// `buckets`: a power of two up to [`flashgate_stock::MAX_BUCKETS`], 1 by default.
+fn buckets(e: &mut Errors, field: &str, raw: Option<i64>) -> u32 {
+    let buckets: u32 = e.int(field, raw, 1, 1, i64::from(flashgate_stock::MAX_BUCKETS));
+    if !buckets.is_power_of_two() {
+        e.push(field, format!("must be a power of two, got {buckets}"));
+    }
+    buckets
 }
 
 /// 1..=64 chars of `[A-Za-z0-9_.-]`: safe inside a Redis key and a URL path segment.

@@ -1,8 +1,8 @@
 //! The config file exactly as written: every key optional, unknown keys rejected.
 //!
 //! Numbers are `i64` (TOML's integer type) and durations/times are strings so that an
-//! out-of-range or malformed value becomes a named [`super::FieldError`] in `validate`
-//! instead of a serde error that stops at the first problem.
+//! out-of-range or malformed value becomes a named [`super::FieldError`] when its section is
+//! checked, instead of a serde error that stops at the first problem.
 
 use serde::Deserialize;
 

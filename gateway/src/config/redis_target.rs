@@ -10,7 +10,7 @@ use std::fmt;
 
 use redis::{ConnectionInfo, IntoConnectionInfo as _, RedisConnectionInfo};
 
-use super::Secret;
+use super::secret::Secret;
 
 /// A Redis to connect to: address, database, user and password.
 #[derive(Clone)]
