@@ -23,6 +23,7 @@
 //!   attached file; PostgreSQL: a schema, in the same or another database).
 //! - `tests.rs`: unit tests of the SQLite store against temporary files.
 //! - `ledger_tests.rs`: the campaign ledger on both backends.
+//! - `user_index_cost.rs`: what the user index costs SQLite per order (a measurement).
 
 mod archive;
 #[cfg(test)]
@@ -39,6 +40,8 @@ mod sqlite;
 mod test_backends;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod user_index_cost;
 
 pub use archive::{ArchiveStep, RowCounts};
 pub use collision::{Collision, Written};
