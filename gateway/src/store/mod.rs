@@ -10,7 +10,8 @@
 //!
 //! - `mod.rs`: the [`OrderStore`] trait every backend implements.
 //! - `error.rs`: [`StoreError`], the one error type callers match on.
-//! - `sqlite.rs`: [`SqliteStore`], the embedded default — one file, `2^n` shard tables.
+//! - `sqlite/`: [`SqliteStore`], the embedded default — one file, `2^n` shard tables, and its
+//!   archive in an attached file; its `mod.rs` lists its files.
 //! - `postgres/`: [`PostgresStore`], for production and several gateways — the same tables in
 //!   one PostgreSQL database, and its archive (schema `flashgate_archive`, monthly partitions);
 //!   its `mod.rs` lists its files.
