@@ -22,7 +22,7 @@
 //! - `archive.rs`: which orders the archive pass moves out of the hot tables, and what a step
 //!   of it reports; both backends keep their archive beside the hot tables (SQLite: an
 //!   attached file; PostgreSQL: a schema, in the same or another database).
-//! - `tests.rs`: unit tests of the SQLite store against temporary files.
+//! - `tests/`: unit tests of the store on both backends, one file per subject.
 //! - `ledger_tests.rs`: the campaign ledger on both backends.
 
 mod archive;
