@@ -1,5 +1,6 @@
-//! What every SQLite connection of the store needs: its settings, the archive attached to it,
-//! its lock, and how a driver error becomes a [`StoreError`] (retried or not).
+//! What every SQLite connection of the store needs: its settings, the archive file attached
+//! to it (never the store file itself), its lock, and how a driver error becomes a
+//! [`StoreError`] (retried or not).
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

@@ -14,7 +14,7 @@
 //!   - `pass.rs`: an archive pass step, and row counts.
 //! - `queries.rs`: the statements of one shard table and its archive copy.
 //! - `schema.rs`: the migrations of the store file and its archive.
-//! - `connections.rs`: connection settings, the archive attached, locks, driver errors.
+//! - `connections.rs`: connection settings, the archive file attached, locks, driver errors.
 
 use std::path::Path;
 use std::sync::Mutex;
