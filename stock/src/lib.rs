@@ -10,6 +10,8 @@
 //! - [`connection`]: the one async connection every caller shares (one Redis today).
 //! - [`keys`]: the Redis key layout of a campaign and its stock buckets (one slot per bucket).
 //! - [`buckets`]: a hot campaign's stock over several buckets: transfers, repair, census.
+//! - [`held`]: how many orders Redis holds of a campaign (fewer than the store: Redis went
+//!   back in time).
 //! - [`scripts`]: the embedded Lua scripts, hashed once, EVALSHA with NOSCRIPT fallback.
 //! - [`campaign`]: loading a campaign without ever resetting live stock; reading stock.
 //! - [`rebuild`]: noticing that Redis went back in time, and rebuilding a campaign from the store.
@@ -34,6 +36,7 @@ pub mod campaign;
 pub mod connection;
 pub mod error;
 pub mod health;
+pub mod held;
 pub mod journal;
 pub mod keys;
 pub mod lifecycle;
@@ -58,11 +61,12 @@ pub use error::StockError;
 pub use health::{
     EvictionPolicy, MasterPolicy, PolicyError, cluster_state, eviction_policies, eviction_policy,
 };
+pub use held::orders_held;
 pub use keys::{CampaignKeys, CampaignLayout, MAX_BUCKETS};
 pub use lifecycle::{Expired, PaymentOutcome, PaymentRecord, Transition};
 pub use opening::{OpenPermit, SalesLedger};
 pub use order::{Order, OrderStatus};
-pub use rebuild::{Rebuilt, orders_held, rebuild_campaign};
+pub use rebuild::{Rebuilt, rebuild_campaign};
 pub use replication::wait_for_replicas;
 pub use reserve::{Reservation, ReserveOutcome, reserve_batch};
 pub use scripts::Scripts;

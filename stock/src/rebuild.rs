@@ -4,9 +4,9 @@
 //! Redis is the source of truth while a campaign sells, but Redis can lose data (a restart
 //! without persistence) or go back in time (a restore from an older snapshot). Either way the
 //! store then holds orders that Redis does not, and Redis' stock counts their units as unsold.
-//! [`orders_held`] lets a loader notice (the store has more orders of the campaign than Redis);
-//! [`rebuild_campaign`] is the operator's repair: every stored order back in Redis, and stock,
-//! buyers and deadlines recomputed from all the orders Redis then holds.
+//! [`crate::held::orders_held`] lets a loader notice (the store has more orders of the
+//! campaign than Redis); [`rebuild_campaign`] is the operator's repair: every stored order back
+//! in Redis, and stock, buyers and deadlines recomputed from all the orders Redis then holds.
 
 use redis::aio::ConnectionLike;
 
@@ -34,22 +34,6 @@ pub struct Rebuilt {
     pub taken: u64,
     /// Units for sale after the rebuild.
     pub left: u64,
-}
-
-/// How many orders of the campaign Redis holds (any state). Redis never forgets an order while
-/// a campaign lives, so a store holding more orders of a campaign than this means Redis went
-/// back in time.
-///
-/// # Errors
-/// When Redis cannot be reached.
-pub async fn orders_held<C: ConnectionLike>(
-    conn: &mut C,
-    keys: &CampaignKeys,
-) -> Result<u64, StockError> {
-    Ok(redis::cmd("HLEN")
-        .arg(&keys.orders)
-        .query_async(conn)
-        .await?)
 }
 
 /// Puts every order of `stored` back into Redis (unless Redis holds a newer version of it),

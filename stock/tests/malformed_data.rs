@@ -1,6 +1,6 @@
 //! Every script raises its errors before its first write: data of the wrong shape in Redis (a
 //! key of the wrong type, a garbled value) fails the call and leaves Redis exactly as it was.
-//! (`lua/lifecycle.lua`'s cases are in `lifecycle_script.rs`.)
+//! (`lua/lifecycle.lua`'s cases are in `lifecycle_malformed_script.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -10,7 +10,8 @@
 //!
 //! - `mod.rs`: the [`OrderStore`] trait every backend implements.
 //! - `error.rs`: [`StoreError`], the one error type callers match on.
-//! - `sqlite.rs`: [`SqliteStore`], the embedded default — one file, `2^n` shard tables.
+//! - `sqlite/`: [`SqliteStore`], the embedded default — one file, `2^n` shard tables, and its
+//!   archive in an attached file; its `mod.rs` lists its files.
 //! - `postgres/`: [`PostgresStore`], for production and several gateways — the same tables in
 //!   one PostgreSQL database, and its archive (schema `flashgate_archive`, monthly partitions);
 //!   its `mod.rs` lists its files.
@@ -21,7 +22,7 @@
 //! - `archive.rs`: which orders the archive pass moves out of the hot tables, and what a step
 //!   of it reports; both backends keep their archive beside the hot tables (SQLite: an
 //!   attached file; PostgreSQL: a schema, in the same or another database).
-//! - `tests.rs`: unit tests of the SQLite store against temporary files.
+//! - `tests/`: unit tests of the store on both backends, one file per subject.
 //! - `ledger_tests.rs`: the campaign ledger on both backends.
 //! - `user_index_cost.rs`: what the user index costs SQLite per order (a measurement).
 

@@ -1,4 +1,5 @@
-//! Shared by the script tests: a connection to the test Redis and a fresh campaign in it.
+//! Shared by the script tests: a connection to the test Redis and a fresh campaign in it
+//! (`lifecycle.rs`: what the `lua/lifecycle.lua` tests share).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -7,6 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use flashgate_stock::{
     CampaignKeys, CampaignSpec, OpenPermit, SalesLedger, Scripts, open_campaign,
 };
+
+pub mod lifecycle;
 
 /// The shared Redis of the machine, or `FLASHGATE_TEST_REDIS`.
 pub fn redis_url() -> String {
