@@ -24,7 +24,6 @@
 //!   attached file; PostgreSQL: a schema, in the same or another database).
 //! - `tests/`: unit tests of the store on both backends, one file per subject.
 //! - `ledger_tests.rs`: the campaign ledger on both backends.
-//! - `user_index_cost.rs`: what the user index costs SQLite per order (a measurement).
 
 mod archive;
 #[cfg(test)]
@@ -41,8 +40,6 @@ mod sqlite;
 mod test_backends;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod user_index_cost;
 
 pub use archive::{ArchiveStep, RowCounts};
 pub use collision::{Collision, Written};

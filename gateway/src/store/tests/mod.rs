@@ -8,6 +8,7 @@ mod collisions;
 mod expiry;
 mod layout;
 mod lookups;
+mod user_index_cost;
 mod writes;
 
 pub(super) const STATUSES: [OrderStatus; 5] = [

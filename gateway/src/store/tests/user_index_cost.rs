@@ -1,13 +1,11 @@
 //! What the `(user_id, order_id)` index costs SQLite per order (BENCHMARKS.md §10): the same
 //! writes, interleaved, into the store as built and into one whose user indexes are dropped.
 
-#![allow(clippy::unwrap_used)]
-
 use flashgate_stock::{Order, OrderStatus};
 
-use super::OrderStore;
-use super::shards::table_of;
-use super::test_backends::Fresh;
+use crate::store::OrderStore;
+use crate::store::shards::table_of;
+use crate::store::test_backends::Fresh;
 
 /// This thread's CPU time (user + system), in clock ticks: SQLite writes on its caller's thread.
 fn thread_cpu_ticks() -> u64 {
