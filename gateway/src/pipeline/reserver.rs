@@ -23,7 +23,7 @@ use flashgate_stock::{
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::replicas::ReplicaWait;
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::metrics::histogram::Histogram;
 
 /// How the batching behaves.
@@ -97,17 +97,27 @@ impl std::fmt::Debug for Pending {
     }
 }
 
+/// What the batching tasks of every campaign share, built once per gateway.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// How long each script call took.
+    pub script_seconds: Arc<Histogram>,
+    /// With `redis.replica_acks`, the wait for replicas after each batch.
+    pub replicas: Option<ReplicaWait>,
+    /// The gateway's clock: the `now` each script call compares deadlines and windows with.
+    pub clock: Clock,
+}
+
 impl Reserver {
     /// Starts the batching tasks of one campaign, one per bucket; they end when the last
-    /// `Reserver` clone is gone. With `replicas`, every batch waits for them before it is
-    /// answered.
+    /// `Reserver` clone is gone. With `shared.replicas`, every batch waits for them before it
+    /// is answered.
     pub fn spawn(
         conn: StockConnection,
         scripts: Arc<Scripts>,
         layout: Arc<CampaignLayout>,
         settings: BatchSettings,
-        script_seconds: Arc<Histogram>,
-        replicas: Option<ReplicaWait>,
+        shared: &Shared,
     ) -> Self {
         let lanes = (0..layout.buckets.len())
             .map(|bucket| {
@@ -119,8 +129,7 @@ impl Reserver {
                     conn: conn.clone(),
                     scripts: scripts.clone(),
                     bucket,
-                    script_seconds: script_seconds.clone(),
-                    replicas: replicas.clone(),
+                    shared: shared.clone(),
                 };
                 Lane::spawn(calls, settings)
             })
@@ -226,8 +235,7 @@ struct Calls {
     conn: StockConnection,
     scripts: Arc<Scripts>,
     bucket: Bucket,
-    script_seconds: Arc<Histogram>,
-    replicas: Option<ReplicaWait>,
+    shared: Shared,
 }
 
 async fn batch_loop(
@@ -251,13 +259,15 @@ async fn batch_loop(
         let mut calls = calls.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let mut answers = call(&mut calls.conn, &calls.scripts, &calls.bucket, &batch).await;
-            calls.script_seconds.observe(started.elapsed());
+            let now = calls.shared.clock.now_ms();
+            let mut answers =
+                call(&mut calls.conn, &calls.scripts, &calls.bucket, now, &batch).await;
+            calls.shared.script_seconds.observe(started.elapsed());
             // The permit is held through the wait for replicas: releasing it before lets the
             // next script start with the few purchases queued by then, and many small batches
             // then queue their waits behind each other (measured: less than half the rate,
             // docs/BENCHMARKS.md §7). Held, a batch gathers what arrives during its wait.
-            if let Some(replicas) = &calls.replicas {
+            if let Some(replicas) = &calls.shared.replicas {
                 replicas.confirm(calls.bucket.keys(), &mut answers).await;
             }
             for (p, answer) in batch.into_iter().zip(answers) {
@@ -270,15 +280,16 @@ async fn batch_loop(
 }
 
 /// One script call for `batch` in its bucket (and, for purchases the bucket could not serve,
-/// borrowing and a retry): the answer of each reservation, in order.
+/// borrowing and a retry), at `now` (Unix ms, the gateway clock's): the answer of each
+/// reservation, in order.
 async fn call(
     conn: &mut StockConnection,
     scripts: &Scripts,
     bucket: &Bucket,
+    now: i64,
     batch: &[Pending],
 ) -> Vec<Result<ReserveOutcome, ReserveError>> {
     let keys = bucket.keys();
-    let now = now_ms();
     let outcomes = {
         let reservations = reservations(batch);
         reserve_batch(conn, scripts, keys, now, &reservations).await

@@ -7,7 +7,6 @@ use flashgate_stock::retire::{self, Fence, OrderPages, Settlement};
 use flashgate_stock::{Order, StockConnection, StockError};
 
 use crate::app::{App, blocking};
-use crate::clock::now_ms;
 use crate::pipeline::catalog::Campaign;
 use crate::store::{Retirement, StoreError};
 
@@ -71,7 +70,7 @@ pub async fn retire(app: &App, campaign: &Campaign, holder: &str) -> Result<Outc
         &app.scripts,
         layout,
         holder,
-        now_ms(),
+        app.clock.now_ms(),
         FENCE_STALE_MS,
     )
     .await?
@@ -104,7 +103,16 @@ async fn fenced(
     let mut behind = 0;
     let mut pages = OrderPages::new(layout, PAGE);
     while let Some(page) = pages.next(conn).await? {
-        match retire::fence(conn, &app.scripts, layout, holder, now_ms(), FENCE_STALE_MS).await? {
+        match retire::fence(
+            conn,
+            &app.scripts,
+            layout,
+            holder,
+            app.clock.now_ms(),
+            FENCE_STALE_MS,
+        )
+        .await?
+        {
             Fence::Taken => {}
             Fence::HeldBy(other) => return Ok(Outcome::Busy(other)),
             Fence::Gone => return Ok(Outcome::NotLoaded),
@@ -145,7 +153,7 @@ async fn fenced(
     let retired = Retirement {
         stock_total,
         remaining,
-        retired_at_ms: now_ms(),
+        retired_at_ms: app.clock.now_ms(),
     };
     // The ledger first: from then on nothing gives the campaign stock again, and a pass cut
     // short below is finished by the next (see `retire`).
