@@ -15,7 +15,7 @@ use crate::auth::OrderTokenError;
 use crate::http::body::{parse_strict, read_bounded};
 use crate::http::{Answer, ApiError, ErrorCode, json};
 use crate::pipeline::catalog::Campaign;
-use crate::pipeline::reserver::ReserveError;
+use crate::pipeline::reserve_error::ReserveError;
 
 /// The purchase body. Unknown fields are refused, so a client's typo is a 400, not an ignored
 /// setting.

@@ -23,6 +23,7 @@ use flashgate_stock::{
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::replicas::ReplicaWait;
+use super::reserve_error::ReserveError;
 use crate::clock::Clock;
 use crate::metrics::histogram::Histogram;
 
@@ -46,24 +47,6 @@ impl Default for BatchSettings {
             queue: 16_384,
         }
     }
-}
-
-/// Why a reservation got no decision. The client may retry; with an order token the retry is
-/// recognised if the lost call did commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ReserveError {
-    /// Refused before reaching Redis: nothing was recorded.
-    #[error("too many reservations waiting")]
-    Overloaded,
-    /// Redis could not be reached, and nothing was recorded for this order id.
-    #[error("redis unavailable")]
-    Unavailable,
-    /// The script call failed in a way that leaves open whether it committed (a timeout, a
-    /// dropped connection) and Redis could not be asked afterwards; or, with
-    /// `redis.replica_acks`, the order exists on the master but too few replicas acknowledged
-    /// it, so a failover could still lose it (see [`super::replicas`]).
-    #[error("outcome unknown")]
-    OutcomeUnknown,
 }
 
 struct Pending {
