@@ -238,3 +238,106 @@ impl NodeLease {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use flashgate_stock::StockConnection;
+    use flashgate_stock::connection::Timeouts;
+    use redis::IntoConnectionInfo as _;
+
+    use super::{MINT_AHEAD, NodeLease};
+    use crate::clock::Clock;
+    use crate::order_id::{DEFAULT_MAX_ROLLBACK_WAIT, OrderIdGenerator};
+
+    async fn shared_redis() -> StockConnection {
+        let info = "redis://127.0.0.1:6379".into_connection_info().unwrap();
+        let timeouts = Timeouts {
+            response: Duration::from_secs(2),
+            connect: Duration::from_secs(2),
+        };
+        StockConnection::connect(info, timeouts)
+            .await
+            .expect("Redis on 127.0.0.1:6379")
+    }
+
+    /// A node id no gateway holds on the shared Redis, picked the way the integration tests
+    /// pick theirs (one counter), so the two never lease the same one.
+    async fn free_node_id(redis: &mut StockConnection) -> u16 {
+        for _ in 0..256 {
+            let n: u64 = redis::cmd("INCR")
+                .arg("fg:test:node-id-counter")
+                .query_async(redis)
+                .await
+                .unwrap();
+            let id = u16::try_from(n % 256).unwrap();
+            let taken: bool = redis::cmd("EXISTS")
+                .arg(format!("fg:node:{id}"))
+                .query_async(redis)
+                .await
+                .unwrap();
+            if !taken {
+                return id;
+            }
+        }
+        panic!("every node id is leased on the shared Redis");
+    }
+
+    /// A gateway killed while minting leaves its mark `MINT_AHEAD` past its clock; its
+    /// successor on the node id waits for the clock to pass it. On a manual clock that wait
+    /// moves the clock, so the test sees the whole restart without sleeping `MINT_AHEAD`.
+    #[tokio::test]
+    async fn a_restart_after_a_crash_mints_only_past_the_mark_of_the_life_before() {
+        let mut redis = shared_redis().await;
+        let node = free_node_id(&mut redis).await;
+        let listen: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let clock = Clock::manual(crate::clock::now_ms());
+        let start = clock.now_ms();
+        let ahead = i64::try_from(MINT_AHEAD.as_millis()).unwrap();
+
+        let crashed = NodeLease::acquire_on(clock.clone(), &mut redis, node, listen, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            crashed
+                .mint_until()
+                .load(std::sync::atomic::Ordering::Acquire),
+            start + ahead
+        );
+        drop(crashed);
+
+        let restarted = NodeLease::acquire_on(clock.clone(), &mut redis, node, listen, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            restarted.floor_ms(),
+            start + ahead,
+            "the crashed life's mark"
+        );
+        restarted.wait_for_clock().await;
+        assert_eq!(
+            clock.now_ms(),
+            start + ahead + 1,
+            "moved past the mark, not slept"
+        );
+
+        let ids = OrderIdGenerator::with_clock(node, clock.clone(), DEFAULT_MAX_ROLLBACK_WAIT)
+            .unwrap()
+            .leased(restarted.held())
+            .starting_after(restarted.floor_ms())
+            .minting_until(restarted.mint_until());
+        // Past the mark found, and past the one the restart recorded, until a renewal (as
+        // `keep` makes every 2 s) raises it from the moved clock.
+        assert!(matches!(
+            ids.next("frank"),
+            Err(crate::order_id::OrderIdError::PastLeaseMark { .. })
+        ));
+        restarted.claim(&mut redis, "").await.unwrap();
+        let id = ids.next("frank").unwrap();
+        assert!(crate::order_id::timestamp_ms_of(id) > start + ahead);
+        restarted.release(&mut redis, ids.last_ms()).await;
+    }
+}
