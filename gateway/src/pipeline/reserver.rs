@@ -120,6 +120,15 @@ impl Reserver {
         Self { lanes }
     }
 
+    /// A reserver with no batching task: for tests of what surrounds one (a campaign's
+    /// window, its retirement), which never reserve.
+    #[cfg(test)]
+    pub(crate) fn idle() -> Self {
+        Self {
+            lanes: Arc::from([]),
+        }
+    }
+
     /// Stops this campaign's reservations for shutdown: new ones are refused, and once this
     /// returns no script call is running or can start, so a final journal pass sees every
     /// commit. Waits at most `patience` for calls in flight.
