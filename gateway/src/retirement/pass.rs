@@ -4,7 +4,7 @@
 //! says is retired, whose keys the next pass finishes removing.
 
 use flashgate_stock::retire::{self, Fence, OrderPages, Settlement};
-use flashgate_stock::{Order, StockConnection, StockError};
+use flashgate_stock::{CampaignLayout, Order, StockConnection, StockError};
 
 use crate::app::{App, blocking};
 use crate::pipeline::catalog::Campaign;
@@ -65,19 +65,8 @@ pub async fn retire(app: &App, campaign: &Campaign, holder: &str) -> Result<Outc
     if !settlement.is_settled() {
         return Ok(Outcome::NotSettled(settlement));
     }
-    match retire::fence(
-        &mut conn,
-        &app.scripts,
-        layout,
-        holder,
-        app.clock.now_ms(),
-        FENCE_STALE_MS,
-    )
-    .await?
-    {
-        Fence::Taken => {}
-        Fence::HeldBy(other) => return Ok(Outcome::Busy(other)),
-        Fence::Gone => return Ok(Outcome::NotLoaded),
+    if let Some(refused) = fence(app, &mut conn, layout, holder).await? {
+        return Ok(refused);
     }
     match fenced(app, campaign, &mut conn, holder).await {
         Ok(Outcome::Retired(retired)) => Ok(Outcome::Retired(retired)),
@@ -87,6 +76,24 @@ pub async fn retire(app: &App, campaign: &Campaign, holder: &str) -> Result<Outc
             other
         }
     }
+}
+
+/// Takes (or renews) the fence on the campaign at the gateway clock's now; the outcome to
+/// answer with when another gateway holds it or the campaign is gone from Redis.
+async fn fence(
+    app: &App,
+    conn: &mut StockConnection,
+    layout: &CampaignLayout,
+    holder: &str,
+) -> Result<Option<Outcome>, RetireError> {
+    let now = app.clock.now_ms();
+    Ok(
+        match retire::fence(conn, &app.scripts, layout, holder, now, FENCE_STALE_MS).await? {
+            Fence::Taken => None,
+            Fence::HeldBy(other) => Some(Outcome::Busy(other)),
+            Fence::Gone => Some(Outcome::NotLoaded),
+        },
+    )
 }
 
 /// The steps under the fence: nothing of the campaign changes in Redis any more, so what is
@@ -103,19 +110,8 @@ async fn fenced(
     let mut behind = 0;
     let mut pages = OrderPages::new(layout, PAGE);
     while let Some(page) = pages.next(conn).await? {
-        match retire::fence(
-            conn,
-            &app.scripts,
-            layout,
-            holder,
-            app.clock.now_ms(),
-            FENCE_STALE_MS,
-        )
-        .await?
-        {
-            Fence::Taken => {}
-            Fence::HeldBy(other) => return Ok(Outcome::Busy(other)),
-            Fence::Gone => return Ok(Outcome::NotLoaded),
+        if let Some(refused) = fence(app, conn, layout, holder).await? {
+            return Ok(refused);
         }
         settlement.tally(&page);
         let orders: Vec<Order> = page.into_iter().filter_map(Result::ok).collect();
