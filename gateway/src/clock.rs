@@ -17,15 +17,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// that is always taken the same way, with no lock, allocation or shared atomic, so the
 /// purchase path pays what it paid for the free function. A manual clock is one
 /// `Arc<AtomicI64>` that every clone shares, so moving it moves every component's time.
-#[derive(Debug, Clone, Default)]
+///
+/// No `Default`: a component is handed the gateway's clock, it never makes its own.
+#[derive(Debug, Clone)]
 pub struct Clock(Source);
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 enum Source {
     /// The operating system's wall clock.
-    #[default]
     System,
-    /// Unix milliseconds set by hand (tests); moves only when told to.
+    /// Unix milliseconds set by hand (tests); moves only when told to (see [`Clock::manual`]).
     Manual(Arc<AtomicI64>),
 }
 
@@ -36,7 +37,9 @@ impl Clock {
     }
 
     /// A clock that reads `start_ms` (Unix ms) until moved with [`Clock::advance`] or
-    /// [`Clock::set`]; its clones move with it.
+    /// [`Clock::set`]; its clones move with it. A component that would wait for a system clock
+    /// to pass a time (the order-id generator, the node lease at start) moves a manual one
+    /// there instead, by exactly the wait, so nothing sleeps on a clock that cannot move.
     pub fn manual(start_ms: i64) -> Self {
         Self(Source::Manual(Arc::new(AtomicI64::new(start_ms))))
     }
