@@ -6,6 +6,7 @@ use arc_swap::ArcSwap;
 use flashgate_stock::{Scripts, StockConnection};
 
 use crate::auth::{JwtVerifier, OrderTokens};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::ApiError;
 use crate::order_id::OrderIdGenerator;
@@ -13,13 +14,16 @@ use crate::persistence::Journals;
 use crate::pipeline::catalog::{Campaign, Catalog};
 use crate::pipeline::handoff::Handoff;
 use crate::pipeline::limits::Limiters;
-use crate::pipeline::replicas::ReplicaWait;
+use crate::pipeline::reserver;
 use crate::store::OrderStore;
 
 /// Everything a handler needs; one per gateway, shared by reference.
 #[derive(Debug)]
 pub struct App {
     pub config: Config,
+    /// The gateway's one clock (see [`crate::clock`]): every window, deadline, stamp and
+    /// sweep reads it, and so does [`App::ids`].
+    pub clock: Clock,
     /// The campaigns on sale; replaced whole by a reload, so a request sees the old catalog
     /// or the new one, never a mix. Read with [`App::campaign`] and [`App::catalog`].
     pub catalog: ArcSwap<Catalog>,
@@ -30,12 +34,13 @@ pub struct App {
     pub limits: Limiters,
     pub jwt: JwtVerifier,
     pub order_tokens: OrderTokens,
-    pub ids: OrderIdGenerator,
+    pub ids: OrderIdGenerator<Clock>,
     /// One multiplexed, self-reconnecting connection for every request.
     pub redis: StockConnection,
-    /// The wait for replicas after each reservation batch (`redis.replica_acks`), on a
-    /// connection of its own.
-    pub replica_wait: Option<ReplicaWait>,
+    /// What every campaign's reserver shares: the script-time histogram, the wait for
+    /// replicas after each batch (`redis.replica_acks`, on a connection of its own) and the
+    /// clock; a reload hands it to the campaigns it adds.
+    pub reserving: reserver::Shared,
     pub scripts: Arc<Scripts>,
     pub handoff: Handoff,
     pub store: Arc<dyn OrderStore>,

@@ -1,16 +1,126 @@
-//! Wall-clock time in the units the scripts, records and tokens use.
+//! Wall-clock time in the units the scripts, records and tokens use, read through one [`Clock`].
+//!
+//! A gateway creates one `Clock` in [`crate::run`] and hands a copy to everything that reads
+//! time: campaign windows, the reserver (the `now` its scripts compare deadlines with), the
+//! sweepers, the node lease, retirement and archive passes, the handlers that stamp times and
+//! the order-id generator. Production reads the system clock; tests build a
+//! [`Clock::manual`] one and move it with [`Clock::advance`] / [`Clock::set`] instead of
+//! sleeping, so time-dependent behaviour is exact, not "late enough on an idle machine".
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Unix milliseconds. A clock before 1970 reads as 0, which every window check treats as "not
-/// started": failing closed.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+/// The gateway's one source of wall-clock time; cheap to clone, shared by every component.
+///
+/// The system clock is a unit variant: reading it is one `SystemTime::now()` behind a branch
+/// that is always taken the same way, with no lock, allocation or shared atomic, so the
+/// purchase path pays what it paid for the free function. A manual clock is one
+/// `Arc<AtomicI64>` that every clone shares, so moving it moves every component's time.
+///
+/// No `Default`: a component is handed the gateway's clock, it never makes its own.
+#[derive(Debug, Clone)]
+pub struct Clock(Source);
+
+#[derive(Debug, Clone)]
+enum Source {
+    /// The operating system's wall clock.
+    System,
+    /// Unix milliseconds set by hand (tests); moves only when told to (see [`Clock::manual`]).
+    Manual(Arc<AtomicI64>),
 }
 
-/// Unix seconds (token expiries).
+impl Clock {
+    /// The operating system's wall clock: what a gateway runs on.
+    pub fn system() -> Self {
+        Self(Source::System)
+    }
+
+    /// A clock that reads `start_ms` (Unix ms) until moved with [`Clock::advance`] or
+    /// [`Clock::set`]; its clones move with it. A component that would wait for a system clock
+    /// to pass a time (the order-id generator, the node lease at start) moves a manual one
+    /// there instead, by exactly the wait, so nothing sleeps on a clock that cannot move.
+    pub fn manual(start_ms: i64) -> Self {
+        Self(Source::Manual(Arc::new(AtomicI64::new(start_ms))))
+    }
+
+    /// Unix milliseconds. A system clock before 1970 reads as 0, which every window check
+    /// treats as "not started": failing closed.
+    #[inline]
+    pub fn now_ms(&self) -> i64 {
+        self.read_ms().max(0)
+    }
+
+    /// The reading, negative before 1970 (the order-id generator names such a clock).
+    #[inline]
+    fn read_ms(&self) -> i64 {
+        match &self.0 {
+            Source::System => system_ms(),
+            Source::Manual(ms) => ms.load(Ordering::Acquire),
+        }
+    }
+
+    /// Unix seconds (token expiries).
+    pub fn now_s(&self) -> i64 {
+        self.now_ms() / 1000
+    }
+
+    /// Moves a manual clock `ms` forward (backward when negative); returns the new reading. A
+    /// system clock cannot be moved: it is left alone and read.
+    pub fn advance(&self, ms: i64) -> i64 {
+        match &self.0 {
+            Source::System => self.now_ms(),
+            Source::Manual(now) => now.fetch_add(ms, Ordering::AcqRel).saturating_add(ms),
+        }
+    }
+
+    /// Sets a manual clock to `ms` (Unix ms), forward or back. A system clock is left alone.
+    pub fn set(&self, ms: i64) {
+        if let Source::Manual(now) = &self.0 {
+            now.store(ms, Ordering::Release);
+        }
+    }
+
+    /// Whether this clock moves only by hand (then waiting for it in real time is pointless).
+    pub fn is_manual(&self) -> bool {
+        matches!(self.0, Source::Manual(_))
+    }
+}
+
+/// The order-id generator reads the same clock as the rest of the gateway: one clock, not two.
+/// A system clock keeps the trait's default wait (sleeping); a manual clock is moved by the
+/// wait instead, exactly as far as the generator needs, as real time would have moved it.
+impl crate::order_id::Clock for Clock {
+    fn now_ms(&self) -> i64 {
+        self.read_ms()
+    }
+
+    fn pause(&self, behind_ms: u64) {
+        match &self.0 {
+            Source::System => crate::order_id::wait_for_real_time(behind_ms),
+            Source::Manual(_) => {
+                self.advance(i64::try_from(behind_ms).unwrap_or(i64::MAX));
+            }
+        }
+    }
+}
+
+/// The system clock in Unix milliseconds, negative before 1970.
+fn system_ms() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+/// Unix milliseconds from the system clock, for the process edges that have no gateway
+/// [`Clock`] to hand (tools, test harnesses, store-side stamps); a gateway component reads
+/// its `Clock` instead.
+pub fn now_ms() -> i64 {
+    Clock::system().now_ms()
+}
+
+/// Unix seconds from the system clock; see [`now_ms`].
 pub fn now_s() -> i64 {
     now_ms() / 1000
 }
@@ -24,4 +134,38 @@ pub fn rfc3339(ms: i64) -> String {
     let ms = ms.clamp(0, LAST_WRITABLE_MS);
     let time = UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_millis(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clock;
+    use crate::order_id::Clock as _;
+
+    #[test]
+    fn a_manual_clock_moves_only_by_hand_and_its_clones_move_with_it() {
+        let clock = Clock::manual(1_000);
+        let copy = clock.clone();
+        assert_eq!(copy.now_ms(), 1_000);
+        assert_eq!(clock.advance(2_500), 3_500);
+        assert_eq!(copy.now_ms(), 3_500);
+        assert_eq!(copy.now_s(), 3);
+        clock.set(10);
+        assert_eq!(copy.now_ms(), 10);
+        assert!(copy.is_manual());
+    }
+
+    #[test]
+    fn a_manual_clock_is_moved_by_the_order_id_generators_wait() {
+        let clock = Clock::manual(5_000);
+        clock.pause(3);
+        assert_eq!(crate::order_id::Clock::now_ms(&clock), 5_003);
+    }
+
+    #[test]
+    fn the_system_clock_is_not_moved() {
+        let clock = Clock::system();
+        clock.set(0);
+        assert!(clock.now_ms() > 1_767_225_600_000);
+        assert!(!clock.is_manual());
+    }
 }

@@ -18,8 +18,8 @@
 //! - [`router`]: which handler answers which request; stage 1 rate limits.
 //! - [`handlers`]: one module per API resource.
 //! - [`pipeline`]: the purchase stages — limits, catalog (Bloom, window, sold-out) and its
-//!   loading (the checks before a campaign is opened), reserver (and its wait for replicas),
-//!   hand-off.
+//!   loading (the checks before a campaign is opened), reserver (and its wait for replicas,
+//!   and the error both answer with), hand-off.
 //! - [`auth`]: bearer-token identity and order tokens.
 //! - [`http`]: errors as answers (in one place), JSON, bounded bodies.
 //! - [`persistence`]: workers, reconciler and journal acks, on std threads.
@@ -32,7 +32,8 @@
 //!   beside its checks.
 //! - [`embedded_redis`]: a private, supervised `redis-server` when the config asks for one;
 //!   [`redis_health`]: whether a Redis may be used (reachable, logged in, never evicting).
-//! - [`app`], [`clock`], [`ids`], [`signal`]: shared state, time, id checks, shutdown signal.
+//! - [`app`], [`clock`], [`ids`], [`signal`]: shared state, time (the one `Clock` every
+//!   component reads, system or manual), id checks, shutdown signal.
 #![forbid(unsafe_code)]
 
 pub mod admin;

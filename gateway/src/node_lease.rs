@@ -23,7 +23,7 @@ use flashgate_stock::StockConnection;
 use flashgate_stock::StockError;
 use flashgate_stock::node::{self, Claim, NodeKeys};
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 
 /// How long a lease outlives its last renewal.
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -70,15 +70,33 @@ pub struct NodeLease {
     floor_ms: i64,
     /// The mark as last recorded (Unix ms); the generator mints no further.
     mint_until: Arc<AtomicI64>,
+    /// The gateway's clock, the one its order-id generator mints by: marks are set from it.
+    clock: Clock,
 }
 
 impl NodeLease {
-    /// Leases `node_id` for the gateway listening on `listen`. `fixed_port`: the configured
-    /// address named its port (not 0), so a holder with the same address was this gateway.
+    /// [`NodeLease::acquire_on`] the system clock, for tools and tests that lease without a
+    /// gateway.
+    ///
+    /// # Errors
+    /// As [`NodeLease::acquire_on`].
+    pub async fn acquire(
+        redis: &mut StockConnection,
+        node_id: u16,
+        listen: SocketAddr,
+        fixed_port: bool,
+    ) -> Result<Self, LeaseError> {
+        Self::acquire_on(Clock::system(), redis, node_id, listen, fixed_port).await
+    }
+
+    /// Leases `node_id` for the gateway listening on `listen`, its marks read from `clock`
+    /// (the one its order-id generator mints by). `fixed_port`: the configured address named
+    /// its port (not 0), so a holder with the same address was this gateway.
     ///
     /// # Errors
     /// [`LeaseError::Taken`] when another live gateway holds the id; Redis errors.
-    pub async fn acquire(
+    pub async fn acquire_on(
+        clock: Clock,
         redis: &mut StockConnection,
         node_id: u16,
         listen: SocketAddr,
@@ -92,10 +110,11 @@ impl NodeLease {
             held: Arc::new(AtomicBool::new(true)),
             node_id,
             keys: NodeKeys::new(node_id),
-            holder: format!("{base}{}/{}", std::process::id(), now_ms()),
+            holder: format!("{base}{}/{}", std::process::id(), clock.now_ms()),
             takeover: if fixed_port { base } else { String::new() },
             floor_ms: 0,
             mint_until: Arc::new(AtomicI64::new(0)),
+            clock,
         };
         lease.floor_ms = lease.claim(redis, &lease.takeover).await?;
         tracing::info!(node_id, holder = %lease.holder, mark_ms = lease.floor_ms, "node id leased");
@@ -111,7 +130,7 @@ impl NodeLease {
             &self.holder,
             u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX),
             takeover,
-            now_ms().saturating_add(ahead),
+            self.clock.now_ms().saturating_add(ahead),
         )
         .await
         .map_err(|source| LeaseError::Redis {
@@ -144,16 +163,24 @@ impl NodeLease {
     /// Waits for the clock to pass the mark this gateway found, when that takes a few seconds
     /// (a predecessor on this node id died minting up to its mark): better a slower start than
     /// purchases refused. A mark further ahead means the clock was stepped back: the wait is
-    /// not taken, and the generator refuses to mint until the clock catches up.
+    /// not taken, and the generator refuses to mint until the clock catches up. A manual
+    /// clock (tests) is moved past the mark rather than waited for, as the order-id
+    /// generator's waits move it.
     pub async fn wait_for_clock(&self) {
-        let ahead = self.floor_ms.saturating_sub(now_ms());
+        let ahead = self.floor_ms.saturating_sub(self.clock.now_ms());
         if ahead <= 0 {
             return;
         }
         let ahead = Duration::from_millis(u64::try_from(ahead).unwrap_or(u64::MAX));
         if ahead <= START_WAIT {
             tracing::info!(node_id = self.node_id, wait = ?ahead, "waiting for the clock to pass the ids this node id minted before");
-            tokio::time::sleep(ahead + Duration::from_millis(1)).await;
+            let wait = ahead + Duration::from_millis(1);
+            if self.clock.is_manual() {
+                self.clock
+                    .advance(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+            } else {
+                tokio::time::sleep(wait).await;
+            }
         } else {
             tracing::error!(node_id = self.node_id, behind = ?ahead, "the clock is behind order ids this node id minted before (stepped back?): no order ids are minted until it passes them");
         }
@@ -204,10 +231,113 @@ impl NodeLease {
     pub async fn release(&self, redis: &mut StockConnection, last_minted_ms: i64) {
         self.held.store(false, Ordering::Release);
         // An id being minted right now is at most at the clock's reading now.
-        let mark = last_minted_ms.max(now_ms());
+        let mark = last_minted_ms.max(self.clock.now_ms());
         let released = node::release(redis, &self.keys, &self.holder, mark).await;
         if let Err(e) = released {
             tracing::warn!(error = %e, node_id = self.node_id, "node id lease not released; it expires by itself");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use flashgate_stock::StockConnection;
+    use flashgate_stock::connection::Timeouts;
+    use redis::IntoConnectionInfo as _;
+
+    use super::{MINT_AHEAD, NodeLease};
+    use crate::clock::Clock;
+    use crate::order_id::{DEFAULT_MAX_ROLLBACK_WAIT, OrderIdGenerator};
+
+    async fn shared_redis() -> StockConnection {
+        let info = "redis://127.0.0.1:6379".into_connection_info().unwrap();
+        let timeouts = Timeouts {
+            response: Duration::from_secs(2),
+            connect: Duration::from_secs(2),
+        };
+        StockConnection::connect(info, timeouts)
+            .await
+            .expect("Redis on 127.0.0.1:6379")
+    }
+
+    /// A node id no gateway holds on the shared Redis, picked the way the integration tests
+    /// pick theirs (one counter), so the two never lease the same one.
+    async fn free_node_id(redis: &mut StockConnection) -> u16 {
+        for _ in 0..256 {
+            let n: u64 = redis::cmd("INCR")
+                .arg("fg:test:node-id-counter")
+                .query_async(redis)
+                .await
+                .unwrap();
+            let id = u16::try_from(n % 256).unwrap();
+            let taken: bool = redis::cmd("EXISTS")
+                .arg(format!("fg:node:{id}"))
+                .query_async(redis)
+                .await
+                .unwrap();
+            if !taken {
+                return id;
+            }
+        }
+        panic!("every node id is leased on the shared Redis");
+    }
+
+    /// A gateway killed while minting leaves its mark `MINT_AHEAD` past its clock; its
+    /// successor on the node id waits for the clock to pass it. On a manual clock that wait
+    /// moves the clock, so the test sees the whole restart without sleeping `MINT_AHEAD`.
+    #[tokio::test]
+    async fn a_restart_after_a_crash_mints_only_past_the_mark_of_the_life_before() {
+        let mut redis = shared_redis().await;
+        let node = free_node_id(&mut redis).await;
+        let listen: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let clock = Clock::manual(crate::clock::now_ms());
+        let start = clock.now_ms();
+        let ahead = i64::try_from(MINT_AHEAD.as_millis()).unwrap();
+
+        let crashed = NodeLease::acquire_on(clock.clone(), &mut redis, node, listen, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            crashed
+                .mint_until()
+                .load(std::sync::atomic::Ordering::Acquire),
+            start + ahead
+        );
+        drop(crashed);
+
+        let restarted = NodeLease::acquire_on(clock.clone(), &mut redis, node, listen, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            restarted.floor_ms(),
+            start + ahead,
+            "the crashed life's mark"
+        );
+        restarted.wait_for_clock().await;
+        assert_eq!(
+            clock.now_ms(),
+            start + ahead + 1,
+            "moved past the mark, not slept"
+        );
+
+        let ids = OrderIdGenerator::with_clock(node, clock.clone(), DEFAULT_MAX_ROLLBACK_WAIT)
+            .unwrap()
+            .leased(restarted.held())
+            .starting_after(restarted.floor_ms())
+            .minting_until(restarted.mint_until());
+        // Past the mark found, and past the one the restart recorded, until a renewal (as
+        // `keep` makes every 2 s) raises it from the moved clock.
+        assert!(matches!(
+            ids.next("frank"),
+            Err(crate::order_id::OrderIdError::PastLeaseMark { .. })
+        ));
+        restarted.claim(&mut redis, "").await.unwrap();
+        let id = ids.next("frank").unwrap();
+        assert!(crate::order_id::timestamp_ms_of(id) > start + ahead);
+        restarted.release(&mut redis, ids.last_ms()).await;
     }
 }

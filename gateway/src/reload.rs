@@ -112,8 +112,7 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ReloadError> {
         &app.redis,
         &app.scripts,
         &app.store,
-        &app.metrics.script_seconds,
-        app.replica_wait.as_ref(),
+        &app.reserving,
         Some(&current),
     )
     .await;

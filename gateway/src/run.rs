@@ -16,17 +16,19 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::auth::{JwtVerifier, OrderTokens};
 use crate::background::{self, Task, Tasks};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::embedded_redis::EmbeddedRedisError;
 use crate::metrics::Metrics;
 use crate::node_lease::{LeaseError, NodeLease};
-use crate::order_id::{OrderIdError, OrderIdGenerator};
+use crate::order_id::{DEFAULT_MAX_ROLLBACK_WAIT, OrderIdError, OrderIdGenerator};
 use crate::persistence::health::StoreHealth;
 use crate::persistence::{Context, Journals, Persistence};
 use crate::pipeline::catalog_load::{LoadError, load_catalog};
 use crate::pipeline::handoff;
 use crate::pipeline::limits::Limiters;
 use crate::pipeline::replicas::ReplicaWait;
+use crate::pipeline::reserver;
 use crate::redis_health::RedisRefused;
 use crate::store::{OrderStore, StoreError};
 
@@ -62,10 +64,12 @@ pub async fn run(
 ) -> Result<(), RunError> {
     // Handled from the very start: an operator may send SIGHUP while the gateway is starting.
     let hangups = background::hangup::register();
+    // The one clock every part of this gateway reads time from (see `crate::clock`).
+    let clock = Clock::system();
     let (embedded, redis) = redis::connect(&config.redis).await?;
-    let (lease, renewal) = lease_node_id(&config, &listener, &redis.conn).await?;
+    let (lease, renewal) = lease_node_id(&config, &listener, &redis.conn, &clock).await?;
     let store = open_store(&config).await?;
-    let (app, persistence) = build_app(config, redis, store, &lease).await?;
+    let (app, persistence) = build_app(config, redis, store, &lease, clock).await?;
     // Bound before any task starts: a port in use fails the start cleanly.
     let admin = match app.config.admin.listen {
         Some(addr) => Some(TcpListener::bind(addr).await?),
@@ -99,8 +103,10 @@ async fn lease_node_id(
     config: &Config,
     listener: &TcpListener,
     redis: &StockConnection,
+    clock: &Clock,
 ) -> Result<(NodeLease, Task), RunError> {
-    let lease = NodeLease::acquire(
+    let lease = NodeLease::acquire_on(
+        clock.clone(),
         &mut redis.clone(),
         config.server.node_id,
         listener.local_addr()?,
@@ -137,6 +143,7 @@ async fn build_app(
     redis: redis::Connections,
     store: Arc<dyn OrderStore>,
     lease: &NodeLease,
+    clock: Clock,
 ) -> Result<(Arc<App>, Persistence), RunError> {
     let scripts = Arc::new(Scripts::new());
     let metrics = Arc::new(Metrics::default());
@@ -148,16 +155,12 @@ async fn build_app(
             metrics.replica_shortfalls.clone(),
         )
     });
-    let catalog = load_catalog(
-        &config,
-        &redis.conn,
-        &scripts,
-        &store,
-        &metrics.script_seconds,
-        replica_wait.as_ref(),
-        None,
-    )
-    .await?;
+    let reserving = reserver::Shared {
+        script_seconds: metrics.script_seconds.clone(),
+        replicas: replica_wait,
+        clock: clock.clone(),
+    };
+    let catalog = load_catalog(&config, &redis.conn, &scripts, &store, &reserving, None).await?;
     let journals: Journals = Arc::new(ArcSwap::from_pointee(
         catalog
             .campaigns()
@@ -165,7 +168,7 @@ async fn build_app(
             .collect::<Vec<_>>(),
     ));
     let (handoff, queued) = handoff::channel(config.persistence.queue_capacity);
-    let store_health = Arc::new(StoreHealth::default());
+    let store_health = Arc::new(StoreHealth::new(clock.clone()));
     let persistence = Persistence::start(
         queued,
         Context {
@@ -175,21 +178,27 @@ async fn build_app(
             campaigns: journals.clone(),
             config: config.persistence.clone(),
             health: store_health.clone(),
+            clock: clock.clone(),
         },
     )?;
     let app = Arc::new(App {
         limits: Limiters::new(&config.limits),
         jwt: JwtVerifier::new(config.auth.jwt_secret.expose().as_bytes()),
         order_tokens: OrderTokens::new(config.auth.order_token_secret.expose().as_bytes()),
-        ids: OrderIdGenerator::new(config.server.node_id)?
-            .leased(lease.held())
-            .starting_after(lease.floor_ms())
-            .minting_until(lease.mint_until()),
+        ids: OrderIdGenerator::with_clock(
+            config.server.node_id,
+            clock.clone(),
+            DEFAULT_MAX_ROLLBACK_WAIT,
+        )?
+        .leased(lease.held())
+        .starting_after(lease.floor_ms())
+        .minting_until(lease.mint_until()),
         catalog: ArcSwap::from_pointee(catalog),
         journals,
         reloading: tokio::sync::Mutex::new(()),
         redis: redis.conn,
-        replica_wait,
+        reserving,
+        clock,
         scripts,
         handoff,
         store,

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::config_file;
 use crate::app::App;
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::rfc3339;
 use crate::http::{Answer, ApiError, ErrorCode, json as answer};
 use crate::reload::reload_locked;
 
@@ -84,8 +84,9 @@ pub async fn put(app: &App, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
 /// # Errors
 /// 404 for an unknown campaign; as [`put`].
 pub async fn close(app: &App, id: &str) -> Result<Answer, ApiError> {
-    let not_started = app.campaign(id)?.config.start_ms > now_ms();
-    let now = rfc3339(now_ms());
+    let now_ms = app.clock.now_ms();
+    let not_started = app.campaign(id)?.config.start_ms > now_ms;
+    let now = rfc3339(now_ms);
     edit_and_reload(app, id, move |existing| {
         let table = existing.ok_or_else(|| bad("the campaign is not in the config file"))?;
         // A campaign not started yet closes too: its window becomes empty.

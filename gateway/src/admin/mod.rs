@@ -90,6 +90,7 @@ fn sources(app: &App) -> exposition::Sources<'_> {
         redis: &app.redis,
         scripts: &app.scripts,
         retire_after: app.config.persistence.retire_after,
+        clock: &app.clock,
     }
 }
 

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::app::{App, blocking};
-use crate::clock::now_ms;
 use crate::store::{ArchiveStep, StoreError};
 
 /// The first pass starts this long after the gateway, out of the way of its warm-up.
@@ -72,7 +71,10 @@ pub struct PassDone {
 /// whose step fails is left for the next pass (the steps before stand); the others go on.
 pub async fn run_pass(app: &Arc<App>, after: Duration) -> PassDone {
     let started = Instant::now();
-    let before_ms = now_ms().saturating_sub(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
+    let before_ms = app
+        .clock
+        .now_ms()
+        .saturating_sub(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
     let stats = &app.metrics.archive;
     stats.running(true);
     let mut done = PassDone::default();

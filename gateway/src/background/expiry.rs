@@ -11,7 +11,6 @@ use flashgate_stock::{CampaignKeys, StockConnection, StockError, lifecycle};
 
 use super::Task;
 use crate::app::App;
-use crate::clock::now_ms;
 use crate::pipeline::catalog::Campaign;
 
 /// How often unpaid orders past their deadline are expired: well inside the promised second.
@@ -67,7 +66,7 @@ async fn sweep(
         }
     }
     if campaign.layout.is_bucketed() {
-        let given_before = now_ms() - TRANSFER_REPAIR_AGE_MS;
+        let given_before = app.clock.now_ms() - TRANSFER_REPAIR_AGE_MS;
         match flashgate_stock::buckets::repair(conn, &app.scripts, &campaign.layout, given_before)
             .await
         {
@@ -105,8 +104,15 @@ async fn sweep_bucket(
 ) -> Result<(), StockError> {
     let mut held = 0;
     loop {
-        let expired =
-            lifecycle::expire_due(conn, &app.scripts, keys, now_ms(), EXPIRY_GROUPS, held).await?;
+        let expired = lifecycle::expire_due(
+            conn,
+            &app.scripts,
+            keys,
+            app.clock.now_ms(),
+            EXPIRY_GROUPS,
+            held,
+        )
+        .await?;
         app.metrics
             .expired_orders
             .fetch_add(expired.orders, Ordering::Relaxed);

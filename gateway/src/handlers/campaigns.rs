@@ -5,7 +5,7 @@ use http::StatusCode;
 
 use super::views::CampaignView;
 use crate::app::App;
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::rfc3339;
 use crate::http::{Answer, ApiError, ErrorCode, json};
 use crate::pipeline::catalog::Campaign;
 
@@ -27,7 +27,10 @@ pub async fn get(app: &App, campaign_id: &str) -> Result<Answer, ApiError> {
     } else {
         live_state(app, &[&*campaign.layout]).await?[0]
     };
-    Ok(json(StatusCode::OK, &view(campaign, live)))
+    Ok(json(
+        StatusCode::OK,
+        &view(campaign, live, app.clock.now_ms()),
+    ))
 }
 
 /// Every campaign on sale here.
@@ -40,10 +43,11 @@ pub async fn list(app: &App) -> Result<Answer, ApiError> {
     campaigns.sort_by_key(|c| (c.config.start_ms, c.config.id.clone()));
     let keys: Vec<&CampaignLayout> = campaigns.iter().map(|c| &*c.layout).collect();
     let live = live_state(app, &keys).await?;
+    let now = app.clock.now_ms();
     let views: Vec<_> = campaigns
         .iter()
         .zip(live)
-        .map(|(campaign, state)| view(campaign, state))
+        .map(|(campaign, state)| view(campaign, state, now))
         .collect();
     Ok(json(
         StatusCode::OK,
@@ -62,12 +66,12 @@ async fn live_state(
         .map_err(|_| UNAVAILABLE)
 }
 
-fn view(campaign: &Campaign, live: Option<(i64, u64)>) -> CampaignView<'_> {
+/// `campaign` as the API shows it at `now` (Unix ms, the gateway clock's).
+fn view(campaign: &Campaign, live: Option<(i64, u64)>, now: i64) -> CampaignView<'_> {
     let c = &campaign.config;
     // A retired campaign shows the counts it had when it left Redis, for good.
     let final_counts = campaign.retirement().map(|r| (r.remaining, r.stock_total));
     let (remaining, stock_total) = final_counts.or(live).unwrap_or((0, c.stock));
-    let now = now_ms();
     let status = if campaign.is_retired() {
         "ended"
     } else if now < c.start_ms {

@@ -14,7 +14,6 @@ use super::identify;
 use super::orders::{NOT_FOUND, Stored, locate, stored_order};
 use super::views::OrderView;
 use crate::app::{App, blocking};
-use crate::clock::now_ms;
 use crate::http::body::{parse_strict, read_bounded};
 use crate::http::{Answer, ApiError, ErrorCode, json};
 use crate::order_id::{gene_of, shard_gene};
@@ -70,7 +69,7 @@ pub async fn cancel<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, A
         &mut conn,
         &app.scripts,
         campaign.layout.of_order(order_id),
-        now_ms(),
+        app.clock.now_ms(),
         order_id,
         &identity.user_id,
     )
@@ -188,7 +187,7 @@ where
                 &mut conn,
                 &app.scripts,
                 campaign.layout.of_order(order_id),
-                now_ms(),
+                app.clock.now_ms(),
                 order_id,
                 callback.amount_cents,
                 &callback.payment_id,
@@ -216,8 +215,9 @@ where
                 return Ok(answer);
             }
             let (payment_id, amount) = (callback.payment_id.clone(), callback.amount_cents);
+            let now = app.clock.now_ms();
             let transition = blocking(&app.store, move |s| {
-                crate::retirement::payments::decide(s, order, &payment_id, amount, now_ms())
+                crate::retirement::payments::decide(s, order, &payment_id, amount, now)
             })
             .await
             .map_err(|e| {

@@ -21,7 +21,6 @@ use http::{Request, header};
 
 use crate::app::App;
 use crate::auth::Identity;
-use crate::clock::now_s;
 use crate::http::ApiError;
 
 /// Stages 2 and 3: who is asking, and whether their bucket has room.
@@ -33,7 +32,7 @@ pub fn identify<B>(app: &App, req: &Request<B>) -> Result<Identity, ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    let identity = app.jwt.verify_header(header, now_s())?;
+    let identity = app.jwt.verify_header(header, app.clock.now_s())?;
     app.limits.check_user(&identity.user_id)?;
     Ok(identity)
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::identify;
 use crate::app::App;
-use crate::clock::{now_ms, now_s, rfc3339};
+use crate::clock::rfc3339;
 use crate::http::{Answer, ApiError, json};
 
 #[derive(Debug, Serialize)]
@@ -27,7 +27,7 @@ pub async fn issue<B>(app: &App, req: Request<B>, campaign_id: &str) -> Result<A
     let identity = identify(app, &req)?;
     let campaign = app.campaign(campaign_id)?;
     let campaign = &*campaign;
-    if now_ms() >= campaign.config.end_ms {
+    if app.clock.now_ms() >= campaign.config.end_ms {
         return Err(ApiError::Ended);
     }
     let order_id = app.ids.next(&identity.user_id)?;
@@ -52,7 +52,7 @@ pub(crate) fn token_for(
     user_id: &str,
 ) -> (String, i64) {
     let ttl = i64::try_from(app.config.auth.order_token_ttl.as_secs()).unwrap_or(i64::MAX);
-    let expires_s = now_s().saturating_add(ttl);
+    let expires_s = app.clock.now_s().saturating_add(ttl);
     let token = app
         .order_tokens
         .issue(order_id, expires_s, campaign_id, user_id);

@@ -12,11 +12,10 @@ use super::order_tokens::token_for;
 use super::views::OrderView;
 use crate::app::App;
 use crate::auth::OrderTokenError;
-use crate::clock::{now_ms, now_s};
 use crate::http::body::{parse_strict, read_bounded};
 use crate::http::{Answer, ApiError, ErrorCode, json};
 use crate::pipeline::catalog::Campaign;
-use crate::pipeline::reserver::ReserveError;
+use crate::pipeline::reserve_error::ReserveError;
 
 /// The purchase body. Unknown fields are refused, so a client's typo is a 400, not an ignored
 /// setting.
@@ -79,7 +78,7 @@ where
         None => None,
     };
     if let Some((order_id, expires_s)) = token
-        && expires_s <= now_s()
+        && expires_s <= app.clock.now_s()
     {
         return match existing_order(app, campaign, order_id, &identity.user_id).await? {
             Some(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
@@ -87,7 +86,7 @@ where
         };
     }
     let token_order = token.map(|(order_id, _)| order_id);
-    if let Err(refusal) = open_for_sale(campaign) {
+    if let Err(refusal) = open_for_sale(campaign, app.clock.now_ms()) {
         // A retry with an order token may be asking for an order that already exists: it gets
         // that order, not the refusal new purchases get; if Redis cannot tell, a 503 (the
         // refusal would be a wrong final answer). Without a token the local answer stands:
@@ -155,13 +154,14 @@ where
     }
 }
 
-/// Stages 6 and 7: the window, then the local sold-out mark.
-fn open_for_sale(campaign: &Campaign) -> Result<(), ApiError> {
+/// Stages 6 and 7: the window at `now` (Unix ms, the gateway clock's), then the local sold-out
+/// mark.
+fn open_for_sale(campaign: &Campaign, now: i64) -> Result<(), ApiError> {
     // Retired only once ended, whatever a later config says of its window.
     if campaign.is_retired() {
         return Err(ApiError::Ended);
     }
-    campaign.check_window(now_ms())?;
+    campaign.check_window(now)?;
     if campaign.is_marked_sold_out() {
         return Err(ApiError::SoldOut);
     }
@@ -200,7 +200,7 @@ async fn existing_order(
     match in_redis {
         // Retired by another gateway before this one noticed: the store has it. Only ever
         // after the end, so no purchase during the sale waits for the store.
-        None if now_ms() >= campaign.config.end_ms => {
+        None if app.clock.now_ms() >= campaign.config.end_ms => {
             retired_order(app, campaign, order_id, user_id).await
         }
         found => Ok(found),

@@ -10,7 +10,7 @@ use flashgate_stock::buckets::Census;
 use flashgate_stock::{Scripts, StockConnection};
 
 use super::Metrics;
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::persistence::health::StoreHealth;
 use crate::pipeline::catalog::Catalog;
 use crate::pipeline::handoff::Handoff;
@@ -35,6 +35,8 @@ pub struct Sources<'a> {
     pub scripts: &'a Scripts,
     /// `persistence.retire_after`: when a campaign is due for retirement.
     pub retire_after: Option<Duration>,
+    /// The gateway's clock: how long orders and campaigns have waited.
+    pub clock: &'a Clock,
 }
 
 /// Journal entries looked at to estimate the age of the oldest unpersisted order.
@@ -203,7 +205,7 @@ async fn campaigns(src: Sources<'_>, out: &mut String) {
                 Ok(waiting) => waiting_all.map(|w| w + waiting),
                 Err(_) => None,
             };
-            age = age.max(oldest_waiting_ms(&mut conn, keys, id).await);
+            age = age.max(oldest_waiting_ms(&mut conn, keys, id, src.clock).await);
         }
         if let Some(waiting) = waiting_all {
             let _ = writeln!(
@@ -290,7 +292,7 @@ fn retirement(src: Sources<'_>, out: &mut String) {
     let Some(after) = src.retire_after else {
         return;
     };
-    let now = now_ms();
+    let now = src.clock.now_ms();
     for campaign in catalog.campaigns() {
         if campaign.is_due_for_retirement(after, now) {
             let waited = now - campaign.retirement_due_at(after);
@@ -308,6 +310,7 @@ async fn oldest_waiting_ms(
     conn: &mut flashgate_stock::StockConnection,
     keys: &flashgate_stock::CampaignKeys,
     campaign_id: &str,
+    clock: &Clock,
 ) -> i64 {
     let Ok(ids) = flashgate_stock::journal::sample(conn, keys, LAG_SAMPLE).await else {
         return 0;
@@ -318,7 +321,7 @@ async fn oldest_waiting_ms(
     let Ok(records) = flashgate_stock::lookup::records(conn, keys, &ids).await else {
         return 0;
     };
-    let now = now_ms();
+    let now = clock.now_ms();
     ids.iter()
         .zip(records)
         .filter_map(|(id, record)| flashgate_stock::record::decode(campaign_id, *id, &record?).ok())

@@ -38,7 +38,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Bits of the user's shard gene; the order store has `2^GENE_BITS` shards.
 pub const GENE_BITS: u32 = 4;
@@ -125,7 +125,9 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-/// A source of wall-clock time, so tests can move time by hand (including backwards).
+/// What the generator needs of a clock. The gateway's one [`crate::clock::Clock`] implements it
+/// (system or manual); tests of the generator's edge cases implement it too, with clocks that
+/// stall or go back on cue.
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch; negative before 1970.
     fn now_ms(&self) -> i64;
@@ -134,24 +136,17 @@ pub trait Clock: Send + Sync {
     /// (a used-up millisecond or a small rollback). Rare and bounded, so the default sleeps for
     /// the bulk and yields for the last millisecond; fake clocks override it to advance time.
     fn pause(&self, behind_ms: u64) {
-        if behind_ms >= 2 {
-            std::thread::sleep(Duration::from_millis(behind_ms - 1));
-        } else {
-            std::thread::yield_now();
-        }
+        wait_for_real_time(behind_ms);
     }
 }
 
-/// The operating system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
-            Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
-        }
+/// The default [`Clock::pause`] of a clock that moves by itself: sleeps for the bulk of
+/// `behind_ms` and yields for the last millisecond.
+pub fn wait_for_real_time(behind_ms: u64) {
+    if behind_ms >= 2 {
+        std::thread::sleep(Duration::from_millis(behind_ms - 1));
+    } else {
+        std::thread::yield_now();
     }
 }
 
@@ -208,7 +203,7 @@ pub enum OrderIdError {
 
 /// Mints order ids for one node. Share it (e.g. in an `Arc`) across all request tasks of the
 /// process: ids are only guaranteed unique and increasing per generator, so one per node.
-pub struct OrderIdGenerator<C: Clock = SystemClock> {
+pub struct OrderIdGenerator<C: Clock = crate::clock::Clock> {
     /// Shifted into every id so instances never collide.
     node_id: u16,
     clock: C,
@@ -236,15 +231,20 @@ impl<C: Clock> fmt::Debug for OrderIdGenerator<C> {
     }
 }
 
-impl OrderIdGenerator<SystemClock> {
+impl OrderIdGenerator<crate::clock::Clock> {
     /// A generator on the system clock that waits out rollbacks of up to
-    /// [`DEFAULT_MAX_ROLLBACK_WAIT`].
+    /// [`DEFAULT_MAX_ROLLBACK_WAIT`] (tools and tests; a gateway passes its own clock to
+    /// [`Self::with_clock`]).
     ///
     /// # Errors
     ///
     /// [`OrderIdError::NodeIdOutOfRange`] if `node_id > 255`.
     pub fn new(node_id: u16) -> Result<Self, OrderIdError> {
-        Self::with_clock(node_id, SystemClock, DEFAULT_MAX_ROLLBACK_WAIT)
+        Self::with_clock(
+            node_id,
+            crate::clock::Clock::system(),
+            DEFAULT_MAX_ROLLBACK_WAIT,
+        )
     }
 }
 

@@ -295,8 +295,27 @@ fn node_id_must_fit_eight_bits() {
 #[test]
 fn system_clock_is_after_the_epoch() {
     let id = OrderIdGenerator::new(9).unwrap().next("dave").unwrap();
-    let now = SystemClock.now_ms();
+    let now = crate::clock::Clock::system().now_ms();
     assert!((now - timestamp_ms_of(id)).abs() < 10_000);
+}
+
+#[test]
+fn the_gateway_clock_moved_by_hand_mints_past_a_used_up_millisecond() {
+    let clock = crate::clock::Clock::manual(T);
+    let generator =
+        OrderIdGenerator::with_clock(4, clock.clone(), DEFAULT_MAX_ROLLBACK_WAIT).unwrap();
+    let ids: Vec<u64> = (0..=MAX_SEQUENCE + 1)
+        .map(|_| generator.next("erin").unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    // The generator's wait for the next millisecond moved the shared clock, exactly that far.
+    assert_eq!(clock.now_ms(), T + 1);
+    assert_eq!(timestamp_ms_of(ids[ids.len() - 1]), T + 1);
+    clock.advance(-100);
+    assert_eq!(
+        generator.next("erin"),
+        Err(OrderIdError::ClockMovedBack { by_ms: 100 })
+    );
 }
 
 #[test]

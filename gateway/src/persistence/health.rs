@@ -4,11 +4,13 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 
 /// Set by the persistence threads after each write, read by `/readyz` and `/metrics`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StoreHealth {
+    /// The gateway's clock, which stamps when failing began.
+    clock: Clock,
     /// When writes started failing (ms since the epoch), 0 while they succeed.
     failing_since_ms: AtomicI64,
     /// Order states written to the store, by workers and reconciler alike.
@@ -27,11 +29,24 @@ pub struct StoreHealth {
 }
 
 impl StoreHealth {
+    /// Healthy until a write fails; failures are stamped by `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            failing_since_ms: AtomicI64::new(0),
+            persisted: AtomicU64::new(0),
+            repaired: AtomicU64::new(0),
+            set_aside: AtomicU64::new(0),
+            collisions: AtomicU64::new(0),
+            settled_in_store: AtomicU64::new(0),
+        }
+    }
+
     /// A write failed for a reason that may pass (the store is down or refusing writes).
     pub fn failed(&self) {
         let _ = self.failing_since_ms.compare_exchange(
             0,
-            now_ms().max(1),
+            self.clock.now_ms().max(1),
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
@@ -77,13 +92,18 @@ mod tests {
 
     #[test]
     fn health_remembers_when_failing_began_until_a_success() {
-        let h = StoreHealth::default();
+        let clock = Clock::manual(1_000);
+        let h = StoreHealth::new(clock.clone());
         assert_eq!(h.failing_since_ms(), None);
         h.failed();
-        let since = h.failing_since_ms();
-        assert!(since.is_some());
+        assert_eq!(h.failing_since_ms(), Some(1_000));
+        clock.advance(500);
         h.failed();
-        assert_eq!(h.failing_since_ms(), since, "the first failure is kept");
+        assert_eq!(
+            h.failing_since_ms(),
+            Some(1_000),
+            "the first failure is kept"
+        );
         h.succeeded();
         assert_eq!(h.failing_since_ms(), None);
     }

@@ -69,6 +69,8 @@ pub struct Context {
     pub config: PersistenceConfig,
     /// Whether writes are getting through; shared with `/readyz`.
     pub health: Arc<health::StoreHealth>,
+    /// The gateway's clock: how old a journaled order is, which unpaid orders are past due.
+    pub clock: crate::clock::Clock,
 }
 
 impl std::fmt::Debug for Context {

@@ -13,7 +13,6 @@ use super::Context;
 use super::acker::Acker;
 use super::store_sweep;
 use super::workers::write;
-use crate::clock::now_ms;
 
 /// How long past its deadline an order may still show unpaid in the store before the
 /// store-side sweep steps in (the Redis sweeper normally settles it within a second, and the
@@ -50,7 +49,7 @@ pub fn run(context: &Context, stop: &Receiver<()>) {
 /// Persists every journaled order whose latest change is older than `grace` (younger ones are
 /// most likely still on their way through the queue); returns how many orders it wrote.
 pub fn pass(context: &Context, acker: &mut Acker, grace: Duration) -> usize {
-    let until = now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    let until = context.clock.now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
     let mut written = 0;
     let mut attempted = false;
     for keys in context.campaigns.load().iter() {

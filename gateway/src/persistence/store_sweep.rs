@@ -42,7 +42,6 @@ use flashgate_stock::{Order, StockError, Transition, lifecycle, presence};
 
 use super::Context;
 use super::acker::Acker;
-use crate::clock::now_ms;
 
 /// Orders looked at per sweep.
 const BATCH: usize = 500;
@@ -66,7 +65,7 @@ impl StoreSweep {
     /// Examines the next page of orders the store holds as unpaid more than `margin` past
     /// their deadline, and settles each.
     pub fn run(&mut self, context: &Context, acker: &mut Acker, margin: Duration) -> Swept {
-        let now = now_ms();
+        let now = context.clock.now_ms();
         let before = now - i64::try_from(margin.as_millis()).unwrap_or(i64::MAX);
         let page = match context.store.overdue_unpaid_page(before, self.after, BATCH) {
             Ok(page) => page,

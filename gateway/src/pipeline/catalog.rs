@@ -259,3 +259,64 @@ impl Catalog {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use flashgate_stock::CampaignLayout;
+
+    use super::{Campaign, Refusal, Reserver};
+    use crate::clock::Clock;
+    use crate::config::CampaignConfig;
+
+    const START: i64 = 1_800_000_000_000;
+
+    fn campaign(start_ms: i64, end_ms: i64) -> Campaign {
+        let config = CampaignConfig {
+            id: "window".into(),
+            sku: "sku".into(),
+            name: "window".into(),
+            unit_price_cents: 100,
+            stock: 1,
+            per_user_limit: 1,
+            max_quantity: 1,
+            start_ms,
+            end_ms,
+            pay_timeout: Duration::from_secs(60),
+            buckets: 1,
+        };
+        let layout = Arc::new(CampaignLayout::new(&config.id, 1));
+        Campaign::new(config, layout, Reserver::idle())
+    }
+
+    /// The window follows the gateway's clock: moved by hand, not waited for.
+    #[test]
+    fn the_window_opens_at_its_start_and_closes_at_its_end_as_the_clock_moves() {
+        let clock = Clock::manual(START - 1);
+        let c = campaign(START, START + 3_000);
+        assert_eq!(c.check_window(clock.now_ms()), Err(Refusal::NotStarted));
+        clock.advance(1);
+        assert_eq!(c.check_window(clock.now_ms()), Ok(()));
+        clock.advance(2_999);
+        assert_eq!(c.check_window(clock.now_ms()), Ok(()));
+        clock.advance(1);
+        assert_eq!(c.check_window(clock.now_ms()), Err(Refusal::Ended));
+    }
+
+    #[test]
+    fn a_campaign_is_due_for_retirement_once_the_clock_passes_its_end_and_the_wait() {
+        let clock = Clock::manual(START + 3_000);
+        let c = campaign(START, START + 3_000);
+        let after = Duration::from_secs(600);
+        assert!(!c.is_due_for_retirement(after, clock.now_ms()));
+        clock.advance(600_000);
+        assert!(c.is_due_for_retirement(after, clock.now_ms()));
+        c.refuse_until_repaired("lost".into());
+        assert!(
+            !c.is_due_for_retirement(after, clock.now_ms()),
+            "repair first"
+        );
+    }
+}

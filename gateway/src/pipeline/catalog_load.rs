@@ -12,8 +12,7 @@ use flashgate_stock::{
 use crate::app::blocking;
 use crate::config::{CampaignConfig, Config};
 use crate::pipeline::catalog::{Campaign, Catalog};
-use crate::pipeline::replicas::ReplicaWait;
-use crate::pipeline::reserver::{BatchSettings, Reserver};
+use crate::pipeline::reserver::{self, BatchSettings, Reserver};
 use crate::store::{OrderStore, Retirement};
 
 /// The campaign's settings in the form the scripts take.
@@ -159,8 +158,7 @@ pub async fn load_catalog(
     redis: &StockConnection,
     scripts: &Arc<Scripts>,
     store: &Arc<dyn OrderStore>,
-    script_seconds: &Arc<crate::metrics::histogram::Histogram>,
-    replica_wait: Option<&ReplicaWait>,
+    reserving: &reserver::Shared,
     previous: Option<&Catalog>,
 ) -> Result<Catalog, LoadError> {
     let mut conn = redis.clone();
@@ -220,8 +218,7 @@ pub async fn load_catalog(
                     scripts.clone(),
                     layout.clone(),
                     BatchSettings::default(),
-                    script_seconds.clone(),
-                    replica_wait.cloned(),
+                    reserving,
                 );
                 (layout, reserver)
             }

@@ -8,6 +8,7 @@
 //!   updated, and made a catalog (at start and at each reload).
 //! - [`reserver`]: batches reservations into single Redis script calls (stage 8).
 //! - [`replicas`]: with `redis.replica_acks`, a batch is answered only once replicas hold it.
+//! - [`reserve_error`]: why a reservation got no decision, shared by the two above.
 //! - [`handoff`]: the bounded queue to the persistence workers (stage 9).
 //!
 //! Identity (stage 2) is [`crate::auth`], body parsing (stage 4) [`crate::http::body`]; the
@@ -18,4 +19,5 @@ pub mod catalog_load;
 pub mod handoff;
 pub mod limits;
 pub mod replicas;
+pub mod reserve_error;
 pub mod reserver;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flashgate_stock::{CampaignKeys, ReserveOutcome, StockConnection, wait_for_replicas};
 
-use super::reserver::ReserveError;
+use super::reserve_error::ReserveError;
 use crate::config::ReplicaAcks;
 use crate::metrics::histogram::Histogram;
 

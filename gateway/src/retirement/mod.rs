@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::App;
-use crate::clock::now_ms;
 use crate::pipeline::catalog::Campaign;
 use pass::Outcome;
 
@@ -58,7 +57,7 @@ pub fn spawn(app: &Arc<App>) -> tokio::task::JoinHandle<()> {
                     continue;
                 }
                 let Some(after) = after else { continue };
-                let now = now_ms();
+                let now = app.clock.now_ms();
                 if !campaign.is_due_for_retirement(after, now)
                     || next_try.get(&campaign.config.id).is_some_and(|t| *t > now)
                 {

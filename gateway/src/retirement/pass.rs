@@ -4,10 +4,9 @@
 //! says is retired, whose keys the next pass finishes removing.
 
 use flashgate_stock::retire::{self, Fence, OrderPages, Settlement};
-use flashgate_stock::{Order, StockConnection, StockError};
+use flashgate_stock::{CampaignLayout, Order, StockConnection, StockError};
 
 use crate::app::{App, blocking};
-use crate::clock::now_ms;
 use crate::pipeline::catalog::Campaign;
 use crate::store::{Retirement, StoreError};
 
@@ -66,19 +65,8 @@ pub async fn retire(app: &App, campaign: &Campaign, holder: &str) -> Result<Outc
     if !settlement.is_settled() {
         return Ok(Outcome::NotSettled(settlement));
     }
-    match retire::fence(
-        &mut conn,
-        &app.scripts,
-        layout,
-        holder,
-        now_ms(),
-        FENCE_STALE_MS,
-    )
-    .await?
-    {
-        Fence::Taken => {}
-        Fence::HeldBy(other) => return Ok(Outcome::Busy(other)),
-        Fence::Gone => return Ok(Outcome::NotLoaded),
+    if let Some(refused) = fence(app, &mut conn, layout, holder).await? {
+        return Ok(refused);
     }
     match fenced(app, campaign, &mut conn, holder).await {
         Ok(Outcome::Retired(retired)) => Ok(Outcome::Retired(retired)),
@@ -88,6 +76,24 @@ pub async fn retire(app: &App, campaign: &Campaign, holder: &str) -> Result<Outc
             other
         }
     }
+}
+
+/// Takes (or renews) the fence on the campaign at the gateway clock's now; the outcome to
+/// answer with when another gateway holds it or the campaign is gone from Redis.
+async fn fence(
+    app: &App,
+    conn: &mut StockConnection,
+    layout: &CampaignLayout,
+    holder: &str,
+) -> Result<Option<Outcome>, RetireError> {
+    let now = app.clock.now_ms();
+    Ok(
+        match retire::fence(conn, &app.scripts, layout, holder, now, FENCE_STALE_MS).await? {
+            Fence::Taken => None,
+            Fence::HeldBy(other) => Some(Outcome::Busy(other)),
+            Fence::Gone => Some(Outcome::NotLoaded),
+        },
+    )
 }
 
 /// The steps under the fence: nothing of the campaign changes in Redis any more, so what is
@@ -104,10 +110,8 @@ async fn fenced(
     let mut behind = 0;
     let mut pages = OrderPages::new(layout, PAGE);
     while let Some(page) = pages.next(conn).await? {
-        match retire::fence(conn, &app.scripts, layout, holder, now_ms(), FENCE_STALE_MS).await? {
-            Fence::Taken => {}
-            Fence::HeldBy(other) => return Ok(Outcome::Busy(other)),
-            Fence::Gone => return Ok(Outcome::NotLoaded),
+        if let Some(refused) = fence(app, conn, layout, holder).await? {
+            return Ok(refused);
         }
         settlement.tally(&page);
         let orders: Vec<Order> = page.into_iter().filter_map(Result::ok).collect();
@@ -145,7 +149,7 @@ async fn fenced(
     let retired = Retirement {
         stock_total,
         remaining,
-        retired_at_ms: now_ms(),
+        retired_at_ms: app.clock.now_ms(),
     };
     // The ledger first: from then on nothing gives the campaign stock again, and a pass cut
     // short below is finished by the next (see `retire`).

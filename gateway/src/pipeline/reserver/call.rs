@@ -7,19 +7,20 @@ use flashgate_stock::{
     CampaignKeys, Reservation, ReserveOutcome, Scripts, StockError, buckets, record, reserve_batch,
 };
 
-use super::{Bucket, Pending, ReserveError};
-use crate::clock::now_ms;
+use super::{Bucket, Pending};
+use crate::pipeline::reserve_error::ReserveError;
 
 /// One script call for `batch` in its bucket (and, for purchases the bucket could not serve,
-/// borrowing and a retry): the answer of each reservation, in order.
+/// borrowing and a retry), at `now` (Unix ms, the gateway clock's): the answer of each
+/// reservation, in order.
 pub(super) async fn call(
     conn: &mut StockConnection,
     scripts: &Scripts,
     bucket: &Bucket,
+    now: i64,
     batch: &[Pending],
 ) -> Vec<Result<ReserveOutcome, ReserveError>> {
     let keys = bucket.keys();
-    let now = now_ms();
     let outcomes = {
         let reservations = reservations(batch);
         reserve_batch(conn, scripts, keys, now, &reservations).await

@@ -27,6 +27,8 @@ use flashgate_stock::{CampaignKeys, CampaignLayout, ReserveOutcome, Scripts};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::replicas::ReplicaWait;
+use super::reserve_error::ReserveError;
+use crate::clock::Clock;
 use crate::metrics::histogram::Histogram;
 
 mod call;
@@ -51,24 +53,6 @@ impl Default for BatchSettings {
             queue: 16_384,
         }
     }
-}
-
-/// Why a reservation got no decision. The client may retry; with an order token the retry is
-/// recognised if the lost call did commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ReserveError {
-    /// Refused before reaching Redis: nothing was recorded.
-    #[error("too many reservations waiting")]
-    Overloaded,
-    /// Redis could not be reached, and nothing was recorded for this order id.
-    #[error("redis unavailable")]
-    Unavailable,
-    /// The script call failed in a way that leaves open whether it committed (a timeout, a
-    /// dropped connection) and Redis could not be asked afterwards; or, with
-    /// `redis.replica_acks`, the order exists on the master but too few replicas acknowledged
-    /// it, so a failover could still lose it (see [`super::replicas`]).
-    #[error("outcome unknown")]
-    OutcomeUnknown,
 }
 
 struct Pending {
@@ -102,17 +86,27 @@ impl std::fmt::Debug for Pending {
     }
 }
 
+/// What the batching tasks of every campaign share, built once per gateway.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// How long each script call took.
+    pub script_seconds: Arc<Histogram>,
+    /// With `redis.replica_acks`, the wait for replicas after each batch.
+    pub replicas: Option<ReplicaWait>,
+    /// The gateway's clock: the `now` each script call compares deadlines and windows with.
+    pub clock: Clock,
+}
+
 impl Reserver {
     /// Starts the batching tasks of one campaign, one per bucket; they end when the last
-    /// `Reserver` clone is gone. With `replicas`, every batch waits for them before it is
-    /// answered.
+    /// `Reserver` clone is gone. With `shared.replicas`, every batch waits for them before it
+    /// is answered.
     pub fn spawn(
         conn: StockConnection,
         scripts: Arc<Scripts>,
         layout: Arc<CampaignLayout>,
         settings: BatchSettings,
-        script_seconds: Arc<Histogram>,
-        replicas: Option<ReplicaWait>,
+        shared: &Shared,
     ) -> Self {
         let lanes = (0..layout.buckets.len())
             .map(|bucket| {
@@ -124,13 +118,21 @@ impl Reserver {
                     conn: conn.clone(),
                     scripts: scripts.clone(),
                     bucket,
-                    script_seconds: script_seconds.clone(),
-                    replicas: replicas.clone(),
+                    shared: shared.clone(),
                 };
                 Lane::spawn(calls, settings)
             })
             .collect();
         Self { lanes }
+    }
+
+    /// A reserver with no batching task: for tests of what surrounds one (a campaign's
+    /// window, its retirement), which never reserve.
+    #[cfg(test)]
+    pub(crate) fn idle() -> Self {
+        Self {
+            lanes: Arc::from([]),
+        }
     }
 
     /// Stops this campaign's reservations for shutdown: new ones are refused, and once this
@@ -231,8 +233,7 @@ struct Calls {
     conn: StockConnection,
     scripts: Arc<Scripts>,
     bucket: Bucket,
-    script_seconds: Arc<Histogram>,
-    replicas: Option<ReplicaWait>,
+    shared: Shared,
 }
 
 async fn batch_loop(
@@ -256,14 +257,15 @@ async fn batch_loop(
         let mut calls = calls.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
+            let now = calls.shared.clock.now_ms();
             let mut answers =
-                call::call(&mut calls.conn, &calls.scripts, &calls.bucket, &batch).await;
-            calls.script_seconds.observe(started.elapsed());
+                call::call(&mut calls.conn, &calls.scripts, &calls.bucket, now, &batch).await;
+            calls.shared.script_seconds.observe(started.elapsed());
             // The permit is held through the wait for replicas: releasing it before lets the
             // next script start with the few purchases queued by then, and many small batches
             // then queue their waits behind each other (measured: less than half the rate,
             // docs/BENCHMARKS.md §7). Held, a batch gathers what arrives during its wait.
-            if let Some(replicas) = &calls.replicas {
+            if let Some(replicas) = &calls.shared.replicas {
                 replicas.confirm(calls.bucket.keys(), &mut answers).await;
             }
             for (p, answer) in batch.into_iter().zip(answers) {
