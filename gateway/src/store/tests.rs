@@ -336,6 +336,45 @@ fn insert_rate() {
     });
 }
 
+/// Throughput check, not a pass/fail, of many short concurrent reads (what the read handlers
+/// do on blocking threads): 8 threads each look up 20,000 stored orders by id, sharing the
+/// store (for PostgreSQL, its connection pool). `cargo test --release -p flashgate --lib
+/// store::tests::read_rate -- --ignored --nocapture` (both backends).
+#[test]
+#[ignore = "timing experiment; run by hand with --release"]
+fn read_rate() {
+    const THREADS: u64 = 8;
+    const GETS: u64 = 20_000;
+    each_backend(|fresh| {
+        let store = fresh.open(4).unwrap();
+        let all = orders(0, 10_000, "bench");
+        for batch in all.chunks(512) {
+            store.write_batch(batch).unwrap();
+        }
+        let all = &all;
+        let store = &store;
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                s.spawn(move || {
+                    for i in 0..GETS {
+                        let want = &all[((t * GETS + i * 7) % all.len() as u64) as usize];
+                        let got = store.get(want.order_id).unwrap();
+                        assert_eq!(got.as_ref(), Some(want));
+                    }
+                });
+            }
+        });
+        let secs = start.elapsed().as_secs_f64();
+        let gets = THREADS * GETS;
+        println!(
+            "{}: {gets} gets on {THREADS} threads in {secs:.2}s: {:.0} gets/s",
+            fresh.name(),
+            gets as f64 / secs
+        );
+    });
+}
+
 /// A lookup by id and a user's listing each read exactly one shard table: decoy rows planted
 /// behind the store's back in every other table would show up (or clash) if either read more.
 #[test]
