@@ -3,7 +3,8 @@
 //! the connection settings, and how a driver error becomes a [`StoreError`] (retried or not).
 
 use std::str::FromStr as _;
-use std::time::Duration;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls, Statement};
 
@@ -64,32 +65,11 @@ impl Pooled {
     }
 }
 
-/// Opens connections for r2d2, each with an empty statement table for its pool's SQL texts.
-#[derive(Debug)]
-struct Manager {
-    config: postgres::Config,
-    slots: usize,
-}
-
-impl r2d2::ManageConnection for Manager {
-    type Connection = Pooled;
-    type Error = postgres::Error;
-
-    fn connect(&self) -> Result<Pooled, postgres::Error> {
-        Ok(Pooled {
-            client: self.config.connect(NoTls)?,
-            prepared: vec![None; self.slots],
-        })
-    }
-
-    /// Never called: connections are not tested on check-out (a round trip per call).
-    fn is_valid(&self, _: &mut Pooled) -> Result<(), postgres::Error> {
-        Ok(())
-    }
-
-    fn has_broken(&self, pooled: &mut Pooled) -> bool {
-        pooled.client.is_closed()
-    }
+/// Connections open and idle.
+#[derive(Default)]
+struct Slots {
+    idle: Vec<Pooled>,
+    open: usize,
 }
 
 /// A small pool of blocking connections to one database: callers each take one for a call and
@@ -98,12 +78,13 @@ impl r2d2::ManageConnection for Manager {
 /// and the next call opens a fresh one, so the store recovers by itself when the database
 /// comes back.
 pub(super) struct Pool {
-    /// Also the manager's: r2d2 does not show its manager.
     config: postgres::Config,
-    /// Taken only by `drop`.
-    inner: Option<r2d2::Pool<Manager>>,
+    slots: Mutex<Slots>,
+    /// Signalled whenever a connection is given back or closed.
+    returned: Condvar,
     /// SQL text per statement slot, built once; each connection prepares them as needed.
     sql: Vec<String>,
+    max: usize,
     /// Which database this is, for errors ("store", "archive").
     name: &'static str,
 }
@@ -123,12 +104,14 @@ impl std::fmt::Debug for Pool {
 /// connections are closed on a thread of their own.
 impl Drop for Pool {
     fn drop(&mut self) {
-        if let Some(inner) = self.inner.take()
-            && inner.state().idle_connections > 0
-        {
+        let idle = match self.slots.get_mut() {
+            Ok(slots) => std::mem::take(&mut slots.idle),
+            Err(poisoned) => std::mem::take(&mut poisoned.into_inner().idle),
+        };
+        if !idle.is_empty() {
             let _ = std::thread::Builder::new()
                 .name("fg-pg-close".into())
-                .spawn(move || drop(inner));
+                .spawn(move || drop(idle));
         }
     }
 }
@@ -142,28 +125,16 @@ impl Pool {
         max: usize,
         name: &'static str,
     ) -> Self {
-        let sql: Vec<String> = tables
+        let sql = tables
             .iter()
             .flat_map(|t| Q::ALL.iter().map(|q| q.sql(t)))
             .collect();
-        let manager = Manager {
-            config: config.clone(),
-            slots: sql.len(),
-        };
-        // As before r2d2: nothing connects before the first call, a connection is kept until
-        // it breaks, and none is tested with a round trip when taken.
-        let inner = r2d2::Pool::builder()
-            .max_size(u32::try_from(max).unwrap_or(u32::MAX))
-            .min_idle(Some(0))
-            .connection_timeout(CONNECT_TIMEOUT)
-            .test_on_check_out(false)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .build_unchecked(manager);
         Self {
             config,
-            inner: Some(inner),
+            slots: Mutex::new(Slots::default()),
+            returned: Condvar::new(),
             sql,
+            max,
             name,
         }
     }
@@ -172,13 +143,68 @@ impl Pool {
         &self.sql
     }
 
-    fn inner(&self) -> &r2d2::Pool<Manager> {
-        // Only `drop` takes it.
-        self.inner.as_ref().unwrap_or_else(|| unreachable!())
-    }
-
     pub(super) fn config(&self) -> &postgres::Config {
         &self.config
+    }
+
+    fn connect(&self) -> Result<Pooled, StoreError> {
+        let client = self.config.connect(NoTls)?;
+        Ok(Pooled {
+            client,
+            prepared: vec![None; self.sql.len()],
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        // The pool's bookkeeping stays consistent across a panic elsewhere: keep using it.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An idle connection, or a new one while fewer than `max` are open, or the first one
+    /// given back within [`CONNECT_TIMEOUT`].
+    fn take(&self) -> Result<Pooled, StoreError> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let mut slots = self.lock();
+        loop {
+            if let Some(pooled) = slots.idle.pop() {
+                return Ok(pooled);
+            }
+            if slots.open < self.max {
+                slots.open += 1;
+                drop(slots);
+                return self.connect().inspect_err(|_| self.closed());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Unavailable(format!(
+                    "all {} {} connections busy for {CONNECT_TIMEOUT:?}",
+                    self.max, self.name
+                )));
+            }
+            slots = self
+                .returned
+                .wait_timeout(slots, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Returns a connection to the pool, or closes it if it broke.
+    fn give_back(&self, pooled: Pooled) {
+        if pooled.client.is_closed() {
+            drop(pooled);
+            self.closed();
+            return;
+        }
+        self.lock().idle.push(pooled);
+        self.returned.notify_one();
+    }
+
+    fn closed(&self) {
+        let mut slots = self.lock();
+        slots.open = slots.open.saturating_sub(1);
+        drop(slots);
+        self.returned.notify_one();
     }
 
     /// Runs `f` on a pooled connection; a connection that broke is not reused.
@@ -186,11 +212,10 @@ impl Pool {
         &self,
         f: impl FnOnce(&mut Pooled) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut pooled = self
-            .inner()
-            .get()
-            .map_err(|e| StoreError::Unavailable(format!("{} connection: {e}", self.name)))?;
-        f(&mut pooled)
+        let mut pooled = self.take()?;
+        let result = f(&mut pooled);
+        self.give_back(pooled);
+        result
     }
 }
 
