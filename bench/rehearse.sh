@@ -59,7 +59,7 @@ for r in 5000 10000 20000; do
 done
 
 echo "== 6. persistence: insert rate of each store alone (200,000 orders, batches of 512, one writer)"
-cargo test --release -q -p flashgate --lib store::tests::insert_rate -- --ignored --nocapture \
+cargo test --release -q -p flashgate --lib store::tests::writes::insert_rate -- --ignored --nocapture \
   | grep orders/s
 echo "== 6. the flash of 3. again with its lag sampled, on SQLite, then on PostgreSQL"
 rehearse flash --campaign bench-flash --users "$users" --connections "$conns" \
