@@ -598,8 +598,7 @@ async fn the_sweeper_logs_a_malformed_order_leaves_it_untouched_and_expires_the_
     let mut campaign = CampaignSpec::open("heldsweep", 5, 1);
     campaign.pay_timeout = "1s".into();
     let id = campaign.id.clone();
-    let mut scenario = home.scenario(vec![campaign]);
-    scenario.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
+    let scenario = home.scenario(vec![campaign]);
     let mut gateway = Process::start(&scenario, home.path());
     let c = gateway.client();
     let damaged = buy(&c, "sweep-damaged", &id).await;

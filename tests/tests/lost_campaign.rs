@@ -155,8 +155,8 @@ async fn no_path_reopens_a_lost_campaign_until_an_operator_rebuilds_it() {
     let campaign = CampaignSpec::open("lost-paths", 5, 1);
     let id = campaign.id.clone();
     let (mut scenario, admin_client) = scenario_on(&redis, &home, campaign);
-    scenario.listen = format!("127.0.0.1:{}", free_port());
     let mut gateway = Process::start(&scenario, home.path());
+    gateway.pin(&mut scenario);
     let client = gateway.client();
     sell(&client, &id, "early", 3).await;
     stored_count(&scenario, &id, 3).await;
@@ -184,9 +184,7 @@ async fn no_path_reopens_a_lost_campaign_until_an_operator_rebuilds_it() {
     assert!(!stock_exists(&redis, &id));
 
     // Reload, SIGHUP, an admin edit, a stock change, a close: none gives it stock.
-    let config = home
-        .path()
-        .join(format!("gateway-{}.toml", gateway.addr.port()));
+    let config = gateway.config.clone();
     let reloaded = admin(&admin_client, Method::POST, "/admin/v1/reload", "").await;
     assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.body);
     assert!(!stock_exists(&redis, &id), "reload");
