@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use flashgate_stock::CampaignKeys;
 use flashgate_tests::client::Client;
 use flashgate_tests::eventually;
 use flashgate_tests::gateway::Process;
@@ -82,9 +83,7 @@ async fn load_under_way(
 
 async fn redis_order_count(redis: &TestRedis, campaign: &str) -> usize {
     let mut conn = redis.conn().await;
-    conn.hlen(format!("fg:{{{campaign}}}:orders"))
-        .await
-        .unwrap()
+    conn.hlen(CampaignKeys::new(campaign).orders).await.unwrap()
 }
 
 fn scenario(redis: &TestRedis, home: &StoreHome, prefix: &str) -> (Scenario, String) {

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use flashgate_stock::CampaignKeys;
 use flashgate_tests::client::{Client, Reply};
 use flashgate_tests::gateway::{InProcess, Process};
 use flashgate_tests::redis_server::RedisServer;
@@ -102,7 +103,7 @@ fn lose(redis: &RedisServer, id: &str) {
 
 fn stock_exists(redis: &RedisServer, id: &str) -> bool {
     let mut conn = redis.client().get_connection().unwrap();
-    conn.exists(format!("fg:{{{id}}}:stock")).unwrap()
+    conn.exists(CampaignKeys::new(id).stock).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +238,7 @@ async fn no_path_reopens_a_lost_campaign_until_an_operator_rebuilds_it() {
     .await;
     assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
     let mut conn = redis.client().get_connection().unwrap();
-    let left: i64 = conn.get(format!("fg:{{{id}}}:stock")).unwrap();
+    let left: i64 = conn.get(CampaignKeys::new(&id).stock).unwrap();
     assert_eq!(left, 0);
 }
 
