@@ -1,6 +1,7 @@
 //! `flashgate`: run the gateway, or check a config file.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -24,6 +25,12 @@ struct Args {
     /// from RUST_LOG (default info; the purchase path logs at debug only).
     #[arg(long, env = "FLASHGATE_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
+    /// Once the listener is bound, write its address (`127.0.0.1:41234`) to this file, whole
+    /// or not at all (written beside it, then renamed): with `listen` on port 0 the kernel
+    /// picks a free port, and whoever started the gateway learns it here, with no race for a
+    /// port picked in advance.
+    #[arg(long, value_name = "FILE")]
+    ready_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -59,7 +66,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    match serve(&args.config) {
+    match serve(&args.config, args.ready_file.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("flashgate: {e:#}");
@@ -68,7 +75,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(path: &std::path::Path) -> anyhow::Result<()> {
+fn serve(path: &Path, ready_file: Option<&Path>) -> anyhow::Result<()> {
     let config = Config::load(path).with_context(|| format!("config {}", path.display()))?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = config.server.workers {
@@ -79,7 +86,20 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
+        if let Some(file) = ready_file {
+            report_address(file, listener.local_addr()?)
+                .with_context(|| format!("writing the ready file {}", file.display()))?;
+        }
         flashgate::run(listener, config, flashgate::signal::shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// Writes `addr` to `file` through a file beside it and a rename: a reader sees the whole
+/// address or no file.
+fn report_address(file: &Path, addr: SocketAddr) -> std::io::Result<()> {
+    let mut partial = file.as_os_str().to_owned();
+    partial.push(".partial");
+    std::fs::write(&partial, addr.to_string())?;
+    std::fs::rename(&partial, file)
 }

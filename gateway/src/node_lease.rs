@@ -254,14 +254,16 @@ mod tests {
     use crate::order_id::{DEFAULT_MAX_ROLLBACK_WAIT, OrderIdGenerator};
 
     async fn shared_redis() -> StockConnection {
-        let info = "redis://127.0.0.1:6379".into_connection_info().unwrap();
+        let info = flashgate_testkit::redis_url()
+            .into_connection_info()
+            .unwrap();
         let timeouts = Timeouts {
             response: Duration::from_secs(2),
             connect: Duration::from_secs(2),
         };
         StockConnection::connect(info, timeouts)
             .await
-            .expect("Redis on 127.0.0.1:6379")
+            .expect("the test process's Redis (testkit)")
     }
 
     /// A node id no gateway holds on the shared Redis, picked the way the integration tests
@@ -275,7 +277,7 @@ mod tests {
                 .unwrap();
             let id = u16::try_from(n % 256).unwrap();
             let taken: bool = redis::cmd("EXISTS")
-                .arg(format!("fg:node:{id}"))
+                .arg(&flashgate_stock::node::NodeKeys::new(id).lease)
                 .query_async(redis)
                 .await
                 .unwrap();

@@ -162,23 +162,28 @@ fn build(package: &str, bin: &str) -> PathBuf {
     exe.parent().unwrap().parent().unwrap().join(bin)
 }
 
-/// The real binary as a child process, for tests that kill it.
+/// The real binary as a child process, for tests that kill it; SIGKILLed on drop.
 pub struct Process {
     pub addr: SocketAddr,
+    /// The config file it runs on (a SIGHUP reloads it).
+    pub config: PathBuf,
     child: Child,
 }
 
 impl Process {
-    /// Starts the binary on `scenario` (its `listen` must be a fixed free port), logging into
-    /// `dir`.
+    /// Starts the binary on `scenario`, logging into `dir`. The gateway listens where the
+    /// scenario says, port 0 by default: it reports the port the kernel gave it in its
+    /// `--ready-file`, so no port is picked in advance for someone else to take first.
     pub fn start(scenario: &Scenario, dir: &Path) -> Self {
         Self::start_with_env(scenario, dir, &[])
     }
 
     /// As [`Process::start`], with extra environment variables (`RUST_LOG` defaults to warn).
     pub fn start_with_env(scenario: &Scenario, dir: &Path, env: &[(&str, &str)]) -> Self {
-        let addr: SocketAddr = scenario.listen.parse().unwrap();
-        let config = dir.join(format!("gateway-{}.toml", addr.port()));
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let config = dir.join(format!("gateway-{n}.toml"));
+        let ready = dir.join(format!("gateway-{n}.ready"));
         std::fs::write(&config, scenario.toml()).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -188,15 +193,29 @@ impl Process {
         let child = Command::new(binary())
             .arg("--config")
             .arg(&config)
+            .arg("--ready-file")
+            .arg(&ready)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut process = Self { addr, child };
+        let mut process = Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            config,
+            child,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !healthy(addr) {
+        loop {
+            if process.addr.port() == 0
+                && let Ok(addr) = std::fs::read_to_string(&ready)
+            {
+                process.addr = addr.trim().parse().unwrap();
+            }
+            if process.addr.port() != 0 && healthy(process.addr) {
+                return process;
+            }
             if let Ok(Some(status)) = process.child.try_wait() {
                 panic!(
                     "gateway exited at start with {status}; see {}",
@@ -206,11 +225,18 @@ impl Process {
             assert!(Instant::now() < deadline, "gateway process not ready");
             std::thread::sleep(Duration::from_millis(20));
         }
-        process
     }
 
     pub fn client(&self) -> Client {
         Client::new(self.addr)
+    }
+
+    /// Has `scenario` listen where this gateway does. A gateway started on it once this one
+    /// is killed takes the killed one's node-id lease over at once, as a restarted gateway on
+    /// a fixed address does in production (binding the address proves the old one gone); on
+    /// port 0 it would wait for the lease to expire, or refuse to start.
+    pub fn pin(&self, scenario: &mut Scenario) {
+        scenario.listen = self.addr.to_string();
     }
 
     /// SIGKILL: no shutdown code runs at all.

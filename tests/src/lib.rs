@@ -1,8 +1,8 @@
 //! The integration-test harness: real gateways against real Redis and real order stores.
 //!
 //! # Layout
-//! - [`redis_server`]: a private `redis-server` per test that needs to stop or restart one.
-//! - [`redis_cluster`]: a private Redis Cluster (three masters, a replica each).
+//! - [`redis_server`], [`redis_cluster`]: a private `redis-server` per test that needs to stop
+//!   or restart one, and a private Redis Cluster (from [`flashgate_testkit`]).
 //! - [`redis_memory`]: a campaign's keys left in Redis, and the memory Redis holds.
 //! - [`redis_kind`]: one test body on the shared Redis and on a private Cluster
 //!   ([`on_each_redis!`]), and a connection to either for reading keys directly.
@@ -11,8 +11,9 @@
 //! - [`client`]: a small HTTP client and bearer-token minting.
 //! - [`scenario`]: config text for a test, with campaign ids no other test uses.
 //!
-//! Tests use the machine's Redis (`FLASHGATE_TEST_REDIS`, default 127.0.0.1:6379) unless they
-//! stop or restart Redis, or run on a Cluster; those start their own.
+//! Tests use the Redis their process shares ([`flashgate_testkit::redis_url`]: a private one,
+//! or `FLASHGATE_TEST_REDIS`) unless they stop or restart Redis, or run on a Cluster; those
+//! start their own.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,14 +24,14 @@ pub mod bench;
 pub mod client;
 pub mod conservation;
 pub mod gateway;
-pub mod redis_cluster;
 pub mod redis_kind;
 pub mod redis_memory;
-pub mod redis_server;
 pub mod scenario;
 pub mod store_home;
 
 use std::time::{Duration, Instant};
+
+pub use flashgate_testkit::{free_port, redis_cluster, redis_server};
 
 /// Waits until `check` holds, failing the test after `patience`.
 pub async fn eventually<F, Fut>(patience: Duration, what: &str, mut check: F)
@@ -45,9 +46,9 @@ where
     }
 }
 
-/// The shared Redis of the machine.
+/// The Redis this test process shares (a private one, or `FLASHGATE_TEST_REDIS`).
 pub fn shared_redis_url() -> String {
-    std::env::var("FLASHGATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    flashgate_testkit::redis_url()
 }
 
 /// A connection to the shared Redis.
@@ -56,14 +57,5 @@ pub async fn shared_redis() -> redis::aio::MultiplexedConnection {
         .unwrap()
         .get_multiplexed_async_connection()
         .await
-        .expect("a Redis at FLASHGATE_TEST_REDIS (default 127.0.0.1:6379)")
-}
-
-/// A free TCP port on loopback (bound, read, released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .expect("the test Redis")
 }

@@ -1,7 +1,7 @@
 //! One test body on one Redis and on a Redis Cluster.
 //!
 //! Everything about a purchase, an order's lifecycle, persistence and the reconciler must hold
-//! the same on the machine's shared Redis and on a Cluster, where every campaign lives in a
+//! the same on the shared Redis and on a Cluster, where every campaign lives in a
 //! slot of its own and commands over several campaigns cannot share a pipeline. A test written
 //! once against [`TestRedis`] runs on both: [`on_each_redis!`](crate::on_each_redis) makes the
 //! two test functions, `<name>::on_single_redis` and `<name>::on_cluster`. Pass the `TestRedis`
@@ -22,7 +22,7 @@ use crate::scenario::{CampaignSpec, Scenario};
 /// Which Redis a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisKind {
-    /// The machine's shared Redis (`FLASHGATE_TEST_REDIS`).
+    /// The Redis the test process shares (a private one, or `FLASHGATE_TEST_REDIS`).
     Single,
     /// A private Redis Cluster of this test's own.
     Cluster,

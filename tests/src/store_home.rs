@@ -1,11 +1,12 @@
-//! Where a test's orders go: SQLite in its temporary directory, or PostgreSQL in a private
-//! database created on the machine's server (`FLASHGATE_TEST_PG`, default
-//! `postgres://postgres@127.0.0.1:5432/test`) and dropped after the test.
+//! Where a test's orders go: SQLite in its temporary directory, or PostgreSQL in a database of
+//! its own on the test process's server (a private one the test kit starts, or
+//! `FLASHGATE_TEST_PG`), dropped after the test.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use flashgate_stock::Order;
+use flashgate_testkit::Database;
+use flashgate_testkit::postgres::{admin_execute, admin_try_execute, blocking};
 
 use crate::scenario::{CampaignSpec, Scenario};
 
@@ -16,12 +17,6 @@ pub enum Backend {
     Postgres,
 }
 
-/// The server the PostgreSQL tests create their databases on.
-pub fn admin_url() -> String {
-    std::env::var("FLASHGATE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 /// A database of its own for one test; dropped (connections and all) with it.
 #[derive(Debug)]
 pub struct PgDatabase {
@@ -29,6 +24,9 @@ pub struct PgDatabase {
     pub url: String,
     /// The role that owns the database and that `url` logs in as, when not the admin's.
     pub owner: Option<String>,
+    /// The database itself, which drops it (again: a database with an owner of its own goes
+    /// in [`PgDatabase`]'s drop, before the role).
+    database: Database,
 }
 
 impl PgDatabase {
@@ -37,16 +35,11 @@ impl PgDatabase {
     pub fn create_with_owner() -> Self {
         let mut db = Self::create();
         let role = format!("{}_owner", db.name);
-        let (name, r) = (db.name.clone(), role.clone());
-        blocking(move || {
-            let mut admin = admin();
-            admin
-                .batch_execute(&format!("DROP ROLE IF EXISTS {r}; CREATE ROLE {r} LOGIN"))
-                .unwrap();
-            admin
-                .batch_execute(&format!("ALTER DATABASE {name} OWNER TO {r}"))
-                .unwrap();
-        });
+        admin_execute(&[
+            format!("DROP ROLE IF EXISTS {role}"),
+            format!("CREATE ROLE {role} LOGIN"),
+            format!("ALTER DATABASE {} OWNER TO {role}", db.name),
+        ]);
         db.url = db.url.replacen("://postgres@", &format!("://{role}@"), 1);
         assert!(
             db.url.contains(&role),
@@ -60,94 +53,50 @@ impl PgDatabase {
     /// Takes the owner's login away and ends its sessions (`false`), or gives it back (`true`).
     pub fn set_login(&self, allowed: bool) {
         let role = self.owner.clone().expect("a database with its own owner");
-        blocking(move || {
-            let mut admin = admin();
-            let login = if allowed { "LOGIN" } else { "NOLOGIN" };
-            admin
-                .batch_execute(&format!("ALTER ROLE {role} {login}"))
-                .unwrap();
-            if !allowed {
-                admin
-                    .execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-                        &[&role],
-                    )
-                    .unwrap();
-            }
-        });
+        let login = if allowed { "LOGIN" } else { "NOLOGIN" };
+        let mut statements = vec![format!("ALTER ROLE {role} {login}")];
+        if !allowed {
+            statements.push(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+            ));
+        }
+        admin_execute(&statements);
     }
 
     /// Runs `sql` in this database as the admin, behind the gateway's back.
     pub fn execute(&self, sql: &str) {
-        let sql = sql.to_owned();
-        let admin_url = admin_url();
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let as_admin = format!("{base}/{}", self.name);
+        let as_admin = self.database.url.clone();
         blocking(move || {
             postgres::Client::connect(&as_admin, postgres::NoTls)
                 .unwrap()
-                .batch_execute(&sql)
+                .batch_execute(sql)
                 .unwrap();
         });
     }
 
     pub fn create() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "fg_it_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        blocking(|| {
-            let mut admin = admin();
-            // One statement per call: neither may run inside a transaction block.
-            for sql in [
-                format!("DROP DATABASE IF EXISTS {name}"),
-                format!("CREATE DATABASE {name}"),
-            ] {
-                admin.batch_execute(&sql).unwrap();
-            }
-        });
-        let admin_url = admin_url();
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
+        let database = Database::create("fg_it");
         Self {
-            name,
-            url,
+            name: database.name.clone(),
+            url: database.url.clone(),
             owner: None,
+            database,
         }
     }
 }
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        let mut sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE);", self.name);
         if let Some(role) = &self.owner {
-            sql.push_str(&format!("DROP ROLE IF EXISTS {role};"));
+            // A role may only go once it owns nothing: the database first (`self.database`'s
+            // own drop comes after this one), then the role.
+            let statements = [
+                format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+                format!("DROP ROLE IF EXISTS {role}"),
+            ];
+            admin_try_execute(&statements);
         }
-        blocking(|| {
-            let mut admin = admin();
-            // One statement per call: DROP DATABASE may not run inside a transaction block.
-            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
-                let _ = admin.batch_execute(statement);
-            }
-        });
     }
-}
-
-/// Runs blocking PostgreSQL client work on a thread of its own: its client runs a runtime of
-/// its own, which tokio forbids on a thread that drives async tasks (as a test's does).
-fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| s.spawn(f).join().unwrap())
-}
-
-fn admin() -> postgres::Client {
-    postgres::Client::connect(&admin_url(), postgres::NoTls)
-        .expect("PostgreSQL at FLASHGATE_TEST_PG (default postgres://postgres@127.0.0.1:5432/test)")
 }
 
 /// A test's temporary directory and, on PostgreSQL, its database: keep it alive for the test.

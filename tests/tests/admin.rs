@@ -240,7 +240,6 @@ async fn sighup_reloads_the_config_file() {
     let later = upcoming("adm-hup");
     let later_id = later.id.clone();
     let (mut scenario, _) = with_admin(&home, vec![later]);
-    scenario.listen = format!("127.0.0.1:{}", free_port());
     let gateway = Process::start(&scenario, home.path());
     let client = gateway.client();
     let not_yet = client
@@ -249,11 +248,9 @@ async fn sighup_reloads_the_config_file() {
         .unwrap();
     assert_eq!(not_yet.code(), "not_started");
 
-    // Process::start wrote the config here; open the campaign and send SIGHUP.
-    let port = scenario.listen.rsplit(':').next().unwrap().to_owned();
-    let file = home.path().join(format!("gateway-{port}.toml"));
+    // Open the campaign in the file the gateway runs on, and send SIGHUP.
     scenario.campaigns[0].start = "2020-01-01T00:00:00Z".into();
-    std::fs::write(&file, scenario.toml()).unwrap();
+    std::fs::write(&gateway.config, scenario.toml()).unwrap();
     gateway.hangup();
     let (c, id) = (client.clone(), later_id.clone());
     eventually(

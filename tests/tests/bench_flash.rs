@@ -2,6 +2,7 @@
 //! correctly, and it fails when the sale was not correct.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use flashgate_stock::CampaignKeys;
 use flashgate_tests::bench::{BenchRun, args, bench, failed_checks};
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::scenario::{CampaignSpec, Scenario};
@@ -66,7 +67,7 @@ async fn verification_fails_when_the_stock_was_oversold() {
     let (_dir, config, gateway, id) = setup("benchoversold");
     // Behind the gateway's back, 50 units appear that the campaign never had.
     let mut conn = shared_redis().await;
-    let _: i64 = conn.incr(format!("fg:{{{id}}}:stock"), 50).await.unwrap();
+    let _: i64 = conn.incr(CampaignKeys::new(&id).stock, 50).await.unwrap();
 
     let BenchRun { passed, report, .. } = flash_then_stop(gateway, config, id).await;
     assert_eq!(report["accepted"], 150, "the manipulated stock was sold");

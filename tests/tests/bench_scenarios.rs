@@ -7,6 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use flashgate_stock::CampaignKeys;
 use flashgate_stock::OrderStatus;
 use flashgate_tests::bench::{BenchRun, args, bench, check_passed, failed_checks};
 use flashgate_tests::gateway::{InProcess, binary, stored_orders};
@@ -188,7 +189,7 @@ async fn the_lifecycle_mix_settles_every_order_and_the_stock_adds_up() {
     // holds 100 paid, 50 cancelled and 50 expired orders.
     let left: i64 = shared_redis()
         .await
-        .get(format!("fg:{{{id}}}:stock"))
+        .get(CampaignKeys::new(&id).stock)
         .await
         .unwrap();
     assert_eq!(left, 100);
@@ -262,7 +263,7 @@ async fn compare_loads_the_gateway_and_both_reference_servers_it_starts() {
     // What the gateway was sent were real purchases: it holds them as orders.
     let orders: u64 = shared_redis()
         .await
-        .hlen(format!("fg:{{{id}}}:orders"))
+        .hlen(CampaignKeys::new(&id).orders)
         .await
         .unwrap();
     assert!(orders > 0);
@@ -310,7 +311,7 @@ async fn rehearse_runs_a_flash_on_its_own_redis_and_gateway_and_stops_both() {
     assert_eq!(stored_orders(&work.join("orders.db"), &id).len(), 100);
     let exists: bool = shared_redis()
         .await
-        .exists(format!("fg:{{{id}}}:stock"))
+        .exists(CampaignKeys::new(&id).stock)
         .await
         .unwrap();
     assert!(!exists, "the rehearsal used the shared Redis");

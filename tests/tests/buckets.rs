@@ -163,13 +163,13 @@ async fn a_gateway_killed_while_transfers_are_in_flight_loses_nothing_and_sells_
     let id = spec.id.clone();
     let mut scenario = home.scenario(vec![spec]);
     scenario.redis_cluster = cluster.urls();
-    scenario.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
     let layout = CampaignLayout::new(&id, 8);
     let mut conn = conservation::connect(&cluster.urls()).await;
 
     // Every buyer's home is bucket 0 (50 units): it borrows the other 350, transfer by
     // transfer, while the load runs.
     let mut gateway = Process::start(&scenario, dir.path());
+    gateway.pin(&mut scenario);
     let client = gateway.client();
     let buyers: Vec<String> = (0..2_000).map(|n| user(0, n)).collect();
     // The first wave cannot sell out (250 buyers, 400 units): units are left to move after the

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use flashgate_stock::CampaignKeys;
 use flashgate_tests::eventually;
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::redis_cluster::RedisCluster;
@@ -109,7 +110,7 @@ async fn a_cluster_sells_each_campaign_once_and_every_order_reaches_the_store() 
 #[test]
 fn a_killed_master_is_replaced_by_its_replica() {
     let mut cluster = RedisCluster::start_with_node_timeout(Duration::from_millis(1000));
-    let key = "fg:{harness}:stock";
+    let key = &CampaignKeys::new("harness").stock;
     let (master, replicas) = cluster.master_and_replicas_of(key);
     assert_eq!(replicas.len(), 1, "one replica per master");
     cluster.kill(master);
@@ -149,13 +150,13 @@ async fn a_cluster_without_a_master_and_its_replica_is_not_ready_and_the_gateway
     let home = StoreHome::new(Backend::Sqlite);
     let campaign = CampaignSpec::open("cl-down", 10, 1);
     let id = campaign.id.clone();
-    let (master, replicas) = cluster.master_and_replicas_of(&format!("fg:{{{id}}}:stock"));
+    let (master, replicas) = cluster.master_and_replicas_of(&CampaignKeys::new(&id).stock);
     // A second campaign on a master that lives: the Cluster refuses its commands too
     // (CLUSTERDOWN), which the client would retry for minutes, stalling the stop.
     let elsewhere = std::iter::repeat_with(|| CampaignSpec::open("cl-up", 10, 1))
         .find(|c| {
             cluster
-                .master_and_replicas_of(&format!("fg:{{{}}}:stock", c.id))
+                .master_and_replicas_of(&CampaignKeys::new(&c.id).stock)
                 .0
                 != master
         })
@@ -240,7 +241,7 @@ async fn one_evicting_master_makes_the_gateway_not_ready() {
     let ready = probe(&client, "/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
 
-    let (master, _) = cluster.master_and_replicas_of("fg:{cl-evict-probe}:stock");
+    let (master, _) = cluster.master_and_replicas_of(&CampaignKeys::new("cl-evict-probe").stock);
     let set = cluster.cli(
         master,
         &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
@@ -274,7 +275,7 @@ async fn one_evicting_master_makes_the_gateway_not_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_with_an_evicting_master_is_refused_at_start() {
     let cluster = RedisCluster::start();
-    let (master, _) = cluster.master_and_replicas_of("fg:{cl-refuse-probe}:stock");
+    let (master, _) = cluster.master_and_replicas_of(&CampaignKeys::new("cl-refuse-probe").stock);
     cluster.cli(
         master,
         &["CONFIG", "SET", "maxmemory-policy", "volatile-lru"],
@@ -307,7 +308,7 @@ async fn after_a_failover_the_gateway_sells_again() {
         .eventually_buys("before", &id, Duration::from_secs(5))
         .await;
 
-    let key = format!("fg:{{{id}}}:stock");
+    let key = CampaignKeys::new(&id).stock;
     let (master, replicas) = cluster.master_and_replicas_of(&key);
     cluster.kill(master);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

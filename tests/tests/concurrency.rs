@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use flashgate_stock::CampaignKeys;
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::redis_kind::{RedisKind, TestRedis};
 use flashgate_tests::scenario::CampaignSpec;
@@ -42,7 +43,7 @@ async fn burst(
 
 async fn redis_stock(redis: &TestRedis, campaign: &str) -> i64 {
     let mut conn = redis.conn().await;
-    conn.get(format!("fg:{{{campaign}}}:stock")).await.unwrap()
+    conn.get(CampaignKeys::new(campaign).stock).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use flashgate_stock::CampaignKeys;
 use flashgate_tests::client::{Reply, token_expiring, token_for};
 use flashgate_tests::eventually;
 use flashgate_tests::gateway::InProcess;
@@ -176,7 +177,7 @@ async fn every_error_path_has_its_status_and_code() {
             let mut conn = client.get_connection().unwrap();
             ids.iter().all(|id| {
                 redis::cmd("SCARD")
-                    .arg(format!("fg:{{{id}}}:journal"))
+                    .arg(CampaignKeys::new(id).journal)
                     .query::<u64>(&mut conn)
                     .unwrap()
                     == 0

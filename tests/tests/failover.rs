@@ -389,7 +389,6 @@ async fn a_master_killed_under_load_loses_no_acknowledged_order() {
         .map(|_| {
             let mut scenario = base.clone();
             scenario.node_id = fresh_node_id();
-            scenario.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
             Process::start(&scenario, home.path())
         })
         .collect();

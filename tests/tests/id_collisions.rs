@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use flashgate_stock::CampaignKeys;
 use flashgate_stock::{Order, OrderStatus};
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::scenario::{CampaignSpec, Scenario};
@@ -79,7 +80,7 @@ async fn order_under_a_stored_orders_id(backend: Backend) {
 
     // Alice's order is set aside with the reason, not acked out of the journal as stored.
     let mut redis = shared_redis().await;
-    let poisoned = format!("fg:{{{id}}}:poisoned");
+    let poisoned = CampaignKeys::new(&id).poisoned;
     let (p, o) = (poisoned.clone(), order_id.to_string());
     eventually(
         Duration::from_secs(10),
@@ -98,12 +99,12 @@ async fn order_under_a_stored_orders_id(backend: Backend) {
         "{reason}"
     );
     let journaled: bool = redis
-        .sismember(format!("fg:{{{id}}}:journal"), order_id.to_string())
+        .sismember(CampaignKeys::new(&id).journal, order_id.to_string())
         .await
         .unwrap();
     assert!(!journaled, "set aside, not retried forever");
     let record: Option<String> = redis
-        .hget(format!("fg:{{{id}}}:orders"), order_id.to_string())
+        .hget(CampaignKeys::new(&id).orders, order_id.to_string())
         .await
         .unwrap();
     assert!(

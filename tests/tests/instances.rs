@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use flashgate_stock::node::NodeKeys;
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::scenario::{CampaignSpec, fresh_node_id};
 use flashgate_tests::store_home::{Backend, StoreHome, stored};
@@ -120,7 +121,7 @@ async fn a_gateway_that_loses_its_node_id_mints_no_order_id_until_it_is_back() {
     let scenario = home.scenario(vec![campaign]);
     let gateway = InProcess::start(&scenario);
     let client = gateway.client();
-    let lease = format!("fg:node:{}", scenario.node_id);
+    let lease = NodeKeys::new(scenario.node_id).lease;
 
     // Another instance takes the node id (as after a long partition from Redis).
     let mut redis = flashgate_tests::shared_redis().await;

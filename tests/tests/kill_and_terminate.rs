@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use flashgate_stock::CampaignKeys;
 use flashgate_tests::client::Client;
+use flashgate_tests::eventually;
 use flashgate_tests::gateway::Process;
 use flashgate_tests::redis_kind::{RedisKind, TestRedis};
 use flashgate_tests::scenario::{CampaignSpec, Scenario};
 use flashgate_tests::store_home::{Backend, StoreHome, stored};
-use flashgate_tests::{eventually, free_port};
 use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
@@ -82,9 +83,7 @@ async fn load_under_way(
 
 async fn redis_order_count(redis: &TestRedis, campaign: &str) -> usize {
     let mut conn = redis.conn().await;
-    conn.hlen(format!("fg:{{{campaign}}}:orders"))
-        .await
-        .unwrap()
+    conn.hlen(CampaignKeys::new(campaign).orders).await.unwrap()
 }
 
 fn scenario(redis: &TestRedis, home: &StoreHome, prefix: &str) -> (Scenario, String) {
@@ -92,7 +91,6 @@ fn scenario(redis: &TestRedis, home: &StoreHome, prefix: &str) -> (Scenario, Str
     let id = campaign.id.clone();
     let mut scenario = home.scenario(vec![campaign]);
     redis.point(&mut scenario);
-    scenario.listen = format!("127.0.0.1:{}", free_port());
     (scenario, id)
 }
 
@@ -119,6 +117,7 @@ async fn sigkill_under_load(redis: TestRedis, backend: Backend) {
     // are in the Redis journal only when the gateway dies.
     scenario.persistence = "queue_capacity = 1\nreconcile_interval = \"1h\"\n".into();
     let mut gateway = Process::start(&scenario, dir.path());
+    gateway.pin(&mut scenario);
 
     let (stop, load) = load_under_way(&gateway, &id).await;
     gateway.kill();

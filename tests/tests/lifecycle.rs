@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
+use flashgate_stock::CampaignKeys;
 use flashgate_stock::{Order, OrderStatus};
 use flashgate_tests::client::{Client, sign_hex};
 use flashgate_tests::gateway::{InProcess, selling, stored_orders};
@@ -42,7 +43,7 @@ async fn buy(c: &Client, user: &str, campaign: &str) -> String {
 async fn redis_orders(redis: &TestRedis, campaign: &str) -> HashMap<u64, Order> {
     let mut conn = redis.conn().await;
     let all: HashMap<String, String> = conn
-        .hgetall(format!("fg:{{{campaign}}}:orders"))
+        .hgetall(CampaignKeys::new(campaign).orders)
         .await
         .unwrap();
     all.into_iter()
@@ -436,7 +437,7 @@ async fn the_store_side_sweep_settles_an_order_the_deadline_sweep_missed(redis: 
     // Redis loses track of the deadline: the deadline sweep can no longer find the order.
     let mut conn = redis.conn().await;
     let removed: u64 = conn
-        .zrem(format!("fg:{{{id}}}:deadlines"), &order_id)
+        .zrem(CampaignKeys::new(&id).deadlines, &order_id)
         .await
         .unwrap();
     assert_eq!(removed, 1);
@@ -529,7 +530,7 @@ async fn a_payment_id_reused_for_another_order_is_refused_and_changes_nothing(re
     assert_eq!(paid.body["payment_outcome"], "applied");
 
     let mut conn = redis.conn().await;
-    let payments = format!("fg:{{{id}}}:payments");
+    let payments = CampaignKeys::new(&id).payments;
     let recorded: HashMap<String, String> = conn.hgetall(&payments).await.unwrap();
     let reused = c.pay_with("pay-shared", &second, PRICE, "succeeded").await;
     assert_eq!(
@@ -566,7 +567,7 @@ async fn a_malformed_buyers_row_is_answered_500_and_changes_nothing() {
     let order_id = buy(&c, "damaged", &id).await;
     let mut conn = shared_redis().await;
     let _: () = conn
-        .hset(format!("fg:{{{id}}}:buyers"), "damaged", "garbage")
+        .hset(CampaignKeys::new(&id).buyers, "damaged", "garbage")
         .await
         .unwrap();
 
@@ -583,7 +584,7 @@ async fn a_malformed_buyers_row_is_answered_500_and_changes_nothing() {
     assert_eq!(seen.body["status"], "pending_payment", "{}", seen.body);
     assert_eq!(remaining(&c, &id).await, 4, "no unit came back");
     let row: String = conn
-        .hget(format!("fg:{{{id}}}:buyers"), "damaged")
+        .hget(CampaignKeys::new(&id).buyers, "damaged")
         .await
         .unwrap();
     assert_eq!(row, "garbage");
@@ -598,14 +599,13 @@ async fn the_sweeper_logs_a_malformed_order_leaves_it_untouched_and_expires_the_
     let mut campaign = CampaignSpec::open("heldsweep", 5, 1);
     campaign.pay_timeout = "1s".into();
     let id = campaign.id.clone();
-    let mut scenario = home.scenario(vec![campaign]);
-    scenario.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
+    let scenario = home.scenario(vec![campaign]);
     let mut gateway = Process::start(&scenario, home.path());
     let c = gateway.client();
     let damaged = buy(&c, "sweep-damaged", &id).await;
     let healthy = buy(&c, "sweep-healthy", &id).await;
     let mut conn = shared_redis().await;
-    let buyers = format!("fg:{{{id}}}:buyers");
+    let buyers = CampaignKeys::new(&id).buyers;
     let _: () = conn
         .hset(&buyers, "sweep-damaged", "garbage")
         .await
@@ -629,7 +629,7 @@ async fn the_sweeper_logs_a_malformed_order_leaves_it_untouched_and_expires_the_
         "only the healthy order's unit came back"
     );
     let deadline: Option<f64> = conn
-        .zscore(format!("fg:{{{id}}}:deadlines"), &damaged)
+        .zscore(CampaignKeys::new(&id).deadlines, &damaged)
         .await
         .unwrap();
     assert!(

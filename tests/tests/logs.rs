@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use flashgate_tests::client::{sign_hex, token_for};
-use flashgate_tests::free_port;
 use flashgate_tests::gateway::Process;
 use flashgate_tests::scenario::{CampaignSpec, JWT_SECRET, ORDER_TOKEN_SECRET, PAYMENT_SECRET};
 use flashgate_tests::store_home::{Backend, StoreHome};
@@ -15,8 +14,7 @@ async fn json_logs_at_debug_level_carry_no_secret_and_no_token() {
     let home = StoreHome::new(Backend::Sqlite);
     let campaign = CampaignSpec::open("logs", 10, 1);
     let id = campaign.id.clone();
-    let mut scenario = home.scenario(vec![campaign]);
-    scenario.listen = format!("127.0.0.1:{}", free_port());
+    let scenario = home.scenario(vec![campaign]);
     let mut gateway = Process::start_with_env(
         &scenario,
         home.path(),

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use flashgate_stock::CampaignKeys;
 use flashgate_tests::client::{Client, Reply};
 use flashgate_tests::gateway::{InProcess, Process};
 use flashgate_tests::redis_server::RedisServer;
@@ -102,7 +103,7 @@ fn lose(redis: &RedisServer, id: &str) {
 
 fn stock_exists(redis: &RedisServer, id: &str) -> bool {
     let mut conn = redis.client().get_connection().unwrap();
-    conn.exists(format!("fg:{{{id}}}:stock")).unwrap()
+    conn.exists(CampaignKeys::new(id).stock).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,8 +156,8 @@ async fn no_path_reopens_a_lost_campaign_until_an_operator_rebuilds_it() {
     let campaign = CampaignSpec::open("lost-paths", 5, 1);
     let id = campaign.id.clone();
     let (mut scenario, admin_client) = scenario_on(&redis, &home, campaign);
-    scenario.listen = format!("127.0.0.1:{}", free_port());
     let mut gateway = Process::start(&scenario, home.path());
+    gateway.pin(&mut scenario);
     let client = gateway.client();
     sell(&client, &id, "early", 3).await;
     stored_count(&scenario, &id, 3).await;
@@ -184,9 +185,7 @@ async fn no_path_reopens_a_lost_campaign_until_an_operator_rebuilds_it() {
     assert!(!stock_exists(&redis, &id));
 
     // Reload, SIGHUP, an admin edit, a stock change, a close: none gives it stock.
-    let config = home
-        .path()
-        .join(format!("gateway-{}.toml", gateway.addr.port()));
+    let config = gateway.config.clone();
     let reloaded = admin(&admin_client, Method::POST, "/admin/v1/reload", "").await;
     assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.body);
     assert!(!stock_exists(&redis, &id), "reload");
@@ -239,7 +238,7 @@ async fn no_path_reopens_a_lost_campaign_until_an_operator_rebuilds_it() {
     .await;
     assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
     let mut conn = redis.client().get_connection().unwrap();
-    let left: i64 = conn.get(format!("fg:{{{id}}}:stock")).unwrap();
+    let left: i64 = conn.get(CampaignKeys::new(&id).stock).unwrap();
     assert_eq!(left, 0);
 }
 

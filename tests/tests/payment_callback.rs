@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use flashgate_tests::client::sign_hex;
-use flashgate_tests::free_port;
 use flashgate_tests::gateway::{InProcess, Process};
 use flashgate_tests::scenario::{CampaignSpec, PAYMENT_SECRET, Scenario};
 use flashgate_tests::shared_redis_url;
@@ -131,8 +130,7 @@ async fn payment_ids_that_could_forge_log_lines_are_refused_and_never_logged() {
     let home = StoreHome::new(Backend::Sqlite);
     let campaign = CampaignSpec::open("cblog", 10, 1);
     let id = campaign.id.clone();
-    let mut scenario = home.scenario(vec![campaign]);
-    scenario.listen = format!("127.0.0.1:{}", free_port());
+    let scenario = home.scenario(vec![campaign]);
     let mut gateway = Process::start_with_env(&scenario, home.path(), &[("RUST_LOG", "info")]);
     let c = gateway.client();
     let bought = c

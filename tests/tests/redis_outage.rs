@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use flashgate_stock::CampaignKeys;
 use flashgate_tests::eventually;
 use flashgate_tests::gateway::{InProcess, on_private_redis};
 use flashgate_tests::redis_server::RedisServer;
@@ -48,9 +49,9 @@ async fn purchases_fail_cleanly_while_redis_is_down_and_resume_after() {
 
     // Nothing was recorded for the purchases answered 503.
     let mut conn = redis.client().get_connection().unwrap();
-    let stock: i64 = conn.get(format!("fg:{{{id}}}:stock")).unwrap();
+    let stock: i64 = conn.get(CampaignKeys::new(&id).stock).unwrap();
     assert_eq!(stock, 48, "only `before` and `after` took stock");
-    let buyers: Vec<String> = conn.hkeys(format!("fg:{{{id}}}:buyers")).unwrap();
+    let buyers: Vec<String> = conn.hkeys(CampaignKeys::new(&id).buyers).unwrap();
     assert!(
         buyers.iter().all(|b| !b.starts_with("during")),
         "{buyers:?}"
@@ -92,7 +93,7 @@ async fn a_call_that_times_out_but_commits_is_never_called_unrecorded() {
     })
     .await;
     let mut admin = redis.client().get_connection().unwrap();
-    let stock: i64 = admin.get(format!("fg:{{{id}}}:stock")).unwrap();
+    let stock: i64 = admin.get(CampaignKeys::new(&id).stock).unwrap();
     assert_eq!(stock, 9, "one unit, once");
 }
 
@@ -166,7 +167,7 @@ async fn a_redis_that_lost_its_data_is_not_refilled_from_config() {
         .as_str()
         .unwrap_or_default();
     assert!(reason.contains("lost its data"), "{}", ready.body);
-    let stock: Option<i64> = conn.get(format!("fg:{{{id}}}:stock")).unwrap();
+    let stock: Option<i64> = conn.get(CampaignKeys::new(&id).stock).unwrap();
     assert_eq!(stock, None, "the stock was not put back on sale");
 }
 

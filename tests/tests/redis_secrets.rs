@@ -160,8 +160,7 @@ async fn password_given_apart_from_the_url_is_used_and_never_logged() {
     let mut redis = RedisServer::start_with(&["--requirepass", SECRET]);
     for how in [Given::Env, Given::File] {
         let home = StoreHome::new(Backend::Sqlite);
-        let (mut scenario, env) = configured(&home, &redis.addr(), SECRET, how);
-        scenario.listen = format!("127.0.0.1:{}", free_port());
+        let (scenario, env) = configured(&home, &redis.addr(), SECRET, how);
         let id = scenario.campaigns[0].id.clone();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut gateway = Process::start_with_env(&scenario, home.path(), &env);

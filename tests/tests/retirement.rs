@@ -415,8 +415,7 @@ async fn retire_and_compare(backend: Backend, users: usize, per_user: u32, step:
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut restarted = retiring_after(&sale.scenario, "0");
-    restarted.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
+    let restarted = retiring_after(&sale.scenario, "0");
     let process = Process::start(&restarted, dir.path());
     let conn = sale.conn.clone();
     let id = sale.id.clone();
@@ -499,9 +498,10 @@ async fn killed_mid_retirement_and_mid_archive(
 
     let dir = tempfile::tempdir().unwrap();
     let mut retiring = retiring_after(&sale.scenario, "1s");
-    retiring.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
     let meta = CampaignKeys::new(&sale.id).meta;
     let mut process = Process::start(&retiring, dir.path());
+    // Each gateway after this one starts on its address, once it is killed.
+    process.pin(&mut retiring);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let fenced: Option<String> = redis::cmd("HGET")
@@ -611,8 +611,7 @@ async fn orders_the_store_lacks_with_an_empty_journal_are_written_by_the_retirem
     .await
     .unwrap();
 
-    let mut retiring = retiring_after(&sale.scenario, "1s");
-    retiring.listen = format!("127.0.0.1:{}", flashgate_tests::free_port());
+    let retiring = retiring_after(&sale.scenario, "1s");
     let dir = tempfile::tempdir().unwrap();
     let process = Process::start(&retiring, dir.path());
     retired(&mut sale).await;

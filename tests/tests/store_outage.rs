@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use flashgate_stock::CampaignKeys;
 use flashgate_tests::eventually;
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::redis_kind::TestRedis;
@@ -197,8 +198,8 @@ async fn an_order_the_store_refuses_for_good_is_set_aside_and_holds_nothing_back
         .collect();
     assert_eq!(rows, good);
     let mut conn = redis.conn().await;
-    let poisoned = format!("fg:{{{id}}}:poisoned");
-    let journal = format!("fg:{{{id}}}:journal");
+    let poisoned = CampaignKeys::new(&id).poisoned;
+    let journal = CampaignKeys::new(&id).journal;
     let (p, i) = (poisoned.clone(), poison_order.clone());
     eventually(
         Duration::from_secs(10),

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use flashgate_stock::CampaignKeys;
 use flashgate_stock::{Order, OrderStatus};
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::redis_kind::{RedisKind, TestRedis};
@@ -48,7 +49,7 @@ async fn sweep_behind_unknown_orders(redis: TestRedis, backend: Backend) {
     assert_eq!(bought.status, StatusCode::ACCEPTED, "{}", bought.body);
     let order_id: u64 = bought.order_id().parse().unwrap();
     let mut conn = redis.conn().await;
-    let _: () = conn.del(format!("fg:{{{id}}}:deadlines")).await.unwrap();
+    let _: () = conn.del(CampaignKeys::new(&id).deadlines).await.unwrap();
 
     // Ahead of it in deadline order, and in its shard table, 520 unpaid orders Redis does not
     // know: 300 of a campaign Redis never had, 220 of this campaign that Redis lost.
@@ -100,7 +101,7 @@ async fn sweep_behind_unknown_orders(redis: TestRedis, backend: Backend) {
         .get(&format!("/api/v1/orders/{order_id}"), Some("dora"))
         .await;
     assert_eq!(seen.body["status"], "expired", "{}", seen.body);
-    let stock: i64 = conn.get(format!("fg:{{{id}}}:stock")).await.unwrap();
+    let stock: i64 = conn.get(CampaignKeys::new(&id).stock).await.unwrap();
     assert_eq!(stock, 10, "its unit is back on sale");
 
     // Every order Redis does not know ends expired in the store, one version up.
@@ -163,9 +164,9 @@ async fn an_order_with_malformed_data_in_redis_is_passed_over_not_a_wall() {
     .await;
     // The Redis deadline sweep misses both; the first (earlier deadline) has a malformed record.
     let mut redis = shared_redis().await;
-    let _: () = redis.del(format!("fg:{{{id}}}:deadlines")).await.unwrap();
+    let _: () = redis.del(CampaignKeys::new(&id).deadlines).await.unwrap();
     let _: () = redis
-        .hset(format!("fg:{{{id}}}:orders"), first, "first|garbage")
+        .hset(CampaignKeys::new(&id).orders, first, "first|garbage")
         .await
         .unwrap();
 
@@ -183,7 +184,7 @@ async fn an_order_with_malformed_data_in_redis_is_passed_over_not_a_wall() {
     )
     .await;
     let record: String = redis
-        .hget(format!("fg:{{{id}}}:orders"), first)
+        .hget(CampaignKeys::new(&id).orders, first)
         .await
         .unwrap();
     assert_eq!(

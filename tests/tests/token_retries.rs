@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use flashgate::auth::OrderTokens;
+use flashgate_stock::CampaignKeys;
 use flashgate_tests::client::Client;
 use flashgate_tests::gateway::on_private_redis;
 use flashgate_tests::redis_server::RedisServer;
@@ -125,7 +126,7 @@ async fn an_expired_token_still_reads_back_its_order_but_buys_nothing_new() {
         .unwrap();
     assert_eq!(refused.code(), "invalid_order_token", "{}", refused.body);
     let mut conn = redis.client().get_connection().unwrap();
-    let left: i64 = conn.get(format!("fg:{{{id}}}:stock")).unwrap();
+    let left: i64 = conn.get(CampaignKeys::new(&id).stock).unwrap();
     assert_eq!(left, 9);
 }
 
@@ -169,6 +170,6 @@ async fn an_unknown_outcome_without_a_token_hands_out_the_token_that_resolves_it
     })
     .await;
     let mut admin = redis.client().get_connection().unwrap();
-    let left: i64 = admin.get(format!("fg:{{{id}}}:stock")).unwrap();
+    let left: i64 = admin.get(CampaignKeys::new(&id).stock).unwrap();
     assert_eq!(left, 9, "one unit, once");
 }

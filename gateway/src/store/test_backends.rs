@@ -1,22 +1,20 @@
-//! Each store test runs on both backends: SQLite in a temporary file, PostgreSQL in a private
-//! database created for the test on the machine's server (`FLASHGATE_TEST_PG`, default
-//! `postgres://postgres@127.0.0.1:5432/test`) and dropped after it.
+//! Each store test runs on both backends: SQLite in a temporary file, PostgreSQL in a
+//! database of the test's own on the test process's server (a private one the test kit starts,
+//! or `FLASHGATE_TEST_PG`), dropped after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use flashgate_testkit::Database;
 
 use super::{OrderStore, PostgresStore, SqliteStore, StoreError};
-
-/// The server the PostgreSQL tests create their databases on.
-pub fn admin_url() -> String {
-    std::env::var("FLASHGATE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
 
 /// A fresh, empty place for a store.
 pub enum Fresh {
     Sqlite(tempfile::TempDir),
-    Postgres { name: String, url: String },
+    /// `url` is `_db`'s, which is dropped with it.
+    Postgres {
+        url: String,
+        _db: Database,
+    },
 }
 
 /// Runs `test` on a fresh SQLite store, then on a fresh PostgreSQL one.
@@ -31,24 +29,11 @@ impl Fresh {
     }
 
     pub fn postgres() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "fg_unit_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut client = admin();
-        // One statement per call: neither may run inside a transaction block.
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            client.batch_execute(&sql).unwrap();
+        let db = Database::create("fg_unit");
+        Self::Postgres {
+            url: db.url.clone(),
+            _db: db,
         }
-        let admin = admin_url();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        Self::Postgres { name, url }
     }
 
     pub fn name(&self) -> &'static str {
@@ -131,17 +116,4 @@ impl Fresh {
                 .get(0),
         }
     }
-}
-
-impl Drop for Fresh {
-    fn drop(&mut self) {
-        if let Self::Postgres { name, .. } = self {
-            let _ = admin().batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        }
-    }
-}
-
-fn admin() -> postgres::Client {
-    postgres::Client::connect(&admin_url(), postgres::NoTls)
-        .expect("PostgreSQL at FLASHGATE_TEST_PG (default postgres://postgres@127.0.0.1:5432/test)")
 }

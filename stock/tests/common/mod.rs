@@ -11,9 +11,9 @@ use flashgate_stock::{
 
 pub mod lifecycle;
 
-/// The shared Redis of the machine, or `FLASHGATE_TEST_REDIS`.
+/// The Redis this test process shares: a private one, or `FLASHGATE_TEST_REDIS`.
 pub fn redis_url() -> String {
-    std::env::var("FLASHGATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    flashgate_testkit::redis_url()
 }
 
 pub async fn connection() -> redis::aio::MultiplexedConnection {
@@ -21,7 +21,7 @@ pub async fn connection() -> redis::aio::MultiplexedConnection {
         .unwrap()
         .get_multiplexed_async_connection()
         .await
-        .expect("a Redis at FLASHGATE_TEST_REDIS (default 127.0.0.1:6379)")
+        .expect("the test Redis")
 }
 
 pub fn sync_connection() -> redis::Connection {

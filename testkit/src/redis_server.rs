@@ -1,20 +1,29 @@
-//! A private `redis-server`: free port, temp dir, AOF on, killed on drop.
+//! A private `redis-server`: free port, temp dir, AOF on, stopped on drop.
 //!
 //! [`RedisServer::start_with`] passes extra arguments (`--requirepass`, `--maxmemory-policy`,
-//! `--rename-command`…); the harness's own connections log in with a `--requirepass` password.
+//! `--rename-command`…); the kit's own connections log in with a `--requirepass` password.
+//! Redis cannot listen on port 0, so a port is picked free and the start tried again on another
+//! when a process of someone else's took it first.
 
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::guarded::Guarded;
+
+/// How many ports a start tries before it gives up.
+const PORT_TRIES: usize = 5;
+
+#[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     dir: TempDir,
-    child: Option<Child>,
-    /// Passed to every (re)start after the harness's own.
+    server: Option<Guarded>,
+    /// Passed to every (re)start after the kit's own.
     args: Vec<String>,
-    /// The `--requirepass` among `args`, which the harness's connections log in with.
+    /// The `--requirepass` among `args`, which the kit's connections log in with.
     password: Option<String>,
 }
 
@@ -25,19 +34,30 @@ impl RedisServer {
 
     /// Starts one with `args` added to the command line (e.g. `["--requirepass", "pw"]`).
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), args, false)
+    }
+
+    /// Starts one in `dir`; `shared`: the process-wide one, whose directory the watchdog
+    /// removes at exit (a static is never dropped).
+    pub(crate) fn start_in(dir: TempDir, args: &[&str], shared: bool) -> Self {
         let password = args
             .iter()
             .position(|a| *a == "--requirepass")
             .map(|i| args[i + 1].to_owned());
         let mut server = Self {
-            port: crate::free_port(),
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
+            port: 0,
+            dir,
+            server: None,
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             password,
         };
-        server.restart();
-        server
+        for _ in 0..PORT_TRIES {
+            server.port = crate::free_port();
+            if server.try_start(shared) {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of {PORT_TRIES} free ports");
     }
 
     /// Its URL, without any password.
@@ -62,51 +82,63 @@ impl RedisServer {
 
     /// Starts it again on the same port and data (a stopped server's AOF brings the data back).
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
+        assert!(self.try_start(false), "redis-server did not start again");
+    }
+
+    /// Starts the server on `self.port`: `false` if it exited (its port was taken).
+    fn try_start(&mut self, shared: bool) -> bool {
+        assert!(self.server.is_none(), "already running");
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(["--save", ""])
             .arg("--dir")
             .arg(self.dir.path())
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+            .args(&self.args);
+        let remove = shared.then(|| self.dir.path());
+        let server = Guarded::spawn(&command, "KILL", remove)
             .expect("redis-server on PATH (apt-get install redis-server)");
-        self.child = Some(child);
+        let pid = server.pid();
+        self.server = Some(server);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let ping = self
-                .client()
-                .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-            if ping.is_ok() {
-                return;
+            // Ours answers, not a server of someone else's that took the port first.
+            if self.process_id() == Some(pid) {
+                return true;
+            }
+            if !self.server.as_ref().is_some_and(Guarded::is_running) {
+                self.server = None;
+                return false;
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
+    /// The `process_id` the server on our port gives in `INFO server`, if one answers.
+    fn process_id(&self) -> Option<u32> {
+        let mut c = self
+            .client()
+            .get_connection_with_timeout(Duration::from_millis(200))
+            .ok()?;
+        let info: String = redis::cmd("INFO").arg("server").query(&mut c).ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
     /// Stops it cleanly (the AOF is complete), keeping its data for [`Self::restart`].
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(mut server) = self.server.take() {
             if let Ok(mut c) = self.client().get_connection() {
                 let _: Result<(), _> = redis::cmd("SHUTDOWN").query(&mut c);
             }
             let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            while server.is_running() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            server.stop();
         }
     }
 
@@ -125,26 +157,26 @@ impl RedisServer {
     /// SIGSTOPs it: it reads and answers nothing (a replica sends no acknowledgement) until
     /// [`Self::resume`].
     pub fn pause(&self) {
-        self.signal("-STOP");
+        self.running().signal("STOP");
     }
 
     /// SIGCONTs it after [`Self::pause`].
     pub fn resume(&self) {
-        self.signal("-CONT");
+        self.running().signal("CONT");
     }
 
-    fn signal(&self, signal: &str) {
-        let child = self.child.as_ref().expect("a running redis-server");
-        let sent = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill {signal}");
+    fn running(&self) -> &Guarded {
+        self.server.as_ref().expect("a running redis-server")
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Its directory (AOF and all).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// How many times Redis has run `command` (from `INFO commandstats`), e.g. "evalsha".
@@ -159,14 +191,5 @@ impl RedisServer {
             .find_map(|l| l.strip_prefix(&prefix))
             .and_then(|rest| rest.split(',').next())
             .map_or(0, |n| n.parse().unwrap())
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }

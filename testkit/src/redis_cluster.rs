@@ -1,16 +1,20 @@
 //! A private Redis Cluster: three masters and a replica each, on free ports, in a temp dir,
 //! killed on drop. Started with `redis-server --cluster-enabled yes` and `redis-cli --cluster
-//! create`, then awaited until every node says `cluster_state:ok`.
+//! create`, then awaited until every node says `cluster_state:ok`. A node whose port someone
+//! else took first is started again on another.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::guarded::Guarded;
+
+#[derive(Debug)]
 pub struct RedisCluster {
     ports: Vec<u16>,
     /// `None` once [`RedisCluster::kill`] has killed the node.
-    children: Vec<Option<Child>>,
+    children: Vec<Option<Guarded>>,
     /// `--cluster-node-timeout`, for a node started again.
     node_timeout: Duration,
     _dir: TempDir,
@@ -36,24 +40,20 @@ impl RedisCluster {
     /// (`--cluster-node-timeout`): short for failover tests.
     pub fn start_with_node_timeout(node_timeout: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> = (0..6).map(|_| cluster_port()).collect();
         // The cluster forms on a patient timeout and gets the test's own once it is whole: with
         // a short one, a node starved of CPU (tests run in parallel on two cores) drops a
         // handshake half-done and may not learn of a peer for a long while.
         let forming = node_timeout.max(Duration::from_secs(5));
-        let children = ports
-            .iter()
-            .map(|port| Some(spawn_node(dir.path(), *port, forming)))
-            .collect();
+        let (ports, children) = (0..6)
+            .map(|_| start_node(dir.path(), forming))
+            .map(|(port, node)| (port, Some(node)))
+            .unzip();
         let cluster = Self {
             ports,
             children,
             node_timeout,
             _dir: dir,
         };
-        for port in &cluster.ports {
-            cluster.wait_for(*port, "PONG", &["PING"]);
-        }
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
@@ -170,12 +170,7 @@ impl RedisCluster {
 
     /// What `redis-cli -p <port> <args>` prints.
     pub fn cli(&self, port: u16, args: &[&str]) -> String {
-        Command::new("redis-cli")
-            .args(["-p", &port.to_string()])
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
+        cli(port, args)
     }
 
     /// The port of the master serving `key`'s slot now, and of its replicas, as the live nodes
@@ -226,10 +221,7 @@ impl RedisCluster {
             .iter()
             .position(|p| *p == port)
             .expect("a node of this cluster");
-        if let Some(mut child) = self.children[i].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        drop(self.children[i].take());
     }
 
     /// Starts the node on `port` again after [`RedisCluster::kill`], on its cluster config
@@ -238,31 +230,28 @@ impl RedisCluster {
     pub fn restart(&mut self, port: u16) {
         let i = self.index(port);
         assert!(self.children[i].is_none(), "node {port} is running");
-        self.children[i] = Some(spawn_node(self._dir.path(), port, self.node_timeout));
-        self.wait_for(port, "PONG", &["PING"]);
+        let node = spawn_node(self._dir.path(), port, self.node_timeout);
+        assert!(answers(port, &node), "node {port} did not start again");
+        self.children[i] = Some(node);
     }
 
     /// SIGSTOPs the node on `port`: it neither reads nor answers anything (its replication
     /// link included) until [`RedisCluster::resume`]; the kernel still buffers what is sent to
     /// it.
     pub fn pause(&self, port: u16) {
-        self.signal(port, "-STOP");
+        self.signal(port, "STOP");
     }
 
     /// SIGCONTs a node [`RedisCluster::pause`] stopped.
     pub fn resume(&self, port: u16) {
-        self.signal(port, "-CONT");
+        self.signal(port, "CONT");
     }
 
     fn signal(&self, port: u16, signal: &str) {
-        let child = self.children[self.index(port)]
+        self.children[self.index(port)]
             .as_ref()
-            .expect("a running node");
-        let sent = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill {signal} {port}");
+            .expect("a running node")
+            .signal(signal);
     }
 
     fn index(&self, port: u16) -> usize {
@@ -288,12 +277,7 @@ impl RedisCluster {
     fn wait_for(&self, port: u16, expected: &str, command: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let answer = Command::new("redis-cli")
-                .args(["-p", &port.to_string()])
-                .args(command)
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
+            let answer = cli(port, command);
             if answer.contains(expected) {
                 return;
             }
@@ -306,11 +290,54 @@ impl RedisCluster {
     }
 }
 
+/// What `redis-cli -p <port> <args>` prints.
+fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// A node on a free port pair, started again on another when its port was taken.
+fn start_node(dir: &std::path::Path, node_timeout: Duration) -> (u16, Guarded) {
+    for _ in 0..5 {
+        let port = cluster_port();
+        let node = spawn_node(dir, port, node_timeout);
+        if answers(port, &node) {
+            return (port, node);
+        }
+    }
+    panic!("no cluster node started on any of 5 free ports");
+}
+
+/// Waits until `node` answers on `port` (`INFO server` gives its pid, not a stranger's):
+/// `false` if it exited first.
+fn answers(port: u16, node: &Guarded) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = format!("process_id:{}", node.pid());
+    loop {
+        if cli(port, &["INFO", "server"])
+            .lines()
+            .any(|l| l.trim() == pid)
+        {
+            return true;
+        }
+        if !node.is_running() {
+            return false;
+        }
+        assert!(Instant::now() < deadline, "node {port} never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// One cluster node on `port`, its data and `nodes.conf` under `dir/<port>`.
-fn spawn_node(dir: &std::path::Path, port: u16, node_timeout: Duration) -> Child {
+fn spawn_node(dir: &std::path::Path, port: u16, node_timeout: Duration) -> Guarded {
     let node_dir = dir.join(port.to_string());
     std::fs::create_dir_all(&node_dir).unwrap();
-    Command::new("redis-server")
+    let mut command = Command::new("redis-server");
+    command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args([
             "--cluster-enabled",
@@ -327,18 +354,7 @@ fn spawn_node(dir: &std::path::Path, port: u16, node_timeout: Duration) -> Child
         // share it: the start waits for every replica's link.
         .args(["--repl-diskless-sync-delay", "0"])
         .arg("--dir")
-        .arg(&node_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+        .arg(&node_dir);
+    Guarded::spawn(&command, "KILL", None)
         .expect("redis-server on PATH (apt-get install redis-server)")
-}
-
-impl Drop for RedisCluster {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
