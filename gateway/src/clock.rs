@@ -53,7 +53,7 @@ impl Clock {
 
     /// The reading, negative before 1970 (the order-id generator names such a clock).
     #[inline]
-    fn read_ms(&self) -> i64 {
+    pub(crate) fn read_ms(&self) -> i64 {
         match &self.0 {
             Source::System => system_ms(),
             Source::Manual(ms) => ms.load(Ordering::Acquire),
@@ -84,24 +84,6 @@ impl Clock {
     /// Whether this clock moves only by hand (then waiting for it in real time is pointless).
     pub fn is_manual(&self) -> bool {
         matches!(self.0, Source::Manual(_))
-    }
-}
-
-/// The order-id generator reads the same clock as the rest of the gateway: one clock, not two.
-/// A system clock keeps the trait's default wait (sleeping); a manual clock is moved by the
-/// wait instead, exactly as far as the generator needs, as real time would have moved it.
-impl crate::order_id::Clock for Clock {
-    fn now_ms(&self) -> i64 {
-        self.read_ms()
-    }
-
-    fn pause(&self, behind_ms: u64) {
-        match &self.0 {
-            Source::System => crate::order_id::wait_for_real_time(behind_ms),
-            Source::Manual(_) => {
-                self.advance(i64::try_from(behind_ms).unwrap_or(i64::MAX));
-            }
-        }
     }
 }
 
@@ -139,7 +121,6 @@ pub fn rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::Clock;
-    use crate::order_id::Clock as _;
 
     #[test]
     fn a_manual_clock_moves_only_by_hand_and_its_clones_move_with_it() {
@@ -152,13 +133,6 @@ mod tests {
         clock.set(10);
         assert_eq!(copy.now_ms(), 10);
         assert!(copy.is_manual());
-    }
-
-    #[test]
-    fn a_manual_clock_is_moved_by_the_order_id_generators_wait() {
-        let clock = Clock::manual(5_000);
-        clock.pause(3);
-        assert_eq!(crate::order_id::Clock::now_ms(&clock), 5_003);
     }
 
     #[test]

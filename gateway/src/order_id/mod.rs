@@ -150,6 +150,24 @@ pub fn wait_for_real_time(behind_ms: u64) {
     }
 }
 
+/// The order-id generator reads the same clock as the rest of the gateway: one clock, not two.
+/// A system clock keeps the trait's default wait (sleeping); a manual clock is moved by the
+/// wait instead, exactly as far as the generator needs, as real time would have moved it.
+/// (Implemented here, beside the trait, so the clock knows nothing of order ids.)
+impl Clock for crate::clock::Clock {
+    fn now_ms(&self) -> i64 {
+        self.read_ms()
+    }
+
+    fn pause(&self, behind_ms: u64) {
+        if self.is_manual() {
+            self.advance(i64::try_from(behind_ms).unwrap_or(i64::MAX));
+        } else {
+            wait_for_real_time(behind_ms);
+        }
+    }
+}
+
 /// Lets generators (and tests) share one clock.
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now_ms(&self) -> i64 {

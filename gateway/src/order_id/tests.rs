@@ -357,3 +357,10 @@ fn a_generator_mints_no_further_than_its_lease_mark() {
     mark.store(T + 20, Ordering::SeqCst);
     assert_eq!(timestamp_ms_of(generator.next("7").unwrap()), T + 11);
 }
+
+#[test]
+fn a_manual_clock_is_moved_by_the_order_id_generators_wait() {
+    let clock = crate::clock::Clock::manual(5_000);
+    Clock::pause(&clock, 3);
+    assert_eq!(Clock::now_ms(&clock), 5_003);
+}
