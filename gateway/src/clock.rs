@@ -74,6 +74,15 @@ impl Clock {
         }
     }
 
+    /// Moves a manual clock forward to `ms` (Unix ms) unless it already reads later: waiters
+    /// that each move it to the time they wait for move it once, as real time would, not once
+    /// each. A system clock is left alone.
+    pub fn advance_to(&self, ms: i64) {
+        if let Source::Manual(now) = &self.0 {
+            now.fetch_max(ms, Ordering::AcqRel);
+        }
+    }
+
     /// Sets a manual clock to `ms` (Unix ms), forward or back. A system clock is left alone.
     pub fn set(&self, ms: i64) {
         if let Source::Manual(now) = &self.0 {

@@ -28,7 +28,9 @@ struct Args {
     /// Once the listener is bound, write its address (`127.0.0.1:41234`) to this file, whole
     /// or not at all (written beside it, then renamed): with `listen` on port 0 the kernel
     /// picks a free port, and whoever started the gateway learns it here, with no race for a
-    /// port picked in advance.
+    /// port picked in advance. Bound is not ready: Redis, the store and the catalog come up
+    /// after it, so a supervisor still waits for `/readyz`. A file left by an earlier run is
+    /// removed at start, so it never names an old port.
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
 }
@@ -76,6 +78,16 @@ fn main() -> ExitCode {
 }
 
 fn serve(path: &Path, ready_file: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(file) = ready_file {
+        match std::fs::remove_file(file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("removing the old ready file {}", file.display()));
+            }
+        }
+    }
     let config = Config::load(path).with_context(|| format!("config {}", path.display()))?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = config.server.workers {

@@ -6,20 +6,27 @@
 //! waits for it and, if asked, removes its directory. No `atexit` hook or `unsafe` needed, and
 //! `cargo test` leaves no stray servers behind.
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-/// Starts `"$@"` in the background, prints its pid, and once standard input ends (EOF), sends
-/// it `$TESTKIT_STOP`, waits for it and removes `$TESTKIT_REMOVE` if set.
+/// Starts `"$@"` in the background and prints its pid. It then reads one optional line, a
+/// directory to remove at the end (sent only once the server is confirmed as ours:
+/// [`Guarded::remove_at_exit`]), and waits for standard input to end (EOF). Then it sends the
+/// server `$TESTKIT_STOP`, waits for it and removes that directory. Ctrl-C and the like are
+/// ignored by the watchdog itself (after the server has started, so the server keeps its own
+/// handling): only the end of its input, which comes when the test process dies, ends it, so
+/// it always cleans up.
 const WATCHDOG: &str = r#"
 "$@" >/dev/null 2>&1 &
 server=$!
 echo "$server"
+trap '' INT TERM HUP
+IFS= read -r remove || remove=
 while read -r _; do :; done
 kill -s "$TESTKIT_STOP" "$server" 2>/dev/null
 wait "$server" 2>/dev/null
-if [ -n "$TESTKIT_REMOVE" ]; then rm -rf "$TESTKIT_REMOVE"; fi
+if [ -n "$remove" ]; then rm -rf "$remove"; fi
 "#;
 
 /// A server started under the watchdog; stopped (and waited for) on drop.
@@ -33,10 +40,8 @@ pub struct Guarded {
 
 impl Guarded {
     /// Runs `command`'s program and arguments (and environment) under the watchdog. `stop` is
-    /// the signal it ends with (`KILL` for Redis, `INT` — a fast shutdown — for PostgreSQL);
-    /// `remove` a directory the watchdog deletes once it has (for the process-wide servers,
-    /// which are never dropped).
-    pub fn spawn(command: &Command, stop: &str, remove: Option<&Path>) -> std::io::Result<Self> {
+    /// the signal it ends with (`KILL` for Redis, `INT` — a fast shutdown — for PostgreSQL).
+    pub fn spawn(command: &Command, stop: &str) -> std::io::Result<Self> {
         let mut watchdog = Command::new("sh");
         watchdog
             .arg("-c")
@@ -45,10 +50,6 @@ impl Guarded {
             .arg(command.get_program())
             .args(command.get_args())
             .env("TESTKIT_STOP", stop)
-            .env(
-                "TESTKIT_REMOVE",
-                remove.map(Path::as_os_str).unwrap_or_default(),
-            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -76,6 +77,17 @@ impl Guarded {
             lifeline,
             pid,
         })
+    }
+
+    /// Has the watchdog remove `dir` once the server has stopped: for the process-wide servers,
+    /// which are never dropped. Called only once the server is known to be ours, so a start
+    /// that lost its port to a stranger leaves the directory for the next try.
+    pub fn remove_at_exit(&mut self, dir: &Path) {
+        if let Some(lifeline) = &mut self.lifeline {
+            let line = format!("{}\n", dir.display());
+            let _ = lifeline.write_all(line.as_bytes());
+            let _ = lifeline.flush();
+        }
     }
 
     /// The server's process id (not the watchdog's).

@@ -62,7 +62,6 @@ impl Postgres {
             .status()
             .expect("initdb (apt-get install postgresql)");
         assert!(done.success(), "initdb -D {} failed", data.display());
-        let remove = shared.then(|| dir.path());
         for _ in 0..PORT_TRIES {
             let port = crate::free_port();
             let mut postgres = command(as_postgres, "postgres");
@@ -79,10 +78,13 @@ impl Postgres {
                 ])
                 .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
                 .args(["-c", "full_page_writes=off"]);
-            let server = Guarded::spawn(&postgres, "INT", remove)
-                .expect("postgres (apt-get install postgresql)");
+            let mut server =
+                Guarded::spawn(&postgres, "INT").expect("postgres (apt-get install postgresql)");
             let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
             if serves(&url, &data, &server) {
+                if shared {
+                    server.remove_at_exit(dir.path());
+                }
                 return Self {
                     url,
                     _server: server,

@@ -355,6 +355,5 @@ fn spawn_node(dir: &std::path::Path, port: u16, node_timeout: Duration) -> Guard
         .args(["--repl-diskless-sync-delay", "0"])
         .arg("--dir")
         .arg(&node_dir);
-    Guarded::spawn(&command, "KILL", None)
-        .expect("redis-server on PATH (apt-get install redis-server)")
+    Guarded::spawn(&command, "KILL").expect("redis-server on PATH (apt-get install redis-server)")
 }

@@ -19,8 +19,10 @@ const PORT_TRIES: usize = 5;
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
-    dir: TempDir,
+    /// Declared before `dir`: fields drop in order, and the server must be stopped before its
+    /// directory is removed under it.
     server: Option<Guarded>,
+    dir: TempDir,
     /// Passed to every (re)start after the kit's own.
     args: Vec<String>,
     /// The `--requirepass` among `args`, which the kit's connections log in with.
@@ -46,8 +48,8 @@ impl RedisServer {
             .map(|i| args[i + 1].to_owned());
         let mut server = Self {
             port: 0,
-            dir,
             server: None,
+            dir,
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             password,
         };
@@ -96,8 +98,7 @@ impl RedisServer {
             .arg("--dir")
             .arg(self.dir.path())
             .args(&self.args);
-        let remove = shared.then(|| self.dir.path());
-        let server = Guarded::spawn(&command, "KILL", remove)
+        let server = Guarded::spawn(&command, "KILL")
             .expect("redis-server on PATH (apt-get install redis-server)");
         let pid = server.pid();
         self.server = Some(server);
@@ -105,6 +106,9 @@ impl RedisServer {
         loop {
             // Ours answers, not a server of someone else's that took the port first.
             if self.process_id() == Some(pid) {
+                if shared && let Some(server) = &mut self.server {
+                    server.remove_at_exit(self.dir.path());
+                }
                 return true;
             }
             if !self.server.as_ref().is_some_and(Guarded::is_running) {

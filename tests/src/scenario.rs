@@ -49,7 +49,9 @@ pub fn fresh_node_id() -> u16 {
     for _ in 0..256 {
         let n: u64 = conn.incr("fg:test:node-id-counter", 1).unwrap();
         let id = (n % 256) as u16;
-        let taken: bool = conn.exists(format!("fg:node:{id}")).unwrap();
+        let taken: bool = conn
+            .exists(flashgate_stock::node::NodeKeys::new(id).lease)
+            .unwrap();
         if !taken {
             return id;
         }

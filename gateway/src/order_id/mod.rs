@@ -161,7 +161,8 @@ impl Clock for crate::clock::Clock {
 
     fn pause(&self, behind_ms: u64) {
         if self.is_manual() {
-            self.advance(i64::try_from(behind_ms).unwrap_or(i64::MAX));
+            let behind = i64::try_from(behind_ms).unwrap_or(i64::MAX);
+            self.advance_to(self.read_ms().saturating_add(behind));
         } else {
             wait_for_real_time(behind_ms);
         }
