@@ -3,9 +3,11 @@
 //! A gateway creates one `Clock` in [`crate::run`] and hands a copy to everything that reads
 //! time: campaign windows, the reserver (the `now` its scripts compare deadlines with), the
 //! sweepers, the node lease, retirement and archive passes, the handlers that stamp times and
-//! the order-id generator. Production reads the system clock; tests build a
+//! the order-id generator. Production reads the system clock. Unit tests build a
 //! [`Clock::manual`] one and move it with [`Clock::advance`] / [`Clock::set`] instead of
 //! sleeping, so time-dependent behaviour is exact, not "late enough on an idle machine".
+//! Integration tests run whole gateways on a [`Clock::shiftable`] one: real time that flows
+//! as usual, which a test moves forward to a window's end or a payment deadline at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -28,6 +30,8 @@ enum Source {
     System,
     /// Unix milliseconds set by hand (tests); moves only when told to (see [`Clock::manual`]).
     Manual(Arc<AtomicI64>),
+    /// The system clock plus milliseconds added by hand (tests; see [`Clock::shiftable`]).
+    Shifted(Arc<AtomicI64>),
 }
 
 impl Clock {
@@ -44,6 +48,15 @@ impl Clock {
         Self(Source::Manual(Arc::new(AtomicI64::new(start_ms))))
     }
 
+    /// The system clock, which a test can move forward (or back) with [`Clock::advance`],
+    /// [`Clock::advance_to`] or [`Clock::set`] while it goes on flowing: what a whole gateway
+    /// under an integration test runs on. Its background loops, timeouts and the order-id
+    /// generator's waits see time flow as in production; a test that needs "after the window
+    /// ends" or "past the payment deadline" moves the clock there instead of sleeping.
+    pub fn shiftable() -> Self {
+        Self(Source::Shifted(Arc::new(AtomicI64::new(0))))
+    }
+
     /// Unix milliseconds. A system clock before 1970 reads as 0, which every window check
     /// treats as "not started": failing closed.
     #[inline]
@@ -57,6 +70,7 @@ impl Clock {
         match &self.0 {
             Source::System => system_ms(),
             Source::Manual(ms) => ms.load(Ordering::Acquire),
+            Source::Shifted(offset) => system_ms().saturating_add(offset.load(Ordering::Acquire)),
         }
     }
 
@@ -65,28 +79,60 @@ impl Clock {
         self.now_ms() / 1000
     }
 
-    /// Moves a manual clock `ms` forward (backward when negative); returns the new reading. A
-    /// system clock cannot be moved: it is left alone and read.
+    /// Moves a manual or shiftable clock `ms` forward (backward when negative); returns the
+    /// new reading. A system clock cannot be moved: it is left alone and read.
     pub fn advance(&self, ms: i64) -> i64 {
         match &self.0 {
             Source::System => self.now_ms(),
             Source::Manual(now) => now.fetch_add(ms, Ordering::AcqRel).saturating_add(ms),
+            Source::Shifted(offset) => {
+                offset.fetch_add(ms, Ordering::AcqRel);
+                self.now_ms()
+            }
         }
     }
 
-    /// Moves a manual clock forward to `ms` (Unix ms) unless it already reads later: waiters
-    /// that each move it to the time they wait for move it once, as real time would, not once
-    /// each. A system clock is left alone.
+    /// Moves a manual or shiftable clock forward to `ms` (Unix ms) unless it already reads
+    /// later: waiters that each move it to the time they wait for move it once, as real time
+    /// would, not once each. A system clock is left alone.
     pub fn advance_to(&self, ms: i64) {
-        if let Source::Manual(now) = &self.0 {
-            now.fetch_max(ms, Ordering::AcqRel);
+        match &self.0 {
+            Source::System => {}
+            Source::Manual(now) => {
+                now.fetch_max(ms, Ordering::AcqRel);
+            }
+            Source::Shifted(offset) => {
+                offset.fetch_max(ms.saturating_sub(system_ms()), Ordering::AcqRel);
+            }
         }
     }
 
-    /// Sets a manual clock to `ms` (Unix ms), forward or back. A system clock is left alone.
+    /// Sets a manual or shiftable clock to read `ms` (Unix ms) now, forward or back. A system
+    /// clock is left alone.
     pub fn set(&self, ms: i64) {
-        if let Source::Manual(now) = &self.0 {
-            now.store(ms, Ordering::Release);
+        match &self.0 {
+            Source::System => {}
+            Source::Manual(now) => now.store(ms, Ordering::Release),
+            Source::Shifted(offset) => {
+                offset.store(ms.saturating_sub(system_ms()), Ordering::Release)
+            }
+        }
+    }
+
+    /// Returns once this clock reads `ms` (Unix ms) or later: a clock that moves by itself is
+    /// slept on; a manual one, which would never get there, is moved there. Every wait for
+    /// the clock to pass a mark goes through here, so no caller special-cases tests.
+    pub async fn wait_until(&self, ms: i64) {
+        if self.is_manual() {
+            self.advance_to(ms);
+            return;
+        }
+        loop {
+            let ahead = ms.saturating_sub(self.now_ms());
+            if ahead <= 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(ahead.unsigned_abs())).await;
         }
     }
 
@@ -150,5 +196,34 @@ mod tests {
         clock.set(0);
         assert!(clock.now_ms() > 1_767_225_600_000);
         assert!(!clock.is_manual());
+    }
+
+    #[test]
+    fn a_shiftable_clock_flows_and_moves_by_hand() {
+        let clock = Clock::shiftable();
+        let copy = clock.clone();
+        let before = super::now_ms();
+        let moved = clock.advance(3_600_000);
+        assert!(moved >= before + 3_600_000, "{moved} vs {before}");
+        assert!(copy.now_ms() >= moved);
+        clock.advance_to(before);
+        assert!(copy.now_ms() >= moved, "advance_to never moves back");
+        clock.set(before - 60_000);
+        assert!(copy.now_ms() < super::now_ms());
+        assert!(!copy.is_manual(), "it flows by itself: waits on it sleep");
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_manual_clock_moves_it_and_a_flowing_one_is_slept_on() {
+        let manual = Clock::manual(1_000);
+        manual.wait_until(5_000).await;
+        assert_eq!(manual.now_ms(), 5_000);
+        manual.wait_until(2_000).await;
+        assert_eq!(manual.now_ms(), 5_000);
+
+        let flowing = Clock::shiftable();
+        let mark = flowing.now_ms() + 30;
+        flowing.wait_until(mark).await;
+        assert!(flowing.now_ms() >= mark);
     }
 }

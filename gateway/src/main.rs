@@ -102,7 +102,14 @@ fn serve(path: &Path, ready_file: Option<&Path>) -> anyhow::Result<()> {
             report_address(file, listener.local_addr()?)
                 .with_context(|| format!("writing the ready file {}", file.display()))?;
         }
-        flashgate::run(listener, config, flashgate::signal::shutdown_signal()).await?;
+        let clock = flashgate::clock::Clock::system();
+        flashgate::run(
+            listener,
+            config,
+            clock,
+            flashgate::signal::shutdown_signal(),
+        )
+        .await?;
         Ok(())
     })
 }

@@ -164,8 +164,7 @@ impl NodeLease {
     /// (a predecessor on this node id died minting up to its mark): better a slower start than
     /// purchases refused. A mark further ahead means the clock was stepped back: the wait is
     /// not taken, and the generator refuses to mint until the clock catches up. A manual
-    /// clock (tests) is moved past the mark rather than waited for, as the order-id
-    /// generator's waits move it.
+    /// clock (tests) is moved past the mark rather than waited for ([`Clock::wait_until`]).
     pub async fn wait_for_clock(&self) {
         let ahead = self.floor_ms.saturating_sub(self.clock.now_ms());
         if ahead <= 0 {
@@ -174,13 +173,7 @@ impl NodeLease {
         let ahead = Duration::from_millis(u64::try_from(ahead).unwrap_or(u64::MAX));
         if ahead <= START_WAIT {
             tracing::info!(node_id = self.node_id, wait = ?ahead, "waiting for the clock to pass the ids this node id minted before");
-            let wait = ahead + Duration::from_millis(1);
-            if self.clock.is_manual() {
-                self.clock
-                    .advance(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-            } else {
-                tokio::time::sleep(wait).await;
-            }
+            self.clock.wait_until(self.floor_ms.saturating_add(1)).await;
         } else {
             tracing::error!(node_id = self.node_id, behind = ?ahead, "the clock is behind order ids this node id minted before (stepped back?): no order ids are minted until it passes them");
         }

@@ -54,18 +54,19 @@ pub enum RunError {
 
 /// Runs a gateway on `listener` until `shutdown` resolves; then stops accepting, finishes
 /// in-flight requests, drains the persistence queue into the store and stops an embedded Redis.
+/// `clock` is the one clock every part of the gateway reads time from (see `crate::clock`):
+/// [`Clock::system`] in production, a clock a test can move in integration tests.
 ///
 /// # Errors
 /// When a dependency cannot be started or reached at start.
 pub async fn run(
     listener: TcpListener,
     config: Config,
+    clock: Clock,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     // Handled from the very start: an operator may send SIGHUP while the gateway is starting.
     let hangups = background::hangup::register();
-    // The one clock every part of this gateway reads time from (see `crate::clock`).
-    let clock = Clock::system();
     let (embedded, redis) = redis::connect(&config.redis).await?;
     let (lease, renewal) = lease_node_id(&config, &listener, &redis.conn, &clock).await?;
     let store = open_store(&config).await?;

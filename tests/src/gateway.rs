@@ -6,6 +6,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use flashgate::clock::Clock;
 use flashgate::store::{OrderStore, SqliteStore};
 use flashgate_stock::Order;
 
@@ -16,6 +17,11 @@ use crate::scenario::{CampaignSpec, Scenario};
 pub struct InProcess {
     pub addr: SocketAddr,
     pub store_path: PathBuf,
+    /// The gateway's clock: real time, which a test moves forward (to a window's end, past a
+    /// payment deadline) with `clock.advance_to(ms)` instead of sleeping until then. A move of
+    /// more than a few seconds is a clock step to the gateway: it mints no order id until its
+    /// node lease is next renewed (`flashgate::node_lease::MINT_AHEAD`), as in production.
+    pub clock: Clock,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
@@ -46,6 +52,8 @@ impl InProcess {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let clock = Clock::shiftable();
+        let gateway_clock = clock.clone();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -55,7 +63,7 @@ impl InProcess {
             runtime.block_on(async move {
                 let listener =
                     tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-                flashgate::run(listener, config, async {
+                flashgate::run(listener, config, gateway_clock, async {
                     let _ = stop.await;
                 })
                 .await
@@ -65,6 +73,7 @@ impl InProcess {
         let mut gateway = Self {
             addr,
             store_path,
+            clock,
             shutdown: Some(shutdown),
             thread: Some(thread),
         };

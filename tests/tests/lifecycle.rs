@@ -104,27 +104,24 @@ async fn an_unpaid_order_expires_within_a_second_and_its_unit_sells_again(redis:
         .await
         .unwrap();
     let order_id = r.order_id().to_owned();
-    let deadline: SystemTime =
-        humantime::parse_rfc3339(r.body["pay_before"].as_str().unwrap()).unwrap();
+    let deadline =
+        unix_ms(humantime::parse_rfc3339(r.body["pay_before"].as_str().unwrap()).unwrap());
     let late = c
         .purchase("eager", json!({ "campaign_id": id }))
         .await
         .unwrap();
     assert_eq!(late.code(), "sold_out");
 
+    // The deadline comes at once on the gateway's clock: no waiting for it.
+    gateway.clock.advance_to(deadline);
     let path = format!("/api/v1/orders/{order_id}");
     eventually(Duration::from_secs(5), "the order expires", || {
         let (c, path) = (c.clone(), path.clone());
         async move { c.get(&path, Some("slow")).await.body["status"] == "expired" }
     })
     .await;
-    let overdue = SystemTime::now()
-        .duration_since(deadline)
-        .unwrap_or_default();
-    assert!(
-        overdue < Duration::from_secs(1),
-        "expired {overdue:?} after its deadline"
-    );
+    let overdue = gateway.clock.now_ms() - deadline;
+    assert!(overdue < 1_000, "expired {overdue} ms after its deadline");
     assert_eq!(remaining(&c, &id).await, 1, "the unit is back on sale");
 
     // Every gateway's sold-out mark clears within a second; the unit sells to someone else.
@@ -647,4 +644,10 @@ async fn the_sweeper_logs_a_malformed_order_leaves_it_untouched_and_expires_the_
         .filter(|l| l.contains("malformed data in Redis") && l.contains(&damaged))
         .collect();
     assert_eq!(lines.len(), 1, "logged once, not every sweep: {log}");
+}
+
+/// `t` in Unix milliseconds, as the gateway's clock reads.
+fn unix_ms(t: SystemTime) -> i64 {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+    i64::try_from(since.as_millis()).unwrap()
 }

@@ -141,8 +141,8 @@ async fn orders_are_readable_by_their_owner_only(redis: TestRedis) {
 
 async fn a_token_retry_gets_its_order_after_sell_out_and_after_the_end(redis: TestRedis) {
     let mut campaign = CampaignSpec::open("retry", 1, 1);
-    let ends_at = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
-    campaign.end = humantime::format_rfc3339_seconds(ends_at).to_string();
+    let end_ms = flashgate::clock::now_ms() + 3_000;
+    campaign.end = flashgate::clock::rfc3339(end_ms);
     let (_dir, _scenario, gateway, id) = redis.selling(campaign);
     let c = gateway.client();
 
@@ -161,7 +161,8 @@ async fn a_token_retry_gets_its_order_after_sell_out_and_after_the_end(redis: Te
     assert_eq!(retry.status, StatusCode::OK, "{}", retry.body);
     assert_eq!(retry.order_id(), first.order_id());
 
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    // Past the end, on the gateway's clock: no waiting for the window to close.
+    gateway.clock.advance_to(end_ms + 1);
     let after_end = c.purchase("rita", body).await.unwrap();
     assert_eq!(after_end.status, StatusCode::OK, "{}", after_end.body);
     assert_eq!(after_end.order_id(), first.order_id());

@@ -71,8 +71,7 @@ async fn a_token_retry_after_the_end_is_503_not_ended_when_redis_cannot_tell() {
     });
     let c = gateway.client();
     let (body, order_id) = buy_with_token(&c, "cy", &id).await;
-    let wait = end_ms - flashgate::clock::now_ms() + 100;
-    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+    gateway.clock.advance_to(end_ms + 1);
     let late = c
         .purchase("dee", json!({ "campaign_id": id }))
         .await
