@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::config::{Config, ConfigError, FieldError};
+use crate::pipeline::catalog::Catalog;
 use crate::pipeline::catalog_load::{load_catalog, spec_of};
 
 /// What a reload did.
@@ -65,47 +66,10 @@ pub async fn reload(app: &App) -> Result<Reloaded, ReloadError> {
 /// # Errors
 /// As [`reload`].
 pub async fn reload_locked(app: &App) -> Result<Reloaded, ReloadError> {
-    let Some(path) = app.config.source.clone() else {
-        return Err(refused(
-            "(config)",
-            "this gateway was not started from a file",
-        ));
-    };
-    let config = match tokio::task::spawn_blocking(move || Config::load(&path)).await {
-        Ok(Ok(config)) => config,
-        Ok(Err(ConfigError::Invalid(errors))) => return Err(ReloadError::Invalid(errors)),
-        Ok(Err(other)) => return Err(refused("(config)", other.to_string())),
-        Err(_) => return Err(ReloadError::Panicked),
-    };
+    let config = read_config(app).await?;
     let current = app.catalog();
-    let removed: Vec<FieldError> = current
-        .campaigns()
-        .filter(|c| config.campaign(&c.config.id).is_none())
-        .map(|c| FieldError {
-            field: "campaigns".into(),
-            message: format!(
-                "{} is on sale here and cannot be removed by a reload: close it early instead \
-                 (set its end to now)",
-                c.config.id
-            ),
-        })
-        .collect();
-    if !removed.is_empty() {
-        return Err(ReloadError::Invalid(removed));
-    }
-    let old = &app.config;
-    let not_applied: Vec<&'static str> = [
-        ("server", config.server != old.server),
-        ("auth", config.auth != old.auth),
-        ("redis", config.redis != old.redis),
-        ("store", config.store != old.store),
-        ("persistence", config.persistence != old.persistence),
-        ("limits", config.limits != old.limits),
-        ("admin", config.admin != old.admin),
-    ]
-    .into_iter()
-    .filter_map(|(section, changed)| changed.then_some(section))
-    .collect();
+    keeps_every_campaign(&current, &config)?;
+    let not_applied = not_applied(&app.config, &config);
 
     let catalog = load_catalog(
         &config,
@@ -130,16 +94,7 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ReloadError> {
         .filter(|c| current.get(&c.config.id).is_err())
         .map(|c| c.config.id.clone())
         .collect();
-    // The reconciler drains every journal it ever knew: add the new campaigns' before they sell.
-    let mut journals = (*app.journals.load_full()).clone();
-    for campaign in catalog.campaigns() {
-        for keys in &campaign.layout.buckets {
-            if !journals.iter().any(|k| **k == *keys) {
-                journals.push(Arc::new(keys.clone()));
-            }
-        }
-    }
-    app.journals.store(Arc::new(journals));
+    add_journals(app, &catalog);
     let mut campaigns: Vec<String> = catalog.campaigns().map(|c| c.config.id.clone()).collect();
     campaigns.sort();
     app.catalog.store(Arc::new(catalog));
@@ -151,10 +106,76 @@ pub async fn reload_locked(app: &App) -> Result<Reloaded, ReloadError> {
     })
 }
 
+/// The config file the gateway was started from, read and validated again.
+async fn read_config(app: &App) -> Result<Config, ReloadError> {
+    let Some(path) = app.config.source.clone() else {
+        return Err(refused(
+            "(config)",
+            "this gateway was not started from a file",
+        ));
+    };
+    match tokio::task::spawn_blocking(move || Config::load(&path)).await {
+        Ok(Ok(config)) => Ok(config),
+        Ok(Err(ConfigError::Invalid(errors))) => Err(ReloadError::Invalid(errors)),
+        Ok(Err(other)) => Err(refused("(config)", other.to_string())),
+        Err(_) => Err(ReloadError::Panicked),
+    }
+}
+
+/// Refuses a config that leaves out a campaign on sale here, naming each.
+fn keeps_every_campaign(current: &Catalog, config: &Config) -> Result<(), ReloadError> {
+    let removed: Vec<FieldError> = current
+        .campaigns()
+        .filter(|c| config.campaign(&c.config.id).is_none())
+        .map(|c| FieldError {
+            field: "campaigns".into(),
+            message: format!(
+                "{} is on sale here and cannot be removed by a reload: close it early instead \
+                 (set its end to now)",
+                c.config.id
+            ),
+        })
+        .collect();
+    if removed.is_empty() {
+        Ok(())
+    } else {
+        Err(ReloadError::Invalid(removed))
+    }
+}
+
+/// The sections of `new` that differ from `old` but need a restart.
+fn not_applied(old: &Config, new: &Config) -> Vec<&'static str> {
+    [
+        ("server", new.server != old.server),
+        ("auth", new.auth != old.auth),
+        ("redis", new.redis != old.redis),
+        ("store", new.store != old.store),
+        ("persistence", new.persistence != old.persistence),
+        ("limits", new.limits != old.limits),
+        ("admin", new.admin != old.admin),
+    ]
+    .into_iter()
+    .filter_map(|(section, changed)| changed.then_some(section))
+    .collect()
+}
+
+/// The reconciler drains every journal it ever knew: add the new campaigns' before they sell.
+fn add_journals(app: &App, catalog: &Catalog) {
+    let mut journals = (*app.journals.load_full()).clone();
+    for campaign in catalog.campaigns() {
+        for keys in &campaign.layout.buckets {
+            if !journals.iter().any(|k| **k == *keys) {
+                journals.push(Arc::new(keys.clone()));
+            }
+        }
+    }
+    app.journals.store(Arc::new(journals));
+}
+
 /// Writes the settings of the campaigns in `catalog` to Redis again, after a reload that may
 /// have written some of its own (best effort: Redis just failed). Settings only: a campaign
 /// Redis no longer holds stays absent, whatever the failure was.
-async fn restore(app: &App, catalog: &crate::pipeline::catalog::Catalog) {
+async fn restore(app: &App, catalog: &Catalog) {
     let mut conn = app.redis.clone();
     for campaign in catalog.campaigns() {
         let spec = spec_of(&campaign.config);

@@ -6,16 +6,18 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::app::App;
 use crate::config::ServerConfig;
@@ -37,6 +39,41 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     limits: &ServerConfig,
 ) {
+    let builder = connection_builder(limits);
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let (stopping, _) = tokio::sync::watch::channel(false);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    while let Some((stream, peer)) = accept(&listener, &mut shutdown).await {
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let connection = Connection {
+            stream,
+            peer,
+            permit,
+            watcher: graceful.watcher(),
+            stopping: stopping.subscribe(),
+        };
+        tokio::spawn(connection.serve(app.clone(), builder.clone(), limits.header_read_timeout));
+    }
+    drop(listener);
+    stopping.send_replace(true);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace = ?limits.shutdown_grace,
+            "connections still open after the grace period; closing them"
+        );
+    }
+}
+
+/// The HTTP/1.1 and HTTP/2 settings every connection is served with, from `[server]`.
+fn connection_builder(limits: &ServerConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Without a timer, header_read_timeout silently does nothing.
     builder
@@ -54,71 +91,76 @@ pub async fn serve(
         .keep_alive_timeout(limits.header_read_timeout)
         .max_concurrent_streams(limits.http2_max_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let open = Arc::new(Semaphore::new(limits.max_connections));
-    let first_byte_timeout = limits.header_read_timeout;
-    let (stopping, _) = tokio::sync::watch::channel(false);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
+    builder
+}
+
+/// The next connection, or `None` once `shutdown` resolves.
+async fn accept<F: Future<Output = ()>>(
+    listener: &TcpListener,
+    shutdown: &mut Pin<&mut F>,
+) -> Option<(TcpStream, SocketAddr)> {
     loop {
-        let (stream, peer) = tokio::select! {
+        tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
+                Ok(conn) => return Some(conn),
                 Err(e) => {
                     // Out of file descriptors and the like: back off briefly, keep serving.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
                 }
             },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(permit) = open.clone().try_acquire_owned() else {
-            tokio::spawn(refuse(stream));
-            continue;
-        };
-        let app = app.clone();
+            () = shutdown.as_mut() => return None,
+        }
+    }
+}
+
+/// An accepted connection, with its place among the open ones.
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Its slot of `max_connections`, given back when it closes.
+    permit: OwnedSemaphorePermit,
+    /// Lets the graceful shutdown finish its requests and close it.
+    watcher: Watcher,
+    /// Tells a connection that has not sent its first bytes yet that the gateway is stopping.
+    stopping: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Serves the connection until it closes (or the graceful shutdown closes it).
+    async fn serve(
+        mut self,
+        app: Arc<App>,
+        builder: auto::Builder<TokioExecutor>,
+        first_byte_timeout: Duration,
+    ) {
+        // A connection that sends nothing would hold its slot for ever: hyper's timers
+        // start once a protocol is chosen, which needs the first bytes. One still silent
+        // at shutdown is dropped at once (it has no request to finish).
+        let mut first = [0u8; 1];
+        tokio::select! {
+            sent = tokio::time::timeout(first_byte_timeout, self.stream.peek(&mut first)) => {
+                if !matches!(sent, Ok(Ok(n)) if n > 0) {
+                    return;
+                }
+            }
+            _ = self.stopping.changed() => return,
+        }
+        let peer = self.peer;
         let service = service_fn(move |req| {
             let app = app.clone();
             async move { Ok::<_, Infallible>(route(&app, req, peer.ip()).await) }
         });
-        let (builder, watcher) = (builder.clone(), graceful.watcher());
-        let mut stopping = stopping.subscribe();
-        tokio::spawn(async move {
-            // A connection that sends nothing would hold its slot for ever: hyper's timers
-            // start once a protocol is chosen, which needs the first bytes. One still silent
-            // at shutdown is dropped at once (it has no request to finish).
-            let mut first = [0u8; 1];
-            tokio::select! {
-                sent = tokio::time::timeout(first_byte_timeout, stream.peek(&mut first)) => {
-                    if !matches!(sent, Ok(Ok(n)) if n > 0) {
-                        return;
-                    }
-                }
-                _ = stopping.changed() => return,
-            }
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    stopping.send_replace(true);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            grace = ?limits.shutdown_grace,
-            "connections still open after the grace period; closing them"
-        );
+        let conn = builder.serve_connection(TokioIo::new(self.stream), service);
+        if let Err(e) = self.watcher.watch(conn.into_owned()).await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+        drop(self.permit);
     }
 }
 
 /// Answers a connection beyond `max_connections` with a 503 and closes it, without reading it.
-async fn refuse(mut stream: tokio::net::TcpStream) {
+async fn refuse(mut stream: TcpStream) {
     // Its status, headers and body come from `ApiError`, like every other error answer; only
     // the framing is written here, since hyper never sees this connection.
     let refusal = ApiError::TooManyConnections;

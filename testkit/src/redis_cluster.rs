@@ -54,43 +54,58 @@ impl RedisCluster {
             node_timeout,
             _dir: dir,
         };
+        cluster.create();
+        cluster.wait_until_ok();
+        cluster.wait_until_replicas_synced();
+        cluster.wait_until_every_node_knows_every_replica();
+        cluster.set_node_timeout(node_timeout);
+        cluster
+    }
+
+    /// Joins the started nodes into one cluster: three masters, a replica each.
+    fn create(&self) {
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
-            .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(self.ports.iter().map(|p| format!("127.0.0.1:{p}")))
             .args(["--cluster-replicas", "1", "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .expect("redis-cli on PATH (apt-get install redis-tools)");
         assert!(created.success(), "redis-cli --cluster create failed");
-        cluster.wait_until_ok();
-        // A replica that has not synced yet cannot take over: wait for every link. Each node
-        // is asked until all three replicas are up, not once: right after `--cluster create` a
-        // replica may not know it is one yet, and its first sync waits out the master's
-        // `repl-diskless-sync-delay` (5 s).
+    }
+
+    /// A replica that has not synced yet cannot take over: wait for every link. Each node
+    /// is asked until all three replicas are up, not once: right after `--cluster create` a
+    /// replica may not know it is one yet, and its first sync waits out the master's
+    /// `repl-diskless-sync-delay` (5 s).
+    fn wait_until_replicas_synced(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let synced = cluster
+            let synced = self
                 .ports
                 .iter()
                 .filter(|p| {
-                    let info = cluster.cli(**p, &["INFO", "replication"]);
+                    let info = self.cli(**p, &["INFO", "replication"]);
                     info.contains("role:slave") && info.contains("master_link_status:up")
                 })
                 .count();
-            if synced == cluster.ports.len() / 2 {
+            if synced == self.ports.len() / 2 {
                 break;
             }
             assert!(Instant::now() < deadline, "replicas never synced");
             std::thread::sleep(Duration::from_millis(50));
         }
-        // And until every node knows every replica's master (gossip may lag the sync): a test
-        // asking one node for a master's replicas must not be told there are none.
+    }
+
+    /// Waits until every node knows every replica's master (gossip may lag the sync): a test
+    /// asking one node for a master's replicas must not be told there are none.
+    fn wait_until_every_node_knows_every_replica(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        for port in &cluster.ports {
+        for port in &self.ports {
             let mut nudged = Instant::now();
             loop {
-                let nodes = cluster.cli(*port, &["CLUSTER", "NODES"]);
+                let nodes = self.cli(*port, &["CLUSTER", "NODES"]);
                 let replicas = nodes
                     .lines()
                     .filter(|l| {
@@ -98,7 +113,7 @@ impl RedisCluster {
                         f.len() > 3 && f[2].contains("slave") && f[3] != "-"
                     })
                     .count();
-                if replicas == cluster.ports.len() / 2 {
+                if replicas == self.ports.len() / 2 {
                     break;
                 }
                 assert!(
@@ -108,18 +123,21 @@ impl RedisCluster {
                 // Gossip brings a missing peer back in the end; a MEET brings it now (a MEET
                 // of a known node is dropped as a duplicate once answered).
                 if nudged.elapsed() > Duration::from_secs(2) {
-                    cluster.meet_all(*port);
+                    self.meet_all(*port);
                     nudged = Instant::now();
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+    }
+
+    /// Gives every node the test's own `--cluster-node-timeout`, now that the cluster is whole.
+    fn set_node_timeout(&self, node_timeout: Duration) {
         let millis = node_timeout.as_millis().to_string();
-        for port in &cluster.ports {
-            let set = cluster.cli(*port, &["CONFIG", "SET", "cluster-node-timeout", &millis]);
+        for port in &self.ports {
+            let set = self.cli(*port, &["CONFIG", "SET", "cluster-node-timeout", &millis]);
             assert!(set.contains("OK"), "node {port}: {set}");
         }
-        cluster
     }
 
     /// Has the node on `port` meet every other node of the cluster.

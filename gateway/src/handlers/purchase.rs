@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
+
 use flashgate_stock::{Order, ReserveOutcome};
 use http::{Request, StatusCode, header};
 use hyper::body::Body;
@@ -40,63 +42,23 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let identity = identify(app, &req)?;
-    let content_length = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    let body = read_bounded(
-        req.into_body(),
-        content_length,
-        app.config.server.max_body_bytes,
-        app.config.server.request_timeout,
-    )
-    .await?;
+    let body = read_body(app, req).await?;
     let request: PurchaseRequest<'_> = parse_strict(&body)?;
     let quantity = request.quantity.unwrap_or(1);
 
     let campaign = app.campaign(&request.campaign_id)?;
     let campaign = &*campaign;
     campaign.check_repaired()?;
-    let max = campaign.config.max_quantity;
-    let quantity = u32::try_from(quantity)
-        .ok()
-        .filter(|q| (1..=max).contains(q))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                ErrorCode::InvalidQuantity,
-                format!("quantity must be 1 to {max}"),
-            )
-        })?;
-    // A token's signature proves whose order it names, expired or not: an expired token may
-    // still read that order back; only a new purchase needs it unexpired.
-    let token = match &request.token {
-        Some(token) => Some(app.order_tokens.verify_signature(
-            token,
-            &campaign.config.id,
-            &identity.user_id,
-        )?),
-        None => None,
-    };
+    let quantity = checked_quantity(campaign, quantity)?;
+    let token = verified_token(app, campaign, request.token.as_deref(), &identity.user_id)?;
     if let Some((order_id, expires_s)) = token
         && expires_s <= app.clock.now_s()
     {
-        return match existing_order(app, campaign, order_id, &identity.user_id).await? {
-            Some(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
-            None => Err(ApiError::BadOrderToken(OrderTokenError::Expired)),
-        };
+        return expired_token_answer(app, campaign, order_id, &identity.user_id).await;
     }
     let token_order = token.map(|(order_id, _)| order_id);
     if let Err(refusal) = open_for_sale(campaign, app.clock.now_ms()) {
-        // A retry with an order token may be asking for an order that already exists: it gets
-        // that order, not the refusal new purchases get; if Redis cannot tell, a 503 (the
-        // refusal would be a wrong final answer). Without a token the local answer stands:
-        // that is what keeps sold-out rejections free of Redis.
-        if let Some(order_id) = token_order
-            && let Some(order) = existing_order(app, campaign, order_id, &identity.user_id).await?
-        {
-            return Ok(json(StatusCode::OK, &OrderView::from(&order)));
-        }
-        return Err(refusal);
+        return refusal_answer(app, campaign, token_order, &identity.user_id, refusal).await;
     }
 
     let order_id = match token_order {
@@ -108,25 +70,142 @@ where
         .reserver
         .reserve(identity.user_id.clone(), order_id, quantity)
         .await
-        .map_err(|e| match e {
-            ReserveError::Overloaded => ApiError::Unavailable {
-                code: ErrorCode::Overloaded,
-                message: "too many purchases in flight; retry shortly",
-            },
-            ReserveError::Unavailable => ApiError::Unavailable {
-                code: ErrorCode::RedisUnavailable,
-                message: "stock service unavailable; nothing was recorded",
-            },
-            // The client may not hold a token for this id (it sent none): give it one, so its
-            // retry is this purchase and not a second one.
-            ReserveError::OutcomeUnknown => ApiError::OutcomeUnknown {
+        .map_err(|e| {
+            reserve_failed(
+                e,
+                app,
+                campaign,
                 order_id,
-                token: match &request.token {
-                    Some(token) => token.to_string(),
-                    None => token_for(app, order_id, &campaign.config.id, &identity.user_id).0,
-                },
-            },
+                request.token.as_deref(),
+                &identity.user_id,
+            )
         })?;
+    outcome_answer(app, campaign, outcome)
+}
+
+/// The body, bounded by `server.max_body_bytes` and the request timeout.
+async fn read_body<B>(app: &App, req: Request<B>) -> Result<Bytes, ApiError>
+where
+    B: Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let content_length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    read_bounded(
+        req.into_body(),
+        content_length,
+        app.config.server.max_body_bytes,
+        app.config.server.request_timeout,
+    )
+    .await
+}
+
+/// The quantity, if it is 1 to the campaign's `max_quantity`.
+fn checked_quantity(campaign: &Campaign, quantity: i64) -> Result<u32, ApiError> {
+    let max = campaign.config.max_quantity;
+    u32::try_from(quantity)
+        .ok()
+        .filter(|q| (1..=max).contains(q))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::InvalidQuantity,
+                format!("quantity must be 1 to {max}"),
+            )
+        })
+}
+
+/// The order id and expiry (Unix s) of the request's order token, if it sent one.
+///
+/// A token's signature proves whose order it names, expired or not: an expired token may
+/// still read that order back; only a new purchase needs it unexpired.
+fn verified_token(
+    app: &App,
+    campaign: &Campaign,
+    token: Option<&str>,
+    user_id: &str,
+) -> Result<Option<(u64, i64)>, ApiError> {
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    Ok(Some(app.order_tokens.verify_signature(
+        token,
+        &campaign.config.id,
+        user_id,
+    )?))
+}
+
+/// The answer to an expired order token: the order it names, if that exists.
+async fn expired_token_answer(
+    app: &App,
+    campaign: &Campaign,
+    order_id: u64,
+    user_id: &str,
+) -> Result<Answer, ApiError> {
+    match existing_order(app, campaign, order_id, user_id).await? {
+        Some(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
+        None => Err(ApiError::BadOrderToken(OrderTokenError::Expired)),
+    }
+}
+
+/// The answer when the campaign is not open for sale (stages 6 and 7 refused).
+///
+/// A retry with an order token may be asking for an order that already exists: it gets
+/// that order, not the refusal new purchases get; if Redis cannot tell, a 503 (the
+/// refusal would be a wrong final answer). Without a token the local answer stands:
+/// that is what keeps sold-out rejections free of Redis.
+async fn refusal_answer(
+    app: &App,
+    campaign: &Campaign,
+    token_order: Option<u64>,
+    user_id: &str,
+    refusal: ApiError,
+) -> Result<Answer, ApiError> {
+    if let Some(order_id) = token_order
+        && let Some(order) = existing_order(app, campaign, order_id, user_id).await?
+    {
+        return Ok(json(StatusCode::OK, &OrderView::from(&order)));
+    }
+    Err(refusal)
+}
+
+/// The answer when the reservation failed before Redis gave an outcome.
+fn reserve_failed(
+    error: ReserveError,
+    app: &App,
+    campaign: &Campaign,
+    order_id: u64,
+    token: Option<&str>,
+    user_id: &str,
+) -> ApiError {
+    match error {
+        ReserveError::Overloaded => ApiError::Unavailable {
+            code: ErrorCode::Overloaded,
+            message: "too many purchases in flight; retry shortly",
+        },
+        ReserveError::Unavailable => ApiError::Unavailable {
+            code: ErrorCode::RedisUnavailable,
+            message: "stock service unavailable; nothing was recorded",
+        },
+        // The client may not hold a token for this id (it sent none): give it one, so its
+        // retry is this purchase and not a second one.
+        ReserveError::OutcomeUnknown => ApiError::OutcomeUnknown {
+            order_id,
+            token: match token {
+                Some(token) => token.to_string(),
+                None => token_for(app, order_id, &campaign.config.id, user_id).0,
+            },
+        },
+    }
+}
+
+/// The answer for the reservation's outcome; an accepted order goes to the hand-off.
+fn outcome_answer(
+    app: &App,
+    campaign: &Campaign,
+    outcome: ReserveOutcome,
+) -> Result<Answer, ApiError> {
     match outcome {
         ReserveOutcome::Accepted(order) => {
             let answer = json(StatusCode::ACCEPTED, &OrderView::from(&order));

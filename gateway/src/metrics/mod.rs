@@ -10,8 +10,9 @@
 //! - [`histogram`]: fixed-bucket latency histograms of atomics.
 //! - [`requests`]: requests by route, status and code; latency by route.
 //! - [`exposition`]: the `/metrics` text, from the parts of the gateway's state it is lent
-//!   ([`exposition::Sources`]).
+//!   ([`exposition::Sources`]); [`campaign_series`]: its per-campaign part, read from Redis.
 
+pub mod campaign_series;
 pub mod exposition;
 pub mod histogram;
 pub mod requests;

@@ -1,6 +1,6 @@
 //! Order ids: 64-bit, unique across gateway instances, trend-increasing, minted without locks.
 //!
-//! # Layout (most significant bit first)
+//! # Bits (most significant first)
 //!
 //! ```text
 //! | 0 | 41 bits: ms since 2026-01-01Z | 8 bits: node | 10 bits: sequence | 4 bits: shard gene |
@@ -34,151 +34,30 @@
 //! ([`OrderIdGenerator::starting_after`]), and mints no further ahead than the mark the lease
 //! last recorded ([`OrderIdGenerator::minting_until`]), so a gateway that dies between two
 //! renewals has minted nothing above the mark its successor starts from.
+//!
+//! # Layout
+//! - [`bits`]: the width and place of each part, reading them back out of an id, and
+//!   [`shard_gene`].
+//! - [`clock`]: the [`Clock`] trait the generator reads and waits on, and its implementations.
+//! - here: [`OrderIdError`] and the [`OrderIdGenerator`] that mints.
 
+pub mod bits;
+pub mod clock;
+
+pub use bits::{
+    EPOCH_UNIX_MS, GENE_BITS, MAX_NODE_ID, NODE_BITS, SEQUENCE_BITS, TIMESTAMP_BITS, gene_of,
+    node_of, shard_gene, timestamp_ms_of,
+};
+pub use clock::{Clock, wait_for_real_time};
+
+use bits::{MAX_GENE, MAX_SEQUENCE, MAX_TIMESTAMP, NODE_SHIFT, SEQUENCE_SHIFT, TIMESTAMP_SHIFT};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Bits of the user's shard gene; the order store has `2^GENE_BITS` shards.
-pub const GENE_BITS: u32 = 4;
-/// Bits of the node id: up to 256 gateway instances mint ids at once.
-pub const NODE_BITS: u32 = 8;
-/// Bits of the per-millisecond sequence: 1024 ids per node per millisecond.
-pub const SEQUENCE_BITS: u32 = 10;
-/// Bits of milliseconds since [`EPOCH_UNIX_MS`]: ~69.7 years.
-pub const TIMESTAMP_BITS: u32 = 41;
-/// The custom epoch, 2026-01-01T00:00:00Z, in Unix milliseconds.
-pub const EPOCH_UNIX_MS: i64 = 1_767_225_600_000;
-/// The largest node id that fits in [`NODE_BITS`].
-pub const MAX_NODE_ID: u16 = (1 << NODE_BITS) - 1;
 /// How long a clock rollback [`OrderIdGenerator::new`] waits out before refusing to mint.
 pub const DEFAULT_MAX_ROLLBACK_WAIT: Duration = Duration::from_millis(5);
-
-const MAX_GENE: u8 = (1 << GENE_BITS) - 1;
-const MAX_SEQUENCE: u64 = (1 << SEQUENCE_BITS) - 1;
-const MAX_TIMESTAMP: u64 = (1 << TIMESTAMP_BITS) - 1;
-const SEQUENCE_SHIFT: u32 = GENE_BITS;
-const NODE_SHIFT: u32 = GENE_BITS + SEQUENCE_BITS;
-const TIMESTAMP_SHIFT: u32 = GENE_BITS + SEQUENCE_BITS + NODE_BITS;
-
-// The sign bit must stay zero so ids are positive `i64`s.
-const _: () = assert!(TIMESTAMP_SHIFT + TIMESTAMP_BITS == 63);
-
-const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// The shard gene of a user: which of the `2^GENE_BITS` order shards holds their orders.
-///
-/// A user id made only of ASCII digits that fits a `u64` uses `id mod 2^GENE_BITS` (so numeric
-/// ids spread evenly and the gene is easy to compute elsewhere, e.g. in SQL); any other id uses
-/// FNV-1a 64 of its UTF-8 bytes `mod 2^GENE_BITS`. The numeric rule is spelled out by hand rather
-/// than delegated to `str::parse`, which also accepts a leading `+`.
-///
-/// **This function must never change.** Stored orders are routed by the gene baked into their
-/// ids; a different answer for the same user sends their queries to the wrong shard. It is
-/// deliberately independent of process, platform and `std`'s (randomly seeded) hashers.
-pub fn shard_gene(user_id: &str) -> u8 {
-    let mask = u64::from(MAX_GENE);
-    let gene = match parse_decimal_u64(user_id) {
-        Some(n) => n & mask,
-        None => fnv1a64(user_id.as_bytes()) & mask,
-    };
-    // Masked to GENE_BITS (< 8) bits above, so this never truncates.
-    gene as u8
-}
-
-/// The shard gene carried in an order id.
-pub fn gene_of(order_id: u64) -> u8 {
-    (order_id & u64::from(MAX_GENE)) as u8
-}
-
-/// The node id that minted an order id.
-pub fn node_of(order_id: u64) -> u16 {
-    ((order_id >> NODE_SHIFT) & u64::from(MAX_NODE_ID)) as u16
-}
-
-/// When an order id was minted, in Unix milliseconds.
-pub fn timestamp_ms_of(order_id: u64) -> i64 {
-    // At most 2^41 - 1 after the shift (the sign bit is zero), so the cast is lossless.
-    ((order_id >> TIMESTAMP_SHIFT) & MAX_TIMESTAMP) as i64 + EPOCH_UNIX_MS
-}
-
-#[cfg(test)]
-fn sequence_of(order_id: u64) -> u64 {
-    (order_id >> SEQUENCE_SHIFT) & MAX_SEQUENCE
-}
-
-fn parse_decimal_u64(s: &str) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.bytes().try_fold(0u64, |acc, b| {
-        let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
-        acc.checked_mul(10)?.checked_add(digit)
-    })
-}
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(FNV_OFFSET_BASIS, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME)
-    })
-}
-
-/// What the generator needs of a clock. The gateway's one [`crate::clock::Clock`] implements it
-/// (system or manual); tests of the generator's edge cases implement it too, with clocks that
-/// stall or go back on cue.
-pub trait Clock: Send + Sync {
-    /// Milliseconds since the Unix epoch; negative before 1970.
-    fn now_ms(&self) -> i64;
-
-    /// Called while the generator waits for this clock to gain `behind_ms` more milliseconds
-    /// (a used-up millisecond or a small rollback). Rare and bounded, so the default sleeps for
-    /// the bulk and yields for the last millisecond; fake clocks override it to advance time.
-    fn pause(&self, behind_ms: u64) {
-        wait_for_real_time(behind_ms);
-    }
-}
-
-/// The default [`Clock::pause`] of a clock that moves by itself: sleeps for the bulk of
-/// `behind_ms` and yields for the last millisecond.
-pub fn wait_for_real_time(behind_ms: u64) {
-    if behind_ms >= 2 {
-        std::thread::sleep(Duration::from_millis(behind_ms - 1));
-    } else {
-        std::thread::yield_now();
-    }
-}
-
-/// The order-id generator reads the same clock as the rest of the gateway: one clock, not two.
-/// A system clock keeps the trait's default wait (sleeping); a manual clock is moved by the
-/// wait instead, exactly as far as the generator needs, as real time would have moved it.
-/// (Implemented here, beside the trait, so the clock knows nothing of order ids.)
-impl Clock for crate::clock::Clock {
-    fn now_ms(&self) -> i64 {
-        self.read_ms()
-    }
-
-    fn pause(&self, behind_ms: u64) {
-        if self.is_manual() {
-            let behind = i64::try_from(behind_ms).unwrap_or(i64::MAX);
-            self.advance_to(self.read_ms().saturating_add(behind));
-        } else {
-            wait_for_real_time(behind_ms);
-        }
-    }
-}
-
-/// Lets generators (and tests) share one clock.
-impl<C: Clock + ?Sized> Clock for Arc<C> {
-    fn now_ms(&self) -> i64 {
-        (**self).now_ms()
-    }
-
-    fn pause(&self, behind_ms: u64) {
-        (**self).pause(behind_ms);
-    }
-}
 
 /// Why no id was minted. None of these is retried inside the generator: each means the clock or
 /// the configuration is wrong, and the caller should fail the request (and alert) instead.

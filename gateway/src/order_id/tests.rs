@@ -1,6 +1,7 @@
 //! Unit tests of the order id generator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use super::bits::{fnv1a64, sequence_of};
 use super::*;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64};

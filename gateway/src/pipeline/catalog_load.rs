@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use flashgate_stock::{
-    CampaignLayout, CampaignSpec, OpenPermit, Scripts, StockConnection, apply_settings, buckets,
-    open_campaign,
+    CampaignLayout, CampaignSpec, Loaded, OpenPermit, Scripts, StockConnection, apply_settings,
+    buckets, open_campaign,
 };
 
 use crate::app::blocking;
@@ -64,20 +64,8 @@ async fn verdict(
     c: &CampaignConfig,
     previous: Option<&Campaign>,
 ) -> Result<Verdict, LoadError> {
-    // Retired: no start, reload or admin edit gives it stock again. The ledger decides before
-    // anything in Redis is looked at (a retirement cut short leaves keys a pass will remove).
-    let id = c.id.clone();
-    match blocking(store, move |s| s.campaign_retirement(&id)).await {
-        Ok(Some(retired)) => return Ok(Verdict::Retired(retired)),
-        Ok(None) => {}
-        Err(e) => {
-            if let Some(retired) = previous.and_then(Campaign::retirement) {
-                return Ok(Verdict::Retired(*retired));
-            }
-            // A campaign never put on sale needs the store for its permit anyway; a live one
-            // is checked against it below, which decides what a store outage means.
-            tracing::warn!(campaign = %c.id, error = %e, "store unavailable: whether the campaign is retired is unknown");
-        }
+    if let Some(retired) = retirement(store, c, previous).await {
+        return Ok(Verdict::Retired(retired));
     }
     // A live campaign keeps the bucket count it was opened with, whatever the config says now.
     let count = buckets::live_count(conn, &c.id).await?;
@@ -87,25 +75,75 @@ async fn verdict(
         c.id
     );
     if !buckets::missing(conn, &layout).await?.is_empty() {
-        if buckets::orders_held(conn, &layout).await? > 0 {
-            return Ok(Verdict::NeedsRepair(format!(
-                "Redis holds orders of campaign {} but no stock: part of its state was lost. \
-                 Its stock is never put back from config; {rebuild}",
-                c.id
-            )));
-        }
-        let (id, stock) = (c.id.clone(), c.stock);
-        let permit = blocking(store, move |s| OpenPermit::claim(s, &id, stock)).await?;
-        return Ok(match permit {
-            Some(permit) => Verdict::Open(permit),
-            None => Verdict::NeedsRepair(format!(
-                "campaign {} has been on sale before (the store's ledger says so) but Redis has \
-                 no state for it: Redis lost its data. Its stock is never put back from config; \
-                 restore Redis (AOF/replica) or {rebuild}",
-                c.id
-            )),
-        });
+        return absent_verdict(conn, store, c, &layout, &rebuild).await;
     }
+    live_verdict(conn, store, c, previous, &layout, &rebuild).await
+}
+
+/// The campaign's retirement, if the ledger (or, while the store is out, the catalog in force)
+/// has one.
+///
+/// Retired: no start, reload or admin edit gives it stock again. The ledger decides before
+/// anything in Redis is looked at (a retirement cut short leaves keys a pass will remove).
+async fn retirement(
+    store: &Arc<dyn OrderStore>,
+    c: &CampaignConfig,
+    previous: Option<&Campaign>,
+) -> Option<Retirement> {
+    let id = c.id.clone();
+    match blocking(store, move |s| s.campaign_retirement(&id)).await {
+        Ok(retired) => retired,
+        Err(e) => {
+            if let Some(retired) = previous.and_then(Campaign::retirement) {
+                return Some(*retired);
+            }
+            // A campaign never put on sale needs the store for its permit anyway; a live one
+            // is checked against it below, which decides what a store outage means.
+            tracing::warn!(campaign = %c.id, error = %e, "store unavailable: whether the campaign is retired is unknown");
+            None
+        }
+    }
+}
+
+/// The verdict on a campaign whose stock is missing from Redis (in part or whole): opened if
+/// the ledger permits, refused if Redis lost it.
+async fn absent_verdict(
+    conn: &mut StockConnection,
+    store: &Arc<dyn OrderStore>,
+    c: &CampaignConfig,
+    layout: &CampaignLayout,
+    rebuild: &str,
+) -> Result<Verdict, LoadError> {
+    if buckets::orders_held(conn, layout).await? > 0 {
+        return Ok(Verdict::NeedsRepair(format!(
+            "Redis holds orders of campaign {} but no stock: part of its state was lost. \
+             Its stock is never put back from config; {rebuild}",
+            c.id
+        )));
+    }
+    let (id, stock) = (c.id.clone(), c.stock);
+    let permit = blocking(store, move |s| OpenPermit::claim(s, &id, stock)).await?;
+    Ok(match permit {
+        Some(permit) => Verdict::Open(permit),
+        None => Verdict::NeedsRepair(format!(
+            "campaign {} has been on sale before (the store's ledger says so) but Redis has \
+             no state for it: Redis lost its data. Its stock is never put back from config; \
+             restore Redis (AOF/replica) or {rebuild}",
+            c.id
+        )),
+    })
+}
+
+/// The verdict on a campaign live in Redis: sold from only if Redis knows at least every
+/// order the store has.
+async fn live_verdict(
+    conn: &mut StockConnection,
+    store: &Arc<dyn OrderStore>,
+    c: &CampaignConfig,
+    previous: Option<&Campaign>,
+    layout: &CampaignLayout,
+    rebuild: &str,
+) -> Result<Verdict, LoadError> {
     // The store first, then Redis: an order reaches the store only after Redis has it, so on a
     // healthy Redis the count read second is never below the one read first, however busy the
     // sale.
@@ -128,7 +166,7 @@ async fn verdict(
             });
         }
     };
-    let in_redis = buckets::orders_held(conn, &layout).await?;
+    let in_redis = buckets::orders_held(conn, layout).await?;
     if in_store > in_redis {
         return Ok(Verdict::NeedsRepair(format!(
             "the store holds {in_store} orders of campaign {} but Redis only {in_redis}: Redis \
@@ -172,40 +210,9 @@ pub async fn load_catalog(
     }
     let mut campaigns = Vec::with_capacity(config.campaigns.len());
     for (c, (verdict, live_count)) in config.campaigns.iter().zip(verdicts) {
-        let first = flashgate_stock::CampaignKeys::new(&c.id);
-        let spec = spec_of(c);
-        let loaded = match verdict {
-            Verdict::Open(permit) => {
-                let loaded = open_campaign(&mut conn, scripts, &first, &spec, permit).await?;
-                // Not sold until the ledger knows it is open: an opening left unconfirmed could
-                // be granted again if Redis then lost the campaign.
-                let id = c.id.clone();
-                blocking(store, move |s| s.confirm_campaign_open(&id)).await?;
-                Ok(loaded)
-            }
-            Verdict::Live => match apply_settings(&mut conn, scripts, &first, &spec).await? {
-                Some(loaded) => Ok(loaded),
-                None => Err(NotLoaded::NeedsRepair(format!(
-                    "campaign {} vanished from Redis while it was loaded: Redis lost its data",
-                    c.id
-                ))),
-            },
-            Verdict::NeedsRepair(reason) => Err(NotLoaded::NeedsRepair(reason)),
-            Verdict::Retired(retired) => Err(NotLoaded::Retired(retired)),
-        };
-        // The bucket count in force is Redis' (fixed at opening), even for a campaign refused
-        // until repaired; only a campaign Redis holds nothing of falls back to the one it had, or
-        // the config's.
+        let loaded = load(&mut conn, scripts, store, c, verdict).await?;
         let previous_campaign = previous.and_then(|p| p.get(&c.id).ok());
-        let count = match (&loaded, live_count, previous_campaign) {
-            (Ok(loaded), _, _) => loaded.buckets,
-            (Err(_), Some(count), _) => count,
-            (Err(_), None, Some(live)) => live.layout.count(),
-            (Err(_), None, None) => c.buckets,
-        };
-        if count != c.buckets {
-            tracing::warn!(campaign = %c.id, configured = c.buckets, in_force = count, "a campaign keeps the bucket count it was opened with");
-        }
+        let count = count_in_force(c, &loaded, live_count, previous_campaign.map(|c| &**c));
         // A campaign already on sale keeps its reserver: reservations in flight carry on.
         let (layout, reserver) = match previous_campaign {
             Some(live) if live.layout.count() == count => {
@@ -224,35 +231,94 @@ pub async fn load_catalog(
             }
         };
         let campaign = Campaign::new(c.clone(), layout, reserver);
-        match loaded {
-            Ok(loaded) => {
-                if !loaded.created && loaded.stock_total != c.stock {
-                    tracing::warn!(
-                        campaign = %c.id,
-                        configured = c.stock,
-                        in_force = loaded.stock_total,
-                        "campaign already live: its stock is kept; changing it is an explicit admin action"
-                    );
-                }
-                tracing::info!(campaign = %c.id, remaining = loaded.remaining, created = loaded.created, "campaign loaded");
-                if loaded.remaining <= 0 {
-                    campaign.mark_sold_out();
-                }
-            }
-            Err(NotLoaded::NeedsRepair(reason)) => {
-                tracing::error!(campaign = %c.id, %reason, "campaign refused until repaired");
-                campaign.refuse_until_repaired(reason);
-            }
-            Err(NotLoaded::Retired(retired)) => {
-                tracing::info!(campaign = %c.id, remaining = retired.remaining, "campaign retired: answered from the store");
-                campaign.retired(retired);
-                campaign.mark_sold_out();
-            }
-        }
+        mark_loaded(&campaign, c, loaded);
         campaigns.push(campaign);
     }
     Ok(match previous {
         Some(previous) => previous.successor(campaigns),
         None => Catalog::new(campaigns),
     })
+}
+
+/// The writes a verdict calls for: open the campaign under its permit, or apply the config's
+/// settings to a live one.
+async fn load(
+    conn: &mut StockConnection,
+    scripts: &Scripts,
+    store: &Arc<dyn OrderStore>,
+    c: &CampaignConfig,
+    verdict: Verdict,
+) -> Result<Result<Loaded, NotLoaded>, LoadError> {
+    let first = flashgate_stock::CampaignKeys::new(&c.id);
+    let spec = spec_of(c);
+    Ok(match verdict {
+        Verdict::Open(permit) => {
+            let loaded = open_campaign(conn, scripts, &first, &spec, permit).await?;
+            // Not sold until the ledger knows it is open: an opening left unconfirmed could
+            // be granted again if Redis then lost the campaign.
+            let id = c.id.clone();
+            blocking(store, move |s| s.confirm_campaign_open(&id)).await?;
+            Ok(loaded)
+        }
+        Verdict::Live => match apply_settings(conn, scripts, &first, &spec).await? {
+            Some(loaded) => Ok(loaded),
+            None => Err(NotLoaded::NeedsRepair(format!(
+                "campaign {} vanished from Redis while it was loaded: Redis lost its data",
+                c.id
+            ))),
+        },
+        Verdict::NeedsRepair(reason) => Err(NotLoaded::NeedsRepair(reason)),
+        Verdict::Retired(retired) => Err(NotLoaded::Retired(retired)),
+    })
+}
+
+/// The bucket count in force is Redis' (fixed at opening), even for a campaign refused
+/// until repaired; only a campaign Redis holds nothing of falls back to the one it had, or
+/// the config's.
+fn count_in_force(
+    c: &CampaignConfig,
+    loaded: &Result<Loaded, NotLoaded>,
+    live_count: Option<u32>,
+    previous: Option<&Campaign>,
+) -> u32 {
+    let count = match (loaded, live_count, previous) {
+        (Ok(loaded), _, _) => loaded.buckets,
+        (Err(_), Some(count), _) => count,
+        (Err(_), None, Some(live)) => live.layout.count(),
+        (Err(_), None, None) => c.buckets,
+    };
+    if count != c.buckets {
+        tracing::warn!(campaign = %c.id, configured = c.buckets, in_force = count, "a campaign keeps the bucket count it was opened with");
+    }
+    count
+}
+
+/// Marks the new campaign with what loading it found: sold out, refused until repaired, or
+/// retired.
+fn mark_loaded(campaign: &Campaign, c: &CampaignConfig, loaded: Result<Loaded, NotLoaded>) {
+    match loaded {
+        Ok(loaded) => {
+            if !loaded.created && loaded.stock_total != c.stock {
+                tracing::warn!(
+                    campaign = %c.id,
+                    configured = c.stock,
+                    in_force = loaded.stock_total,
+                    "campaign already live: its stock is kept; changing it is an explicit admin action"
+                );
+            }
+            tracing::info!(campaign = %c.id, remaining = loaded.remaining, created = loaded.created, "campaign loaded");
+            if loaded.remaining <= 0 {
+                campaign.mark_sold_out();
+            }
+        }
+        Err(NotLoaded::NeedsRepair(reason)) => {
+            tracing::error!(campaign = %c.id, %reason, "campaign refused until repaired");
+            campaign.refuse_until_repaired(reason);
+        }
+        Err(NotLoaded::Retired(retired)) => {
+            tracing::info!(campaign = %c.id, remaining = retired.remaining, "campaign retired: answered from the store");
+            campaign.retired(retired);
+            campaign.mark_sold_out();
+        }
+    }
 }

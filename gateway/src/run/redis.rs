@@ -2,6 +2,7 @@
 //! connections a gateway uses, and the check that this Redis may be used at all.
 
 use flashgate_stock::{BlockingClient, StockConnection, Timeouts};
+use redis::{ConnectionInfo, RedisError, RedisResult};
 
 use super::RunError;
 use crate::config::{RedisConfig, RedisTarget, ReplicaAcks};
@@ -27,6 +28,43 @@ pub(super) struct Connections {
 pub(super) async fn connect(
     config: &RedisConfig,
 ) -> Result<(Option<EmbeddedRedis>, Connections), RunError> {
+    let (embedded, endpoint) = endpoint(config).await?;
+    let client = endpoint
+        .blocking_client()
+        .map_err(|e| endpoint.unreachable(&e))?;
+    let conn = endpoint
+        .connection(endpoint.timeouts)
+        .await
+        .map_err(|e| endpoint.unreachable(&e))?;
+    let replica_acks = replica_connection(config, &endpoint).await?;
+    // Before anything is written: a Redis that may evict keys would lose orders.
+    require_no_eviction(
+        &mut conn.clone(),
+        &endpoint.target,
+        endpoint.timeouts.response,
+    )
+    .await?;
+    Ok((
+        embedded,
+        Connections {
+            conn,
+            client,
+            replica_acks,
+        },
+    ))
+}
+
+/// Where the gateway's Redis is, and how long it is given to answer.
+struct Endpoint {
+    /// The one node; for a cluster its first seed. Named in errors, checked for eviction.
+    target: RedisTarget,
+    /// A cluster's seeds; empty for one node.
+    seeds: Vec<ConnectionInfo>,
+    timeouts: Timeouts,
+}
+
+/// The configured Redis, started first if it is an embedded one.
+async fn endpoint(config: &RedisConfig) -> Result<(Option<EmbeddedRedis>, Endpoint), RunError> {
     let mut seeds = Vec::new();
     let (embedded, target, timeouts) = match config {
         RedisConfig::Url {
@@ -68,57 +106,65 @@ pub(super) async fn connect(
             )
         }
     };
-    let unreachable = |e| RedisRefused::unreachable(&target, &e, timeouts.1);
-    let stock_timeouts = Timeouts {
+    let timeouts = Timeouts {
         response: timeouts.0,
         connect: timeouts.1,
     };
-    let (client, conn) = if seeds.is_empty() {
-        (
-            BlockingClient::single(target.connection_info()).map_err(unreachable)?,
-            StockConnection::connect(target.connection_info(), stock_timeouts)
-                .await
-                .map_err(unreachable)?,
-        )
-    } else {
-        (
-            BlockingClient::cluster(seeds.clone(), None, stock_timeouts).map_err(unreachable)?,
-            StockConnection::connect_cluster(seeds.clone(), None, stock_timeouts)
-                .await
-                .map_err(unreachable)?,
-        )
-    };
-    // `WAIT` blocks the connection it is sent on: the waits for replicas get a connection of
-    // their own, so scripts and reads never queue behind them, and a response timeout that
-    // leaves room for the wait.
-    let replica_acks = match config.replica_acks() {
-        None => None,
-        Some(acks) => {
-            let timeouts = Timeouts {
-                response: stock_timeouts.response + acks.timeout,
-                ..stock_timeouts
-            };
-            let conn = if seeds.is_empty() {
-                StockConnection::connect(target.connection_info(), timeouts).await
-            } else {
-                StockConnection::connect_cluster(seeds, None, timeouts).await
-            };
-            tracing::info!(
-                replicas = acks.replicas,
-                timeout = ?acks.timeout,
-                "every reservation batch waits for replicas before it is answered"
-            );
-            Some((conn.map_err(unreachable)?, acks))
-        }
-    };
-    // Before anything is written: a Redis that may evict keys would lose orders.
-    require_no_eviction(&mut conn.clone(), &target, timeouts.0).await?;
     Ok((
         embedded,
-        Connections {
-            conn,
-            client,
-            replica_acks,
+        Endpoint {
+            target,
+            seeds,
+            timeouts,
         },
     ))
+}
+
+impl Endpoint {
+    fn unreachable(&self, e: &RedisError) -> RedisRefused {
+        RedisRefused::unreachable(&self.target, e, self.timeouts.connect)
+    }
+
+    /// The client of the persistence threads.
+    fn blocking_client(&self) -> RedisResult<BlockingClient> {
+        if self.seeds.is_empty() {
+            BlockingClient::single(self.target.connection_info())
+        } else {
+            BlockingClient::cluster(self.seeds.clone(), None, self.timeouts)
+        }
+    }
+
+    /// A multiplexed connection to the node or the cluster.
+    async fn connection(&self, timeouts: Timeouts) -> RedisResult<StockConnection> {
+        if self.seeds.is_empty() {
+            StockConnection::connect(self.target.connection_info(), timeouts).await
+        } else {
+            StockConnection::connect_cluster(self.seeds.clone(), None, timeouts).await
+        }
+    }
+}
+
+/// With `redis.replica_acks`, the connection the waits for replicas are sent on.
+///
+/// `WAIT` blocks the connection it is sent on: the waits for replicas get a connection of
+/// their own, so scripts and reads never queue behind them, and a response timeout that
+/// leaves room for the wait.
+async fn replica_connection(
+    config: &RedisConfig,
+    endpoint: &Endpoint,
+) -> Result<Option<(StockConnection, ReplicaAcks)>, RunError> {
+    let Some(acks) = config.replica_acks() else {
+        return Ok(None);
+    };
+    let timeouts = Timeouts {
+        response: endpoint.timeouts.response + acks.timeout,
+        ..endpoint.timeouts
+    };
+    let conn = endpoint.connection(timeouts).await;
+    tracing::info!(
+        replicas = acks.replicas,
+        timeout = ?acks.timeout,
+        "every reservation batch waits for replicas before it is answered"
+    );
+    Ok(Some((conn.map_err(|e| endpoint.unreachable(&e))?, acks)))
 }

@@ -1,43 +1,20 @@
-//! `POST /api/v1/orders/{id}/cancel` and `POST /api/v1/payments/callback`: the transitions after
-//! a reservation. Both run `lua/lifecycle.lua`, where pay, cancel and expiry racing for one
-//! order are decided atomically; the new state reaches the store through the journal.
+//! `POST /api/v1/payments/callback`: a payment provider reports a payment, signed; it is
+//! decided by the lifecycle script, or by the store for a retired campaign's order.
 
 use bytes::Bytes;
-use flashgate_stock::{Order, OrderStatus, PaymentOutcome, StockError, Transition, lifecycle};
+use flashgate_stock::{Order, OrderStatus, PaymentOutcome, Transition, lifecycle};
 use hmac::{Hmac, Mac};
 use http::{Request, StatusCode, header};
 use hyper::body::Body;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::identify;
-use super::orders::{NOT_FOUND, Stored, locate, stored_order};
-use super::views::OrderView;
+use super::{NOT_SERVED, script_failed, unexpected};
 use crate::app::{App, blocking};
+use crate::handlers::orders::{NOT_FOUND, Stored, locate, stored_order};
+use crate::handlers::views::OrderView;
 use crate::http::body::{parse_strict, read_bounded};
 use crate::http::{Answer, ApiError, ErrorCode, json};
-use crate::order_id::{gene_of, shard_gene};
-
-/// A lifecycle script that failed in Redis may have run: the answer says so (not
-/// `redis_unavailable`, which promises nothing changed), and a retry is safe because a
-/// cancel or a payment again is answered with the order as it now is.
-const UNCONFIRMED: ApiError = ApiError::Unavailable {
-    code: ErrorCode::ChangeUnconfirmed,
-    message: "stock service did not confirm the change; it may have been applied: retry (retries are safe)",
-};
-
-/// The answer for a lifecycle script that failed. Malformed data in Redis was refused before
-/// any write: it is logged for an operator and answered 500 `order_corrupt`, never as an
-/// outage the caller could wait out.
-fn script_failed(e: &StockError, campaign: &str, order_id: u64) -> ApiError {
-    if e.is_corrupt() {
-        tracing::error!(campaign, order_id, error = %e, "order data in Redis is malformed; nothing changed; needs an operator");
-        ApiError::CorruptOrder
-    } else {
-        tracing::debug!(campaign, order_id, error = %e, "lifecycle script failed");
-        UNCONFIRMED
-    }
-}
 
 /// Bytes in an HMAC-SHA256 signature.
 const SIGNATURE_LEN: usize = 32;
@@ -49,57 +26,6 @@ const CALLBACK_MAX_BODY: usize = 4096;
 
 /// Longest `payment_id` accepted: providers' ids are a few dozen characters.
 const PAYMENT_ID_MAX: usize = 64;
-
-/// The owner cancels an unpaid order: its stock and the owner's quota return.
-///
-/// # Errors
-/// 401/429 from identity; 404 unknown or someone else's order; 409 `not_cancellable`.
-pub async fn cancel<B>(app: &App, req: Request<B>, id: &str) -> Result<Answer, ApiError> {
-    let identity = identify(app, &req)?;
-    let order_id: u64 = id.parse().map_err(|_| NOT_FOUND)?;
-    if gene_of(order_id) != shard_gene(&identity.user_id) {
-        return Err(NOT_FOUND);
-    }
-    let Some((campaign, _)) = locate(app, order_id).await? else {
-        return cancel_retired(app, order_id, &identity.user_id).await;
-    };
-    campaign.check_repaired()?;
-    let mut conn = app.redis.clone();
-    let transition = lifecycle::cancel(
-        &mut conn,
-        &app.scripts,
-        campaign.layout.of_order(order_id),
-        app.clock.now_ms(),
-        order_id,
-        &identity.user_id,
-    )
-    .await
-    .map_err(|e| script_failed(&e, &campaign.config.id, order_id))?;
-    match transition {
-        Transition::Cancelled(order) => Ok(changed(app, order)),
-        Transition::Unchanged(order) => Ok(json(StatusCode::OK, &OrderView::from(&order))),
-        Transition::NotCancellable(_) => Err(ApiError::NotCancellable),
-        // Gone since the lookup: retired meanwhile, or never there.
-        Transition::NotFound => cancel_retired(app, order_id, &identity.user_id).await,
-        Transition::Retiring => Err(NOT_SERVED),
-        other => unexpected(&other),
-    }
-}
-
-/// A cancel of an order Redis does not hold: a retired campaign's orders are final, cancelled
-/// already (the same answer again) or not cancellable.
-async fn cancel_retired(app: &App, order_id: u64, user_id: &str) -> Result<Answer, ApiError> {
-    match stored_order(app, order_id).await? {
-        Stored::Retired(order) if order.user_id == user_id => {
-            if order.status == OrderStatus::Cancelled {
-                Ok(json(StatusCode::OK, &OrderView::from(&order)))
-            } else {
-                Err(ApiError::NotCancellable)
-            }
-        }
-        _ => Err(NOT_FOUND),
-    }
-}
 
 /// The payment provider's callback body.
 #[derive(Debug, Deserialize)]
@@ -137,6 +63,39 @@ where
     B: Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let body = signed_body(app, req).await?;
+    let (callback, order_id) = parse_callback(&body)?;
+    let decision = match pay_in_redis(app, &callback, order_id).await? {
+        Some(decision) => decision,
+        // Not in Redis: answered from the store if its campaign is retired (ARCHITECTURE.md §9).
+        None => pay_in_store(app, &callback, order_id).await?,
+    };
+    match decision {
+        Decision::InRedis(transition) => answer_payment(app, &callback, order_id, transition, true),
+        Decision::InStore(transition) => {
+            answer_payment(app, &callback, order_id, transition, false)
+        }
+        Decision::Unchanged(answer) => Ok(answer),
+    }
+}
+
+/// Where a payment was decided, or the answer that needed no decision.
+enum Decision {
+    /// By the lifecycle script in Redis: the new state still has to reach the store.
+    InRedis(Transition),
+    /// By the store, for an order of a retired campaign: written there already.
+    InStore(Transition),
+    /// A failed payment: the order as it is.
+    Unchanged(Answer),
+}
+
+/// The callback's body, once its signature is proven. A missing or malformed signature is
+/// refused before the body is read, and a body over [`CALLBACK_MAX_BODY`] is not read at all.
+async fn signed_body<B>(app: &App, req: Request<B>) -> Result<Bytes, ApiError>
+where
+    B: Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let Some(secret) = &app.config.auth.payment_secret else {
         return Err(ApiError::Unavailable {
             code: ErrorCode::PaymentsNotConfigured,
@@ -161,8 +120,12 @@ where
     )
     .await?;
     verify_signature(secret.expose().as_bytes(), &body, Some(&signature))?;
+    Ok(body)
+}
 
-    let callback: PaymentCallback = parse_strict(&body)?;
+/// The callback and the order id it names, each field checked.
+fn parse_callback(body: &[u8]) -> Result<(PaymentCallback, u64), ApiError> {
+    let callback: PaymentCallback = parse_strict(body)?;
     // Before it is logged or becomes a Redis hash field: a newline or a control character
     // would forge log lines, and a long id would cost memory for the campaign's lifetime.
     if !valid_payment_id(&callback.payment_id) {
@@ -174,59 +137,80 @@ where
     let order_id: u64 = callback.order_id.parse().map_err(|_| {
         ApiError::bad_request(ErrorCode::InvalidField, "order_id must be a decimal string")
     })?;
-    let from_redis = match locate(app, order_id).await? {
-        Some((campaign, order)) => {
-            // Redis' state may be older than the store's: the provider retries once it is
-            // repaired.
-            campaign.check_repaired()?;
-            if let Some(answer) = failed_payment(&callback, &order) {
-                return Ok(answer);
-            }
-            let mut conn = app.redis.clone();
-            let transition = lifecycle::pay(
-                &mut conn,
-                &app.scripts,
-                campaign.layout.of_order(order_id),
-                app.clock.now_ms(),
-                order_id,
-                callback.amount_cents,
-                &callback.payment_id,
-            )
-            .await
-            .map_err(|e| script_failed(&e, &campaign.config.id, order_id))?;
-            // Gone between the lookup and the payment: its campaign was retired meanwhile
-            // (answered from the store below), or it was never there.
-            (!matches!(transition, Transition::NotFound)).then_some(transition)
-        }
-        None => None,
+    Ok((callback, order_id))
+}
+
+/// The payment decided by the lifecycle script, or `None` when Redis does not hold the order.
+async fn pay_in_redis(
+    app: &App,
+    callback: &PaymentCallback,
+    order_id: u64,
+) -> Result<Option<Decision>, ApiError> {
+    let Some((campaign, order)) = locate(app, order_id).await? else {
+        return Ok(None);
     };
-    let (transition, in_redis) = match from_redis {
-        Some(transition) => (transition, true),
-        // Not in Redis: answered from the store if its campaign is retired (ARCHITECTURE.md §9).
-        None => {
-            let order = match stored_order(app, order_id).await? {
-                Stored::Retired(order) => order,
-                Stored::Missing => return Err(NOT_FOUND),
-                // Its campaign is not served here, or its Redis state is gone: the provider
-                // must retry rather than be told it does not exist.
-                Stored::Elsewhere => return Err(NOT_SERVED),
-            };
-            if let Some(answer) = failed_payment(&callback, &order) {
-                return Ok(answer);
-            }
-            let (payment_id, amount) = (callback.payment_id.clone(), callback.amount_cents);
-            let now = app.clock.now_ms();
-            let transition = blocking(&app.store, move |s| {
-                crate::retirement::payments::decide(s, order, &payment_id, amount, now)
-            })
-            .await
-            .map_err(|e| {
-                tracing::warn!(order_id, error = %e, "payment of a retired campaign's order: store unavailable");
-                NOT_SERVED
-            })?;
-            (transition, false)
-        }
+    // Redis' state may be older than the store's: the provider retries once it is
+    // repaired.
+    campaign.check_repaired()?;
+    if let Some(answer) = failed_payment(callback, &order) {
+        return Ok(Some(Decision::Unchanged(answer)));
+    }
+    let mut conn = app.redis.clone();
+    let transition = lifecycle::pay(
+        &mut conn,
+        &app.scripts,
+        campaign.layout.of_order(order_id),
+        app.clock.now_ms(),
+        order_id,
+        callback.amount_cents,
+        &callback.payment_id,
+    )
+    .await
+    .map_err(|e| script_failed(&e, &campaign.config.id, order_id))?;
+    // Gone between the lookup and the payment: its campaign was retired meanwhile
+    // (answered from the store by `pay_in_store`), or it was never there.
+    Ok((!matches!(transition, Transition::NotFound)).then_some(Decision::InRedis(transition)))
+}
+
+/// The payment of an order Redis does not hold, decided by the store if its campaign is
+/// retired.
+async fn pay_in_store(
+    app: &App,
+    callback: &PaymentCallback,
+    order_id: u64,
+) -> Result<Decision, ApiError> {
+    let order = match stored_order(app, order_id).await? {
+        Stored::Retired(order) => order,
+        Stored::Missing => return Err(NOT_FOUND),
+        // Its campaign is not served here, or its Redis state is gone: the provider
+        // must retry rather than be told it does not exist.
+        Stored::Elsewhere => return Err(NOT_SERVED),
     };
+    if let Some(answer) = failed_payment(callback, &order) {
+        return Ok(Decision::Unchanged(answer));
+    }
+    let (payment_id, amount) = (callback.payment_id.clone(), callback.amount_cents);
+    let now = app.clock.now_ms();
+    let transition = blocking(&app.store, move |s| {
+        crate::retirement::payments::decide(s, order, &payment_id, amount, now)
+    })
+    .await
+    .map_err(|e| {
+        tracing::warn!(order_id, error = %e, "payment of a retired campaign's order: store unavailable");
+        NOT_SERVED
+    })?;
+    Ok(Decision::InStore(transition))
+}
+
+/// The answer for a decided payment. A change decided in Redis (`in_redis`) also goes to the
+/// persistence queue; one decided in the store is written there already.
+fn answer_payment(
+    app: &App,
+    callback: &PaymentCallback,
+    order_id: u64,
+    transition: Transition,
+    in_redis: bool,
+) -> Result<Answer, ApiError> {
     let payment_id = &callback.payment_id;
     match transition {
         Transition::Paid(order) => {
@@ -293,24 +277,6 @@ fn paid_answer(order: &Order, payment_id: &str, outcome: &'static str) -> Answer
             payment_outcome: outcome,
         },
     )
-}
-
-const NOT_SERVED: ApiError = ApiError::Unavailable {
-    code: ErrorCode::OrderNotServed,
-    message: "this gateway cannot settle that order now; retry",
-};
-
-/// The answer for a transition that changed the order; the new state also goes to the
-/// persistence queue (the journal already holds it, so a full queue loses nothing).
-fn changed(app: &App, order: Order) -> Answer {
-    let answer = json(StatusCode::OK, &OrderView::from(&order));
-    app.handoff.submit(order);
-    answer
-}
-
-fn unexpected(transition: &Transition) -> Result<Answer, ApiError> {
-    tracing::error!(?transition, "lifecycle script answered out of place");
-    Err(ApiError::Internal)
 }
 
 /// Whether `id` is 1..=[`PAYMENT_ID_MAX`] characters of `[A-Za-z0-9_.:-]`: every provider id
