@@ -1,5 +1,5 @@
-//! Transfers between buckets cut short: by a gateway killed while they are in flight, and by a
-//! buyer whose dry home bucket has units on their way to it.
+//! A gateway killed while transfers between buckets are in flight: restarted, it finishes
+//! what the kill cut in half, loses nothing and sells nothing twice.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -7,12 +7,11 @@ use std::time::Duration;
 use flashgate_stock::{CampaignLayout, StockConnection};
 use flashgate_tests::conservation;
 use flashgate_tests::eventually;
-use flashgate_tests::gateway::{InProcess, Process};
+use flashgate_tests::gateway::Process;
 use flashgate_tests::redis_cluster::RedisCluster;
 use flashgate_tests::scenario::Scenario;
 use flashgate_tests::store_home::{Backend, StoreHome, stored};
 use http::StatusCode;
-use serde_json::json;
 
 use crate::support::{Answers, accepted, bucketed, load, user};
 
@@ -141,45 +140,4 @@ async fn check_every_unit_stored_once(
     }
     let users: HashSet<&str> = rows.iter().map(|o| o.user_id.as_str()).collect();
     assert_eq!(users.len(), 400, "nobody above the limit");
-}
-
-/// A buyer whose home bucket is dry while units are on their way to it (another gateway's
-/// transfer, taken from the donor and not yet credited) buys one of them: the borrow finishes
-/// that transfer, and the home it filled is asked again. Answered sold out instead, the buyer
-/// would also mark the campaign sold out here and turn away every buyer after them while the
-/// units sat unsold (what CI saw once after a kill, stop 17).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn units_in_flight_toward_a_dry_home_bucket_are_sold_not_refused() {
-    let cluster = RedisCluster::start();
-    let home = StoreHome::new(Backend::Sqlite);
-    // One unit over two buckets: bucket 0 holds it, bucket 1 is dry from the start.
-    let spec = bucketed("bkflight", 1, 2);
-    let id = spec.id.clone();
-    let mut scenario = home.scenario(vec![spec]);
-    scenario.redis_cluster = cluster.urls();
-    let gateway = InProcess::start(&scenario);
-    let layout = CampaignLayout::new(&id, 2);
-    let mut conn = conservation::connect(&cluster.urls()).await;
-
-    // Another gateway takes bucket 0's unit for bucket 1 and is held up before crediting it.
-    let (taken, _) = flashgate_stock::buckets::take(
-        &mut conn,
-        &flashgate_stock::Scripts::new(),
-        &layout.buckets[0],
-        1,
-        1,
-        flashgate::clock::now_ms(),
-    )
-    .await
-    .unwrap();
-    assert!(taken.is_some(), "bucket 0 gave its unit");
-
-    let bought = gateway
-        .client()
-        .purchase(&user(1, 0), json!({ "campaign_id": id }))
-        .await
-        .unwrap();
-    assert_eq!(bought.status, StatusCode::ACCEPTED, "{}", bought.body);
-    let census = conservation::check(&mut conn, &layout, 1).await.unwrap();
-    assert_eq!((census.left(), census.pending()), (0, 0), "{census:?}");
 }
