@@ -64,6 +64,9 @@ async fn a_campaign_opens_split_into_its_buckets_and_keeps_its_count() {
     );
 }
 
+/// A transfer's three steps (take, credit, forget) told in order, each followed by its census.
+/// Long on purpose: the steps share one transfer and one Redis state, and the census between
+/// them is the point, so splitting would scatter the story.
 #[tokio::test]
 async fn a_dry_bucket_borrows_and_every_step_conserves_the_total() {
     let mut conn = common::connection().await;

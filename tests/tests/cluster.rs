@@ -7,10 +7,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use flashgate_stock::CampaignKeys;
+use flashgate_tests::client::{Client, Reply};
 use flashgate_tests::eventually;
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::redis_cluster::RedisCluster;
-use flashgate_tests::scenario::CampaignSpec;
+use flashgate_tests::scenario::{CampaignSpec, Scenario};
 use flashgate_tests::store_home::{Backend, StoreHome, stored};
 use http::StatusCode;
 use serde_json::json;
@@ -29,30 +30,7 @@ async fn a_cluster_sells_each_campaign_once_and_every_order_reaches_the_store() 
     let gateway = InProcess::start(&scenario);
     let client = gateway.client();
 
-    // 300 users, each trying twice on each campaign.
-    let mut tasks = Vec::new();
-    for user in 0..300 {
-        for id in [&a_id, &b_id, &a_id, &b_id] {
-            let (client, id) = (client.clone(), id.clone());
-            tasks.push(tokio::spawn(async move {
-                let r = client
-                    .purchase(&format!("u-{user}"), json!({ "campaign_id": id }))
-                    .await
-                    .unwrap();
-                (id, r)
-            }));
-        }
-    }
-    let mut accepted: Vec<(String, String)> = Vec::new();
-    for task in tasks {
-        let (id, r) = task.await.unwrap();
-        match r.status {
-            StatusCode::ACCEPTED => accepted.push((id, r.order_id().to_owned())),
-            StatusCode::OK => {}
-            StatusCode::CONFLICT => assert_eq!(r.code(), "sold_out", "{}", r.body),
-            other => panic!("{other}: {}", r.body),
-        }
-    }
+    let accepted = buy_twice_on_each(&client, &a_id, &b_id).await;
     let sold = |id: &str| accepted.iter().filter(|(c, _)| c == id).count();
     assert_eq!(
         (sold(&a_id), sold(&b_id)),
@@ -84,10 +62,49 @@ async fn a_cluster_sells_each_campaign_once_and_every_order_reaches_the_store() 
     let ready = client.get("/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
 
-    // The lifecycle: a cancellation returns its unit, which sells again.
-    let (_, order_id) = accepted.iter().find(|(c, _)| *c == b_id).unwrap().clone();
+    check_a_cancelled_unit_sells_again(&client, &scenario, &accepted, &b_id).await;
+    gateway.stop().unwrap();
+}
+
+/// 300 users, each trying twice on each campaign; returns (campaign, order id) of every 202,
+/// checking every other answer is a replay or sold out.
+async fn buy_twice_on_each(client: &Client, a_id: &str, b_id: &str) -> Vec<(String, String)> {
+    let mut tasks = Vec::new();
+    for user in 0..300 {
+        for id in [a_id, b_id, a_id, b_id] {
+            let (client, id) = (client.clone(), id.to_owned());
+            tasks.push(tokio::spawn(async move {
+                let r = client
+                    .purchase(&format!("u-{user}"), json!({ "campaign_id": id }))
+                    .await
+                    .unwrap();
+                (id, r)
+            }));
+        }
+    }
+    let mut accepted: Vec<(String, String)> = Vec::new();
+    for task in tasks {
+        let (id, r) = task.await.unwrap();
+        match r.status {
+            StatusCode::ACCEPTED => accepted.push((id, r.order_id().to_owned())),
+            StatusCode::OK => {}
+            StatusCode::CONFLICT => assert_eq!(r.code(), "sold_out", "{}", r.body),
+            other => panic!("{other}: {}", r.body),
+        }
+    }
+    accepted
+}
+
+/// The lifecycle: a cancellation returns its unit, which sells again.
+async fn check_a_cancelled_unit_sells_again(
+    client: &Client,
+    scenario: &Scenario,
+    accepted: &[(String, String)],
+    b_id: &str,
+) {
+    let (_, order_id) = accepted.iter().find(|(c, _)| c == b_id).unwrap().clone();
     let buyer = {
-        let seen = stored(&scenario, &b_id);
+        let seen = stored(scenario, b_id);
         seen.into_iter()
             .find(|o| o.order_id.to_string() == order_id)
             .unwrap()
@@ -97,13 +114,12 @@ async fn a_cluster_sells_each_campaign_once_and_every_order_reaches_the_store() 
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
     assert_eq!(cancelled.body["status"], "cancelled");
     client
-        .eventually_buys("late-buyer", &b_id, Duration::from_secs(5))
+        .eventually_buys("late-buyer", b_id, Duration::from_secs(5))
         .await;
     let listed = client
         .get(&format!("/api/v1/orders/{order_id}"), Some(&buyer))
         .await;
     assert_eq!(listed.body["status"], "cancelled", "{}", listed.body);
-    gateway.stop().unwrap();
 }
 
 /// The harness the failover tests stand on: a killed master's replica takes its slots over.
@@ -179,24 +195,7 @@ async fn a_cluster_without_a_master_and_its_replica_is_not_ready_and_the_gateway
         cluster.kill(replica);
     }
 
-    let mut last = None;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = probe(&client, "/readyz").await;
-        if ready.body["redis"] == "cluster_fail" {
-            last = Some(ready);
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "readyz never named the cluster's state: {} {}",
-            ready.status,
-            ready.body
-        );
-        last.replace(ready);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let ready = last.unwrap();
+    let ready = until_readyz_names_cluster_fail(&client).await;
     assert_eq!(
         ready.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -226,6 +225,29 @@ async fn a_cluster_without_a_master_and_its_replica_is_not_ready_and_the_gateway
         .expect("the gateway stopped within 20 s")
         .unwrap()
         .unwrap();
+}
+
+/// Probes `/readyz` until it names the cluster's state (`cluster_fail`), for up to 20 s, and
+/// returns that answer.
+async fn until_readyz_names_cluster_fail(client: &Client) -> Reply {
+    let mut last = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = probe(client, "/readyz").await;
+        if ready.body["redis"] == "cluster_fail" {
+            last = Some(ready);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readyz never named the cluster's state: {} {}",
+            ready.status,
+            ready.body
+        );
+        last.replace(ready);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    last.unwrap()
 }
 
 /// Each master holds the orders of its own slots: one that may evict them makes the gateway

@@ -1,10 +1,11 @@
 //! Every refusal answers its status and stable code, and the cheap ones never reach Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::Path;
 use std::time::Duration;
 
 use flashgate_stock::CampaignKeys;
-use flashgate_tests::client::{Reply, token_expiring, token_for};
+use flashgate_tests::client::{Client, Reply, token_expiring, token_for};
 use flashgate_tests::eventually;
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::redis_server::RedisServer;
@@ -24,10 +25,39 @@ fn assert_error(reply: &Reply, status: u16, code: &str) {
     );
 }
 
+/// The campaigns of the error-path test: one open, one of a single unit, one not started and
+/// one ended.
+struct Campaigns {
+    open: String,
+    tiny: String,
+    upcoming: String,
+    ended: String,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_path_has_its_status_and_code() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
+    let (scenario, ids) = four_campaigns(&redis, dir.path());
+    let gateway = InProcess::start(&scenario);
+    let c = gateway.client();
+
+    malformed_requests_answer_400(&c, &ids).await;
+    missing_or_bad_identity_answers_401(&c).await;
+    the_window_answers_403_and_410(&c, &ids).await;
+    unknown_campaigns_answer_404_without_redis(&c, &redis).await;
+    limits_and_sold_out_answer_409(&c, &redis, &ids).await;
+    bodies_routes_and_methods_answer_413_404_405(&c).await;
+
+    // Nothing above disturbed the campaign: exactly the two accepted purchases took stock.
+    let state = c
+        .get(&format!("/api/v1/campaigns/{}", ids.open), None)
+        .await;
+    assert_eq!(state.body["remaining"], 98);
+}
+
+/// A scenario of the four campaigns on `redis`, with the store in `dir`.
+fn four_campaigns(redis: &RedisServer, dir: &Path) -> (Scenario, Campaigns) {
     let open = CampaignSpec::open("open", 100, 2);
     let tiny = CampaignSpec::open("tiny", 1, 1);
     let mut upcoming = CampaignSpec::open("upcoming", 10, 1);
@@ -36,29 +66,39 @@ async fn every_error_path_has_its_status_and_code() {
     let mut ended = CampaignSpec::open("ended", 10, 1);
     ended.start = "2020-01-01T00:00:00Z".into();
     ended.end = "2021-01-01T00:00:00Z".into();
-    let (open_id, tiny_id) = (open.id.clone(), tiny.id.clone());
-    let (upcoming_id, ended_id) = (upcoming.id.clone(), ended.id.clone());
+    let ids = Campaigns {
+        open: open.id.clone(),
+        tiny: tiny.id.clone(),
+        upcoming: upcoming.id.clone(),
+        ended: ended.id.clone(),
+    };
     let mut scenario = Scenario::new(
         redis.url(),
-        dir.path().join("orders.db"),
+        dir.join("orders.db"),
         vec![open, tiny, upcoming, ended],
     );
     // Only requests and the workers' journal acks may call scripts while this test counts them.
     scenario.persistence = "reconcile_interval = \"1h\"\n".into();
-    let gateway = InProcess::start(&scenario);
-    let c = gateway.client();
-    let raw = |token: Option<String>, body: &'static str| {
-        let c = c.clone();
-        async move {
-            c.send(Method::POST, "/api/v1/orders", token.as_deref(), body)
-                .await
-                .unwrap()
-        }
-    };
+    (scenario, ids)
+}
 
-    // 400: malformed, unknown field, wrong type, quantity out of range, bad order token.
+/// A purchase request with `body` as it is, and `token` as the bearer if any.
+async fn raw(c: &Client, token: Option<String>, body: &'static str) -> Reply {
+    c.send(Method::POST, "/api/v1/orders", token.as_deref(), body)
+        .await
+        .unwrap()
+}
+
+/// The scripts Redis has run so far.
+fn script_calls(redis: &RedisServer) -> u64 {
+    redis.calls("evalsha") + redis.calls("eval")
+}
+
+/// 400: malformed, unknown field, wrong type, quantity out of range, bad order token.
+async fn malformed_requests_answer_400(c: &Client, ids: &Campaigns) {
+    let open_id = &ids.open;
     assert_error(
-        &raw(Some(token_for("u1")), "{").await,
+        &raw(c, Some(token_for("u1")), "{").await,
         400,
         "malformed_json",
     );
@@ -74,7 +114,7 @@ async fn every_error_path_has_its_status_and_code() {
             .contains("colour")
     );
     assert_error(
-        &raw(Some(token_for("u1")), r#"{"campaign_id":7}"#).await,
+        &raw(c, Some(token_for("u1")), r#"{"campaign_id":7}"#).await,
         400,
         "invalid_field",
     );
@@ -93,10 +133,12 @@ async fn every_error_path_has_its_status_and_code() {
         .await
         .unwrap();
     assert_error(&forged, 400, "invalid_order_token");
+}
 
-    // 401: no token, a token signed with another secret, an expired token.
+/// 401: no token, a token signed with another secret, an expired token.
+async fn missing_or_bad_identity_answers_401(c: &Client) {
     assert_error(
-        &raw(None, r#"{"campaign_id":"x"}"#).await,
+        &raw(c, None, r#"{"campaign_id":"x"}"#).await,
         401,
         "missing_token",
     );
@@ -106,31 +148,35 @@ async fn every_error_path_has_its_status_and_code() {
         flashgate::clock::now_s() + 60,
     );
     assert_error(
-        &raw(Some(foreign), r#"{"campaign_id":"x"}"#).await,
+        &raw(c, Some(foreign), r#"{"campaign_id":"x"}"#).await,
         401,
         "invalid_token",
     );
     let expired = token_expiring("u1", flashgate::clock::now_s() - 10);
     assert_error(
-        &raw(Some(expired), r#"{"campaign_id":"x"}"#).await,
+        &raw(c, Some(expired), r#"{"campaign_id":"x"}"#).await,
         401,
         "token_expired",
     );
+}
 
-    // 403 and 410: the window.
+/// 403 and 410: the window.
+async fn the_window_answers_403_and_410(c: &Client, ids: &Campaigns) {
     let r = c
-        .purchase("u1", json!({ "campaign_id": upcoming_id }))
+        .purchase("u1", json!({ "campaign_id": ids.upcoming }))
         .await
         .unwrap();
     assert_error(&r, 403, "not_started");
     let r = c
-        .purchase("u1", json!({ "campaign_id": ended_id }))
+        .purchase("u1", json!({ "campaign_id": ids.ended }))
         .await
         .unwrap();
     assert_error(&r, 410, "ended");
+}
 
-    // 404 for an unknown campaign, decided without any Redis script call.
-    let scripts_before = redis.calls("evalsha") + redis.calls("eval");
+/// 404 for an unknown campaign, decided without any Redis script call.
+async fn unknown_campaigns_answer_404_without_redis(c: &Client, redis: &RedisServer) {
+    let scripts_before = script_calls(redis);
     for n in 0..20 {
         let r = c
             .purchase(
@@ -141,13 +187,13 @@ async fn every_error_path_has_its_status_and_code() {
             .unwrap();
         assert_error(&r, 404, "unknown_campaign");
     }
-    assert_eq!(
-        redis.calls("evalsha") + redis.calls("eval"),
-        scripts_before,
-        "404s touched Redis"
-    );
+    assert_eq!(script_calls(redis), scripts_before, "404s touched Redis");
+}
 
-    // 409 limit reached.
+/// 409 limit reached; 409 sold out: from the script first, then from the local mark without a
+/// script call.
+async fn limits_and_sold_out_answer_409(c: &Client, redis: &RedisServer, ids: &Campaigns) {
+    let (open_id, tiny_id) = (&ids.open, &ids.tiny);
     let r = c
         .purchase("u2", json!({ "campaign_id": open_id, "quantity": 2 }))
         .await
@@ -159,7 +205,6 @@ async fn every_error_path_has_its_status_and_code() {
         .unwrap();
     assert_error(&r, 409, "limit_reached");
 
-    // 409 sold out: from the script first, then from the local mark without a script call.
     let r = c
         .purchase("u3", json!({ "campaign_id": tiny_id }))
         .await
@@ -185,7 +230,7 @@ async fn every_error_path_has_its_status_and_code() {
         }
     })
     .await;
-    let scripts_before = redis.calls("evalsha") + redis.calls("eval");
+    let scripts_before = script_calls(redis);
     for user in ["u5", "u6", "u7"] {
         let r = c
             .purchase(user, json!({ "campaign_id": tiny_id }))
@@ -194,12 +239,14 @@ async fn every_error_path_has_its_status_and_code() {
         assert_error(&r, 409, "sold_out");
     }
     assert_eq!(
-        redis.calls("evalsha") + redis.calls("eval"),
+        script_calls(redis),
         scripts_before,
         "the sold-out mark answered"
     );
+}
 
-    // 413: a body over the limit (4096 bytes by default).
+/// 413: a body over the limit (4096 bytes by default); then unknown routes and wrong methods.
+async fn bodies_routes_and_methods_answer_413_404_405(c: &Client) {
     let big = format!(r#"{{"campaign_id":"{}"}}"#, "x".repeat(5000));
     let r = c
         .send(Method::POST, "/api/v1/orders", Some(&token_for("u1")), big)
@@ -207,7 +254,6 @@ async fn every_error_path_has_its_status_and_code() {
         .unwrap();
     assert_error(&r, 413, "body_too_large");
 
-    // Unknown routes and wrong methods.
     assert_error(
         &c.get("/api/v1/nothing", Some("u1")).await,
         404,
@@ -220,10 +266,6 @@ async fn every_error_path_has_its_status_and_code() {
         405,
         "method_not_allowed",
     );
-
-    // Nothing above disturbed the campaign: exactly the two accepted purchases took stock.
-    let state = c.get(&format!("/api/v1/campaigns/{open_id}"), None).await;
-    assert_eq!(state.body["remaining"], 98);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,21 +41,7 @@ async fn order_under_a_stored_orders_id(backend: Backend) {
     let issued = client.order_token("alice", &id).await;
     let order_id: u64 = issued["order_id"].as_str().unwrap().parse().unwrap();
     // … and another order of another campaign and user is already stored under it.
-    let now = flashgate::clock::now_ms();
-    let squatter = Order {
-        order_id,
-        campaign_id: "some-other-campaign".into(),
-        sku: "OTHER".into(),
-        user_id: "bob".into(),
-        quantity: 1,
-        unit_price_cents: 500,
-        status: OrderStatus::PendingPayment,
-        version: 1,
-        created_at_ms: now - 60_000,
-        pay_deadline_ms: now + 3_600_000,
-        paid_at_ms: None,
-        updated_at_ms: now - 60_000,
-    };
+    let squatter = squatter_under(order_id);
     let written = in_store(&scenario, {
         let squatter = squatter.clone();
         move |store| store.write_batch(&[squatter]).unwrap().stored
@@ -79,38 +65,7 @@ async fn order_under_a_stored_orders_id(backend: Backend) {
     assert_eq!(other.status, StatusCode::ACCEPTED, "{}", other.body);
 
     // Alice's order is set aside with the reason, not acked out of the journal as stored.
-    let mut redis = shared_redis().await;
-    let poisoned = CampaignKeys::new(&id).poisoned;
-    let (p, o) = (poisoned.clone(), order_id.to_string());
-    eventually(
-        Duration::from_secs(10),
-        "the colliding order is set aside in fg:{c}:poisoned",
-        || {
-            let (mut redis, p, o) = (redis.clone(), p.clone(), o.clone());
-            async move { redis.hexists::<_, _, bool>(&p, &o).await.unwrap() }
-        },
-    )
-    .await;
-    let reason: String = redis.hget(&poisoned, order_id.to_string()).await.unwrap();
-    assert!(
-        reason.contains("collides")
-            && reason.contains("some-other-campaign")
-            && reason.contains("bob"),
-        "{reason}"
-    );
-    let journaled: bool = redis
-        .sismember(CampaignKeys::new(&id).journal, order_id.to_string())
-        .await
-        .unwrap();
-    assert!(!journaled, "set aside, not retried forever");
-    let record: Option<String> = redis
-        .hget(CampaignKeys::new(&id).orders, order_id.to_string())
-        .await
-        .unwrap();
-    assert!(
-        record.is_some_and(|r| r.starts_with("alice|")),
-        "Redis still has alice's order"
-    );
+    check_set_aside_not_acked(&id, order_id).await;
 
     // The stored order is untouched, carol's order is stored, and the alarm is counted.
     let carol: u64 = other.order_id().parse().unwrap();
@@ -130,6 +85,62 @@ async fn order_under_a_stored_orders_id(backend: Backend) {
         .await;
     }
     gateway.stop().unwrap();
+}
+
+/// An order of another campaign and user under `order_id`, pending payment.
+fn squatter_under(order_id: u64) -> Order {
+    let now = flashgate::clock::now_ms();
+    Order {
+        order_id,
+        campaign_id: "some-other-campaign".into(),
+        sku: "OTHER".into(),
+        user_id: "bob".into(),
+        quantity: 1,
+        unit_price_cents: 500,
+        status: OrderStatus::PendingPayment,
+        version: 1,
+        created_at_ms: now - 60_000,
+        pay_deadline_ms: now + 3_600_000,
+        paid_at_ms: None,
+        updated_at_ms: now - 60_000,
+    }
+}
+
+/// Alice's order `order_id` of campaign `id` is set aside with the reason, not acked out of
+/// the journal as stored, and Redis still holds it.
+async fn check_set_aside_not_acked(id: &str, order_id: u64) {
+    let mut redis = shared_redis().await;
+    let poisoned = CampaignKeys::new(id).poisoned;
+    let (p, o) = (poisoned.clone(), order_id.to_string());
+    eventually(
+        Duration::from_secs(10),
+        "the colliding order is set aside in fg:{c}:poisoned",
+        || {
+            let (mut redis, p, o) = (redis.clone(), p.clone(), o.clone());
+            async move { redis.hexists::<_, _, bool>(&p, &o).await.unwrap() }
+        },
+    )
+    .await;
+    let reason: String = redis.hget(&poisoned, order_id.to_string()).await.unwrap();
+    assert!(
+        reason.contains("collides")
+            && reason.contains("some-other-campaign")
+            && reason.contains("bob"),
+        "{reason}"
+    );
+    let journaled: bool = redis
+        .sismember(CampaignKeys::new(id).journal, order_id.to_string())
+        .await
+        .unwrap();
+    assert!(!journaled, "set aside, not retried forever");
+    let record: Option<String> = redis
+        .hget(CampaignKeys::new(id).orders, order_id.to_string())
+        .await
+        .unwrap();
+    assert!(
+        record.is_some_and(|r| r.starts_with("alice|")),
+        "Redis still has alice's order"
+    );
 }
 
 /// Runs `f` on the scenario's store, on a thread of its own (the PostgreSQL client runs a

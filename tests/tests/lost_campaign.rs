@@ -166,50 +166,12 @@ async fn no_path_reopens_a_lost_campaign_until_an_operator_rebuilds_it() {
     // Start: the gateway comes up, but refuses the campaign and says why.
     gateway.kill();
     let gateway = Process::start(&scenario, home.path());
-    let refused = client
-        .purchase("after-start", json!({ "campaign_id": id }))
-        .await
-        .unwrap();
-    assert_eq!(
-        refused.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        refused.body
-    );
-    assert_eq!(refused.code(), "campaign_needs_repair");
-    let ready = client.get("/readyz", None).await;
-    let reason = ready.body["campaigns_needing_repair"][&id]
-        .as_str()
-        .unwrap_or_default();
-    assert!(reason.contains("lost its data"), "{}", ready.body);
+    check_refused_and_why(&client, &id).await;
     assert!(!stock_exists(&redis, &id));
 
     // Reload, SIGHUP, an admin edit, a stock change, a close: none gives it stock.
     let config = gateway.config.clone();
-    let reloaded = admin(&admin_client, Method::POST, "/admin/v1/reload", "").await;
-    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.body);
-    assert!(!stock_exists(&redis, &id), "reload");
-    gateway.hangup();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!stock_exists(&redis, &id), "SIGHUP");
-    let put = admin(
-        &admin_client,
-        Method::PUT,
-        &format!("/admin/v1/campaigns/{id}"),
-        r#"{"unit_price_cents": 2999}"#,
-    )
-    .await;
-    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
-    assert!(!stock_exists(&redis, &id), "admin edit");
-    let restock = admin(
-        &admin_client,
-        Method::POST,
-        &format!("/admin/v1/campaigns/{id}/stock"),
-        r#"{"stock_total": 50}"#,
-    )
-    .await;
-    assert_eq!(restock.status, StatusCode::CONFLICT, "{}", restock.body);
-    assert!(!stock_exists(&redis, &id), "admin stock change");
+    no_reload_or_admin_change_gives_it_stock(&gateway, &admin_client, &redis, &id).await;
     let sold_again = accepted_while_trying(&client, &id, "late", Duration::from_secs(2)).await;
     assert_eq!(sold_again, 0);
     assert!(config.exists());
@@ -240,6 +202,59 @@ async fn no_path_reopens_a_lost_campaign_until_an_operator_rebuilds_it() {
     let mut conn = redis.client().get_connection().unwrap();
     let left: i64 = conn.get(CampaignKeys::new(&id).stock).unwrap();
     assert_eq!(left, 0);
+}
+
+/// The gateway started on a lost campaign refuses it, and `/readyz` says why.
+async fn check_refused_and_why(client: &Client, id: &str) {
+    let refused = client
+        .purchase("after-start", json!({ "campaign_id": id }))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.code(), "campaign_needs_repair");
+    let ready = client.get("/readyz", None).await;
+    let reason = ready.body["campaigns_needing_repair"][id]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("lost its data"), "{}", ready.body);
+}
+
+/// Reload, SIGHUP, an admin edit, a stock change: none gives the lost campaign stock.
+async fn no_reload_or_admin_change_gives_it_stock(
+    gateway: &Process,
+    admin_client: &Client,
+    redis: &RedisServer,
+    id: &str,
+) {
+    let reloaded = admin(admin_client, Method::POST, "/admin/v1/reload", "").await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.body);
+    assert!(!stock_exists(redis, id), "reload");
+    gateway.hangup();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!stock_exists(redis, id), "SIGHUP");
+    let put = admin(
+        admin_client,
+        Method::PUT,
+        &format!("/admin/v1/campaigns/{id}"),
+        r#"{"unit_price_cents": 2999}"#,
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    assert!(!stock_exists(redis, id), "admin edit");
+    let restock = admin(
+        admin_client,
+        Method::POST,
+        &format!("/admin/v1/campaigns/{id}/stock"),
+        r#"{"stock_total": 50}"#,
+    )
+    .await;
+    assert_eq!(restock.status, StatusCode::CONFLICT, "{}", restock.body);
+    assert!(!stock_exists(redis, id), "admin stock change");
 }
 
 /// Copies the campaign's keys (a snapshot) so they can be put back later.

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use flashgate_tests::client::Client;
 use flashgate_tests::gateway::InProcess;
 use flashgate_tests::redis_kind::TestRedis;
 use flashgate_tests::scenario::CampaignSpec;
@@ -26,10 +27,42 @@ async fn metrics_after_a_small_flash_sale_equal_what_the_clients_saw(redis: Test
     let gateway = InProcess::start(&scenario);
     let client = gateway.client();
 
-    // 200 buyers for 50 units, 10 asking for a campaign that does not exist, 5 bad bodies.
+    let seen = flash_sale(&client, &id).await;
+    assert_eq!(seen[&(202, "none".to_owned())], 50.0, "{seen:?}");
+
+    // Persistence is asynchronous: wait for the store to have every order.
+    let a = admin.clone();
+    eventually(Duration::from_secs(10), "all 50 orders persisted", || {
+        let a = a.clone();
+        // At least: the reconciler may write an order the workers wrote too (idempotently).
+        async move {
+            flashgate_tests::client::metrics_series(&a)
+                .await
+                .get("flashgate_orders_persisted_total")
+                .is_some_and(|n| *n >= 50.0)
+        }
+    })
+    .await;
+    let m = flashgate_tests::client::metrics_series(&admin).await;
+    check_counters_and_gauges(&m, &seen, &id);
+
+    check_every_plotted_metric_exists(&m);
+
+    // The public port does not serve it.
+    let public = client.get("/metrics", None).await;
+    assert_eq!(public.status.as_u16(), 404);
+    gateway.stop().unwrap();
+}
+
+/// Answers counted by (status, code), `none` for a success.
+type Seen = HashMap<(u16, String), f64>;
+
+/// 200 buyers for 50 units, 10 asking for a campaign that does not exist, 5 bad bodies: what
+/// the clients saw.
+async fn flash_sale(client: &Client, id: &str) -> Seen {
     let mut tasks = Vec::new();
     for n in 0..215 {
-        let (client, id) = (client.clone(), id.clone());
+        let (client, id) = (client.clone(), id.to_owned());
         tasks.push(tokio::spawn(async move {
             let body = match n {
                 0..200 => json!({ "campaign_id": id }),
@@ -48,23 +81,13 @@ async fn metrics_after_a_small_flash_sale_equal_what_the_clients_saw(redis: Test
         };
         *seen.entry((reply.status.as_u16(), code)).or_default() += 1.0;
     }
-    assert_eq!(seen[&(202, "none".to_owned())], 50.0, "{seen:?}");
+    seen
+}
 
-    // Persistence is asynchronous: wait for the store to have every order.
-    let a = admin.clone();
-    eventually(Duration::from_secs(10), "all 50 orders persisted", || {
-        let a = a.clone();
-        // At least: the reconciler may write an order the workers wrote too (idempotently).
-        async move {
-            flashgate_tests::client::metrics_series(&a)
-                .await
-                .get("flashgate_orders_persisted_total")
-                .is_some_and(|n| *n >= 50.0)
-        }
-    })
-    .await;
-    let m = flashgate_tests::client::metrics_series(&admin).await;
-    for ((status, code), count) in &seen {
+/// Every request counter equals what the clients saw, and the gauges read the sold-out,
+/// drained state.
+fn check_counters_and_gauges(m: &HashMap<String, f64>, seen: &Seen, id: &str) {
+    for ((status, code), count) in seen {
         let series = format!(
             "flashgate_requests_total{{route=\"purchase\",status=\"{status}\",code=\"{code}\"}}"
         );
@@ -90,8 +113,10 @@ async fn metrics_after_a_small_flash_sale_equal_what_the_clients_saw(redis: Test
     assert_eq!(m["flashgate_queue_depth"], 0.0);
     assert_eq!(m["flashgate_store_degraded"], 0.0);
     assert_eq!(m["flashgate_orders_set_aside_total"], 0.0);
+}
 
-    // Every metric the shipped Grafana dashboard plots exists.
+/// Every metric the shipped Grafana dashboard plots exists.
+fn check_every_plotted_metric_exists(m: &HashMap<String, f64>) {
     let dashboard = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../config/grafana-dashboard.json"
@@ -115,9 +140,4 @@ async fn metrics_after_a_small_flash_sale_equal_what_the_clients_saw(redis: Test
         }
     }
     assert!(plotted >= 10);
-
-    // The public port does not serve it.
-    let public = client.get("/metrics", None).await;
-    assert_eq!(public.status.as_u16(), 404);
-    gateway.stop().unwrap();
 }

@@ -5,8 +5,8 @@
 use flashgate::store::{OrderStore, SqliteStore};
 use flashgate_stock::retire::{self, Fence, Settlement};
 use flashgate_stock::{
-    CampaignLayout, CampaignSpec, OpenPermit, Reservation, ReserveOutcome, Scripts, journal,
-    lifecycle, open_campaign, reserve_batch,
+    CampaignKeys, CampaignLayout, CampaignSpec, OpenPermit, Reservation, ReserveOutcome, Scripts,
+    journal, lifecycle, open_campaign, reserve_batch,
 };
 use flashgate_tests::redis_memory::{campaign_keys, used_memory};
 use flashgate_tests::redis_server::RedisServer;
@@ -63,21 +63,7 @@ async fn a_settled_campaign_of_100k_orders_leaves_redis_and_its_memory_comes_bac
     let before = used_memory(&mut conn).await;
 
     let _store = open_on_sale(&mut conn, &layout, ORDERS, 1).await;
-    let users: Vec<String> = (0..ORDERS).map(|n| format!("user-{n}")).collect();
-    for chunk in (0..ORDERS).collect::<Vec<_>>().chunks(64) {
-        let batch: Vec<Reservation<'_>> = chunk
-            .iter()
-            .map(|&n| Reservation {
-                user_id: &users[n as usize],
-                order_id: 1_000_000 + n,
-                quantity: 1,
-            })
-            .collect();
-        let out = reserve_batch(&mut conn, &scripts, keys, NOW, &batch)
-            .await
-            .unwrap();
-        assert!(out.iter().all(|o| matches!(o, ReserveOutcome::Accepted(_))));
-    }
+    sell_every_unit(&mut conn, &scripts, keys).await;
     // Every order pending and journaled: nothing may go yet.
     let held = retire::settlement(&mut conn, &layout, 1_000).await.unwrap();
     assert_eq!(
@@ -91,30 +77,7 @@ async fn a_settled_campaign_of_100k_orders_leaves_redis_and_its_memory_comes_bac
     );
     assert!(!held.is_settled());
 
-    // Settle them all: every order expires, and the store "takes" each one (the journal acked
-    // at the version the expiry wrote).
-    let expired_at = NOW + 120_000;
-    let mut expired = 0;
-    loop {
-        let step = lifecycle::expire_due(&mut conn, &scripts, keys, expired_at, 20, 0)
-            .await
-            .unwrap();
-        if step.orders == 0 {
-            break;
-        }
-        expired += step.orders;
-    }
-    assert_eq!(expired, ORDERS);
-    let mut cursor = 0;
-    loop {
-        let (next, ids) = journal::scan(&mut sync, keys, cursor, 5_000).unwrap();
-        let written: Vec<(u64, u32)> = ids.iter().map(|&id| (id, 2)).collect();
-        journal::ack(&mut sync, &scripts, keys, &written).unwrap();
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    settle_every_order(&mut conn, &mut sync, &scripts, keys).await;
     let settled = retire::settlement(&mut conn, &layout, 1_000).await.unwrap();
     assert_eq!(
         settled,
@@ -235,21 +198,7 @@ async fn a_fenced_campaign_sells_nothing_and_changes_no_order_until_unfenced() {
         fence("b", NOW + 1_000).await,
         Fence::HeldBy(format!("a|{}", NOW + 500))
     );
-    // Fenced: no sale, no payment, no cancellation, in any bucket.
-    for bucket in &layout.buckets {
-        let out = reserve_batch(&mut conn, &scripts, bucket, NOW, &[buy(17)])
-            .await
-            .unwrap();
-        assert_eq!(out, [ReserveOutcome::NotLoaded]);
-    }
-    let paid = lifecycle::pay(&mut conn, &scripts, keys, NOW, 16, 100, "p")
-        .await
-        .unwrap();
-    assert_eq!(paid, flashgate_stock::Transition::Retiring);
-    let cancelled = lifecycle::cancel(&mut conn, &scripts, keys, NOW, 16, "u")
-        .await
-        .unwrap();
-    assert_eq!(cancelled, flashgate_stock::Transition::Retiring);
+    nothing_changes_while_fenced(&mut conn, &scripts, &layout).await;
     // Another's release leaves it; a holder silent past the stale age loses it.
     retire::unfence(&mut conn, &scripts, &layout, "b")
         .await
@@ -282,4 +231,87 @@ async fn a_fenced_campaign_sells_nothing_and_changes_no_order_until_unfenced() {
     // Removed, it is as fenced for good: what still asks gets "retiring", never a change.
     retire::remove(&mut conn, &layout).await.unwrap();
     assert_eq!(fence("a", NOW).await, Fence::Gone);
+}
+
+/// One unit to each of `ORDERS` users, 64 a batch, every one accepted.
+async fn sell_every_unit(
+    conn: &mut redis::aio::MultiplexedConnection,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+) {
+    let users: Vec<String> = (0..ORDERS).map(|n| format!("user-{n}")).collect();
+    for chunk in (0..ORDERS).collect::<Vec<_>>().chunks(64) {
+        let batch: Vec<Reservation<'_>> = chunk
+            .iter()
+            .map(|&n| Reservation {
+                user_id: &users[n as usize],
+                order_id: 1_000_000 + n,
+                quantity: 1,
+            })
+            .collect();
+        let out = reserve_batch(conn, scripts, keys, NOW, &batch)
+            .await
+            .unwrap();
+        assert!(out.iter().all(|o| matches!(o, ReserveOutcome::Accepted(_))));
+    }
+}
+
+/// Settle them all: every order expires, and the store "takes" each one (the journal acked
+/// at the version the expiry wrote).
+async fn settle_every_order(
+    conn: &mut redis::aio::MultiplexedConnection,
+    sync: &mut redis::Connection,
+    scripts: &Scripts,
+    keys: &CampaignKeys,
+) {
+    let expired_at = NOW + 120_000;
+    let mut expired = 0;
+    loop {
+        let step = lifecycle::expire_due(conn, scripts, keys, expired_at, 20, 0)
+            .await
+            .unwrap();
+        if step.orders == 0 {
+            break;
+        }
+        expired += step.orders;
+    }
+    assert_eq!(expired, ORDERS);
+    let mut cursor = 0;
+    loop {
+        let (next, ids) = journal::scan(sync, keys, cursor, 5_000).unwrap();
+        let written: Vec<(u64, u32)> = ids.iter().map(|&id| (id, 2)).collect();
+        journal::ack(sync, scripts, keys, &written).unwrap();
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+}
+
+/// Fenced: no sale, no payment, no cancellation, in any bucket.
+async fn nothing_changes_while_fenced(
+    conn: &mut redis::aio::MultiplexedConnection,
+    scripts: &Scripts,
+    layout: &CampaignLayout,
+) {
+    let keys = &layout.buckets[0];
+    let buy = |order_id| Reservation {
+        user_id: "u",
+        order_id,
+        quantity: 1,
+    };
+    for bucket in &layout.buckets {
+        let out = reserve_batch(conn, scripts, bucket, NOW, &[buy(17)])
+            .await
+            .unwrap();
+        assert_eq!(out, [ReserveOutcome::NotLoaded]);
+    }
+    let paid = lifecycle::pay(conn, scripts, keys, NOW, 16, 100, "p")
+        .await
+        .unwrap();
+    assert_eq!(paid, flashgate_stock::Transition::Retiring);
+    let cancelled = lifecycle::cancel(conn, scripts, keys, NOW, 16, "u")
+        .await
+        .unwrap();
+    assert_eq!(cancelled, flashgate_stock::Transition::Retiring);
 }

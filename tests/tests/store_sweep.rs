@@ -53,29 +53,7 @@ async fn sweep_behind_unknown_orders(redis: TestRedis, backend: Backend) {
 
     // Ahead of it in deadline order, and in its shard table, 520 unpaid orders Redis does not
     // know: 300 of a campaign Redis never had, 220 of this campaign that Redis lost.
-    let gene = order_id & 15;
-    let ghost_campaign = unique_id("ghost");
-    let now = flashgate::clock::now_ms();
-    let ghosts: Vec<Order> = (0..520u64)
-        .map(|n| Order {
-            order_id: ((n + 1) << 22) | gene,
-            campaign_id: if n < 300 {
-                ghost_campaign.clone()
-            } else {
-                id.clone()
-            },
-            sku: "GHOST".into(),
-            user_id: format!("ghost-{n}"),
-            quantity: 1,
-            unit_price_cents: 100,
-            status: OrderStatus::PendingPayment,
-            version: 1,
-            created_at_ms: now - 7_200_000,
-            pay_deadline_ms: now - 3_600_000 + n as i64,
-            paid_at_ms: None,
-            updated_at_ms: now - 7_200_000,
-        })
-        .collect();
+    let ghosts = ghosts_ahead_of(order_id, &id);
     let batch = ghosts.clone();
     assert_eq!(
         in_store(&scenario, move |s| s.write_batch(&batch).unwrap().stored),
@@ -120,6 +98,34 @@ async fn sweep_behind_unknown_orders(redis: TestRedis, backend: Backend) {
         );
     }
     gateway.stop().unwrap();
+}
+
+/// 520 unpaid orders Redis does not know, due before `order_id` and in its shard table: 300 of
+/// a campaign Redis never had, 220 of campaign `id` that Redis lost.
+fn ghosts_ahead_of(order_id: u64, id: &str) -> Vec<Order> {
+    let gene = order_id & 15;
+    let ghost_campaign = unique_id("ghost");
+    let now = flashgate::clock::now_ms();
+    (0..520u64)
+        .map(|n| Order {
+            order_id: ((n + 1) << 22) | gene,
+            campaign_id: if n < 300 {
+                ghost_campaign.clone()
+            } else {
+                id.to_owned()
+            },
+            sku: "GHOST".into(),
+            user_id: format!("ghost-{n}"),
+            quantity: 1,
+            unit_price_cents: 100,
+            status: OrderStatus::PendingPayment,
+            version: 1,
+            created_at_ms: now - 7_200_000,
+            pay_deadline_ms: now - 3_600_000 + n as i64,
+            paid_at_ms: None,
+            updated_at_ms: now - 7_200_000,
+        })
+        .collect()
 }
 
 /// Runs `f` on the scenario's store, on a thread of its own (the PostgreSQL client runs a
