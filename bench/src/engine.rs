@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::wire::Connection;
+use crate::wire::{self, Connection};
 
 /// What a request is for, so a mixed run can be reported per part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -142,6 +142,9 @@ pub async fn run(
 /// generator from adding its own timer lag to every open-loop latency.
 const TIMER_TICK: Duration = Duration::from_millis(1);
 
+/// One connection's share of the run: takes the next request until the run is done, and
+/// reopens the connection whenever the server closed it or it broke. The steps it calls
+/// allocate nothing per request beyond what an [`Outcome`] holds.
 async fn connection_loop(
     addr: SocketAddr,
     load: &Load,
@@ -162,57 +165,17 @@ async fn connection_loop(
         }
         let index = i % load.requests.len();
         let prepared = &load.requests[index];
-        let due = match load.pace {
-            Pace::Closed => None,
-            Pace::Rate(rate) => {
-                let due = start + Duration::from_secs_f64(i as f64 / rate);
-                if let Some(wake) = due.checked_sub(TIMER_TICK)
-                    && wake > Instant::now()
-                {
-                    tokio::time::sleep_until(wake.into()).await;
-                }
-                Some(due)
-            }
-        };
+        let due = due_time(load.pace, start, i).await;
         let sent = Instant::now();
         let from = due.map_or(sent, |due| due.min(sent));
         let answer = connection.exchange(&prepared.bytes).await;
         let done_at = start.elapsed();
         let (outcome, reconnect) = match answer {
-            Ok(answer) => {
-                // A plain 200 (a read, the reference server) carries nothing the report
-                // needs: its body is not parsed. A replay's carries the order it must repeat.
-                let parsed: Option<Answer> =
-                    if answer.status == 200 && prepared.kind != Kind::Replay {
-                        None
-                    } else {
-                        serde_json::from_slice(answer.body).ok()
-                    };
-                let outcome = Outcome {
-                    kind: prepared.kind,
-                    index,
-                    status: answer.status,
-                    code: parsed
-                        .as_ref()
-                        .and_then(|a| Some(a.error.as_ref()?.code.clone())),
-                    order_id: parsed.and_then(|a| a.order_id),
-                    latency: from.elapsed(),
-                    done_at,
-                };
-                (outcome, answer.closing)
-            }
-            Err(_) => {
-                let outcome = Outcome {
-                    kind: prepared.kind,
-                    index,
-                    status: 0,
-                    code: Some("connection_error".into()),
-                    order_id: None,
-                    latency: from.elapsed(),
-                    done_at,
-                };
-                (outcome, true)
-            }
+            Ok(answer) => (
+                answered(&answer, prepared, index, from, done_at),
+                answer.closing,
+            ),
+            Err(_) => (broken(prepared, index, from, done_at), true),
         };
         outcomes.push(outcome);
         progress.fetch_add(1, Ordering::Relaxed);
@@ -221,5 +184,64 @@ async fn connection_loop(
                 .await
                 .with_context(|| format!("reconnecting to {addr}"))?;
         }
+    }
+}
+
+/// Open loop: when request `i` is due, once the timer has woken up just before then. Closed
+/// loop: `None`, it is sent now.
+async fn due_time(pace: Pace, start: Instant, i: usize) -> Option<Instant> {
+    match pace {
+        Pace::Closed => None,
+        Pace::Rate(rate) => {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            if let Some(wake) = due.checked_sub(TIMER_TICK)
+                && wake > Instant::now()
+            {
+                tokio::time::sleep_until(wake.into()).await;
+            }
+            Some(due)
+        }
+    }
+}
+
+/// The outcome of `prepared` (request `index`) answered with `answer`; its latency counts
+/// from `from` to now, the answer read.
+fn answered(
+    answer: &wire::Answer<'_>,
+    prepared: &Prepared,
+    index: usize,
+    from: Instant,
+    done_at: Duration,
+) -> Outcome {
+    // A plain 200 (a read, the reference server) carries nothing the report needs: its body is
+    // not parsed. A replay's carries the order it must repeat.
+    let parsed: Option<Answer> = if answer.status == 200 && prepared.kind != Kind::Replay {
+        None
+    } else {
+        serde_json::from_slice(answer.body).ok()
+    };
+    Outcome {
+        kind: prepared.kind,
+        index,
+        status: answer.status,
+        code: parsed
+            .as_ref()
+            .and_then(|a| Some(a.error.as_ref()?.code.clone())),
+        order_id: parsed.and_then(|a| a.order_id),
+        latency: from.elapsed(),
+        done_at,
+    }
+}
+
+/// The outcome of `prepared` (request `index`) when the connection broke before its answer.
+fn broken(prepared: &Prepared, index: usize, from: Instant, done_at: Duration) -> Outcome {
+    Outcome {
+        kind: prepared.kind,
+        index,
+        status: 0,
+        code: Some("connection_error".into()),
+        order_id: None,
+        latency: from.elapsed(),
+        done_at,
     }
 }

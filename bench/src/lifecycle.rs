@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use flashgate::config::CampaignConfig;
 use flashgate_stock::OrderStatus;
 use serde_json::{Value, json};
 
@@ -92,7 +93,48 @@ impl Plan {
         outcomes: &[Outcome],
         user_of: impl Fn(usize) -> u64,
     ) -> anyhow::Result<Settled> {
-        let campaign = &target.campaign;
+        let Fates {
+            prepared,
+            paid,
+            reserved,
+        } = self.fates(&target.campaign, users, outcomes, user_of);
+        let to_pay = paid.len() as u64;
+        let to_cancel = prepared.len() as u64 - to_pay;
+        eprintln!(
+            "lifecycle: of {reserved} orders, {to_pay} pay, {to_cancel} cancel, {} expire",
+            reserved - to_pay - to_cancel
+        );
+        let (answers, report) = if prepared.is_empty() {
+            (Vec::new(), None)
+        } else {
+            let total = prepared.len();
+            let (answers, duration) =
+                play(target.addr, engine, prepared, total, Pace::Closed, None)?;
+            let report = Report::new(&answers, duration);
+            println!("-- payments and cancels");
+            report.print();
+            (answers, Some(report))
+        };
+        self.wait_for_expiries(target)?;
+        Ok(Settled {
+            reserved,
+            to_pay,
+            to_cancel,
+            paid,
+            answers,
+            report,
+        })
+    }
+
+    /// Decides each accepted order's fate: the payments and cancels to send, and which orders
+    /// are paid for (the rest expire).
+    fn fates(
+        &self,
+        campaign: &CampaignConfig,
+        users: &Users,
+        outcomes: &[Outcome],
+        user_of: impl Fn(usize) -> u64,
+    ) -> Fates {
         let mut prepared = Vec::new();
         let (mut paid, mut reserved) = (HashSet::new(), 0u64);
         for (k, o) in outcomes
@@ -124,25 +166,20 @@ impl Plan {
                 });
             }
         }
-        let to_pay = paid.len() as u64;
-        let to_cancel = prepared.len() as u64 - to_pay;
-        eprintln!(
-            "lifecycle: of {reserved} orders, {to_pay} pay, {to_cancel} cancel, {} expire",
-            reserved - to_pay - to_cancel
-        );
-        let (answers, report) = if prepared.is_empty() {
-            (Vec::new(), None)
-        } else {
-            let total = prepared.len();
-            let (answers, duration) =
-                play(target.addr, engine, prepared, total, Pace::Closed, None)?;
-            let report = Report::new(&answers, duration);
-            println!("-- payments and cancels");
-            report.print();
-            (answers, Some(report))
-        };
+        Fates {
+            prepared,
+            paid,
+            reserved,
+        }
+    }
 
-        // The rest expire: wait for the sweepers to have settled every order.
+    /// The rest expire: waits for the sweepers to have settled every order (at most the pay
+    /// timeout, up to [`MAX_WAIT`], and the patience).
+    ///
+    /// # Errors
+    /// Redis unreachable.
+    fn wait_for_expiries(&self, target: &Target) -> anyhow::Result<()> {
+        let campaign = &target.campaign;
         let started = Instant::now();
         let deadline = started + campaign.pay_timeout.min(MAX_WAIT) + self.patience;
         let mut conn = redis_connection(&target.config)?;
@@ -161,15 +198,18 @@ impl Plan {
             "lifecycle: {pending} orders still pending after {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        Ok(Settled {
-            reserved,
-            to_pay,
-            to_cancel,
-            paid,
-            answers,
-            report,
-        })
+        Ok(())
     }
+}
+
+/// What happens to the accepted orders: the requests that settle them, and who pays.
+struct Fates {
+    /// The payments and cancels, in the order of acceptance.
+    prepared: Vec<Prepared>,
+    /// Orders the client pays for.
+    paid: HashSet<u64>,
+    /// Units the client saw accepted (quantity 1 each).
+    reserved: u64,
 }
 
 /// What the lifecycle phase did, to be checked against the final state.

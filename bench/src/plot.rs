@@ -18,7 +18,6 @@ type Panel<'a> = (&'a str, Vec<Series<'a>>);
 /// The chart of `report`, titled `title`.
 pub fn svg(report: &Report, title: &str) -> String {
     let n = report.seconds.len().max(1) as f64;
-    let x = |i: f64| LEFT + (W - LEFT - 20.0) * (i + 0.5) / n;
     let mut out = String::new();
     let height = TOP + 2.0 * PANEL + 80.0;
     let _ = write!(
@@ -29,7 +28,31 @@ pub fn svg(report: &Report, title: &str) -> String {
 "#,
         escape(title)
     );
-    let panels: [Panel<'_>; 2] = [
+    for (p, (label, series)) in panels(report).iter().enumerate() {
+        let top = TOP + p as f64 * (PANEL + 30.0);
+        panel(&mut out, report, Frame::new(n, top, series), label, series);
+    }
+    let _ = write!(
+        out,
+        r##"<text x="{LEFT}" y="{}" fill="#555">0 s</text>
+<text x="{}" y="{}" fill="#555">{:.1} s</text>
+<text x="{}" y="{}" fill="#555">time since start ({:.1} s per point)</text>
+</svg>
+"##,
+        height - 40.0,
+        W - 60.0,
+        height - 40.0,
+        n * report.bucket.as_secs_f64(),
+        W / 2.0 - 90.0,
+        height - 20.0,
+        report.bucket.as_secs_f64()
+    );
+    out
+}
+
+/// The two panels: throughput, then p99 latency.
+fn panels(report: &Report) -> [Panel<'static>; 2] {
+    [
         (
             "per second",
             vec![
@@ -53,73 +76,90 @@ pub fn svg(report: &Report, title: &str) -> String {
                 report.seconds.iter().map(|s| s.p99_ms).collect(),
             )],
         ),
-    ];
-    for (p, (label, series)) in panels.iter().enumerate() {
-        let top = TOP + p as f64 * (PANEL + 30.0);
-        let bottom = top + PANEL;
+    ]
+}
+
+/// Where a panel sits and how its values map onto it.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    /// Points along the time axis.
+    n: f64,
+    top: f64,
+    bottom: f64,
+    /// The largest value of the panel's lines: the top of its scale.
+    max: f64,
+}
+
+impl Frame {
+    fn new(n: f64, top: f64, series: &[Series<'_>]) -> Self {
         let max = series
             .iter()
             .flat_map(|(_, _, v)| v.iter().copied())
             .fold(0.0_f64, f64::max)
             .max(1e-9);
-        let y = |v: f64| bottom - (PANEL - 10.0) * v / max;
-        let _ = write!(
-            out,
-            r##"<line x1="{LEFT}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#999"/>
+        Self {
+            n,
+            top,
+            bottom: top + PANEL,
+            max,
+        }
+    }
+
+    fn x(self, i: f64) -> f64 {
+        LEFT + (W - LEFT - 20.0) * (i + 0.5) / self.n
+    }
+
+    fn y(self, v: f64) -> f64 {
+        self.bottom - (PANEL - 10.0) * v / self.max
+    }
+}
+
+/// One panel: its axes, its lines and, if the run sold out, the moment it did.
+fn panel(out: &mut String, report: &Report, frame: Frame, label: &str, series: &[Series<'_>]) {
+    let Frame {
+        top, bottom, max, ..
+    } = frame;
+    let _ = write!(
+        out,
+        r##"<line x1="{LEFT}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#999"/>
 <line x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}" stroke="#999"/>
 <text x="6" y="{}" >{max:.0}</text><text x="6" y="{bottom}">0</text>
 <text x="{}" y="{}" fill="#555">{label}</text>
 "##,
-            W - 20.0,
-            top + 12.0,
-            LEFT + 8.0,
-            top + 12.0,
-        );
-        for (k, (name, colour, values)) in series.iter().enumerate() {
-            let points: Vec<String> = values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| format!("{:.1},{:.1}", x(i as f64), y(*v)))
-                .collect();
-            let _ = write!(
-                out,
-                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>
+        W - 20.0,
+        top + 12.0,
+        LEFT + 8.0,
+        top + 12.0,
+    );
+    for (k, (name, colour, values)) in series.iter().enumerate() {
+        let points: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", frame.x(i as f64), frame.y(*v)))
+            .collect();
+        let _ = write!(
+            out,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>
 <text x="{}" y="{}" fill="{colour}">{name}</text>
 "#,
-                points.join(" "),
-                W - 120.0,
-                top + 14.0 + 14.0 * k as f64
-            );
-        }
-        if let Some(at) = report.sold_out_at {
-            let sx = LEFT + (W - LEFT - 20.0) * at.as_secs_f64() / report.bucket.as_secs_f64() / n;
-            let _ = write!(
-                out,
-                r##"<line x1="{sx:.1}" y1="{top}" x2="{sx:.1}" y2="{bottom}" stroke="#ff7f0e" stroke-dasharray="5,4"/>
+            points.join(" "),
+            W - 120.0,
+            top + 14.0 + 14.0 * k as f64
+        );
+    }
+    if let Some(at) = report.sold_out_at {
+        let sx =
+            LEFT + (W - LEFT - 20.0) * at.as_secs_f64() / report.bucket.as_secs_f64() / frame.n;
+        let _ = write!(
+            out,
+            r##"<line x1="{sx:.1}" y1="{top}" x2="{sx:.1}" y2="{bottom}" stroke="#ff7f0e" stroke-dasharray="5,4"/>
 <text x="{:.1}" y="{}" fill="#ff7f0e">sold out {:.2} s</text>
 "##,
-                sx + 4.0,
-                bottom - 6.0,
-                at.as_secs_f64()
-            );
-        }
+            sx + 4.0,
+            bottom - 6.0,
+            at.as_secs_f64()
+        );
     }
-    let _ = write!(
-        out,
-        r##"<text x="{LEFT}" y="{}" fill="#555">0 s</text>
-<text x="{}" y="{}" fill="#555">{:.1} s</text>
-<text x="{}" y="{}" fill="#555">time since start ({:.1} s per point)</text>
-</svg>
-"##,
-        height - 40.0,
-        W - 60.0,
-        height - 40.0,
-        n * report.bucket.as_secs_f64(),
-        W / 2.0 - 90.0,
-        height - 20.0,
-        report.bucket.as_secs_f64()
-    );
-    out
 }
 
 fn escape(text: &str) -> String {

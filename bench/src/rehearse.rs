@@ -87,56 +87,12 @@ pub fn run(
         },
         &dir,
     )?;
-
-    let gateway_addr = processes::free_addr()?;
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        private_config(
-            &args.config,
-            &dir,
-            &redis.urls(),
-            redis.is_cluster(),
-            gateway_addr,
-            args.store_url.as_deref(),
-        )?,
-    )
-    .with_context(|| format!("writing {}", config.display()))?;
-    let log = dir.join("gateway.log");
-    let binary = args
-        .gateway
-        .clone()
-        .unwrap_or_else(|| processes::sibling_binary("flashgate"));
-    let mut gateway = Server::spawn(
-        "gateway",
-        Command::new(binary)
-            .arg("--config")
-            .arg(&config)
-            .env(
-                "RUST_LOG",
-                std::env::var("FLASHGATE_REHEARSE_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?),
-    )?;
-    gateway
-        .wait_listening(gateway_addr, Duration::from_secs(30))
-        .with_context(|| format!("see {}", log.display()))?;
-    let nodes: Vec<String> = redis
-        .urls()
-        .iter()
-        .map(|u| u.trim_start_matches("redis://").to_owned())
-        .collect();
-    eprintln!(
-        "rehearse: gateway on {gateway_addr}, private Redis{} on {}, files in {}",
-        if redis.is_cluster() { " Cluster" } else { "" },
-        nodes.join(" "),
-        dir.display()
-    );
+    let gateway = PrivateGateway::start(args, &dir, &redis)?;
+    announce(gateway.addr, &redis, &dir);
 
     let mut argv = args.scenario.clone();
-    argv.extend(["--addr".into(), gateway_addr.to_string(), "--config".into()]);
-    argv.push(config.display().to_string());
+    argv.extend(["--addr".into(), gateway.addr.to_string(), "--config".into()]);
+    argv.push(gateway.config.display().to_string());
     if redis.is_cluster() {
         redis.reset_stats()?;
     }
@@ -145,7 +101,7 @@ pub fn run(
         report_command_time(&redis, args.redis_stats.as_deref())?;
     }
 
-    let status = gateway.terminate(Duration::from_secs(30))?;
+    let status = gateway.server.terminate(Duration::from_secs(30))?;
     drop(redis);
     match &args.workdir {
         Some(dir) => eprintln!(
@@ -158,6 +114,78 @@ pub fn run(
         ),
     }
     Ok(passed && status.success())
+}
+
+/// The rehearsal's gateway, on the private Redis, stopped when dropped.
+struct PrivateGateway {
+    server: Server,
+    addr: SocketAddr,
+    /// Its private config, which the scenario reads too.
+    config: PathBuf,
+}
+
+impl PrivateGateway {
+    /// Writes the private config into `dir` and starts the gateway on it, logging to
+    /// `dir/gateway.log`; returns once it listens.
+    ///
+    /// # Errors
+    /// The config unreadable, the gateway would not start or listen.
+    fn start(args: &RehearseArgs, dir: &Path, redis: &PrivateRedis) -> anyhow::Result<Self> {
+        let addr = processes::free_addr()?;
+        let config = dir.join("gateway.toml");
+        std::fs::write(
+            &config,
+            private_config(
+                &args.config,
+                dir,
+                &redis.urls(),
+                redis.is_cluster(),
+                addr,
+                args.store_url.as_deref(),
+            )?,
+        )
+        .with_context(|| format!("writing {}", config.display()))?;
+        let log = dir.join("gateway.log");
+        let binary = args
+            .gateway
+            .clone()
+            .unwrap_or_else(|| processes::sibling_binary("flashgate"));
+        let mut server = Server::spawn(
+            "gateway",
+            Command::new(binary)
+                .arg("--config")
+                .arg(&config)
+                .env(
+                    "RUST_LOG",
+                    std::env::var("FLASHGATE_REHEARSE_LOG").unwrap_or_else(|_| "warn".into()),
+                )
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log)?),
+        )?;
+        server
+            .wait_listening(addr, Duration::from_secs(30))
+            .with_context(|| format!("see {}", log.display()))?;
+        Ok(Self {
+            server,
+            addr,
+            config,
+        })
+    }
+}
+
+/// Says where the gateway, Redis and the rehearsal's files are.
+fn announce(gateway: SocketAddr, redis: &PrivateRedis, dir: &Path) {
+    let nodes: Vec<String> = redis
+        .urls()
+        .iter()
+        .map(|u| u.trim_start_matches("redis://").to_owned())
+        .collect();
+    eprintln!(
+        "rehearse: gateway on {gateway}, private Redis{} on {}, files in {}",
+        if redis.is_cluster() { " Cluster" } else { "" },
+        nodes.join(" "),
+        dir.display()
+    );
 }
 
 /// What each master spent on commands during the scenario, printed and written to `out`.

@@ -62,57 +62,24 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 
 impl Report {
     pub fn new(outcomes: &[Outcome], duration: Duration) -> Self {
-        let mut all = histogram();
-        let mut per_second: Vec<(Second, Histogram<u64>)> = Vec::new();
-        let (mut by_status, mut by_code) = (BTreeMap::new(), BTreeMap::new());
-        let mut last_accepted = None;
-        let mut kinds: BTreeMap<&'static str, (u64, Histogram<u64>)> = BTreeMap::new();
-        let mut ran_out = false;
         let bucket = bucket_for(duration);
-        let bucket_ms = u128::from(u64::try_from(bucket.as_millis()).unwrap_or(1).max(1));
+        let mut tally = Tally::new(bucket);
         for o in outcomes {
-            let us = u64::try_from(o.latency.as_micros())
-                .unwrap_or(u64::MAX)
-                .max(1);
-            all.saturating_record(us);
-            let (n, h) = kinds
-                .entry(o.kind.name())
-                .or_insert_with(|| (0, histogram()));
-            *n += 1;
-            h.saturating_record(us);
-            let s = usize::try_from(o.done_at.as_millis() / bucket_ms).unwrap_or(usize::MAX);
-            while per_second.len() <= s {
-                per_second.push((Second::default(), histogram()));
-            }
-            let (second, h) = &mut per_second[s];
-            second.requests += 1;
-            h.saturating_record(us);
-            *by_status.entry(o.status).or_insert(0) += 1;
-            if let Some(code) = &o.code {
-                *by_code.entry(code.clone()).or_insert(0) += 1;
-                ran_out |= matches!(code.as_str(), "sold_out" | "insufficient_stock");
-            }
-            if o.status == 202 {
-                second.accepted += 1;
-                last_accepted = Some(o.done_at);
-            }
+            tally.record(o);
         }
+        let Tally {
+            all,
+            per_second,
+            by_status,
+            by_code,
+            last_accepted,
+            kinds,
+            ran_out,
+            bucket_ms,
+        } = tally;
         let accepted = by_status.get(&202).copied().unwrap_or(0);
         let sold_out_at = if ran_out { last_accepted } else { None };
-        let (while_stock, after) = match sold_out_at {
-            Some(at) => {
-                let rejected_after = outcomes
-                    .iter()
-                    .filter(|o| o.done_at > at && o.status != 202)
-                    .count();
-                let rest = duration.saturating_sub(at).as_secs_f64();
-                (
-                    accepted as f64 / at.as_secs_f64().max(1e-6),
-                    rejected_after as f64 / rest.max(1e-6),
-                )
-            }
-            None => (accepted as f64 / duration.as_secs_f64().max(1e-6), 0.0),
-        };
+        let (while_stock, after) = sell_out_rates(outcomes, duration, accepted, sold_out_at);
         Self {
             requests: outcomes.len() as u64,
             duration,
@@ -125,16 +92,7 @@ impl Report {
                 ms(&all, 0.999),
                 all.max() as f64 / 1000.0,
             ],
-            seconds: per_second
-                .into_iter()
-                .map(|(mut s, h)| {
-                    let per_second = 1000 / bucket_ms.max(1) as u64;
-                    s.requests *= per_second.max(1);
-                    s.accepted *= per_second.max(1);
-                    s.p99_ms = ms(&h, 0.99);
-                    s
-                })
-                .collect(),
+            seconds: timeline(per_second, bucket_ms),
             bucket,
             accepted,
             sold_out_at,
@@ -213,4 +171,103 @@ impl Report {
             },
         })
     }
+}
+
+/// The outcomes counted as they are read: latencies overall, per slice of the timeline and
+/// per kind of request; answers per status and code.
+struct Tally {
+    all: Histogram<u64>,
+    /// One entry per `bucket`: its counts and its latencies.
+    per_second: Vec<(Second, Histogram<u64>)>,
+    by_status: BTreeMap<u16, u64>,
+    by_code: BTreeMap<String, u64>,
+    /// When the last 202 arrived.
+    last_accepted: Option<Duration>,
+    kinds: BTreeMap<&'static str, (u64, Histogram<u64>)>,
+    /// Whether any answer said the stock ran out.
+    ran_out: bool,
+    /// The timeline's slice in ms (at least 1).
+    bucket_ms: u128,
+}
+
+impl Tally {
+    fn new(bucket: Duration) -> Self {
+        Self {
+            all: histogram(),
+            per_second: Vec::new(),
+            by_status: BTreeMap::new(),
+            by_code: BTreeMap::new(),
+            last_accepted: None,
+            kinds: BTreeMap::new(),
+            ran_out: false,
+            bucket_ms: u128::from(u64::try_from(bucket.as_millis()).unwrap_or(1).max(1)),
+        }
+    }
+
+    fn record(&mut self, o: &Outcome) {
+        let us = u64::try_from(o.latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.all.saturating_record(us);
+        let (n, h) = self
+            .kinds
+            .entry(o.kind.name())
+            .or_insert_with(|| (0, histogram()));
+        *n += 1;
+        h.saturating_record(us);
+        let s = usize::try_from(o.done_at.as_millis() / self.bucket_ms).unwrap_or(usize::MAX);
+        while self.per_second.len() <= s {
+            self.per_second.push((Second::default(), histogram()));
+        }
+        let (second, h) = &mut self.per_second[s];
+        second.requests += 1;
+        h.saturating_record(us);
+        *self.by_status.entry(o.status).or_insert(0) += 1;
+        if let Some(code) = &o.code {
+            *self.by_code.entry(code.clone()).or_insert(0) += 1;
+            self.ran_out |= matches!(code.as_str(), "sold_out" | "insufficient_stock");
+        }
+        if o.status == 202 {
+            second.accepted += 1;
+            self.last_accepted = Some(o.done_at);
+        }
+    }
+}
+
+/// (Accepted per second while stock lasted, rejections per second after it ran out); without
+/// a sell-out, accepted per second over the whole run and no rejections after.
+fn sell_out_rates(
+    outcomes: &[Outcome],
+    duration: Duration,
+    accepted: u64,
+    sold_out_at: Option<Duration>,
+) -> (f64, f64) {
+    match sold_out_at {
+        Some(at) => {
+            let rejected_after = outcomes
+                .iter()
+                .filter(|o| o.done_at > at && o.status != 202)
+                .count();
+            let rest = duration.saturating_sub(at).as_secs_f64();
+            (
+                accepted as f64 / at.as_secs_f64().max(1e-6),
+                rejected_after as f64 / rest.max(1e-6),
+            )
+        }
+        None => (accepted as f64 / duration.as_secs_f64().max(1e-6), 0.0),
+    }
+}
+
+/// The timeline's slices with their counts scaled to per second and their p99.
+fn timeline(per_second: Vec<(Second, Histogram<u64>)>, bucket_ms: u128) -> Vec<Second> {
+    per_second
+        .into_iter()
+        .map(|(mut s, h)| {
+            let per_second = 1000 / bucket_ms.max(1) as u64;
+            s.requests *= per_second.max(1);
+            s.accepted *= per_second.max(1);
+            s.p99_ms = ms(&h, 0.99);
+            s
+        })
+        .collect()
 }
