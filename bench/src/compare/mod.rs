@@ -85,7 +85,13 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         target.campaign.id, args.engine.connections, args.engine.threads, args.duration
     );
     table::print_head();
-    let rounds = Rounds::play(args, &lineup.subjects, &purchases, &mut watched)?;
+    let rounds = Rounds::play(
+        args,
+        &lineup.subjects,
+        &purchases,
+        &mut watched,
+        table::print_side,
+    )?;
     let ratios = rounds.ratios(lineup.subjects.len());
     table::print_ratios(&ratios, rounds.len());
     if let Some(path) = &args.json {

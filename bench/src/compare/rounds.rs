@@ -12,7 +12,6 @@ use super::CompareArgs;
 use super::purchases::Purchases;
 use super::side::Side;
 use super::subject::Subject;
-use super::table;
 use super::watched_redis::WatchedRedis;
 
 /// Every round's sides, each in the order of the subjects (gateway, hello, naive).
@@ -25,8 +24,8 @@ pub(super) struct Ratios {
 }
 
 impl Rounds {
-    /// Loads every subject in turn for `args.rounds` rounds, printing each side's row as it
-    /// comes.
+    /// Loads every subject in turn for `args.rounds` rounds, handing each side to `measured`
+    /// as it comes (the table prints its row then, not after the last round).
     ///
     /// # Errors
     /// A server unreachable.
@@ -35,6 +34,7 @@ impl Rounds {
         subjects: &[Subject],
         purchases: &Purchases,
         watched: &mut Option<WatchedRedis>,
+        mut measured: impl FnMut(u32, &Subject, &Side),
     ) -> anyhow::Result<Self> {
         let mut rounds: Vec<Vec<Side>> = Vec::new();
         for round in 1..=args.rounds.max(1) {
@@ -42,7 +42,7 @@ impl Rounds {
             for subject in subjects {
                 let requests = purchases.for_side(subject, round);
                 let side = Side::measure(subject, args, requests, watched)?;
-                table::print_side(round, subject, &side);
+                measured(round, subject, &side);
                 sides.push(side);
             }
             rounds.push(sides);

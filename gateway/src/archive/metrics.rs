@@ -40,7 +40,7 @@ impl ArchiveMetrics {
     pub fn render(&self, out: &mut String) {
         let flag = |b: &AtomicBool| u8::from(b.load(Ordering::Relaxed));
         let metric = |out: &mut String, name: &str, kind: &str, help: &str, value: u64| {
-            crate::metrics::exposition::family(out, name, kind, help);
+            crate::metrics::text_format::family(out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         };
         metric(

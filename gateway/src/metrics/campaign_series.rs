@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use flashgate_stock::buckets::Census;
 use flashgate_stock::{CampaignKeys, Scripts, StockConnection};
 
-use super::exposition::{Sources, family};
+use super::text_format::family;
 use crate::clock::Clock;
-use crate::pipeline::catalog::Campaign;
+use crate::pipeline::catalog::{Campaign, Catalog};
 
 /// Journal entries looked at to estimate the age of the oldest unpersisted order.
 const LAG_SAMPLE: usize = 32;
@@ -15,18 +15,23 @@ const LAG_SAMPLE: usize = 32;
 /// Stock left, journal backlog and the age of the oldest order waiting for the store, per
 /// campaign, and each stock bucket's stock and transfers, read from Redis. A Redis that does
 /// not answer leaves these out.
-pub(super) async fn campaigns(src: Sources<'_>, out: &mut String) {
-    let mut conn = src.redis.clone();
+pub(super) async fn campaigns(
+    catalog: &Catalog,
+    redis: &StockConnection,
+    scripts: &Scripts,
+    clock: &Clock,
+    out: &mut String,
+) {
+    let mut conn = redis.clone();
     let mut series = Series::default();
-    let catalog = src.catalog.load_full();
     for campaign in catalog.campaigns() {
         // A retired campaign has nothing in Redis (see `retirement`).
         if campaign.is_retired() {
             continue;
         }
         series.read_memory(&mut conn, campaign).await;
-        series.read_census(&mut conn, src.scripts, campaign).await;
-        series.read_journal(&mut conn, src.clock, campaign).await;
+        series.read_census(&mut conn, scripts, campaign).await;
+        series.read_journal(&mut conn, clock, campaign).await;
     }
     series.write(out);
 }

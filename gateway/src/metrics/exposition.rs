@@ -10,6 +10,7 @@ use flashgate_stock::{Scripts, StockConnection};
 
 use super::Metrics;
 use super::campaign_series::campaigns;
+use super::text_format::family;
 use crate::clock::Clock;
 use crate::persistence::health::StoreHealth;
 use crate::pipeline::catalog::Catalog;
@@ -39,10 +40,6 @@ pub struct Sources<'a> {
     pub clock: &'a Clock,
 }
 
-pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
 /// The whole exposition: counters kept in memory, and what only Redis knows, read now.
 pub async fn render(src: Sources<'_>) -> String {
     let mut out = String::with_capacity(16 * 1024);
@@ -50,7 +47,8 @@ pub async fn render(src: Sources<'_>) -> String {
     latencies(src, &mut out);
     counters(src, &mut out);
     gauges(src, &mut out);
-    campaigns(src, &mut out).await;
+    let catalog = src.catalog.load_full();
+    campaigns(&catalog, src.redis, src.scripts, src.clock, &mut out).await;
     retirement(src, &mut out);
     src.metrics.archive.render(&mut out);
     out

@@ -10,12 +10,14 @@
 //! - [`histogram`]: fixed-bucket latency histograms of atomics.
 //! - [`requests`]: requests by route, status and code; latency by route.
 //! - [`exposition`]: the `/metrics` text, from the parts of the gateway's state it is lent
-//!   ([`exposition::Sources`]); [`campaign_series`]: its per-campaign part, read from Redis.
+//!   ([`exposition::Sources`]); [`campaign_series`]: its per-campaign part, read from Redis;
+//!   [`text_format`]: the family header every part writes.
 
 pub mod campaign_series;
 pub mod exposition;
 pub mod histogram;
 pub mod requests;
+pub mod text_format;
 
 use std::sync::atomic::AtomicU64;
 
