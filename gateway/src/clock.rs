@@ -119,19 +119,19 @@ impl Clock {
         }
     }
 
-    /// Returns once this clock reads `ms` (Unix ms) or later: a clock that moves by itself is
-    /// slept on; a manual one, which would never get there, is moved there. Every wait for
-    /// the clock to pass a mark goes through here, so no caller special-cases tests.
+    /// Waits for this clock to reach `ms` (Unix ms): a clock that moves by itself is slept on
+    /// for the distance, once; a manual one, which would never get there, is moved there.
+    /// Every wait for the clock to pass a mark goes through here, so no caller special-cases
+    /// tests. A clock stepped back during the sleep is not waited for again: the caller
+    /// decides what a clock still short of its mark means (the node lease's generator mints
+    /// nothing until it passes).
     pub async fn wait_until(&self, ms: i64) {
         if self.is_manual() {
             self.advance_to(ms);
             return;
         }
-        loop {
-            let ahead = ms.saturating_sub(self.now_ms());
-            if ahead <= 0 {
-                return;
-            }
+        let ahead = ms.saturating_sub(self.now_ms());
+        if ahead > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(ahead.unsigned_abs())).await;
         }
     }

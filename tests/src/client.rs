@@ -85,7 +85,11 @@ impl Client {
         let req = req
             .body(Full::new(body.into()))
             .map_err(|e| e.to_string())?;
-        let res = self.inner.request(req).await.map_err(|e| e.to_string())?;
+        let res = self
+            .inner
+            .request(req)
+            .await
+            .map_err(|e| with_sources(&e))?;
         let (parts, body) = res.into_parts();
         let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
         let body = if bytes.is_empty() {
@@ -242,4 +246,17 @@ pub async fn metrics_series(admin: &str) -> std::collections::HashMap<String, f6
             Some((series.to_owned(), value.parse().ok()?))
         })
         .collect()
+}
+
+/// `error` and each of its sources: a transport failure says which (refused, reset, closed by
+/// the server), not only hyper-util's "client error (SendRequest)".
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
