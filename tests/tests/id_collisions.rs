@@ -279,6 +279,16 @@ async fn a_gateway_restarted_with_its_clock_stepped_back_never_mints_an_earlier_
     );
     let last = ids.next("42").unwrap();
     second.release(&mut redis, ids.last_ms()).await;
+    // The third lease's own mark is the system clock plus MINT_AHEAD: taken in the very
+    // millisecond the second one was, it would equal the second's and leave nothing to mint
+    // above it. A restarted gateway is never that quick; wait out that millisecond.
+    let ahead = i64::try_from(flashgate::node_lease::MINT_AHEAD.as_millis()).unwrap();
+    let second_mark = second
+        .mint_until()
+        .load(std::sync::atomic::Ordering::SeqCst);
+    while flashgate::clock::now_ms() + ahead <= second_mark {
+        tokio::task::yield_now().await;
+    }
     let (third, clock, ids) = life(&mut redis, node, listen, now - 1_000).await;
     assert!(ids.next("42").is_err());
     clock.set(third.floor_ms() + 1);
