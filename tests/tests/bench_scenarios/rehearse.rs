@@ -20,27 +20,11 @@ async fn rehearse_runs_a_flash_on_its_own_redis_and_gateway_and_stops_both() {
     let (_, config) = config_for(dir.path(), campaign);
     let work = dir.path().join("work");
 
-    let argv = vec![
-        "rehearse".to_owned(),
-        "--config".into(),
-        config.display().to_string(),
-        "--gateway".into(),
-        binary().display().to_string(),
-        "--workdir".into(),
-        work.display().to_string(),
-        "flash".into(),
-        "--campaign".into(),
-        id.clone(),
-        "--users".into(),
-        "1000".into(),
-        "--connections".into(),
-        "16".into(),
-    ];
     let BenchRun {
         passed,
         report,
         stderr,
-    } = bench(args(argv), &dir.path().join("rehearse.json")).await;
+    } = rehearse_flash(&[], &config, &work, &id).await;
 
     assert!(passed, "{:?}\n{stderr}", failed_checks(&report));
     assert_eq!(report["accepted"], 100);
@@ -86,30 +70,18 @@ async fn rehearse_on_a_private_cluster_sells_a_bucketed_campaign_and_reports_eac
     let work = dir.path().join("work");
     let stats = dir.path().join("redis.json");
 
-    let argv = vec![
-        "rehearse".to_owned(),
-        "--cluster".into(),
-        "--redis-stats".into(),
-        stats.display().to_string(),
-        "--config".into(),
-        config.display().to_string(),
-        "--gateway".into(),
-        binary().display().to_string(),
-        "--workdir".into(),
-        work.display().to_string(),
-        "flash".into(),
-        "--campaign".into(),
-        id.clone(),
-        "--users".into(),
-        "1000".into(),
-        "--connections".into(),
-        "16".into(),
-    ];
+    let stats_arg = stats.display().to_string();
     let BenchRun {
         passed,
         report,
         stderr,
-    } = bench(args(argv), &dir.path().join("rehearse.json")).await;
+    } = rehearse_flash(
+        &["--cluster", "--redis-stats", &stats_arg],
+        &config,
+        &work,
+        &id,
+    )
+    .await;
 
     assert!(passed, "{:?}\n{stderr}", failed_checks(&report));
     assert_eq!(report["accepted"], 100);
@@ -154,4 +126,36 @@ async fn rehearse_on_a_private_cluster_sells_a_bucketed_campaign_and_reports_eac
             "{addr} still accepts connections"
         );
     }
+}
+
+/// `rehearse [options] --config … --gateway … --workdir … flash` of 1,000 buyers on 16
+/// connections for campaign `id`; its report is written under `work`.
+async fn rehearse_flash(
+    options: &[&str],
+    config: &std::path::Path,
+    work: &std::path::Path,
+    id: &str,
+) -> BenchRun {
+    let mut argv = vec!["rehearse".to_owned()];
+    argv.extend(options.iter().map(|o| (*o).to_owned()));
+    for (flag, value) in [
+        ("--config", config.display().to_string()),
+        ("--gateway", binary().display().to_string()),
+        ("--workdir", work.display().to_string()),
+    ] {
+        argv.extend([flag.to_owned(), value]);
+    }
+    argv.extend(
+        [
+            "flash",
+            "--campaign",
+            id,
+            "--users",
+            "1000",
+            "--connections",
+            "16",
+        ]
+        .map(str::to_owned),
+    );
+    bench(args(argv), &work.with_extension("json")).await
 }
