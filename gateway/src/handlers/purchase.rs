@@ -17,7 +17,6 @@ use crate::auth::OrderTokenError;
 use crate::http::body::{parse_strict, read_bounded};
 use crate::http::{Answer, ApiError, ErrorCode, json};
 use crate::pipeline::catalog::Campaign;
-use crate::pipeline::reserve_error::ReserveError;
 
 /// The purchase body. Unknown fields are refused, so a client's typo is a 400, not an ignored
 /// setting.
@@ -71,14 +70,15 @@ where
         .reserve(identity.user_id.clone(), order_id, quantity)
         .await
         .map_err(|e| {
-            reserve_failed(
-                e,
-                app,
-                campaign,
-                order_id,
-                request.token.as_deref(),
-                &identity.user_id,
-            )
+            ApiError::reserve_failed(e, || {
+                // The client may not hold a token for this id (it sent none): give it one, so
+                // its retry is this purchase and not a second one.
+                let token = match request.token.as_deref() {
+                    Some(token) => token.to_string(),
+                    None => token_for(app, order_id, &campaign.config.id, &identity.user_id).0,
+                };
+                (order_id, token)
+            })
         })?;
     outcome_answer(app, campaign, outcome)
 }
@@ -168,36 +168,6 @@ async fn refusal_answer(
         return Ok(json(StatusCode::OK, &OrderView::from(&order)));
     }
     Err(refusal)
-}
-
-/// The answer when the reservation failed before Redis gave an outcome.
-fn reserve_failed(
-    error: ReserveError,
-    app: &App,
-    campaign: &Campaign,
-    order_id: u64,
-    token: Option<&str>,
-    user_id: &str,
-) -> ApiError {
-    match error {
-        ReserveError::Overloaded => ApiError::Unavailable {
-            code: ErrorCode::Overloaded,
-            message: "too many purchases in flight; retry shortly",
-        },
-        ReserveError::Unavailable => ApiError::Unavailable {
-            code: ErrorCode::RedisUnavailable,
-            message: "stock service unavailable; nothing was recorded",
-        },
-        // The client may not hold a token for this id (it sent none): give it one, so its
-        // retry is this purchase and not a second one.
-        ReserveError::OutcomeUnknown => ApiError::OutcomeUnknown {
-            order_id,
-            token: match token {
-                Some(token) => token.to_string(),
-                None => token_for(app, order_id, &campaign.config.id, user_id).0,
-            },
-        },
-    }
 }
 
 /// The answer for the reservation's outcome; an accepted order goes to the hand-off.

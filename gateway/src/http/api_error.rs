@@ -267,6 +267,33 @@ impl From<crate::pipeline::limits::Limited> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A reservation that got no decision. Refused before Redis or with Redis down, nothing was
+    /// recorded (503, retry). With the outcome unknown the answer must carry the purchase's order
+    /// id and a token for it, so the retry is this purchase and not a second one: `unsettled`
+    /// gives them, and is called only then (minting a token costs an HMAC).
+    pub fn reserve_failed(
+        error: crate::pipeline::reserve_error::ReserveError,
+        unsettled: impl FnOnce() -> (u64, String),
+    ) -> Self {
+        use crate::pipeline::reserve_error::ReserveError;
+        match error {
+            ReserveError::Overloaded => Self::Unavailable {
+                code: ErrorCode::Overloaded,
+                message: "too many purchases in flight; retry shortly",
+            },
+            ReserveError::Unavailable => Self::Unavailable {
+                code: ErrorCode::RedisUnavailable,
+                message: "stock service unavailable; nothing was recorded",
+            },
+            ReserveError::OutcomeUnknown => {
+                let (order_id, token) = unsettled();
+                Self::OutcomeUnknown { order_id, token }
+            }
+        }
+    }
+}
+
 /// A refused reload: an invalid file is the caller's to fix (422), an unreachable Redis or
 /// store is worth a retry (503).
 impl From<crate::reload::ReloadError> for ApiError {
@@ -358,5 +385,28 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
         assert_eq!(body["error"]["code"], ErrorCode::InvalidCursor.as_str());
         assert_eq!(body["error"]["message"], "x");
+    }
+
+    #[test]
+    fn a_reservation_without_a_decision_asks_for_the_token_only_when_it_may_have_committed() {
+        use crate::pipeline::reserve_error::ReserveError;
+        let never = || -> (u64, String) { panic!("no token is due when nothing was recorded") };
+        for (error, code) in [
+            (ReserveError::Overloaded, ErrorCode::Overloaded),
+            (ReserveError::Unavailable, ErrorCode::RedisUnavailable),
+        ] {
+            let refusal = ApiError::reserve_failed(error, never);
+            assert_eq!(refusal.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(refusal.code(), code);
+        }
+        let unknown =
+            ApiError::reserve_failed(ReserveError::OutcomeUnknown, || (42, "t.42".to_string()));
+        assert_eq!(
+            unknown,
+            ApiError::OutcomeUnknown {
+                order_id: 42,
+                token: "t.42".into()
+            }
+        );
     }
 }
