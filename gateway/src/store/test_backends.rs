@@ -92,7 +92,7 @@ impl Fresh {
     pub fn order_tables(&self) -> i64 {
         self.scalar(match self {
             Self::Sqlite(_) => {
-                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name LIKE 'orders_%'"
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name GLOB 'orders_[0-9][0-9]'"
             }
             Self::Postgres { .. } => {
                 "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' \

@@ -13,6 +13,8 @@
 //!   - `ledger.rs`: the campaign ledger, retired campaigns and their payments;
 //!   - `pass.rs`: an archive pass step, and row counts.
 //! - `queries.rs`: the statements of one shard table and its archive copy.
+//! - `user_index.rs`: the hot tables' user index, merged in bulk from a tail the inserts
+//!   append to.
 //! - `schema.rs`: the migrations of the store file and its archive.
 //! - `connections.rs`: connection settings, the archive file attached, locks, driver errors.
 
@@ -35,6 +37,9 @@ mod lookups;
 mod pass;
 mod queries;
 mod schema;
+mod user_index;
+#[cfg(test)]
+mod user_index_tests;
 mod writes;
 
 /// Orders in SQLite: WAL mode, one shard table per value of the order id's low `shard_bits`.
@@ -54,6 +59,8 @@ pub struct SqliteStore {
     shard_bits: u8,
     /// SQL text per shard table, built once so the hot path only looks statements up.
     sql: Vec<ShardSql>,
+    /// When the user-index tails are next merged; locked only under the writer's lock.
+    merges: Mutex<user_index::Cadence>,
 }
 
 impl SqliteStore {
@@ -127,6 +134,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             shard_bits,
             sql: tables.iter().map(|t| ShardSql::new(t)).collect(),
+            merges: Mutex::default(),
         })
     }
 

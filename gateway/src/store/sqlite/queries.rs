@@ -4,6 +4,8 @@ use crate::store::archive::due_sql;
 use crate::store::collision::same_order_sql;
 use crate::store::shards::COLUMNS;
 
+use super::user_index::MergeSql;
+
 /// The statements of one shard table.
 #[derive(Debug)]
 pub(super) struct ShardSql {
@@ -29,6 +31,8 @@ pub(super) struct ShardSql {
     pub(super) delete_copied: String,
     pub(super) count_hot: String,
     pub(super) count_archived: String,
+    /// The merge of the table's user-index tail.
+    pub(super) user_merge: MergeSql,
 }
 
 impl ShardSql {
@@ -73,9 +77,16 @@ impl ShardSql {
                  WHERE order_id = ?1 AND version = ?2 AND status = 'pending_payment'"
             ),
             // Each side's first `?3` (twice a page: an order in both places counts once).
+            // The hot side's ids come from the merged user index and its unmerged tail, each
+            // cut at `?3` too, so a page reads a page's worth whatever the user holds.
             by_user: format!(
                 "SELECT * FROM (SELECT {COLUMNS} FROM main.{table} WHERE user_id = ?1 \
-                 AND order_id < ?2 ORDER BY order_id DESC LIMIT ?3) UNION ALL \
+                 AND order_id IN (SELECT order_id FROM (SELECT order_id \
+                 FROM main.{table}_by_user WHERE user_id = ?1 AND order_id < ?2 \
+                 ORDER BY order_id DESC LIMIT ?3) UNION ALL SELECT order_id FROM \
+                 (SELECT order_id FROM main.{table}_user_tail WHERE user_id = ?1 \
+                 AND order_id < ?2 ORDER BY order_id DESC LIMIT ?3)) \
+                 ORDER BY order_id DESC LIMIT ?3) UNION ALL \
                  SELECT * FROM (SELECT {COLUMNS} FROM archive.{table} WHERE user_id = ?1 \
                  AND order_id < ?2 ORDER BY order_id DESC LIMIT ?3)"
             ),
@@ -108,6 +119,7 @@ impl ShardSql {
             ),
             count_hot: format!("SELECT count(*) FROM main.{table}"),
             count_archived: format!("SELECT count(*) FROM archive.{table}"),
+            user_merge: MergeSql::new(table),
         }
     }
 }

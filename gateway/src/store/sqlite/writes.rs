@@ -1,12 +1,13 @@
 //! Orders written: a batch in one transaction, each row through its shard table's cached
-//! insert, and one order's compare-and-set (in the archive when the hot table no longer
-//! holds it).
+//! insert, then the user-index tails merged when due; and one order's compare-and-set (in the
+//! archive when the hot table no longer holds it).
 
 use flashgate_stock::Order;
 use rusqlite::{OptionalExtension, TransactionBehavior};
 
 use super::SqliteStore;
 use super::connections::lock;
+use super::user_index;
 use crate::store::StoreError;
 use crate::store::collision::{Collision, Written};
 use crate::store::row::Row;
@@ -51,7 +52,26 @@ pub(super) fn write_batch(store: &SqliteStore, orders: &[Order]) -> Result<Writt
         }
     }
     tx.commit()?;
+    merge_if_due(store, &mut conn, rows.len());
     Ok(written)
+}
+
+/// Merges the user-index tails when due, after the batch's commit: a merge that fails leaves
+/// the tails to be read as they are and merged by a later one, and the batch stands.
+fn merge_if_due(store: &SqliteStore, conn: &mut rusqlite::Connection, rows: usize) {
+    let Ok(mut cadence) = store.merges.lock() else {
+        return;
+    };
+    if !cadence.due(rows) {
+        return;
+    }
+    // Failed or not, the next try waits its turn: a store that refuses (a full disk) is not
+    // asked again with every batch.
+    cadence.restart();
+    match user_index::merge(conn, store.sql.iter().map(|s| &s.user_merge)) {
+        Ok(entries) => tracing::debug!(entries, "user index tails merged"),
+        Err(e) => tracing::warn!(error = %e, "user index tails not merged; a later batch retries"),
+    }
 }
 
 pub(super) fn update_if_newer(store: &SqliteStore, order: &Order) -> Result<bool, StoreError> {
