@@ -223,6 +223,31 @@ impl ApiError {
         body.extend_from_slice(b"}}");
         body
     }
+
+    /// A reservation that got no decision. Refused before Redis or with Redis down, nothing was
+    /// recorded (503, retry). With the outcome unknown the answer must carry the purchase's order
+    /// id and a token for it, so the retry is this purchase and not a second one: `unsettled`
+    /// gives them, and is called only then (minting a token costs an HMAC).
+    pub fn reserve_failed(
+        error: crate::pipeline::reserve_error::ReserveError,
+        unsettled: impl FnOnce() -> (u64, String),
+    ) -> Self {
+        use crate::pipeline::reserve_error::ReserveError;
+        match error {
+            ReserveError::Overloaded => Self::Unavailable {
+                code: ErrorCode::Overloaded,
+                message: "too many purchases in flight; retry shortly",
+            },
+            ReserveError::Unavailable => Self::Unavailable {
+                code: ErrorCode::RedisUnavailable,
+                message: "stock service unavailable; nothing was recorded",
+            },
+            ReserveError::OutcomeUnknown => {
+                let (order_id, token) = unsettled();
+                Self::OutcomeUnknown { order_id, token }
+            }
+        }
+    }
 }
 
 impl From<AuthError> for ApiError {
@@ -263,33 +288,6 @@ impl From<crate::pipeline::limits::Limited> for ApiError {
         Self::RateLimited {
             scope: e.scope,
             retry_after_s: e.retry_after_s,
-        }
-    }
-}
-
-impl ApiError {
-    /// A reservation that got no decision. Refused before Redis or with Redis down, nothing was
-    /// recorded (503, retry). With the outcome unknown the answer must carry the purchase's order
-    /// id and a token for it, so the retry is this purchase and not a second one: `unsettled`
-    /// gives them, and is called only then (minting a token costs an HMAC).
-    pub fn reserve_failed(
-        error: crate::pipeline::reserve_error::ReserveError,
-        unsettled: impl FnOnce() -> (u64, String),
-    ) -> Self {
-        use crate::pipeline::reserve_error::ReserveError;
-        match error {
-            ReserveError::Overloaded => Self::Unavailable {
-                code: ErrorCode::Overloaded,
-                message: "too many purchases in flight; retry shortly",
-            },
-            ReserveError::Unavailable => Self::Unavailable {
-                code: ErrorCode::RedisUnavailable,
-                message: "stock service unavailable; nothing was recorded",
-            },
-            ReserveError::OutcomeUnknown => {
-                let (order_id, token) = unsettled();
-                Self::OutcomeUnknown { order_id, token }
-            }
         }
     }
 }

@@ -141,6 +141,11 @@ impl SqliteStore {
     fn shard_of(&self, order_id: u64) -> usize {
         shard_of(order_id, self.shard_bits)
     }
+
+    /// Merges every table's user-index tail on `conn` (the writer's); returns the entries.
+    fn merge_user_tails(&self, conn: &mut Connection) -> Result<usize, StoreError> {
+        user_index::merge(conn, self.sql.iter().map(|s| &s.user_merge))
+    }
 }
 
 impl OrderStore for SqliteStore {

@@ -8,7 +8,6 @@ use rusqlite::Connection;
 
 use super::SqliteStore;
 use super::connections::lock;
-use super::user_index;
 use crate::store::shards::table_of;
 use crate::store::{OrderStore, Retirement};
 
@@ -63,7 +62,7 @@ fn listed(store: &SqliteStore) -> Vec<u64> {
 
 fn merge(store: &SqliteStore) -> usize {
     let mut conn = lock(&store.writer, "writer").unwrap();
-    user_index::merge(&mut conn, store.sql.iter().map(|s| &s.user_merge)).unwrap()
+    store.merge_user_tails(&mut conn).unwrap()
 }
 
 /// Alice's ids from `from` to `to`, newest first, as a listing gives them.

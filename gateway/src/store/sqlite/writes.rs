@@ -7,7 +7,6 @@ use rusqlite::{OptionalExtension, TransactionBehavior};
 
 use super::SqliteStore;
 use super::connections::lock;
-use super::user_index;
 use crate::store::StoreError;
 use crate::store::collision::{Collision, Written};
 use crate::store::row::Row;
@@ -68,7 +67,7 @@ fn merge_if_due(store: &SqliteStore, conn: &mut rusqlite::Connection, rows: usiz
     // Failed or not, the next try waits its turn: a store that refuses (a full disk) is not
     // asked again with every batch.
     cadence.restart();
-    match user_index::merge(conn, store.sql.iter().map(|s| &s.user_merge)) {
+    match store.merge_user_tails(conn) {
         Ok(entries) => tracing::debug!(entries, "user index tails merged"),
         Err(e) => tracing::warn!(error = %e, "user index tails not merged; a later batch retries"),
     }
